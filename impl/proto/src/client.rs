@@ -1,0 +1,842 @@
+//! The MCP client as a typed state machine, from "the MCP server answered 401" to "authorized"
+//! (and refreshed). It never performs I/O: the caller takes the next [`Action`] out with
+//! [`Client::poll_action`] and feeds answers in with [`Client::handle_response`] and
+//! [`Client::handle_redirect`] (rustls / quinn style).
+//!
+//! Discovery order: the `resource_metadata` URL of the challenge, else the path-inserted
+//! well-known PRM URL, else the root one; then RFC 8414 metadata at the path-inserted URL, then
+//! OpenID discovery (path-inserted, then path-appended). Registration is pre-configured or
+//! dynamic (RFC 7591). The authorization request carries PKCE S256, `state` and `resource`; the
+//! callback must return the same `state` and, when present or advertised, the issuer as `iss`.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use serde::{Deserialize, Serialize};
+
+use crate::challenge::{BearerChallenge, parse_www_authenticate};
+use crate::entropy::{Entropy, mint};
+use crate::form::{self, Params};
+use crate::http::{HttpRequest, HttpResponse, Method};
+use crate::metadata::{
+    ASM_SUFFIX, AuthorizationServerMetadata, DOCUMENT_LEN_MAX, OIDC_SUFFIX, PRM_SUFFIX,
+    ProtectedResourceMetadata,
+};
+use crate::pkce::{CodeVerifier, S256};
+use crate::server::{ClientMetadata, RegistrationResponse, TokenResponse};
+use crate::time::UnixTime;
+use crate::types::ScopeSet;
+use crate::uri::{
+    HttpPolicy, Issuer, RedirectUri, ResourceUri, well_known_append, well_known_insert,
+    well_known_root,
+};
+
+/// Client configuration.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ClientConfig {
+    /// The MCP server URL, as the user gave it.
+    pub server_url: String,
+    /// Our redirect URI (a loopback URI with the listener's port, RFC 8252).
+    pub redirect_uri: String,
+    /// Name sent at registration.
+    pub client_name: String,
+    /// Scopes to request; when `None`, those of the challenge, else none.
+    pub scope: Option<ScopeSet>,
+    /// Pre-registered credentials (client id, optional secret) instead of DCR.
+    pub preregistered: Option<(String, Option<String>)>,
+    /// Whether http URLs are acceptable for loopback hosts (spec PF-8; off by default).
+    pub http_policy: HttpPolicy,
+    /// Compatibility switch, off by default: proceed when AS metadata omits
+    /// `code_challenge_methods_supported` entirely (it must still not exclude S256).
+    // spec: PF-12
+    pub allow_missing_pkce_metadata: bool,
+}
+
+impl ClientConfig {
+    /// A strict configuration.
+    pub fn new(server_url: impl Into<String>, redirect_uri: impl Into<String>) -> Self {
+        Self {
+            server_url: server_url.into(),
+            redirect_uri: redirect_uri.into(),
+            client_name: "mcp-auth".into(),
+            scope: None,
+            preregistered: None,
+            http_policy: HttpPolicy::HttpsOnly,
+            allow_missing_pkce_metadata: false,
+        }
+    }
+}
+
+/// Why the client stopped. Each names the requirement the peer broke.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum ClientError {
+    /// The MCP server URL is not a valid (https) URI.
+    BadServerUrl,
+    /// The 401's `WWW-Authenticate` could not be parsed.
+    BadChallenge,
+    /// No usable Protected Resource Metadata at any candidate URL.
+    NoResourceMetadata,
+    /// The PRM document is not valid JSON metadata.
+    BadResourceMetadata,
+    /// PRM `resource` is not the server we asked about.
+    ResourceMismatch {
+        /// What the document said.
+        got: String,
+    },
+    /// PRM lists no usable authorization server.
+    NoAuthorizationServer,
+    /// No usable authorization server metadata at any candidate URL.
+    NoServerMetadata,
+    /// The metadata `issuer` is not the issuer we looked up.
+    IssuerMismatch {
+        /// What the document said.
+        got: String,
+    },
+    /// The metadata lacks endpoints, or an endpoint is not https.
+    BadServerMetadata,
+    /// The AS does not advertise PKCE S256.
+    PkceUnsupported,
+    /// The AS has no registration endpoint and no credentials are configured.
+    NoRegistration,
+    /// Registration failed.
+    RegistrationFailed {
+        /// HTTP status.
+        status: u16,
+    },
+    /// The callback's `state` is missing or not ours (discarded).
+    StateMismatch,
+    /// The callback's `iss` is not the issuer of this flow (mix-up), or missing though advertised.
+    IssuerResponseMismatch,
+    /// The AS redirected with an error.
+    AuthorizationDenied {
+        /// `error`.
+        error: String,
+    },
+    /// The callback has neither `code` nor `error`.
+    BadCallback,
+    /// The token endpoint refused.
+    TokenRejected {
+        /// HTTP status.
+        status: u16,
+        /// `error`, if any.
+        error: Option<String>,
+    },
+    /// The token response is not usable (not JSON, not Bearer, no token).
+    BadTokenResponse,
+    /// The call does not fit the current state (caller's bug).
+    UnexpectedInput,
+}
+
+impl ClientError {
+    /// The requirement this error enforces.
+    pub const fn requirement(&self) -> &'static str {
+        match self {
+            Self::BadServerUrl => "RES-9",
+            Self::BadChallenge => "DISC-2",
+            Self::NoResourceMetadata => "DISC-1",
+            Self::BadResourceMetadata => "DISC-5",
+            Self::ResourceMismatch { .. } => "DISC-4",
+            Self::NoAuthorizationServer => "PRM-2",
+            Self::NoServerMetadata => "DISC-7",
+            Self::IssuerMismatch { .. } => "DISC-8",
+            Self::BadServerMetadata => "GEN-6",
+            Self::PkceUnsupported => "PKCE-11",
+            Self::NoRegistration => "DCR-2",
+            Self::RegistrationFailed { .. } => "DCR-4",
+            Self::StateMismatch => "AZ-11",
+            Self::IssuerResponseMismatch => "AZ-20",
+            Self::AuthorizationDenied { .. } => "AZ-10",
+            Self::BadCallback => "AZ-18",
+            Self::TokenRejected { .. } => "TOK-14",
+            Self::BadTokenResponse => "TOK-13",
+            Self::UnexpectedInput => "SEC-12",
+        }
+    }
+}
+
+impl std::fmt::Display for ClientError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{self:?} ({})", self.requirement())
+    }
+}
+
+impl std::error::Error for ClientError {}
+
+/// Tokens obtained for one resource from one authorization server. This is what a driver
+/// persists (keyed by issuer) and what [`Client::resume`] takes back.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Tokens {
+    /// The issuer that minted them.
+    pub issuer: String,
+    /// The token endpoint of that issuer.
+    pub token_endpoint: String,
+    /// The resource they are for (canonical).
+    pub resource: String,
+    /// Our client id at that issuer.
+    pub client_id: String,
+    /// Our client secret, if confidential.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<String>,
+    /// The access token.
+    pub access_token: String,
+    /// The refresh token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+    /// When the access token should be considered expired.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<u64>,
+    /// Granted scopes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+}
+
+/// What the driver must do next.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Action {
+    /// Send this request and feed the answer to [`Client::handle_response`].
+    Send(HttpRequest),
+    /// Open this authorization URL in the user's browser; feed the redirect's query to
+    /// [`Client::handle_redirect`].
+    OpenBrowser(String),
+    /// Done: use these tokens.
+    Authorized(Tokens),
+    /// Terminal failure.
+    Failed(ClientError),
+    /// Nothing to do until [`Client::handle_unauthorized`] (initial state).
+    Idle,
+}
+
+/// The discovered context of a flow.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct Discovered {
+    resource: ResourceUri,
+    issuer: Issuer,
+    metadata: AuthorizationServerMetadata,
+    scope: Option<ScopeSet>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct Registration {
+    client_id: String,
+    client_secret: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum State {
+    Idle,
+    AwaitingResourceMetadata {
+        candidates: Vec<String>,
+        scope: Option<ScopeSet>,
+    },
+    AwaitingServerMetadata {
+        resource: ResourceUri,
+        issuer: Issuer,
+        candidates: Vec<String>,
+        scope: Option<ScopeSet>,
+    },
+    AwaitingRegistration {
+        flow: Discovered,
+    },
+    AwaitingRedirect {
+        flow: Discovered,
+        reg: Registration,
+        verifier: CodeVerifier,
+        state: String,
+        url: String,
+    },
+    AwaitingToken {
+        flow: Discovered,
+        reg: Registration,
+        request: HttpRequest,
+    },
+    Authorized {
+        tokens: Tokens,
+    },
+    AwaitingRefresh {
+        tokens: Tokens,
+        request: HttpRequest,
+    },
+    Failed(ClientError),
+}
+
+/// The client state machine.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Client {
+    config: ClientConfig,
+    resource: Result<ResourceUri, ClientError>,
+    state: State,
+    /// The request whose answer is awaited, if any.
+    outgoing: Option<HttpRequest>,
+}
+
+impl Client {
+    /// A client in the idle state.
+    // spec: RES-3, RES-4, RES-9
+    pub fn new(config: ClientConfig) -> Self {
+        let resource = ResourceUri::parse(&config.server_url, config.http_policy)
+            .map_err(|_| ClientError::BadServerUrl);
+        Self {
+            config,
+            resource,
+            state: State::Idle,
+            outgoing: None,
+        }
+    }
+
+    /// A client that already holds tokens (from storage). They are used only for the resource
+    /// they were obtained for.
+    pub fn resume(config: ClientConfig, tokens: Tokens) -> Self {
+        let mut c = Self::new(config);
+        if c.resource
+            .as_ref()
+            .is_ok_and(|r| r.as_str() == tokens.resource)
+        {
+            c.state = State::Authorized { tokens };
+        }
+        c
+    }
+
+    /// The canonical resource URI of the configured server.
+    pub fn resource(&self) -> Result<&ResourceUri, &ClientError> {
+        self.resource.as_ref()
+    }
+
+    /// What to do next.
+    pub fn poll_action(&self) -> Action {
+        match &self.state {
+            State::Idle => Action::Idle,
+            State::Failed(e) => Action::Failed(e.clone()),
+            State::Authorized { tokens } => Action::Authorized(tokens.clone()),
+            State::AwaitingRedirect { url, .. } => Action::OpenBrowser(url.clone()),
+            _ => self
+                .outgoing
+                .clone()
+                .map_or(Action::Failed(ClientError::UnexpectedInput), Action::Send),
+        }
+    }
+
+    /// The `Authorization` header value to send to `url`, if we hold a token for it: only a
+    /// token obtained for exactly that server's canonical URI is ever sent, in the header.
+    // spec: CLI-1, CLI-3, CLI-4, CLI-5, RT-10
+    pub fn authorization_for(&self, url: &str) -> Option<String> {
+        let State::Authorized { tokens } = &self.state else {
+            return None;
+        };
+        let target = ResourceUri::parse(url, self.config.http_policy).ok()?;
+        (target.as_str() == tokens.resource).then(|| format!("Bearer {}", tokens.access_token))
+    }
+
+    /// The MCP server answered 401: start (or restart) discovery from its challenge.
+    // spec: DISC-1, DISC-2, PRM-8, DISC-10
+    pub fn handle_unauthorized<'a>(&mut self, www_authenticate: impl IntoIterator<Item = &'a str>) {
+        let resource = match &self.resource {
+            Ok(r) => r.clone(),
+            Err(e) => return self.fail(e.clone()),
+        };
+        let challenge = match parse_www_authenticate(www_authenticate)
+            .and_then(|c| BearerChallenge::from_challenges(&c))
+        {
+            Ok(c) => c.unwrap_or_default(),
+            Err(_) => return self.fail(ClientError::BadChallenge),
+        };
+        let scope = self.config.scope.clone().or_else(|| {
+            challenge
+                .scope
+                .as_deref()
+                .and_then(|s| ScopeSet::parse(s).ok())
+        });
+        let candidates = match challenge.resource_metadata {
+            Some(url) => vec![url],
+            None => {
+                let mut c: Vec<String> = [
+                    well_known_insert(resource.as_str(), PRM_SUFFIX),
+                    well_known_root(resource.as_str(), PRM_SUFFIX),
+                ]
+                .into_iter()
+                .flatten()
+                .collect();
+                c.dedup();
+                c
+            }
+        };
+        self.state = State::AwaitingResourceMetadata { candidates, scope };
+        self.next_candidate();
+    }
+
+    /// Start a refresh (the access token expired or was refused).
+    // spec: RES-2, RT-10, ERR-10
+    pub fn start_refresh(&mut self) {
+        let State::Authorized { tokens } = &self.state else {
+            return self.fail(ClientError::UnexpectedInput);
+        };
+        let Some(refresh) = tokens.refresh_token.clone() else {
+            return self.fail(ClientError::UnexpectedInput);
+        };
+        let mut pairs = vec![
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh.as_str()),
+            ("resource", tokens.resource.as_str()),
+        ];
+        if tokens.client_secret.is_none() {
+            pairs.push(("client_id", tokens.client_id.as_str()));
+        }
+        let request = token_request(
+            &tokens.token_endpoint,
+            &pairs,
+            &tokens.client_id,
+            tokens.client_secret.as_deref(),
+        );
+        self.outgoing = Some(request.clone());
+        self.state = State::AwaitingRefresh {
+            tokens: tokens.clone(),
+            request,
+        };
+    }
+
+    /// Feed the answer to the last [`Action::Send`].
+    pub fn handle_response(
+        &mut self,
+        now: UnixTime,
+        entropy: &mut impl Entropy,
+        response: &HttpResponse,
+    ) {
+        if self.outgoing.take().is_none() {
+            return self.fail(ClientError::UnexpectedInput);
+        }
+        let state = std::mem::replace(&mut self.state, State::Failed(ClientError::UnexpectedInput));
+        match state {
+            State::AwaitingResourceMetadata { candidates, scope } => {
+                self.on_resource_metadata(response, candidates, scope)
+            }
+            State::AwaitingServerMetadata {
+                resource,
+                issuer,
+                candidates,
+                scope,
+            } => {
+                self.on_server_metadata(entropy, response, resource, issuer, candidates, scope);
+            }
+            State::AwaitingRegistration { flow } => self.on_registration(entropy, response, flow),
+            State::AwaitingToken { flow, reg, .. } => self.on_token(now, response, &flow, &reg),
+            State::AwaitingRefresh { tokens, .. } => self.on_refresh(now, response, tokens),
+            other => {
+                self.state = other;
+                self.fail(ClientError::UnexpectedInput);
+            }
+        }
+    }
+
+    /// Feed the query string of the redirect to our redirect URI. A callback whose `state` is
+    /// not ours is discarded (an error is returned and the flow keeps waiting); any other
+    /// problem ends the flow.
+    // spec: AZ-11, AZ-12, AZ-18, AZ-20, SEC-12, SEC-13
+    pub fn handle_redirect(&mut self, query: &str) -> Result<(), ClientError> {
+        let State::AwaitingRedirect { state, .. } = &self.state else {
+            return Err(ClientError::UnexpectedInput);
+        };
+        let params = Params::decode(query.as_bytes()).map_err(|_| ClientError::StateMismatch)?;
+        let given = params.one("state").ok().flatten();
+        if !given
+            .is_some_and(|g| subtle::ConstantTimeEq::ct_eq(g.as_bytes(), state.as_bytes()).into())
+        {
+            return Err(ClientError::StateMismatch);
+        }
+        let State::AwaitingRedirect {
+            flow,
+            reg,
+            verifier,
+            ..
+        } = std::mem::replace(&mut self.state, State::Idle)
+        else {
+            return Err(ClientError::UnexpectedInput);
+        };
+        // RFC 9207: compare iss before looking at anything else in the response.
+        let iss = params.one("iss").map_err(|_| ClientError::BadCallback);
+        let advertised = flow.metadata.authorization_response_iss_parameter_supported;
+        match iss {
+            Ok(Some(iss)) if iss == flow.issuer.as_str() => {}
+            Ok(None) if !advertised => {}
+            _ => {
+                self.fail(ClientError::IssuerResponseMismatch);
+                return Err(ClientError::IssuerResponseMismatch);
+            }
+        }
+        if let Ok(Some(error)) = params.one("error") {
+            let e = ClientError::AuthorizationDenied {
+                error: error.to_owned(),
+            };
+            self.fail(e.clone());
+            return Err(e);
+        }
+        let Ok(Some(code)) = params.one("code") else {
+            self.fail(ClientError::BadCallback);
+            return Err(ClientError::BadCallback);
+        };
+        let Some(token_endpoint) = flow.metadata.token_endpoint.clone() else {
+            self.fail(ClientError::BadServerMetadata);
+            return Err(ClientError::BadServerMetadata);
+        };
+        let mut pairs = vec![
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", self.config.redirect_uri.as_str()),
+            ("code_verifier", verifier.as_str()),
+            ("resource", flow.resource.as_str()),
+        ];
+        if reg.client_secret.is_none() {
+            pairs.push(("client_id", reg.client_id.as_str()));
+        }
+        // spec: TOK-1, PKCE-1, RES-2, AZ-20
+        let request = token_request(
+            &token_endpoint,
+            &pairs,
+            &reg.client_id,
+            reg.client_secret.as_deref(),
+        );
+        self.outgoing = Some(request.clone());
+        self.state = State::AwaitingToken { flow, reg, request };
+        Ok(())
+    }
+
+    // ---- transitions ------------------------------------------------------------------------
+
+    fn fail(&mut self, error: ClientError) {
+        self.outgoing = None;
+        self.state = State::Failed(error);
+    }
+
+    fn get(&mut self, url: String) {
+        self.outgoing =
+            Some(HttpRequest::new(Method::Get, url).header("accept", "application/json"));
+    }
+
+    /// Issue the GET for the first remaining candidate of a discovery state.
+    // spec: DISC-3, DISC-9
+    fn next_candidate(&mut self) {
+        let url = match &mut self.state {
+            State::AwaitingResourceMetadata { candidates, .. }
+            | State::AwaitingServerMetadata { candidates, .. } => {
+                if candidates.is_empty() {
+                    None
+                } else {
+                    Some(candidates.remove(0))
+                }
+            }
+            _ => None,
+        };
+        match (url, &self.state) {
+            (Some(url), _) => self.get(url),
+            (None, State::AwaitingResourceMetadata { .. }) => {
+                self.fail(ClientError::NoResourceMetadata)
+            }
+            (None, _) => self.fail(ClientError::NoServerMetadata),
+        }
+    }
+
+    // spec: DISC-4, DISC-5, DISC-6, PRM-2, RES-4
+    fn on_resource_metadata(
+        &mut self,
+        response: &HttpResponse,
+        candidates: Vec<String>,
+        scope: Option<ScopeSet>,
+    ) {
+        if response.status != 200 {
+            self.state = State::AwaitingResourceMetadata { candidates, scope };
+            return self.next_candidate();
+        }
+        let Some(prm) = parse_json::<ProtectedResourceMetadata>(response) else {
+            return self.fail(ClientError::BadResourceMetadata);
+        };
+        let Ok(resource) = self.resource.clone() else {
+            return self.fail(ClientError::BadServerUrl);
+        };
+        // RFC 9728 §3.3: identical to the resource we asked about (our canonical form, or the
+        // URL exactly as configured).
+        if prm.resource != resource.as_str() && prm.resource != self.config.server_url {
+            return self.fail(ClientError::ResourceMismatch { got: prm.resource });
+        }
+        let Some(issuer) = prm
+            .authorization_servers
+            .iter()
+            .find_map(|s| Issuer::parse(s, self.config.http_policy).ok())
+        else {
+            return self.fail(ClientError::NoAuthorizationServer);
+        };
+        let scope = scope.or_else(|| {
+            // 2025-11-25 scope selection: without a challenged scope, what PRM lists.
+            (!prm.scopes_supported.is_empty())
+                .then(|| ScopeSet::from_tokens(prm.scopes_supported.iter().cloned()))
+        });
+        let mut candidates: Vec<String> = [
+            well_known_insert(issuer.as_str(), ASM_SUFFIX),
+            well_known_insert(issuer.as_str(), OIDC_SUFFIX),
+            well_known_append(issuer.as_str(), OIDC_SUFFIX),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        candidates.dedup();
+        self.state = State::AwaitingServerMetadata {
+            resource,
+            issuer,
+            candidates,
+            scope,
+        };
+        self.next_candidate();
+    }
+
+    // spec: DISC-7, DISC-8, PKCE-11, GEN-6, RES-8
+    fn on_server_metadata(
+        &mut self,
+        entropy: &mut impl Entropy,
+        response: &HttpResponse,
+        resource: ResourceUri,
+        issuer: Issuer,
+        candidates: Vec<String>,
+        scope: Option<ScopeSet>,
+    ) {
+        if response.status != 200 {
+            self.state = State::AwaitingServerMetadata {
+                resource,
+                issuer,
+                candidates,
+                scope,
+            };
+            return self.next_candidate();
+        }
+        let Some(metadata) = parse_json::<AuthorizationServerMetadata>(response) else {
+            return self.fail(ClientError::NoServerMetadata);
+        };
+        if metadata.issuer != issuer.as_str() {
+            return self.fail(ClientError::IssuerMismatch {
+                got: metadata.issuer,
+            });
+        }
+        let policy = self.config.http_policy;
+        let endpoints_ok = [&metadata.authorization_endpoint, &metadata.token_endpoint]
+            .iter()
+            .all(|e| e.as_deref().is_some_and(|u| endpoint_ok(u, policy)))
+            && metadata
+                .registration_endpoint
+                .as_deref()
+                .is_none_or(|u| endpoint_ok(u, policy));
+        if !endpoints_ok {
+            return self.fail(ClientError::BadServerMetadata);
+        }
+        let methods = &metadata.code_challenge_methods_supported;
+        let pkce_ok = methods.iter().any(|m| m == S256)
+            || (methods.is_empty() && self.config.allow_missing_pkce_metadata);
+        if !pkce_ok {
+            return self.fail(ClientError::PkceUnsupported);
+        }
+        let flow = Discovered {
+            resource,
+            issuer,
+            metadata,
+            scope,
+        };
+        match self.config.preregistered.clone() {
+            Some((client_id, client_secret)) => self.authorize(
+                entropy,
+                flow,
+                Registration {
+                    client_id,
+                    client_secret,
+                },
+            ),
+            None => self.register(flow),
+        }
+    }
+
+    // spec: DCR-2, DCR-4, DCR-5, DCR-10, CLI-7
+    fn register(&mut self, flow: Discovered) {
+        let Some(endpoint) = flow.metadata.registration_endpoint.clone() else {
+            return self.fail(ClientError::NoRegistration);
+        };
+        let metadata = ClientMetadata {
+            redirect_uris: vec![self.config.redirect_uri.clone()],
+            token_endpoint_auth_method: Some("none".into()),
+            grant_types: Some(vec!["authorization_code".into(), "refresh_token".into()]),
+            response_types: Some(vec!["code".into()]),
+            client_name: Some(self.config.client_name.clone()),
+            scope: flow.scope.as_ref().and_then(ScopeSet::to_option),
+            ..Default::default()
+        };
+        let body = serde_json::to_vec(&metadata).unwrap_or_default();
+        self.outgoing = Some(
+            HttpRequest::new(Method::Post, endpoint)
+                .header("content-type", "application/json")
+                .header("accept", "application/json")
+                .body(body),
+        );
+        self.state = State::AwaitingRegistration { flow };
+    }
+
+    fn on_registration(
+        &mut self,
+        entropy: &mut impl Entropy,
+        response: &HttpResponse,
+        flow: Discovered,
+    ) {
+        if response.status != 201 && response.status != 200 {
+            return self.fail(ClientError::RegistrationFailed {
+                status: response.status,
+            });
+        }
+        let Some(reg) = parse_json::<RegistrationResponse>(response) else {
+            return self.fail(ClientError::RegistrationFailed {
+                status: response.status,
+            });
+        };
+        self.authorize(
+            entropy,
+            flow,
+            Registration {
+                client_id: reg.client_id.0,
+                client_secret: reg.client_secret,
+            },
+        );
+    }
+
+    /// Build the authorization URL: PKCE S256, a fresh state, the resource and the scope.
+    // spec: AZ-1, AZ-5, AZ-6, AZ-13, PKCE-1, PKCE-2, PKCE-3, PKCE-5, RES-2, RES-8, AZ-23
+    fn authorize(&mut self, entropy: &mut impl Entropy, flow: Discovered, reg: Registration) {
+        let verifier = CodeVerifier::generate(entropy);
+        let state = mint(entropy);
+        let challenge = verifier.challenge();
+        let scope = flow.scope.as_ref().and_then(ScopeSet::to_option);
+        let mut pairs = vec![
+            ("response_type", "code"),
+            ("client_id", reg.client_id.as_str()),
+            ("redirect_uri", self.config.redirect_uri.as_str()),
+            ("state", state.as_str()),
+            ("code_challenge", challenge.as_str()),
+            ("code_challenge_method", S256),
+            ("resource", flow.resource.as_str()),
+        ];
+        if let Some(s) = &scope {
+            pairs.push(("scope", s));
+        }
+        let query = form::encode(pairs);
+        let endpoint = flow
+            .metadata
+            .authorization_endpoint
+            .clone()
+            .unwrap_or_default();
+        let url = match RedirectUri::parse(&endpoint) {
+            Ok(u) => u.with_query(&query),
+            Err(_) if endpoint.contains('?') => format!("{endpoint}&{query}"),
+            Err(_) => format!("{endpoint}?{query}"),
+        };
+        self.outgoing = None;
+        self.state = State::AwaitingRedirect {
+            flow,
+            reg,
+            verifier,
+            state,
+            url,
+        };
+    }
+
+    // spec: TOK-11, TOK-13
+    fn on_token(
+        &mut self,
+        now: UnixTime,
+        response: &HttpResponse,
+        flow: &Discovered,
+        reg: &Registration,
+    ) {
+        let Some(token) = self.token_response(response) else {
+            return;
+        };
+        let tokens = Tokens {
+            issuer: flow.issuer.as_str().to_owned(),
+            token_endpoint: flow.metadata.token_endpoint.clone().unwrap_or_default(),
+            resource: flow.resource.as_str().to_owned(),
+            client_id: reg.client_id.clone(),
+            client_secret: reg.client_secret.clone(),
+            expires_at: token.expires_in.map(|s| now.plus(s).as_secs()),
+            access_token: token.access_token,
+            refresh_token: token.refresh_token,
+            scope: token.scope,
+        };
+        self.state = State::Authorized { tokens };
+    }
+
+    // spec: RT-7
+    fn on_refresh(&mut self, now: UnixTime, response: &HttpResponse, old: Tokens) {
+        let Some(token) = self.token_response(response) else {
+            return;
+        };
+        let tokens = Tokens {
+            expires_at: token.expires_in.map(|s| now.plus(s).as_secs()),
+            access_token: token.access_token,
+            refresh_token: token.refresh_token.or(old.refresh_token.clone()),
+            scope: token.scope.or(old.scope.clone()),
+            ..old
+        };
+        self.state = State::Authorized { tokens };
+    }
+
+    fn token_response(&mut self, response: &HttpResponse) -> Option<TokenResponse> {
+        if response.status != 200 {
+            #[derive(Deserialize)]
+            struct ErrorBody {
+                error: Option<String>,
+            }
+            let error = parse_json::<ErrorBody>(response).and_then(|b| b.error);
+            self.fail(ClientError::TokenRejected {
+                status: response.status,
+                error,
+            });
+            return None;
+        }
+        match parse_json::<TokenResponse>(response) {
+            Some(t)
+                if t.token_type.eq_ignore_ascii_case("bearer") && !t.access_token.is_empty() =>
+            {
+                Some(t)
+            }
+            _ => {
+                self.fail(ClientError::BadTokenResponse);
+                None
+            }
+        }
+    }
+}
+
+fn endpoint_ok(url: &str, policy: HttpPolicy) -> bool {
+    crate::uri::parse_uri(url).is_ok_and(|p| {
+        p.fragment.is_none()
+            && (p.scheme.eq_ignore_ascii_case("https")
+                || (policy == HttpPolicy::AllowLoopbackHttp
+                    && p.scheme.eq_ignore_ascii_case("http")
+                    && crate::uri::is_loopback_host(p.host)))
+    })
+}
+
+fn parse_json<T: serde::de::DeserializeOwned>(response: &HttpResponse) -> Option<T> {
+    if response.body.len() > DOCUMENT_LEN_MAX {
+        return None;
+    }
+    serde_json::from_slice(&response.body).ok()
+}
+
+/// A token request: form body; HTTP Basic for a confidential client.
+// spec: TOK-1, TOK-3, RT-11
+fn token_request(
+    endpoint: &str,
+    pairs: &[(&str, &str)],
+    client_id: &str,
+    secret: Option<&str>,
+) -> HttpRequest {
+    let mut request = HttpRequest::new(Method::Post, endpoint)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("accept", "application/json")
+        .body(form::encode(pairs.iter().copied()));
+    if let Some(secret) = secret {
+        let enc = |s: &str| form::encode([("", s)]).trim_start_matches('=').to_owned();
+        let basic = STANDARD.encode(format!("{}:{}", enc(client_id), enc(secret)));
+        request = request.header("authorization", format!("Basic {basic}"));
+    }
+    request
+}

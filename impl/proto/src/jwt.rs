@@ -1,0 +1,596 @@
+//! JWT access tokens (RFC 9068): minting on the authorization server, validation on the
+//! resource server, and the JWK Set between them. Cryptography is jsonwebtoken's
+//! (`jsonwebtoken::crypto::{sign, verify}` over aws-lc-rs); the parsing and every check around
+//! it are here, so that the token is decoded once and each rule has its own [`Rejection`].
+
+use std::fmt;
+use std::sync::Arc;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::jwk::{
+    AlgorithmParameters, EllipticCurve, Jwk, JwkSet, KeyAlgorithm, PublicKeyUse,
+};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
+use serde::de::IgnoredAny;
+use serde::{Deserialize, Serialize};
+
+use crate::error::Rejection;
+use crate::time::UnixTime;
+use crate::types::ScopeSet;
+
+/// The JWS algorithms we sign and accept. The allow-list excludes `none` and every HMAC
+/// algorithm by construction.
+// spec: JWT-2, JWT-9, JWT-14
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Alg {
+    /// Ed25519 (deterministic; our default).
+    EdDSA,
+    /// ECDSA P-256 with SHA-256.
+    ES256,
+    /// RSASSA-PKCS1-v1_5 with SHA-256 (mandatory to support, RFC 9068 §2.1).
+    RS256,
+}
+
+impl Alg {
+    /// Every algorithm, in preference order.
+    pub const ALL: [Self; 3] = [Self::EdDSA, Self::ES256, Self::RS256];
+
+    /// The JOSE name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::EdDSA => "EdDSA",
+            Self::ES256 => "ES256",
+            Self::RS256 => "RS256",
+        }
+    }
+
+    /// Parse a JOSE name; anything outside the allow-list is `None`.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|a| a.as_str() == name)
+    }
+
+    /// jsonwebtoken's algorithm.
+    pub const fn jsonwebtoken(self) -> Algorithm {
+        match self {
+            Self::EdDSA => Algorithm::EdDSA,
+            Self::ES256 => Algorithm::ES256,
+            Self::RS256 => Algorithm::RS256,
+        }
+    }
+}
+
+/// Why a signer could not sign.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SignError(pub String);
+
+impl fmt::Display for SignError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "signing failed: {}", self.0)
+    }
+}
+
+impl std::error::Error for SignError {}
+
+/// Something that signs JWS inputs with one key.
+///
+/// The core ships [`Ed25519Signer`], which is deterministic. Signers that need OS randomness
+/// (ECDSA) or load keys from files are injected by the driver.
+pub trait TokenSigner: Send + Sync {
+    /// The algorithm of this key.
+    fn alg(&self) -> Alg;
+    /// The key id published in the JWK Set and put in every token header.
+    fn kid(&self) -> &str;
+    /// Sign `message` (`base64url(header) "." base64url(claims)`); returns the raw signature.
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, SignError>;
+    /// The public key as a JWK (with `kid`, `alg` and `use`).
+    fn public_jwk(&self) -> Jwk;
+}
+
+/// A shareable handle on a [`TokenSigner`] that is a plain value (`Clone + Eq + Hash + Debug`,
+/// compared by its public JWK), so the authorization server state stays model-checkable.
+#[derive(Clone)]
+pub struct Signer {
+    inner: Arc<dyn TokenSigner>,
+    jwk: Jwk,
+}
+
+impl Signer {
+    /// Wrap a signer.
+    pub fn new(signer: impl TokenSigner + 'static) -> Self {
+        let jwk = signer.public_jwk();
+        Self {
+            inner: Arc::new(signer),
+            jwk,
+        }
+    }
+
+    /// The algorithm.
+    pub fn alg(&self) -> Alg {
+        self.inner.alg()
+    }
+
+    /// The key id.
+    pub fn kid(&self) -> &str {
+        self.inner.kid()
+    }
+
+    /// The public key.
+    pub fn public_jwk(&self) -> &Jwk {
+        &self.jwk
+    }
+
+    /// Sign claims as an RFC 9068 access token: header `{"alg","typ":"at+jwt","kid"}`.
+    // spec: JWT-1, JWT-2
+    pub fn sign_access_token(&self, claims: &AccessClaims) -> Result<String, SignError> {
+        #[derive(Serialize)]
+        struct Header<'a> {
+            alg: &'a str,
+            typ: &'a str,
+            kid: &'a str,
+        }
+        let header = Header {
+            alg: self.alg().as_str(),
+            typ: "at+jwt",
+            kid: self.kid(),
+        };
+        let header = serde_json::to_vec(&header).map_err(|e| SignError(e.to_string()))?;
+        let claims = serde_json::to_vec(claims).map_err(|e| SignError(e.to_string()))?;
+        let mut token = URL_SAFE_NO_PAD.encode(header);
+        token.push('.');
+        URL_SAFE_NO_PAD.encode_string(claims, &mut token);
+        let signature = self.inner.sign(token.as_bytes())?;
+        token.push('.');
+        URL_SAFE_NO_PAD.encode_string(signature, &mut token);
+        Ok(token)
+    }
+}
+
+impl fmt::Debug for Signer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Signer")
+            .field("alg", &self.alg())
+            .field("kid", &self.kid())
+            .finish()
+    }
+}
+
+impl PartialEq for Signer {
+    fn eq(&self, other: &Self) -> bool {
+        self.jwk == other.jwk
+    }
+}
+
+impl Eq for Signer {}
+
+impl std::hash::Hash for Signer {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.jwk.hash(state);
+    }
+}
+
+/// An Ed25519 signer from a 32-byte seed. Ed25519 signatures are deterministic, so the same
+/// claims give the same token: the model checker relies on that.
+pub struct Ed25519Signer {
+    kid: String,
+    key: EncodingKey,
+}
+
+/// DER prefix of a PKCS#8 v1 Ed25519 private key (RFC 8410 §7), followed by the 32-byte seed.
+const ED25519_PKCS8_V1_PREFIX: [u8; 16] = [
+    0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
+];
+
+impl Ed25519Signer {
+    /// A signer for the key with this seed.
+    pub fn from_seed(kid: impl Into<String>, seed: [u8; 32]) -> Self {
+        let mut der = ED25519_PKCS8_V1_PREFIX.to_vec();
+        der.extend_from_slice(&seed);
+        Self {
+            kid: kid.into(),
+            key: EncodingKey::from_ed_der(&der),
+        }
+    }
+
+    /// A signer from a PKCS#8 v1 DER private key (the form OpenSSL writes).
+    pub fn from_pkcs8_der(kid: impl Into<String>, der: &[u8]) -> Result<Self, SignError> {
+        let key = EncodingKey::from_ed_der(der);
+        Jwk::from_encoding_key(&key, Algorithm::EdDSA).map_err(|e| SignError(e.to_string()))?;
+        Ok(Self {
+            kid: kid.into(),
+            key,
+        })
+    }
+}
+
+impl TokenSigner for Ed25519Signer {
+    fn alg(&self) -> Alg {
+        Alg::EdDSA
+    }
+
+    fn kid(&self) -> &str {
+        &self.kid
+    }
+
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, SignError> {
+        let sig = jsonwebtoken::crypto::sign(message, &self.key, Algorithm::EdDSA)
+            .map_err(|e| SignError(e.to_string()))?;
+        URL_SAFE_NO_PAD
+            .decode(sig)
+            .map_err(|e| SignError(e.to_string()))
+    }
+
+    fn public_jwk(&self) -> Jwk {
+        let mut jwk = Jwk::from_encoding_key(&self.key, Algorithm::EdDSA).unwrap_or_else(|_| Jwk {
+            common: Default::default(),
+            algorithm: AlgorithmParameters::Other(Default::default()),
+        });
+        complete_jwk(&mut jwk, &self.kid, Alg::EdDSA);
+        jwk
+    }
+}
+
+/// Set `kid`, `alg` and `use: sig` on a public JWK.
+pub fn complete_jwk(jwk: &mut Jwk, kid: &str, alg: Alg) {
+    jwk.common.key_id = Some(kid.to_owned());
+    jwk.common.public_key_use = Some(PublicKeyUse::Signature);
+    jwk.common.key_algorithm = Some(match alg {
+        Alg::EdDSA => KeyAlgorithm::EdDSA,
+        Alg::ES256 => KeyAlgorithm::ES256,
+        Alg::RS256 => KeyAlgorithm::RS256,
+    });
+}
+
+/// The `aud` claim: a string or an array of strings (RFC 7519 §4.1.3).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Audience {
+    /// One audience.
+    One(String),
+    /// Several audiences.
+    Many(Vec<String>),
+}
+
+impl Audience {
+    /// Does the claim name `resource`, by exact string comparison?
+    pub fn contains(&self, resource: &str) -> bool {
+        match self {
+            Self::One(a) => a == resource,
+            Self::Many(v) => v.iter().any(|a| a == resource),
+        }
+    }
+}
+
+/// The claims of an access token (RFC 9068 §2.2).
+// spec: JWT-3
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct AccessClaims {
+    /// Issuer.
+    pub iss: String,
+    /// Subject: the user who consented.
+    pub sub: String,
+    /// Audience: the canonical resource URI.
+    pub aud: Audience,
+    /// Expiry, seconds since the epoch.
+    pub exp: u64,
+    /// Issued at.
+    pub iat: u64,
+    /// Not before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<u64>,
+    /// Unique token id.
+    pub jti: String,
+    /// The client the token was issued to.
+    pub client_id: String,
+    /// Granted scopes, space-separated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+}
+
+/// The most keys a JWK Set may hold.
+pub const KEYS_MAX: usize = 16;
+/// Default bound on the length of an access token.
+pub const TOKEN_LEN_MAX: usize = 8 * 1024;
+/// The largest clock-skew leeway the validator allows.
+pub const LEEWAY_MAX_SECS: u64 = 60;
+
+/// One verification key of the trusted issuer.
+#[derive(Clone)]
+struct VerifyingKey {
+    kid: Option<String>,
+    alg: Alg,
+    key: DecodingKey,
+}
+
+/// The trusted issuer's verification keys, parsed once from its JWK Set. Compared and hashed by
+/// the JWK Set it came from.
+#[derive(Clone)]
+pub struct KeySet {
+    source: JwkSet,
+    keys: Vec<VerifyingKey>,
+}
+
+impl KeySet {
+    /// An empty set (no token verifies).
+    pub fn empty() -> Self {
+        Self {
+            source: JwkSet { keys: Vec::new() },
+            keys: Vec::new(),
+        }
+    }
+
+    /// Parse a JWK Set. Keys that are not signature keys of an allowed algorithm are skipped
+    /// (HMAC `oct` keys always are); a key's algorithm comes from its `alg` or, failing that,
+    /// from its type and curve, and it is then used with that one algorithm only.
+    // spec: JWT-9
+    pub fn from_jwks(jwks: &JwkSet) -> Self {
+        let keys = jwks
+            .keys
+            .iter()
+            .take(KEYS_MAX)
+            .filter_map(|jwk| {
+                if jwk
+                    .common
+                    .public_key_use
+                    .as_ref()
+                    .is_some_and(|u| *u != PublicKeyUse::Signature)
+                {
+                    return None;
+                }
+                let alg = key_alg(jwk)?;
+                let key = DecodingKey::from_jwk(jwk).ok()?;
+                Some(VerifyingKey {
+                    kid: jwk.common.key_id.clone(),
+                    alg,
+                    key,
+                })
+            })
+            .collect();
+        Self {
+            source: jwks.clone(),
+            keys,
+        }
+    }
+
+    /// Parse a JWK Set document.
+    pub fn from_json(json: &[u8]) -> Result<Self, serde_json::Error> {
+        Ok(Self::from_jwks(&serde_json::from_slice(json)?))
+    }
+
+    /// The JWK Set this was parsed from.
+    pub fn jwks(&self) -> &JwkSet {
+        &self.source
+    }
+
+    /// Number of usable keys.
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// No usable keys?
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// Is there a usable key with this id?
+    pub fn has_kid(&self, kid: &str) -> bool {
+        self.keys.iter().any(|k| k.kid.as_deref() == Some(kid))
+    }
+
+    fn select(&self, kid: Option<&str>, alg: Alg) -> Result<&VerifyingKey, Rejection> {
+        let key = match kid {
+            Some(kid) => self.keys.iter().find(|k| k.kid.as_deref() == Some(kid)),
+            // Without a kid, only an unambiguous single key of that algorithm will do.
+            None => {
+                let mut it = self.keys.iter().filter(|k| k.alg == alg);
+                match (it.next(), it.next()) {
+                    (Some(k), None) => Some(k),
+                    _ => None,
+                }
+            }
+        };
+        let key = key.ok_or(Rejection::UnknownKey)?;
+        if key.alg != alg {
+            return Err(Rejection::AlgorithmKeyMismatch);
+        }
+        Ok(key)
+    }
+}
+
+impl fmt::Debug for KeySet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kids: Vec<_> = self
+            .keys
+            .iter()
+            .map(|k| (k.kid.as_deref(), k.alg))
+            .collect();
+        f.debug_struct("KeySet").field("keys", &kids).finish()
+    }
+}
+
+impl PartialEq for KeySet {
+    fn eq(&self, other: &Self) -> bool {
+        self.source == other.source
+    }
+}
+
+impl Eq for KeySet {}
+
+impl std::hash::Hash for KeySet {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.source.hash(state);
+    }
+}
+
+fn key_alg(jwk: &Jwk) -> Option<Alg> {
+    let from_type = match &jwk.algorithm {
+        AlgorithmParameters::OctetKeyPair(p) if p.curve == EllipticCurve::Ed25519 => Alg::EdDSA,
+        AlgorithmParameters::EllipticCurve(p) if p.curve == EllipticCurve::P256 => Alg::ES256,
+        AlgorithmParameters::RSA(_) => Alg::RS256,
+        _ => return None,
+    };
+    match jwk.common.key_algorithm {
+        None => Some(from_type),
+        Some(KeyAlgorithm::EdDSA) if from_type == Alg::EdDSA => Some(from_type),
+        Some(KeyAlgorithm::ES256) if from_type == Alg::ES256 => Some(from_type),
+        Some(KeyAlgorithm::RS256) if from_type == Alg::RS256 => Some(from_type),
+        Some(_) => None,
+    }
+}
+
+/// What the resource server requires of every token.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ValidationPolicy {
+    /// The trusted issuer, compared byte for byte with `iss`.
+    pub issuer: String,
+    /// This resource server's canonical URI, which `aud` must contain.
+    pub audience: String,
+    /// Clock-skew leeway for `exp` and `nbf`, at most [`LEEWAY_MAX_SECS`].
+    pub leeway_secs: u64,
+    /// Longest token accepted.
+    pub token_len_max: usize,
+    /// Algorithms accepted (a subset of [`Alg::ALL`]).
+    pub algorithms: Vec<Alg>,
+}
+
+impl ValidationPolicy {
+    /// Strict defaults: 30 s leeway, 8 KiB tokens, every algorithm of [`Alg::ALL`].
+    pub fn new(issuer: impl Into<String>, audience: impl Into<String>) -> Self {
+        Self {
+            issuer: issuer.into(),
+            audience: audience.into(),
+            leeway_secs: 30,
+            token_len_max: TOKEN_LEN_MAX,
+            algorithms: Alg::ALL.to_vec(),
+        }
+    }
+}
+
+/// A validated access token.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Access {
+    /// `sub`.
+    pub subject: String,
+    /// `client_id`.
+    pub client_id: String,
+    /// Granted scopes.
+    pub scopes: ScopeSet,
+    /// The audience this server matched (its own canonical URI).
+    pub audience: String,
+    /// `iss`.
+    pub issuer: String,
+    /// `exp`.
+    pub expires_at: UnixTime,
+    /// `jti`.
+    pub jti: String,
+}
+
+#[derive(Deserialize)]
+struct JoseHeader {
+    alg: String,
+    #[serde(default)]
+    typ: Option<String>,
+    #[serde(default)]
+    kid: Option<String>,
+    #[serde(default)]
+    crit: Option<IgnoredAny>,
+    #[serde(default)]
+    jku: Option<IgnoredAny>,
+    #[serde(default)]
+    jwk: Option<IgnoredAny>,
+    #[serde(default)]
+    x5u: Option<IgnoredAny>,
+    #[serde(default)]
+    x5c: Option<IgnoredAny>,
+}
+
+/// `typ` is a media type: `at+jwt` or `application/at+jwt`, case-insensitively (RFC 9068 §4).
+// spec: JWT-6
+fn is_access_token_type(typ: &str) -> bool {
+    typ.eq_ignore_ascii_case("at+jwt") || typ.eq_ignore_ascii_case("application/at+jwt")
+}
+
+fn decode_part(part: &str) -> Result<Vec<u8>, Rejection> {
+    URL_SAFE_NO_PAD
+        .decode(part)
+        .map_err(|_| Rejection::TokenMalformed)
+}
+
+/// Validate an access token: size, structure, header rules, key selection, signature, then
+/// `iss`, `aud`, `exp`, `nbf` and the presence of every RFC 9068 claim.
+// spec: RS-1, RS-2, JWT-6, JWT-7, JWT-8, JWT-9, JWT-10, JWT-11, JWT-13
+pub fn validate(
+    policy: &ValidationPolicy,
+    keys: &KeySet,
+    now: UnixTime,
+    token: &str,
+) -> Result<Access, Rejection> {
+    if token.len() > policy.token_len_max {
+        return Err(Rejection::TokenTooLarge);
+    }
+    let mut parts = token.split('.');
+    let (Some(header_b64), Some(claims_b64), Some(signature_b64), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(Rejection::TokenMalformed);
+    };
+    let header: JoseHeader =
+        serde_json::from_slice(&decode_part(header_b64)?).map_err(|_| Rejection::TokenMalformed)?;
+    let alg = Alg::from_name(&header.alg)
+        .filter(|a| policy.algorithms.contains(a))
+        .ok_or(Rejection::AlgorithmNotAllowed)?;
+    if header.crit.is_some()
+        || header.jku.is_some()
+        || header.jwk.is_some()
+        || header.x5u.is_some()
+        || header.x5c.is_some()
+    {
+        return Err(Rejection::ForbiddenHeader);
+    }
+    if !header.typ.as_deref().is_some_and(is_access_token_type) {
+        return Err(Rejection::WrongTokenType);
+    }
+    let key = keys.select(header.kid.as_deref(), alg)?;
+    let signing_input = &token[..header_b64.len() + 1 + claims_b64.len()];
+    match jsonwebtoken::crypto::verify(
+        signature_b64,
+        signing_input.as_bytes(),
+        &key.key,
+        alg.jsonwebtoken(),
+    ) {
+        Ok(true) => {}
+        _ => return Err(Rejection::BadSignature),
+    }
+    let claims: AccessClaims =
+        serde_json::from_slice(&decode_part(claims_b64)?).map_err(|_| Rejection::MissingClaim)?;
+    if claims.iss != policy.issuer {
+        return Err(Rejection::WrongIssuer);
+    }
+    if !claims.aud.contains(&policy.audience) {
+        return Err(Rejection::WrongAudience);
+    }
+    let leeway = policy.leeway_secs.min(LEEWAY_MAX_SECS);
+    if now.as_secs() >= claims.exp.saturating_add(leeway) {
+        return Err(Rejection::TokenExpired);
+    }
+    if claims
+        .nbf
+        .is_some_and(|nbf| now.as_secs().saturating_add(leeway) < nbf)
+    {
+        return Err(Rejection::TokenNotYetValid);
+    }
+    if claims.sub.is_empty() || claims.jti.is_empty() || claims.client_id.is_empty() {
+        return Err(Rejection::MissingClaim);
+    }
+    let scopes = ScopeSet::parse(claims.scope.as_deref().unwrap_or(""))
+        .map_err(|_| Rejection::MissingClaim)?;
+    Ok(Access {
+        subject: claims.sub,
+        client_id: claims.client_id,
+        scopes,
+        audience: policy.audience.clone(),
+        issuer: claims.iss,
+        expires_at: UnixTime::from_secs(claims.exp),
+        jti: claims.jti,
+    })
+}

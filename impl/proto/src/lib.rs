@@ -1,0 +1,53 @@
+//! # mcp-auth-proto: the sans-IO core of MCP authorization
+//!
+//! This crate holds **all** the protocol logic of MCP authorization (revision 2025-06-18):
+//! the OAuth 2.1 authorization server ([`server`]), the MCP server as resource server
+//! ([`resource`]) and the MCP client ([`client`]).
+//!
+//! It does no I/O. It never reads a clock or the OS random source: every entry point takes
+//! `now` ([`UnixTime`]) and an [`Entropy`] source as arguments, and every state is a plain value
+//! (`Clone + Eq + Hash + Debug`, ordered maps), so that the same code runs in
+//!
+//! - the hyper servers and client of the `mcp-auth` crate, with the real clock and OS entropy;
+//! - the stateright model of `mcp-auth-model`, which holds whole states and explores them;
+//! - the fuzz targets and the criterion benchmarks.
+//!
+//! Every refusal is a [`Rejection`] that names its requirement in `spec/requirements.md` and
+//! maps to an OAuth wire error code ([`ErrorCode`]).
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod challenge;
+pub mod client;
+pub mod entropy;
+pub mod error;
+pub mod form;
+pub mod http;
+pub mod jwt;
+pub mod metadata;
+pub mod pkce;
+pub mod resource;
+pub mod server;
+pub mod time;
+pub mod types;
+pub mod uri;
+
+pub use entropy::{Entropy, Sequential};
+pub use error::{ErrorCode, Rejection};
+pub use time::UnixTime;
+
+/// The MCP protocol revision this implementation targets.
+pub const MCP_PROTOCOL_VERSION: &str = "2025-06-18";
+
+#[cfg(test)]
+mod state_is_a_value {
+    fn assert_value<T: Clone + Eq + std::hash::Hash + std::fmt::Debug>() {}
+
+    #[test]
+    fn states_are_clone_eq_hash_debug() {
+        assert_value::<crate::server::AuthorizationServer>();
+        assert_value::<crate::resource::ResourceServer>();
+        assert_value::<crate::client::Client>();
+    }
+}

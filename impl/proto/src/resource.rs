@@ -1,0 +1,201 @@
+//! The MCP server as OAuth resource server: Protected Resource Metadata (RFC 9728), bearer
+//! token validation on every request, and the `WWW-Authenticate` challenges of RFC 6750 §3 and
+//! RFC 9728 §5.1.
+
+use crate::challenge::{AuthorizationError, BearerChallenge, parse_bearer_authorization};
+use crate::error::Rejection;
+use crate::jwt::{Access, KeySet, ValidationPolicy, validate};
+use crate::metadata::{PRM_SUFFIX, ProtectedResourceMetadata};
+use crate::time::UnixTime;
+use crate::types::ScopeSet;
+use crate::uri::{Issuer, ResourceUri, well_known_insert, well_known_root};
+
+/// The resource server's configuration.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct RsConfig {
+    /// The canonical URI of the MCP endpoint: the PRM `resource` and the required `aud`.
+    pub resource: ResourceUri,
+    /// The one trusted authorization server.
+    pub issuer: Issuer,
+    /// Scopes this server understands (published in PRM).
+    pub scopes_supported: ScopeSet,
+    /// A human-readable name for PRM.
+    pub resource_name: Option<String>,
+    /// Token validation rules.
+    pub validation: ValidationPolicy,
+    /// Least time between two JWKS refetches triggered by an unknown `kid`.
+    pub jwks_refetch_interval_secs: u64,
+}
+
+impl RsConfig {
+    /// Defaults for everything but the resource, the issuer and the scopes.
+    pub fn new(resource: ResourceUri, issuer: Issuer, scopes_supported: ScopeSet) -> Self {
+        let validation = ValidationPolicy::new(issuer.as_str(), resource.as_str());
+        Self {
+            resource,
+            issuer,
+            scopes_supported,
+            resource_name: None,
+            validation,
+            jwks_refetch_interval_secs: 10,
+        }
+    }
+}
+
+/// A refusal: the status and the exact `WWW-Authenticate` value to answer with.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Challenge {
+    /// 400, 401 or 403.
+    pub status: u16,
+    /// The `WWW-Authenticate` field value.
+    pub www_authenticate: String,
+    /// Why.
+    pub rejection: Rejection,
+}
+
+/// The resource server: configuration plus the trusted issuer's keys.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ResourceServer {
+    config: RsConfig,
+    keys: KeySet,
+    prm_url: String,
+    keys_fetched_at: Option<UnixTime>,
+}
+
+impl ResourceServer {
+    /// A server with no keys yet (every token fails with `UnknownKey` until
+    /// [`ResourceServer::set_keys`]).
+    pub fn new(config: RsConfig) -> Self {
+        let prm_url = well_known_insert(config.resource.as_str(), PRM_SUFFIX)
+            .unwrap_or_else(|_| format!("{}/.well-known/{PRM_SUFFIX}", config.resource.origin()));
+        Self {
+            config,
+            keys: KeySet::empty(),
+            prm_url,
+            keys_fetched_at: None,
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &RsConfig {
+        &self.config
+    }
+
+    /// The URL of the Protected Resource Metadata (path-inserted, RFC 9728 §3.1).
+    // spec: PRM-4
+    pub fn metadata_url(&self) -> &str {
+        &self.prm_url
+    }
+
+    /// The paths at which PRM is served: the path-inserted one, and the root one for clients
+    /// that probe it (2025-11-25), which describes the same resource.
+    // spec: PRM-4, PRM-10
+    pub fn metadata_paths(&self) -> Vec<String> {
+        let origin_len = self.config.resource.origin().len();
+        let mut paths = vec![self.prm_url.get(origin_len..).unwrap_or("/").to_owned()];
+        if let Ok(root) = well_known_root(self.config.resource.as_str(), PRM_SUFFIX) {
+            let root = root.get(origin_len..).unwrap_or("/").to_owned();
+            if !paths.contains(&root) {
+                paths.push(root);
+            }
+        }
+        paths
+    }
+
+    /// The Protected Resource Metadata document.
+    // spec: PRM-1, PRM-2, PRM-3, PRM-5, PRM-6
+    pub fn metadata(&self) -> ProtectedResourceMetadata {
+        ProtectedResourceMetadata {
+            resource: self.config.resource.as_str().to_owned(),
+            authorization_servers: vec![self.config.issuer.as_str().to_owned()],
+            scopes_supported: self
+                .config
+                .scopes_supported
+                .iter()
+                .map(str::to_owned)
+                .collect(),
+            bearer_methods_supported: vec!["header".into()],
+            resource_name: self.config.resource_name.clone(),
+            resource_documentation: None,
+        }
+    }
+
+    /// Install the issuer's keys (after a JWKS fetch at `now`).
+    pub fn set_keys(&mut self, now: UnixTime, keys: KeySet) {
+        self.keys = keys;
+        self.keys_fetched_at = Some(now);
+    }
+
+    /// The current keys.
+    pub fn keys(&self) -> &KeySet {
+        &self.keys
+    }
+
+    /// Should the driver refetch the JWKS after this refusal? Only for an unknown key, and at
+    /// most once per `jwks_refetch_interval_secs` (an attacker cannot make us hammer the AS).
+    pub fn should_refetch_keys(&self, now: UnixTime, challenge: &Challenge) -> bool {
+        challenge.rejection == Rejection::UnknownKey
+            && self
+                .keys_fetched_at
+                .is_none_or(|t| now >= t.plus(self.config.jwks_refetch_interval_secs))
+    }
+
+    /// Authenticate a request from its `Authorization` header values (the query string is never
+    /// looked at: tokens in URLs are ignored). One call per request, every method alike.
+    // spec: RS-1, RS-3, RS-4, RS-7, RS-10, RS-11, RS-12, ERR-1, ERR-3, ERR-4, ERR-6, ERR-7, SEC-2, SEC-3
+    pub fn authenticate<'a>(
+        &self,
+        now: UnixTime,
+        authorization: impl IntoIterator<Item = &'a [u8]>,
+    ) -> Result<Access, Challenge> {
+        let mut values = authorization.into_iter();
+        let token = match (values.next(), values.next()) {
+            (None, _) => return Err(self.challenge(Rejection::NoCredentials, None)),
+            (Some(_), Some(_)) => {
+                return Err(self.challenge(Rejection::MalformedAuthorization, None));
+            }
+            (Some(value), None) => match parse_bearer_authorization(value) {
+                Ok(token) => token,
+                Err(AuthorizationError::OtherScheme) => {
+                    return Err(self.challenge(Rejection::NoCredentials, None));
+                }
+                Err(AuthorizationError::Malformed) => {
+                    return Err(self.challenge(Rejection::MalformedAuthorization, None));
+                }
+            },
+        };
+        validate(&self.config.validation, &self.keys, now, token)
+            .map_err(|r| self.challenge(r, None))
+    }
+
+    /// Check that a validated token carries every scope in `needed`; else 403
+    /// `insufficient_scope` naming the scopes needed.
+    // spec: RS-1, ERR-2
+    pub fn require_scopes(&self, access: &Access, needed: &ScopeSet) -> Result<(), Challenge> {
+        if needed.is_subset(&access.scopes) {
+            Ok(())
+        } else {
+            Err(self.challenge(Rejection::InsufficientScope, Some(needed)))
+        }
+    }
+
+    /// The challenge for a refusal: `resource_metadata` always; `error` only when credentials
+    /// were presented; `scope` for `insufficient_scope`.
+    // spec: PRM-8, ERR-4, ERR-5, ERR-6, ERR-7, ERR-8, ERR-11
+    pub fn challenge(&self, rejection: Rejection, scope: Option<&ScopeSet>) -> Challenge {
+        let code = rejection.code();
+        let with_error = rejection != Rejection::NoCredentials;
+        let header = BearerChallenge {
+            realm: None,
+            resource_metadata: Some(self.prm_url.clone()),
+            error: with_error.then(|| code.as_str().to_owned()),
+            error_description: with_error.then(|| rejection.description().to_owned()),
+            scope: scope.and_then(ScopeSet::to_option),
+        };
+        Challenge {
+            status: code.status(),
+            www_authenticate: header.to_header_value(),
+            rejection,
+        }
+    }
+}

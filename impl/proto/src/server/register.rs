@@ -1,0 +1,225 @@
+//! Dynamic client registration (RFC 7591): request validation and the registered client.
+
+use serde::{Deserialize, Serialize};
+
+use super::Limits;
+use crate::error::Rejection;
+use crate::time::UnixTime;
+use crate::types::{ClientId, ScopeSet};
+use crate::uri::RedirectUri;
+
+/// Longest registration request body.
+pub const REGISTRATION_LEN_MAX: usize = 16 * 1024;
+/// Longest free-text or URL metadata value.
+const VALUE_LEN_MAX: usize = 512;
+
+/// Token endpoint client authentication methods we support.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum TokenAuthMethod {
+    /// Public client: identifies with `client_id` only (PKCE protects the code).
+    None,
+    /// `client_secret` in HTTP Basic.
+    ClientSecretBasic,
+    /// `client_secret` in the form body.
+    ClientSecretPost,
+}
+
+impl TokenAuthMethod {
+    /// All methods, as advertised.
+    pub const ALL: [Self; 3] = [Self::None, Self::ClientSecretBasic, Self::ClientSecretPost];
+
+    /// Wire name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::ClientSecretBasic => "client_secret_basic",
+            Self::ClientSecretPost => "client_secret_post",
+        }
+    }
+
+    /// Parse a wire name.
+    pub fn from_name(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|m| m.as_str() == s)
+    }
+}
+
+/// Client metadata as sent in a registration request (RFC 7591 §2). Unknown members are ignored.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ClientMetadata {
+    /// Redirect URIs.
+    #[serde(default)]
+    pub redirect_uris: Vec<String>,
+    /// Token endpoint auth method (default `client_secret_basic`, RFC 7591 §2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_endpoint_auth_method: Option<String>,
+    /// Grant types (default `["authorization_code"]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grant_types: Option<Vec<String>>,
+    /// Response types (default `["code"]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_types: Option<Vec<String>>,
+    /// Human-readable name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_name: Option<String>,
+    /// Home page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_uri: Option<String>,
+    /// Logo.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logo_uri: Option<String>,
+    /// Scopes the client may ask for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    /// Software identifier.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub software_id: Option<String>,
+    /// Software version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub software_version: Option<String>,
+    /// `native` or `web` (MCP 2026-07-28; accepted and echoed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub application_type: Option<String>,
+}
+
+/// A registered client (what the server keeps).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct RegisteredClient {
+    /// Redirect URIs.
+    pub redirect_uris: Vec<RedirectUri>,
+    /// Auth method.
+    pub auth_method: TokenAuthMethod,
+    /// Grant types.
+    pub grant_types: Vec<String>,
+    /// Response types.
+    pub response_types: Vec<String>,
+    /// Name.
+    pub client_name: Option<String>,
+    /// The rest of the metadata, echoed in the response.
+    pub metadata: ClientMetadata,
+    /// Secret of a confidential client.
+    pub secret: Option<String>,
+    /// Registration time.
+    pub issued_at: UnixTime,
+}
+
+/// The registration response (RFC 7591 §3.2.1).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct RegistrationResponse {
+    /// The issued client id.
+    pub client_id: ClientId,
+    /// The secret of a confidential client.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<String>,
+    /// Issue time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id_issued_at: Option<u64>,
+    /// `0`: the secret does not expire. Present whenever a secret is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret_expires_at: Option<u64>,
+    /// Everything registered, defaults included.
+    #[serde(flatten)]
+    pub metadata: ClientMetadata,
+}
+
+fn bounded(v: &Option<String>) -> Result<(), Rejection> {
+    match v {
+        Some(s) if s.len() > VALUE_LEN_MAX || s.chars().any(char::is_control) => {
+            Err(Rejection::ClientMetadataInvalid)
+        }
+        _ => Ok(()),
+    }
+}
+
+impl ClientMetadata {
+    /// Apply policy: redirect URIs https or loopback http (no fragment, no `javascript:` and
+    /// the like), bounded counts and sizes, supported auth methods, grant and response types.
+    /// Defaults are filled in, so the response echoes what was really registered.
+    // spec: DCR-5, DCR-7, DCR-8, DCR-9, DCR-10, SEC-12
+    pub fn validate(mut self, limits: &Limits) -> Result<RegisteredClient, Rejection> {
+        if self.redirect_uris.is_empty() {
+            return Err(Rejection::RedirectUrisMissing);
+        }
+        if self.redirect_uris.len() > limits.redirect_uris {
+            return Err(Rejection::RedirectUriInvalid);
+        }
+        let redirect_uris = self
+            .redirect_uris
+            .iter()
+            .map(|r| RedirectUri::parse(r).map_err(|_| Rejection::RedirectUriInvalid))
+            .collect::<Result<Vec<_>, _>>()?;
+        let method_name = self
+            .token_endpoint_auth_method
+            .get_or_insert_with(|| "client_secret_basic".into());
+        let auth_method =
+            TokenAuthMethod::from_name(method_name).ok_or(Rejection::AuthMethodUnsupported)?;
+        let grant_types = self
+            .grant_types
+            .get_or_insert_with(|| vec!["authorization_code".into()])
+            .clone();
+        if grant_types.is_empty() || grant_types.len() > 4 {
+            return Err(Rejection::GrantTypeUnsupported);
+        }
+        if grant_types
+            .iter()
+            .any(|g| g != "authorization_code" && g != "refresh_token")
+        {
+            return Err(Rejection::GrantTypeUnsupported);
+        }
+        let response_types = self
+            .response_types
+            .get_or_insert_with(|| vec!["code".into()])
+            .clone();
+        if response_types.iter().any(|r| r != "code") || response_types.len() > 4 {
+            return Err(Rejection::ResponseTypeUnsupported);
+        }
+        if grant_types.iter().any(|g| g == "authorization_code")
+            != response_types.iter().any(|r| r == "code")
+        {
+            return Err(Rejection::ResponseTypeUnsupported);
+        }
+        for v in [
+            &self.client_name,
+            &self.client_uri,
+            &self.logo_uri,
+            &self.software_id,
+            &self.software_version,
+            &self.application_type,
+        ] {
+            bounded(v)?;
+        }
+        for uri in [&self.client_uri, &self.logo_uri].into_iter().flatten() {
+            crate::uri::parse_uri(uri).map_err(|_| Rejection::ClientMetadataInvalid)?;
+        }
+        if let Some(scope) = &self.scope {
+            ScopeSet::parse(scope).map_err(|_| Rejection::ClientMetadataInvalid)?;
+        }
+        Ok(RegisteredClient {
+            redirect_uris,
+            auth_method,
+            grant_types,
+            response_types,
+            client_name: self.client_name.clone(),
+            metadata: self,
+            secret: None,
+            issued_at: UnixTime::default(),
+        })
+    }
+}
+
+impl RegisteredClient {
+    /// The registration response for this client.
+    pub fn response(
+        &self,
+        client_id: &ClientId,
+        secret: Option<&str>,
+        now: UnixTime,
+    ) -> RegistrationResponse {
+        RegistrationResponse {
+            client_id: client_id.clone(),
+            client_secret: secret.map(str::to_owned),
+            client_id_issued_at: Some(now.as_secs()),
+            client_secret_expires_at: secret.map(|_| 0),
+            metadata: self.metadata.clone(),
+        }
+    }
+}

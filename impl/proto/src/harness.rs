@@ -1,0 +1,243 @@
+//! An authorization server, a resource server and a client wired together in memory, on
+//! simulated time (quinn's `Pair`, str0m's `progress`). Every hop goes through the same HTTP
+//! codecs the hyper drivers use, with no network. Used by the integration tests, the fuzzers,
+//! the benchmarks and the model.
+//!
+//! The entropy is [`Sequential`]: predictable and insecure, for tests only.
+
+use std::collections::BTreeMap;
+
+use crate::client::{Action, Client, ClientConfig, ClientError, Tokens};
+use crate::entropy::Sequential;
+use crate::http::{HttpRequest, HttpResponse, Method};
+use crate::jwt::{Access, Ed25519Signer, KeySet, Signer};
+use crate::resource::{Challenge, ResourceServer, RsConfig};
+use crate::server::http::{UserAgentPolicy, handle};
+use crate::server::{AsConfig, AuthorizationServer};
+use crate::time::UnixTime;
+use crate::types::{ScopeSet, Subject};
+use crate::uri::{HttpPolicy, Issuer, ResourceUri, parse_uri};
+
+/// The issuer of the harness's authorization server.
+pub const ISSUER: &str = "https://as.example";
+/// The honest MCP server.
+pub const RESOURCE: &str = "https://mcp.example/mcp";
+/// Another MCP server the same AS issues tokens for.
+pub const OTHER_RESOURCE: &str = "https://other.example/mcp";
+/// The client's loopback redirect URI.
+pub const REDIRECT_URI: &str = "http://127.0.0.1:7777/callback";
+/// The demo user.
+pub const USER: &str = "alice";
+
+/// Three parties and a clock.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Harness {
+    /// The authorization server.
+    pub authorization_server: AuthorizationServer,
+    /// The honest resource server at [`RESOURCE`].
+    pub resource_server: ResourceServer,
+    /// The client, configured for [`RESOURCE`].
+    pub client: Client,
+    /// Simulated time.
+    pub now: UnixTime,
+    /// Entropy for all parties.
+    pub entropy: Sequential,
+    /// The user at the consent page.
+    pub user: UserAgentPolicy,
+    /// Every exchange, in order.
+    pub log: Vec<(HttpRequest, HttpResponse)>,
+}
+
+fn scopes() -> ScopeSet {
+    ScopeSet::from_tokens(["mcp:tools", "mcp:admin"])
+}
+
+/// The authorization server of the harness: both resources known, Ed25519 key from a fixed seed.
+pub fn authorization_server() -> AuthorizationServer {
+    let issuer = Issuer::parse(ISSUER, HttpPolicy::HttpsOnly).expect("valid issuer");
+    let resources = [RESOURCE, OTHER_RESOURCE].map(|r| {
+        (
+            ResourceUri::parse(r, HttpPolicy::HttpsOnly).expect("valid resource"),
+            scopes(),
+        )
+    });
+    let mut config = AsConfig::new(issuer, resources);
+    config.default_scopes = ScopeSet::from_tokens(["mcp:tools"]);
+    AuthorizationServer::new(config, Signer::new(Ed25519Signer::from_seed("k1", [7; 32])))
+}
+
+/// A resource server for `resource`, trusting [`ISSUER`] with the AS's keys installed.
+pub fn resource_server(
+    authorization_server: &AuthorizationServer,
+    resource: &str,
+) -> ResourceServer {
+    let resource = ResourceUri::parse(resource, HttpPolicy::HttpsOnly).expect("valid resource");
+    let issuer = Issuer::parse(ISSUER, HttpPolicy::HttpsOnly).expect("valid issuer");
+    let mut rs = ResourceServer::new(RsConfig::new(resource, issuer, scopes()));
+    rs.set_keys(
+        UnixTime::default(),
+        KeySet::from_jwks(&authorization_server.jwks()),
+    );
+    rs
+}
+
+impl Default for Harness {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Harness {
+    /// Fresh parties at time 1000, the user approving automatically.
+    pub fn new() -> Self {
+        let authorization_server = authorization_server();
+        let resource_server = resource_server(&authorization_server, RESOURCE);
+        Self {
+            resource_server,
+            authorization_server,
+            client: Client::new(ClientConfig {
+                scope: Some(ScopeSet::from_tokens(["mcp:tools"])),
+                ..ClientConfig::new(RESOURCE, REDIRECT_URI)
+            }),
+            now: UnixTime::from_secs(1_000),
+            entropy: Sequential(1),
+            user: UserAgentPolicy {
+                subject: Subject(USER.into()),
+                auto_approve: true,
+            },
+            log: Vec::new(),
+        }
+    }
+
+    /// Deliver a request addressed by absolute URL to the right party and log the exchange.
+    pub fn route(&mut self, request: &HttpRequest) -> HttpResponse {
+        let response = match split_url(&request.url) {
+            Some((origin, path, query)) => {
+                let local = HttpRequest {
+                    url: path,
+                    query,
+                    ..request.clone()
+                };
+                if ISSUER.starts_with(&origin) && origin.len() == ISSUER.len() {
+                    handle(
+                        &mut self.authorization_server,
+                        self.now,
+                        &mut self.entropy,
+                        &self.user,
+                        &local,
+                    )
+                } else if self.resource_server.config().resource.origin() == origin {
+                    self.resource_server_http(&local)
+                } else {
+                    HttpResponse::new(404)
+                }
+            }
+            None => HttpResponse::new(400),
+        };
+        self.log.push((request.clone(), response.clone()));
+        response
+    }
+
+    fn resource_server_http(&mut self, request: &HttpRequest) -> HttpResponse {
+        if request.method == Method::Get
+            && self
+                .resource_server
+                .metadata_paths()
+                .iter()
+                .any(|p| *p == request.url)
+        {
+            return HttpResponse::json(200, &self.resource_server.metadata());
+        }
+        if self.resource_server.config().resource.path() == request.url {
+            return match self
+                .resource_server
+                .authenticate(self.now, request.header_values("authorization"))
+            {
+                Ok(_) => HttpResponse::new(200),
+                Err(c) => challenge_response(&c),
+            };
+        }
+        HttpResponse::new(404)
+    }
+
+    /// An MCP request to the honest resource server with this `Authorization` value.
+    pub fn mcp_request(&mut self, authorization: Option<&str>) -> Result<Access, Challenge> {
+        let values: Vec<&[u8]> = authorization.map(str::as_bytes).into_iter().collect();
+        self.resource_server.authenticate(self.now, values)
+    }
+
+    /// Run the client until it is authorized or fails (at most 32 steps): MCP request without a
+    /// token, 401, discovery, registration, authorization (the user approves), token.
+    pub fn drive(&mut self) -> Result<Tokens, ClientError> {
+        if matches!(self.client.poll_action(), Action::Idle) {
+            let challenge = self.mcp_request(None).expect_err("no token means 401");
+            self.client
+                .handle_unauthorized([challenge.www_authenticate.as_str()]);
+        }
+        for _ in 0..32 {
+            match self.client.poll_action() {
+                Action::Send(request) => {
+                    let response = self.route(&request);
+                    self.client
+                        .handle_response(self.now, &mut self.entropy, &response);
+                }
+                Action::OpenBrowser(url) => {
+                    let query = self.browse(&url).unwrap_or_default();
+                    self.client.handle_redirect(&query)?;
+                }
+                Action::Authorized(tokens) => return Ok(tokens),
+                Action::Failed(error) => return Err(error),
+                Action::Idle => return Err(ClientError::UnexpectedInput),
+            }
+        }
+        Err(ClientError::UnexpectedInput)
+    }
+
+    /// The user agent visits the authorization URL; returns the query of the redirect to the
+    /// client's redirect URI, if the AS redirected there.
+    pub fn browse(&mut self, url: &str) -> Option<String> {
+        let response = self.route(&HttpRequest::new(Method::Get, url));
+        redirect_query(&response)
+    }
+
+    /// Advance simulated time.
+    pub fn advance(&mut self, secs: u64) {
+        self.now = self.now.plus(secs);
+    }
+}
+
+/// The query of a 303 redirect to [`REDIRECT_URI`].
+pub fn redirect_query(response: &HttpResponse) -> Option<String> {
+    let location = response.header_value("location")?;
+    let rest = location.strip_prefix(REDIRECT_URI)?;
+    rest.strip_prefix('?').map(str::to_owned)
+}
+
+/// Encode a resource-server challenge as HTTP.
+pub fn challenge_response(challenge: &Challenge) -> HttpResponse {
+    HttpResponse::new(challenge.status)
+        .header("www-authenticate", challenge.www_authenticate.clone())
+}
+
+/// Split an absolute URL into (origin, path, query).
+pub fn split_url(url: &str) -> Option<(String, String, Option<String>)> {
+    let parts = parse_uri(url).ok()?;
+    let origin_len = url.len()
+        - parts.path.len()
+        - parts.query.map_or(0, |q| q.len() + 1)
+        - parts.fragment.map_or(0, |f| f.len() + 1);
+    let origin = url.get(..origin_len)?.to_owned();
+    let path = if parts.path.is_empty() {
+        "/".to_owned()
+    } else {
+        parts.path.to_owned()
+    };
+    Some((origin, path, parts.query.map(str::to_owned)))
+}
+
+/// Decode the query of an URL into a map (last value wins; for tests).
+pub fn query_map(query: &str) -> BTreeMap<String, String> {
+    form_urlencoded::parse(query.as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
+}

@@ -140,11 +140,7 @@ impl Harness {
 
     fn resource_server_http(&mut self, request: &HttpRequest) -> HttpResponse {
         if request.method == Method::Get
-            && self
-                .resource_server
-                .metadata_paths()
-                .iter()
-                .any(|p| *p == request.url)
+            && self.resource_server.metadata_paths().contains(&request.url)
         {
             return HttpResponse::json(200, &self.resource_server.metadata());
         }

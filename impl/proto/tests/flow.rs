@@ -578,7 +578,7 @@ fn issuer_is_identical_across_documents_and_tokens() {
     )
     .unwrap();
     assert_eq!(prm.resource, RESOURCE);
-    assert_eq!(prm.authorization_servers, [asm.issuer.clone()]);
+    assert_eq!(prm.authorization_servers, std::slice::from_ref(&asm.issuer));
     assert_eq!(asm.code_challenge_methods_supported, ["S256"]);
     assert_eq!(asm.response_types_supported, ["code"]);
     assert!(

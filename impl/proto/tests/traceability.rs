@@ -110,10 +110,10 @@ fn citations(line: &str) -> Vec<String> {
             found.push(literal.to_string());
         }
         // Model property names: "TOK-6: ..." cite TOK-6.
-        if let Some((head, _)) = literal.split_once(':') {
-            if is_id(head) {
-                found.push(head.to_string());
-            }
+        if let Some((head, _)) = literal.split_once(':')
+            && is_id(head)
+        {
+            found.push(head.to_string());
         }
     }
     found

@@ -1,2 +1,345 @@
-//! placeholder
-fn main() {}
+//! `mcp-auth`: the demo, the servers and the client of the MCP authorization reference
+//! implementation.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use mcp_auth::client::{self, Consent, McpClient, Options, UserAgent};
+use mcp_auth::demo::{Stack, StackOptions};
+use mcp_auth::transcript::Transcript;
+use mcp_auth_proto::client::Tokens;
+
+/// MCP authorization (revision 2025-06-18): authorization server, MCP resource server and
+/// client over HTTP.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Start AS and MCP server in-process and run the whole flow headless, with a transcript.
+    Demo {
+        /// Print a Mermaid sequence diagram instead of the text transcript.
+        #[arg(long)]
+        mermaid: bool,
+        /// Print the exchanges and checks as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run the authorization server and the MCP server until interrupted.
+    Serve {
+        /// Address of the authorization server.
+        #[arg(long, default_value = "127.0.0.1:0")]
+        as_addr: String,
+        /// Address of the MCP server.
+        #[arg(long, default_value = "127.0.0.1:0")]
+        rs_addr: String,
+        /// PKCS#8 PEM private key (Ed25519, P-256 or RSA); created (Ed25519) if missing.
+        #[arg(long, value_name = "FILE")]
+        signing_key: Option<PathBuf>,
+        /// Approve every authorization as the demo user without the consent page (tests only).
+        #[arg(long)]
+        auto_approve: bool,
+    },
+    /// Connect to an MCP server, authorizing as needed, and list its tools or call one.
+    Connect {
+        /// The MCP endpoint URL.
+        mcp_url: String,
+        /// A tool to call.
+        #[arg(long)]
+        tool: Option<String>,
+        /// The tool's arguments, as a JSON object.
+        #[arg(long, default_value = "{}")]
+        args: String,
+        /// Answer our own AS's consent page automatically (approve) instead of a browser.
+        #[arg(long)]
+        headless: bool,
+        /// Scopes to request.
+        #[arg(long)]
+        scope: Option<String>,
+        /// Neither read nor write the token store.
+        #[arg(long)]
+        no_store: bool,
+    },
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let work = async {
+        match cli.command {
+            Command::Demo { mermaid, json } => demo(mermaid, json).await,
+            Command::Serve {
+                as_addr,
+                rs_addr,
+                signing_key,
+                auto_approve,
+            } => serve(as_addr, rs_addr, signing_key, auto_approve).await,
+            Command::Connect {
+                mcp_url,
+                tool,
+                args,
+                headless,
+                scope,
+                no_store,
+            } => connect(mcp_url, tool, &args, headless, scope, no_store).await,
+        }
+    };
+    tokio::select! {
+        code = work => code,
+        _ = tokio::signal::ctrl_c() => {
+            eprintln!("interrupted");
+            ExitCode::from(130)
+        }
+    }
+}
+
+async fn demo(mermaid: bool, json: bool) -> ExitCode {
+    let transcript = match mcp_auth::demo::run().await {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("demo failed to start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let t = transcript
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
+    if json {
+        println!("{}", serde_json::to_string_pretty(&t).unwrap_or_default());
+    } else if mermaid {
+        print!("{}", t.render_mermaid());
+    } else {
+        println!("mcp-auth demo: MCP authorization 2025-06-18, every HTTP exchange\n");
+        print!("{}", t.render_exchanges());
+        println!("\nChecks:");
+        print!("{}", t.render_checks());
+    }
+    let ok = t.all_ok();
+    if mermaid || json {
+        eprint!("{}", t.render_checks());
+    }
+    let passed = t.checks.iter().filter(|c| c.ok).count();
+    eprintln!(
+        "demo: {} ({passed}/{} checks passed)",
+        if ok { "PASS" } else { "FAIL" },
+        t.checks.len()
+    );
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+async fn serve(
+    as_addr: String,
+    rs_addr: String,
+    signing_key: Option<PathBuf>,
+    auto_approve: bool,
+) -> ExitCode {
+    let signer = match signing_key
+        .as_deref()
+        .map(mcp_auth::keys::load_or_create)
+        .transpose()
+    {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("signing key: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let stack = match Stack::start(StackOptions {
+        as_addr,
+        rs_addr,
+        second_resource: false,
+        signer,
+        auto_approve,
+    })
+    .await
+    {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("cannot start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!("MCP server: {}", stack.mcp_url);
+    println!("Authorization server: {}", stack.issuer);
+    use std::io::Write as _;
+    let _ = std::io::stdout().flush();
+    let _ = tokio::signal::ctrl_c().await;
+    eprintln!("shutting down");
+    stack.stop().await;
+    ExitCode::SUCCESS
+}
+
+/// The token store: `$XDG_CONFIG_HOME/mcp-auth/tokens.json` (or `~/.config/...`), a map from
+/// issuer to resource to tokens.
+fn store_path() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))?;
+    Some(base.join("mcp-auth").join("tokens.json"))
+}
+
+type Store = BTreeMap<String, BTreeMap<String, Tokens>>;
+
+fn load_store() -> Store {
+    store_path()
+        .and_then(|p| std::fs::read(p).ok())
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default()
+}
+
+fn save_tokens(tokens: &Tokens) {
+    let Some(path) = store_path() else { return };
+    let mut store = load_store();
+    store
+        .entry(tokens.issuer.clone())
+        .or_default()
+        .insert(tokens.resource.clone(), tokens.clone());
+    let write = || -> std::io::Result<()> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let tmp = path.with_extension("tmp");
+        {
+            use std::io::Write as _;
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create(true).truncate(true);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::OpenOptionsExt as _;
+                options.mode(0o600);
+            }
+            options
+                .open(&tmp)?
+                .write_all(&serde_json::to_vec_pretty(&store).unwrap_or_default())?;
+        }
+        std::fs::rename(tmp, &path)
+    };
+    if let Err(e) = write() {
+        tracing::warn!(error = %e, "could not save tokens");
+    }
+}
+
+async fn connect(
+    mcp_url: String,
+    tool: Option<String>,
+    args: &str,
+    headless: bool,
+    scope: Option<String>,
+    no_store: bool,
+) -> ExitCode {
+    let arguments: serde_json::Value = match serde_json::from_str(args) {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("--args is not JSON: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut options = Options::headless(mcp_url);
+    options.client_name = "mcp-auth connect".into();
+    options.scope = scope;
+    if !headless {
+        options.user_agent = UserAgent::Browser;
+    } else {
+        options.user_agent = UserAgent::Headless(Consent::Approve);
+    }
+    let transcript = Transcript::shared();
+    let result = async {
+        let mut c = McpClient::new(options, transcript.clone()).await?;
+        let resource = c.core.resource().map(|r| r.as_str().to_owned()).ok();
+        let stored = (!no_store).then(load_store).and_then(|s| {
+            s.into_values()
+                .flat_map(BTreeMap::into_values)
+                .find(|t| Some(&t.resource) == resource.as_ref())
+        });
+        let mut ready = false;
+        if let Some(tokens) = stored {
+            let expired = tokens
+                .expires_at
+                .is_some_and(|e| e <= mcp_auth::net::now().as_secs() + 30);
+            c.resume(tokens);
+            ready = !expired
+                || match c.refresh().await {
+                    Ok(t) => {
+                        if !no_store {
+                            save_tokens(&t);
+                        }
+                        true
+                    }
+                    Err(_) => false,
+                };
+        }
+        let init = match if ready {
+            c.initialize().await.ok()
+        } else {
+            None
+        } {
+            Some(init) => init,
+            None => {
+                if let Some(tokens) = c.authorize().await?
+                    && !no_store
+                {
+                    save_tokens(&tokens);
+                }
+                c.initialize().await?
+            }
+        };
+        println!(
+            "connected: {} (protocol {})",
+            init["serverInfo"]["name"].as_str().unwrap_or("?"),
+            init["protocolVersion"].as_str().unwrap_or("?")
+        );
+        match tool {
+            None => {
+                let tools = c.list_tools().await?;
+                for t in tools["tools"].as_array().into_iter().flatten() {
+                    println!(
+                        "  {}: {}",
+                        t["name"].as_str().unwrap_or("?"),
+                        t["description"].as_str().unwrap_or("")
+                    );
+                }
+            }
+            Some(name) => {
+                let response = c.call_tool(&name, arguments).await?;
+                let result = client::jsonrpc_result(&response)?;
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&result).unwrap_or_default()
+                );
+            }
+        }
+        Ok::<_, client::Error>(())
+    }
+    .await;
+    if std::env::var_os("MCP_AUTH_TRANSCRIPT").is_some() {
+        let t = transcript
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        eprint!("{}", t.render_exchanges());
+    }
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

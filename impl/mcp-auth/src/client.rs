@@ -1,0 +1,729 @@
+//! The client: drives the core's [`mcp_auth_proto::client::Client`] over hyper-util's client,
+//! with a loopback redirect listener (RFC 8252) and a headless mode that plays the user
+//! against our own AS's consent form; then speaks MCP (JSON-RPC over Streamable HTTP, written
+//! by hand over hyper: initialize, tools/list, tools/call) with the bearer token.
+
+use std::fmt;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_util::client::legacy::Client as HyperClient;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use mcp_auth_proto::client::{Action, Client, ClientConfig, ClientError, Tokens};
+use mcp_auth_proto::http::{HttpRequest, HttpResponse, Method};
+use mcp_auth_proto::types::ScopeSet;
+use mcp_auth_proto::uri::HttpPolicy;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+
+use crate::net::{CLIENT_BODY_LIMIT, OsEntropy, full, now, serve};
+use crate::transcript::SharedTranscript;
+
+/// How long one HTTP exchange may take.
+const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long to wait for the user to come back through the redirect.
+const REDIRECT_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// A failure of the client driver.
+#[derive(Debug)]
+pub enum Error {
+    /// The transport failed (connect, timeout, body too large).
+    Transport(String),
+    /// The core client stopped with this error.
+    Flow(ClientError),
+    /// The server answered something the driver cannot use.
+    Protocol(String),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Transport(e) => write!(f, "transport: {e}"),
+            Self::Flow(e) => write!(f, "authorization flow: {e}"),
+            Self::Protocol(e) => write!(f, "protocol: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// An HTTP/1.1 client (plain http only) that exchanges the core's values.
+#[derive(Clone, Debug)]
+pub struct Http {
+    inner: HyperClient<HttpConnector, Full<Bytes>>,
+}
+
+impl Default for Http {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Http {
+    /// A client with a connection pool.
+    pub fn new() -> Self {
+        Self {
+            inner: HyperClient::builder(TokioExecutor::new()).build_http(),
+        }
+    }
+
+    fn build(request: &HttpRequest) -> Result<http::Request<Full<Bytes>>, Error> {
+        let mut builder = http::Request::builder()
+            .method(request.method.as_str())
+            .uri(&request.url);
+        for (name, value) in &request.headers {
+            builder = builder.header(name.as_str(), value.as_slice());
+        }
+        builder
+            .body(Full::new(Bytes::from(request.body.clone())))
+            .map_err(|e| Error::Transport(format!("bad request {}: {e}", request.url)))
+    }
+
+    /// Send a request and read the whole answer (bounded by [`CLIENT_BODY_LIMIT`]).
+    pub async fn send(&self, request: &HttpRequest) -> Result<HttpResponse, Error> {
+        let call = async {
+            let response = self
+                .inner
+                .request(Self::build(request)?)
+                .await
+                .map_err(|e| {
+                    Error::Transport(format!("{} {}: {e}", request.method.as_str(), request.url))
+                })?;
+            let (parts, body) = response.into_parts();
+            let body = Limited::new(body, CLIENT_BODY_LIMIT)
+                .collect()
+                .await
+                .map_err(|e| Error::Transport(format!("reading {}: {e}", request.url)))?
+                .to_bytes();
+            Ok(from_parts(&parts, body.to_vec()))
+        };
+        tokio::time::timeout(EXCHANGE_TIMEOUT, call)
+            .await
+            .map_err(|_| Error::Transport(format!("timeout: {}", request.url)))?
+    }
+
+    /// Send a JSON-RPC POST and read until the JSON-RPC response with `id` arrives, whether
+    /// the server answers `application/json` or an SSE stream (which may stay open).
+    pub async fn send_jsonrpc(
+        &self,
+        request: &HttpRequest,
+        id: Option<u64>,
+    ) -> Result<HttpResponse, Error> {
+        let call = async {
+            let response = self
+                .inner
+                .request(Self::build(request)?)
+                .await
+                .map_err(|e| Error::Transport(format!("POST {}: {e}", request.url)))?;
+            let (parts, mut body) = response.into_parts();
+            let is_sse = parts
+                .headers
+                .get(http::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.starts_with("text/event-stream"));
+            let mut buffer = Vec::new();
+            while let Some(frame) = body.frame().await {
+                let frame = frame.map_err(|e| Error::Transport(format!("reading: {e}")))?;
+                if let Ok(data) = frame.into_data() {
+                    buffer.extend_from_slice(&data);
+                }
+                if buffer.len() > CLIENT_BODY_LIMIT {
+                    return Err(Error::Transport("response too large".into()));
+                }
+                if is_sse && let Some(message) = id.and_then(|id| sse_message(&buffer, id)) {
+                    return Ok(from_parts(&parts, message));
+                }
+            }
+            if is_sse && let Some(message) = id.and_then(|id| sse_message(&buffer, id)) {
+                return Ok(from_parts(&parts, message));
+            }
+            Ok(from_parts(&parts, buffer))
+        };
+        tokio::time::timeout(EXCHANGE_TIMEOUT, call)
+            .await
+            .map_err(|_| Error::Transport(format!("timeout: {}", request.url)))?
+    }
+}
+
+fn from_parts(parts: &http::response::Parts, body: Vec<u8>) -> HttpResponse {
+    HttpResponse {
+        status: parts.status.as_u16(),
+        headers: parts
+            .headers
+            .iter()
+            .map(|(n, v)| {
+                (
+                    n.as_str().to_owned(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect(),
+        body,
+    }
+}
+
+/// The JSON of the first complete SSE event whose data is the JSON-RPC message with `id`.
+fn sse_message(buffer: &[u8], id: u64) -> Option<Vec<u8>> {
+    let text = String::from_utf8_lossy(buffer).replace("\r\n", "\n");
+    let mut events: Vec<&str> = text.split("\n\n").collect();
+    events.pop(); // the last piece may be incomplete
+    events.into_iter().find_map(|event| {
+        let data: Vec<&str> = event
+            .lines()
+            .filter_map(|l| l.strip_prefix("data:"))
+            .map(|d| d.strip_prefix(' ').unwrap_or(d))
+            .collect();
+        let data = data.join("\n");
+        let value: Value = serde_json::from_str(&data).ok()?;
+        (value.get("id").and_then(Value::as_u64) == Some(id)).then(|| data.into_bytes())
+    })
+}
+
+/// What the headless user answers on the consent page.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Consent {
+    /// Press Approve.
+    Approve,
+    /// Press Deny.
+    Deny,
+}
+
+/// How the user agent part is played.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UserAgent {
+    /// Fetch the authorization URL ourselves and answer our own AS's consent form.
+    Headless(Consent),
+    /// Open the system browser (or print the URL) and wait for the redirect.
+    Browser,
+}
+
+/// Options of a client run.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// The MCP endpoint URL.
+    pub mcp_url: String,
+    /// How the user is played.
+    pub user_agent: UserAgent,
+    /// Scopes to request (else the challenge's, else PRM's).
+    pub scope: Option<String>,
+    /// Accept http URLs for loopback hosts.
+    pub allow_loopback_http: bool,
+    /// The client name sent at registration.
+    pub client_name: String,
+}
+
+impl Options {
+    /// Options for `mcp_url` with headless approval and loopback http allowed.
+    pub fn headless(mcp_url: impl Into<String>) -> Self {
+        Self {
+            mcp_url: mcp_url.into(),
+            user_agent: UserAgent::Headless(Consent::Approve),
+            scope: None,
+            allow_loopback_http: true,
+            client_name: "mcp-auth demo client".into(),
+        }
+    }
+}
+
+/// A client run: the core state machine, the HTTP client, the redirect listener and the
+/// transcript.
+#[derive(Debug)]
+pub struct McpClient {
+    /// The core client (clone it to keep a snapshot, e.g. to replay an old refresh token).
+    pub core: Client,
+    config: ClientConfig,
+    http: Http,
+    options: Options,
+    transcript: SharedTranscript,
+    redirects: mpsc::Receiver<String>,
+    listener_task: tokio::task::JoinHandle<()>,
+    /// The redirect URI registered for this run.
+    pub redirect_uri: String,
+    /// The MCP session id, once initialized.
+    pub session_id: Option<String>,
+    /// A label for the next recorded JSON-RPC exchange (else the method name is used).
+    pub next_label: Option<String>,
+    next_id: u64,
+}
+
+impl Drop for McpClient {
+    fn drop(&mut self) {
+        self.listener_task.abort();
+    }
+}
+
+impl McpClient {
+    /// Start the loopback redirect listener on 127.0.0.1 with an ephemeral port and build the
+    /// core client for it.
+    pub async fn new(options: Options, transcript: SharedTranscript) -> Result<Self, Error> {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(|e| Error::Transport(format!("redirect listener: {e}")))?;
+        let port = listener
+            .local_addr()
+            .map_err(|e| Error::Transport(e.to_string()))?
+            .port();
+        let redirect_uri = format!("http://127.0.0.1:{port}/callback");
+        let (tx, rx) = mpsc::channel(4);
+        let service = tower::service_fn(move |request: http::Request<hyper::body::Incoming>| {
+            let tx = tx.clone();
+            async move {
+                let is_callback = request.uri().path() == "/callback";
+                let query = request.uri().query().unwrap_or("").to_owned();
+                if is_callback {
+                    let _ = tx.try_send(query);
+                }
+                let (status, text) = if is_callback {
+                    (200, "Authorization finished. You can close this window.")
+                } else {
+                    (404, "Not found")
+                };
+                Ok::<_, std::convert::Infallible>(
+                    http::Response::builder()
+                        .status(status)
+                        .header("content-type", "text/plain; charset=utf-8")
+                        .body(full(text))
+                        .unwrap_or_else(|_| http::Response::new(full(""))),
+                )
+            }
+        });
+        let listener_task = tokio::spawn(serve(listener, service, std::future::pending()));
+        let mut config = ClientConfig::new(options.mcp_url.clone(), redirect_uri.clone());
+        config.client_name = options.client_name.clone();
+        if options.allow_loopback_http {
+            config.http_policy = HttpPolicy::AllowLoopbackHttp;
+        }
+        if let Some(scope) = &options.scope {
+            config.scope = Some(
+                ScopeSet::parse(scope).map_err(|e| Error::Protocol(format!("bad scope: {e}")))?,
+            );
+        }
+        Ok(Self {
+            core: Client::new(config.clone()),
+            config,
+            http: Http::new(),
+            options,
+            transcript,
+            redirects: rx,
+            listener_task,
+            redirect_uri,
+            session_id: None,
+            next_label: None,
+            next_id: 0,
+        })
+    }
+
+    /// Continue with stored tokens (used only for the resource they were obtained for).
+    pub fn resume(&mut self, tokens: Tokens) {
+        self.core = Client::resume(self.config.clone(), tokens);
+    }
+
+    /// The origin of the redirect listener (`http://127.0.0.1:PORT`).
+    pub fn redirect_origin(&self) -> &str {
+        self.redirect_uri.trim_end_matches("/callback")
+    }
+
+    /// The HTTP client.
+    pub fn http(&self) -> &Http {
+        &self.http
+    }
+
+    /// The transcript.
+    pub fn transcript(&self) -> &SharedTranscript {
+        &self.transcript
+    }
+
+    /// Send a request and record it.
+    pub async fn exchange(
+        &self,
+        step: &str,
+        from: &str,
+        request: &HttpRequest,
+    ) -> Result<HttpResponse, Error> {
+        let response = self.http.send(request).await?;
+        self.record(step, from, request, &response);
+        Ok(response)
+    }
+
+    fn record(&self, step: &str, from: &str, request: &HttpRequest, response: &HttpResponse) {
+        let n = self
+            .transcript
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .record(step, from, request, response);
+        tracing::info!(n, step, method = request.method.as_str(), url = %request.url, status = response.status, "exchange");
+    }
+
+    /// Drive the core until it is authorized or fails: every `Send` goes over HTTP, the
+    /// `OpenBrowser` step is played headless or through the system browser.
+    pub async fn drive(&mut self) -> Result<Tokens, Error> {
+        loop {
+            match self.core.poll_action() {
+                Action::Send(request) => {
+                    let step = describe(&request);
+                    let response = self.exchange(&step, "Client", &request).await?;
+                    self.core.handle_response(now(), &mut OsEntropy, &response);
+                }
+                Action::OpenBrowser(url) => {
+                    let query = self.user_agent(&url).await?;
+                    if let Err(error) = self.core.handle_redirect(&query)
+                        && error == ClientError::StateMismatch
+                    {
+                        // The core discarded a callback that is not ours and keeps waiting.
+                        tracing::warn!("discarded a redirect with a foreign state");
+                        continue;
+                    }
+                }
+                Action::Authorized(tokens) => return Ok(tokens),
+                Action::Failed(error) => return Err(Error::Flow(error)),
+                Action::Idle => {
+                    return Err(Error::Protocol("the client has nothing to do".into()));
+                }
+            }
+        }
+    }
+
+    /// Play the user: return the query string of the redirect to our redirect URI.
+    async fn user_agent(&mut self, url: &str) -> Result<String, Error> {
+        match self.options.user_agent {
+            UserAgent::Headless(consent) => {
+                self.headless(url, consent).await?;
+            }
+            UserAgent::Browser => open_browser(url),
+        }
+        tokio::time::timeout(REDIRECT_TIMEOUT, self.redirects.recv())
+            .await
+            .map_err(|_| Error::Transport("no redirect arrived".into()))?
+            .ok_or_else(|| Error::Transport("redirect listener stopped".into()))
+    }
+
+    /// GET the authorization URL, answer the consent form, follow the 303 to our listener.
+    async fn headless(&self, url: &str, consent: Consent) -> Result<(), Error> {
+        let page = self
+            .exchange(
+                "authorization request (user agent): consent page",
+                "User agent",
+                &HttpRequest::new(Method::Get, url).header("accept", "text/html"),
+            )
+            .await?;
+        let location = if page.status == 303 {
+            page.header_value("location").map(str::to_owned)
+        } else if page.status == 200 {
+            let html = String::from_utf8_lossy(&page.body);
+            let form = ConsentForm::parse(&html).ok_or_else(|| {
+                Error::Protocol("no consent form on the authorization page".into())
+            })?;
+            let decision = match consent {
+                Consent::Approve => "approve",
+                Consent::Deny => "deny",
+            };
+            let body = form_urlencoded::Serializer::new(String::new())
+                .append_pair("id", &form.id)
+                .append_pair("csrf", &form.csrf)
+                .append_pair("decision", decision)
+                .finish();
+            let post = HttpRequest::new(Method::Post, resolve(url, &form.action))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(body);
+            let answer = self
+                .exchange(
+                    &format!("consent: the user presses {decision}"),
+                    "User agent",
+                    &post,
+                )
+                .await?;
+            (answer.status == 303)
+                .then(|| answer.header_value("location").map(str::to_owned))
+                .flatten()
+        } else {
+            None
+        };
+        let Some(location) = location else {
+            return Err(Error::Protocol(format!(
+                "the authorization server showed an error page ({})",
+                page.status
+            )));
+        };
+        self.exchange(
+            "redirect to the client's loopback listener",
+            "User agent",
+            &HttpRequest::new(Method::Get, location),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Send a JSON-RPC request (or notification when `method` starts with
+    /// `notifications/`) to the MCP endpoint with the token the core holds for it.
+    pub async fn rpc(&mut self, method: &str, params: Value) -> Result<HttpResponse, Error> {
+        let authorization = self.core.authorization_for(&self.options.mcp_url);
+        self.rpc_with(method, params, authorization.as_deref())
+            .await
+    }
+
+    /// Like [`McpClient::rpc`] with an explicit `Authorization` value (or none).
+    pub async fn rpc_with(
+        &mut self,
+        method: &str,
+        params: Value,
+        authorization: Option<&str>,
+    ) -> Result<HttpResponse, Error> {
+        let notification = method.starts_with("notifications/");
+        let id = (!notification).then(|| {
+            self.next_id += 1;
+            self.next_id
+        });
+        let mut message = json!({"jsonrpc": "2.0", "method": method, "params": params});
+        if let Some(id) = id {
+            message["id"] = json!(id);
+        }
+        let mut request = HttpRequest::new(Method::Post, self.options.mcp_url.clone())
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .body(serde_json::to_vec(&message).unwrap_or_default());
+        if method != "initialize" {
+            request = request.header("mcp-protocol-version", mcp_auth_proto::MCP_PROTOCOL_VERSION);
+        }
+        if let Some(session) = &self.session_id {
+            request = request.header("mcp-session-id", session.clone());
+        }
+        if let Some(authorization) = authorization {
+            request = request.header("authorization", authorization);
+        }
+        let response = self.http.send_jsonrpc(&request, id).await?;
+        let step = match self.next_label.take() {
+            Some(label) => label,
+            None => match method {
+                "tools/call" => format!(
+                    "MCP tools/call {}",
+                    message["params"]["name"].as_str().unwrap_or("?")
+                ),
+                _ => format!("MCP {method}"),
+            },
+        };
+        self.record(&step, "Client", &request, &response);
+        if method == "initialize" && response.status == 200 {
+            self.session_id = response.header_value("mcp-session-id").map(str::to_owned);
+        }
+        Ok(response)
+    }
+
+    /// POST `initialize` without a token; on 401 hand the challenge to the core and drive it
+    /// to tokens. Returns the tokens (or `None` when the server needed none).
+    pub async fn authorize(&mut self) -> Result<Option<Tokens>, Error> {
+        let response = self
+            .rpc_with("initialize", initialize_params(), None)
+            .await?;
+        if response.status != 401 {
+            return Ok(None);
+        }
+        let challenges: Vec<&str> = response.header_values("www-authenticate").collect();
+        self.core.handle_unauthorized(challenges);
+        self.drive().await.map(Some)
+    }
+
+    /// `initialize` with the token, then `notifications/initialized`. Returns the
+    /// `initialize` result.
+    pub async fn initialize(&mut self) -> Result<Value, Error> {
+        self.session_id = None;
+        let response = self.rpc("initialize", initialize_params()).await?;
+        let result = jsonrpc_result(&response)?;
+        let _ = self.rpc("notifications/initialized", json!({})).await?;
+        Ok(result)
+    }
+
+    /// `tools/list`.
+    pub async fn list_tools(&mut self) -> Result<Value, Error> {
+        let response = self.rpc("tools/list", json!({})).await?;
+        jsonrpc_result(&response)
+    }
+
+    /// `tools/call`; the whole HTTP answer (the caller may expect a 403).
+    pub async fn call_tool(&mut self, name: &str, arguments: Value) -> Result<HttpResponse, Error> {
+        self.rpc("tools/call", json!({"name": name, "arguments": arguments}))
+            .await
+    }
+
+    /// Run the core's refresh: the new tokens.
+    pub async fn refresh(&mut self) -> Result<Tokens, Error> {
+        self.core.start_refresh();
+        self.drive().await
+    }
+}
+
+/// The `initialize` parameters we send.
+pub fn initialize_params() -> Value {
+    json!({
+        "protocolVersion": mcp_auth_proto::MCP_PROTOCOL_VERSION,
+        "capabilities": {},
+        "clientInfo": {"name": "mcp-auth", "version": env!("CARGO_PKG_VERSION")}
+    })
+}
+
+/// The `result` of a JSON-RPC answer, or an error naming the status / JSON-RPC error.
+pub fn jsonrpc_result(response: &HttpResponse) -> Result<Value, Error> {
+    if response.status != 200 {
+        return Err(Error::Protocol(format!(
+            "HTTP {} {}",
+            response.status,
+            response.header_value("www-authenticate").unwrap_or("")
+        )));
+    }
+    let value: Value = serde_json::from_slice(&response.body)
+        .map_err(|e| Error::Protocol(format!("not JSON-RPC: {e}")))?;
+    match (value.get("result"), value.get("error")) {
+        (Some(result), _) => Ok(result.clone()),
+        (None, Some(error)) => Err(Error::Protocol(format!("JSON-RPC error: {error}"))),
+        _ => Err(Error::Protocol("no result".into())),
+    }
+}
+
+fn describe(request: &HttpRequest) -> String {
+    let url = &request.url;
+    if url.contains("/.well-known/oauth-protected-resource") {
+        "discovery: Protected Resource Metadata (RFC 9728)".into()
+    } else if url.contains("/.well-known/oauth-authorization-server") {
+        "discovery: authorization server metadata (RFC 8414)".into()
+    } else if url.contains("/.well-known/openid-configuration") {
+        "discovery: OpenID configuration".into()
+    } else if request.has_content_type("application/json") {
+        "dynamic client registration (RFC 7591)".into()
+    } else if request.body.windows(13).any(|w| w == b"refresh_token")
+        && !request.body.windows(18).any(|w| w == b"authorization_code")
+    {
+        "token request: refresh_token grant".into()
+    } else {
+        "token request: authorization_code grant with PKCE verifier".into()
+    }
+}
+
+/// The fields of our AS's consent form.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConsentForm {
+    /// The form's `action` (relative or absolute).
+    pub action: String,
+    /// The pending authorization id.
+    pub id: String,
+    /// The CSRF token.
+    pub csrf: String,
+}
+
+impl ConsentForm {
+    /// Find the form and its hidden `id` and `csrf` inputs in a page.
+    pub fn parse(html: &str) -> Option<Self> {
+        let form_start = html.find("<form")?;
+        let form = &html[form_start..];
+        let action = attribute(&form[..form.find('>')?], "action").unwrap_or_default();
+        let input_value = |name: &str| {
+            let needle = format!("name=\"{name}\"");
+            form.split("<input").find_map(|input| {
+                let tag = &input[..input.find('>')?];
+                tag.contains(&needle)
+                    .then(|| attribute(tag, "value"))
+                    .flatten()
+            })
+        };
+        Some(Self {
+            action,
+            id: input_value("id")?,
+            csrf: input_value("csrf")?,
+        })
+    }
+}
+
+fn attribute(tag: &str, name: &str) -> Option<String> {
+    let needle = format!(" {name}=\"");
+    let start = tag.find(&needle)? + needle.len();
+    let end = tag[start..].find('"')?;
+    Some(unescape_html(&tag[start..start + end]))
+}
+
+fn unescape_html(s: &str) -> String {
+    s.replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
+/// Resolve a form action against the page URL.
+fn resolve(page: &str, action: &str) -> String {
+    if action.starts_with("http://") || action.starts_with("https://") {
+        return action.to_owned();
+    }
+    let page = page.split(['?', '#']).next().unwrap_or(page);
+    let after_scheme = page.find("://").map_or(0, |i| i + 3);
+    let origin_end = page[after_scheme..]
+        .find('/')
+        .map_or(page.len(), |i| after_scheme + i);
+    if action.starts_with('/') {
+        format!("{}{action}", &page[..origin_end])
+    } else {
+        let dir_end = page
+            .rfind('/')
+            .filter(|&i| i >= origin_end)
+            .map_or(page.len(), |i| i);
+        format!("{}/{action}", &page[..dir_end])
+    }
+}
+
+/// Open the system browser if there seems to be one; print the URL either way.
+fn open_browser(url: &str) {
+    eprintln!("Open this URL in a browser to authorize:\n  {url}");
+    let has_display = std::env::var_os("DISPLAY").is_some()
+        || std::env::var_os("WAYLAND_DISPLAY").is_some()
+        || cfg!(target_os = "macos")
+        || cfg!(windows);
+    if has_display {
+        let opener = if cfg!(target_os = "macos") {
+            "open"
+        } else if cfg!(windows) {
+            "explorer"
+        } else {
+            "xdg-open"
+        };
+        let _ = std::process::Command::new(opener)
+            .arg(url)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_consent_form() {
+        let html = "<p>x</p><form method=\"post\" action=\"consent\"><input type=\"hidden\" name=\"id\" value=\"abc\"><input type=\"hidden\" name=\"csrf\" value=\"d&amp;e\"><button></button></form>";
+        let form = ConsentForm::parse(html).expect("form");
+        assert_eq!(form.action, "consent");
+        assert_eq!(form.id, "abc");
+        assert_eq!(form.csrf, "d&e");
+    }
+
+    #[test]
+    fn resolves_relative_actions() {
+        assert_eq!(
+            resolve("http://h:1/authorize?x=1", "consent"),
+            "http://h:1/consent"
+        );
+        assert_eq!(
+            resolve("http://h:1/as/authorize?x", "consent"),
+            "http://h:1/as/consent"
+        );
+        assert_eq!(resolve("http://h:1/a/b", "/consent"), "http://h:1/consent");
+    }
+
+    #[test]
+    fn finds_the_sse_message() {
+        let sse =
+            b"id: 1\nretry: 3000\ndata: \n\ndata: {\"jsonrpc\":\"2.0\",\"id\":3,\"result\":{}}\n\n";
+        assert!(sse_message(sse, 3).is_some());
+        assert!(sse_message(sse, 4).is_none());
+    }
+}

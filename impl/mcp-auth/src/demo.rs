@@ -1,0 +1,422 @@
+//! The in-process stack (AS, MCP server, optionally a second MCP server) and the end-to-end
+//! demonstration behind `mcp-auth demo`.
+
+use std::sync::Arc;
+
+use mcp_auth_proto::jwt::Signer;
+use mcp_auth_proto::resource::{ResourceServer, RsConfig};
+use mcp_auth_proto::server::AsConfig;
+use mcp_auth_proto::server::http::UserAgentPolicy;
+use mcp_auth_proto::types::{ScopeSet, Subject};
+use mcp_auth_proto::uri::{HttpPolicy, Issuer, ResourceUri};
+use serde_json::{Value, json};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::as_server::{self, AsState};
+use crate::client::{self, McpClient, Options};
+use crate::mcp::{self, ADMIN_SCOPE, ADMIN_TOOL, TOOLS_SCOPE};
+use crate::rs::AuthLayer;
+use crate::transcript::{SharedTranscript, Transcript};
+
+/// The demo user every approval is made as.
+pub const DEMO_SUBJECT: &str = "demo-user";
+
+/// How to start a [`Stack`].
+#[derive(Clone, Debug)]
+pub struct StackOptions {
+    /// Address of the authorization server.
+    pub as_addr: String,
+    /// Address of the MCP server.
+    pub rs_addr: String,
+    /// Also start a second MCP server (another resource of the same AS).
+    pub second_resource: bool,
+    /// The signing key (else a fresh Ed25519 key).
+    pub signer: Option<Signer>,
+    /// Approve every authorization as the demo user without the consent page.
+    pub auto_approve: bool,
+}
+
+impl Default for StackOptions {
+    fn default() -> Self {
+        Self {
+            as_addr: "127.0.0.1:0".into(),
+            rs_addr: "127.0.0.1:0".into(),
+            second_resource: false,
+            signer: None,
+            auto_approve: false,
+        }
+    }
+}
+
+/// Running servers.
+#[derive(Debug)]
+pub struct Stack {
+    /// The authorization server's state.
+    pub as_state: Arc<AsState>,
+    /// The issuer identifier (the AS's origin).
+    pub issuer: String,
+    /// The MCP endpoint (`…/mcp`).
+    pub mcp_url: String,
+    /// The second MCP endpoint, if started.
+    pub other_mcp_url: Option<String>,
+    /// The auth layer of the first MCP server.
+    pub layer: AuthLayer,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+fn scopes(tokens: &[&str]) -> ScopeSet {
+    ScopeSet::from_tokens(tokens.iter().copied())
+}
+
+fn bad(e: impl std::fmt::Debug) -> std::io::Error {
+    std::io::Error::other(format!("{e:?}"))
+}
+
+impl Stack {
+    /// Bind and start the servers.
+    pub async fn start(options: StackOptions) -> std::io::Result<Self> {
+        let as_listener = crate::net::bind(&options.as_addr).await?;
+        let rs_listener = crate::net::bind(&options.rs_addr).await?;
+        let other_listener = if options.second_resource {
+            Some(crate::net::bind("127.0.0.1:0").await?)
+        } else {
+            None
+        };
+        let issuer = crate::net::origin_of(&as_listener)?;
+        let mcp_url = format!("{}/mcp", crate::net::origin_of(&rs_listener)?);
+        let other_mcp_url = other_listener
+            .as_ref()
+            .map(|l| crate::net::origin_of(l).map(|o| format!("{o}/mcp")))
+            .transpose()?;
+        let policy = HttpPolicy::AllowLoopbackHttp;
+        let issuer_id = Issuer::parse(&issuer, policy).map_err(bad)?;
+        let resource = ResourceUri::parse(&mcp_url, policy).map_err(bad)?;
+        let mut resources = vec![(resource.clone(), scopes(&[TOOLS_SCOPE, ADMIN_SCOPE]))];
+        let other_resource = other_mcp_url
+            .as_deref()
+            .map(|u| ResourceUri::parse(u, policy).map_err(bad))
+            .transpose()?;
+        if let Some(other) = &other_resource {
+            resources.push((other.clone(), scopes(&[TOOLS_SCOPE])));
+        }
+        let mut config = AsConfig::new(issuer_id.clone(), resources);
+        config.http_policy = policy;
+        config.default_scopes = scopes(&[TOOLS_SCOPE]);
+        let signer = options.signer.unwrap_or_else(crate::keys::ephemeral);
+        let as_state = AsState::new(
+            config,
+            signer,
+            UserAgentPolicy {
+                subject: Subject(DEMO_SUBJECT.into()),
+                auto_approve: options.auto_approve,
+            },
+        );
+        let jwks_uri = as_state
+            .with_server(|s| s.metadata().jwks_uri)
+            .unwrap_or_else(|| format!("{issuer}/jwks"));
+        let (shutdown, rx) = watch::channel(false);
+        let stopped = |mut rx: watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        };
+        let mut tasks = vec![tokio::spawn(as_server::run(
+            as_listener,
+            Arc::clone(&as_state),
+            stopped(rx.clone()),
+        ))];
+        let make_layer = |resource: ResourceUri, supported: ScopeSet| {
+            let mut rs_config = RsConfig::new(resource, issuer_id.clone(), supported);
+            rs_config.resource_name = Some("mcp-auth demo MCP server".into());
+            AuthLayer::with_tool_scopes(
+                ResourceServer::new(rs_config),
+                jwks_uri.clone(),
+                mcp::tool_scopes(),
+            )
+        };
+        let layer = make_layer(resource, scopes(&[TOOLS_SCOPE, ADMIN_SCOPE]));
+        tasks.push(tokio::spawn(mcp::run(
+            rs_listener,
+            layer.clone(),
+            stopped(rx.clone()),
+        )));
+        if let (Some(listener), Some(other)) = (other_listener, other_resource) {
+            let other_layer = make_layer(other, scopes(&[TOOLS_SCOPE]));
+            tasks.push(tokio::spawn(mcp::run(
+                listener,
+                other_layer,
+                stopped(rx.clone()),
+            )));
+        }
+        // Warm the key cache; a failure here is retried on the first token.
+        let _ = layer.fetch_keys().await;
+        Ok(Self {
+            as_state,
+            issuer,
+            mcp_url,
+            other_mcp_url,
+            layer,
+            shutdown,
+            tasks,
+        })
+    }
+
+    /// A transcript that names this stack's servers.
+    pub fn transcript(&self) -> SharedTranscript {
+        let shared = Transcript::shared();
+        {
+            let mut t = shared
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            t.name_participant(&self.issuer, "Authorization server");
+            t.name_participant(origin(&self.mcp_url), "MCP server");
+            if let Some(other) = &self.other_mcp_url {
+                t.name_participant(origin(other), "Other MCP server");
+            }
+        }
+        shared
+    }
+
+    /// Stop every server and wait (briefly) for them.
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(true);
+        for task in self.tasks {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(3), task).await;
+        }
+    }
+}
+
+fn origin(url: &str) -> &str {
+    url.strip_suffix("/mcp").unwrap_or(url)
+}
+
+fn tool_text(response: &mcp_auth_proto::http::HttpResponse) -> Option<Value> {
+    let result = client::jsonrpc_result(response).ok()?;
+    let text = result.pointer("/content/0/text")?.as_str()?;
+    Some(serde_json::from_str(text).unwrap_or_else(|_| json!(text)))
+}
+
+fn challenge_error(response: &mcp_auth_proto::http::HttpResponse) -> Option<String> {
+    let header = response.header_value("www-authenticate")?;
+    let start = header.find("error=\"")? + 7;
+    let end = header[start..].find('"')?;
+    Some(header[start..start + end].to_owned())
+}
+
+/// Run the whole demonstration against a fresh in-process stack; the transcript holds every
+/// exchange and a check per step. It passed if [`Transcript::all_ok`].
+pub async fn run() -> Result<SharedTranscript, client::Error> {
+    let stack = Stack::start(StackOptions {
+        second_resource: true,
+        ..StackOptions::default()
+    })
+    .await
+    .map_err(|e| client::Error::Transport(e.to_string()))?;
+    let transcript = stack.transcript();
+    let result = steps(&stack, &transcript).await;
+    stack.stop().await;
+    if let Err(e) = result {
+        transcript
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .check("the demo ran to the end", "", false, e.to_string());
+    }
+    Ok(transcript)
+}
+
+async fn steps(stack: &Stack, transcript: &SharedTranscript) -> Result<(), client::Error> {
+    let check = |name: &str, reqs: &str, ok: bool, detail: String| {
+        transcript
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .check(name, reqs, ok, detail);
+    };
+    let mut options = Options::headless(stack.mcp_url.clone());
+    // Ask for the base scope only, so that the admin tool shows the 403 insufficient_scope.
+    options.scope = Some(TOOLS_SCOPE.into());
+    let mut client = McpClient::new(options, Arc::clone(transcript)).await?;
+    transcript
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .name_participant(client.redirect_origin(), "Client redirect listener");
+
+    // 1. 401 → PRM → AS metadata → DCR → authorize + consent → token.
+    let tokens = client.authorize().await?;
+    let first = transcript
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .exchanges
+        .first()
+        .cloned();
+    let challenge_ok = first.as_ref().is_some_and(|e| {
+        e.status == 401
+            && e.response_headers.iter().any(|(n, v)| {
+                n == "www-authenticate" && v.contains("resource_metadata=") && !v.contains("error=")
+            })
+    });
+    check(
+        "unauthenticated initialize gets 401 with resource_metadata and no error code",
+        "PRM-8, ERR-1, ERR-7",
+        challenge_ok,
+        first
+            .map(|e| format!("{} {:?}", e.status, e.response_headers))
+            .unwrap_or_default(),
+    );
+    let Some(tokens) = tokens else {
+        check(
+            "the flow produced tokens",
+            "DISC-1",
+            false,
+            "the server asked for no token".into(),
+        );
+        return Ok(());
+    };
+    let claims = crate::transcript::jwt_claims(&tokens.access_token).unwrap_or_default();
+    check(
+        "authorization code flow with PKCE, state and resource yields an access token for this server",
+        "PKCE-1, RES-2, RES-13, AZ-11",
+        claims.get("aud").and_then(Value::as_str) == Some(stack.mcp_url.as_str())
+            && tokens.refresh_token.is_some(),
+        format!("aud={} scope={:?}", claims["aud"], tokens.scope),
+    );
+
+    // 2. MCP with the token.
+    let init = client.initialize().await?;
+    check(
+        "initialize with the token negotiates 2025-06-18",
+        "RS-1",
+        init.get("protocolVersion").and_then(Value::as_str) == Some("2025-06-18"),
+        format!("protocolVersion={}", init["protocolVersion"]),
+    );
+    let tools = client.list_tools().await?;
+    let names: Vec<&str> = tools["tools"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|t| t["name"].as_str()).collect())
+        .unwrap_or_default();
+    check(
+        "tools/list lists whoami, echo and admin_info",
+        "SEC-2",
+        ["whoami", "echo", ADMIN_TOOL]
+            .iter()
+            .all(|n| names.contains(n)),
+        format!("{names:?}"),
+    );
+    let whoami = client.call_tool("whoami", json!({})).await?;
+    let who = tool_text(&whoami).unwrap_or_default();
+    check(
+        "whoami reports the validated token's subject, client and audience",
+        "RS-1, RS-2",
+        who["subject"] == DEMO_SUBJECT
+            && who["client_id"] == tokens.client_id.as_str()
+            && who["audience"] == stack.mcp_url.as_str(),
+        who.to_string(),
+    );
+    let admin = client.call_tool(ADMIN_TOOL, json!({})).await?;
+    check(
+        "a tool that needs mcp:admin gets 403 insufficient_scope naming the scope",
+        "ERR-2, RS-1",
+        admin.status == 403
+            && challenge_error(&admin).as_deref() == Some("insufficient_scope")
+            && admin
+                .header_value("www-authenticate")
+                .is_some_and(|h| h.contains("scope=\"mcp:admin\"")),
+        format!(
+            "{} {}",
+            admin.status,
+            admin.header_value("www-authenticate").unwrap_or("")
+        ),
+    );
+
+    // 3. A token for another resource is refused.
+    if let Some(other_url) = &stack.other_mcp_url {
+        let mut other =
+            McpClient::new(Options::headless(other_url.clone()), Arc::clone(transcript)).await?;
+        transcript
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .name_participant(other.redirect_origin(), "Client redirect listener");
+        let other_tokens = other.authorize().await?;
+        match other_tokens {
+            Some(other_tokens) => {
+                let bearer = format!("Bearer {}", other_tokens.access_token);
+                client.next_label = Some(
+                    "the other server's token presented to this server (must be refused)".into(),
+                );
+                let refused = client
+                    .rpc_with("initialize", client::initialize_params(), Some(&bearer))
+                    .await?;
+                check(
+                    "a token minted for another resource is refused by this server",
+                    "RS-2, RS-6, PF-10",
+                    refused.status == 401
+                        && challenge_error(&refused).as_deref() == Some("invalid_token"),
+                    format!(
+                        "{} {}",
+                        refused.status,
+                        refused.header_value("www-authenticate").unwrap_or("")
+                    ),
+                );
+                check(
+                    "the client never offers that token to this server",
+                    "CLI-5, RES-4",
+                    other.core.authorization_for(&stack.mcp_url).is_none(),
+                    "authorization_for(first server) is None".into(),
+                );
+            }
+            None => check(
+                "token for the other resource",
+                "RS-6",
+                false,
+                "no challenge".into(),
+            ),
+        }
+    }
+
+    // 4. Refresh with rotation; the old refresh token replayed is refused.
+    let before = client.core.clone();
+    let refreshed = client.refresh().await?;
+    check(
+        "refresh returns a new access token and a rotated refresh token",
+        "RT-1, RT-7",
+        refreshed.refresh_token.is_some()
+            && refreshed.refresh_token != tokens.refresh_token
+            && refreshed.access_token != tokens.access_token,
+        format!(
+            "old {} → new {}",
+            crate::transcript::shorten(tokens.refresh_token.as_deref().unwrap_or("")),
+            crate::transcript::shorten(refreshed.refresh_token.as_deref().unwrap_or(""))
+        ),
+    );
+    let after = client.call_tool("whoami", json!({})).await?;
+    check(
+        "the refreshed access token works",
+        "RT-1",
+        after.status == 200 && tool_text(&after).is_some_and(|w| w["subject"] == DEMO_SUBJECT),
+        format!("{}", after.status),
+    );
+    let rotated = std::mem::replace(&mut client.core, before);
+    let replay = client.refresh().await;
+    check(
+        "the rotated-out refresh token replayed gets 400 invalid_grant",
+        "RT-1, RT-2",
+        matches!(
+            &replay,
+            Err(client::Error::Flow(mcp_auth_proto::client::ClientError::TokenRejected { status: 400, error: Some(e) })) if e == "invalid_grant"
+        ),
+        format!("{replay:?}"),
+    );
+    client.core = rotated;
+    let revoked = client.refresh().await;
+    check(
+        "after the replay the whole grant is revoked: the newest refresh token fails too",
+        "RT-2, RT-5",
+        matches!(
+            &revoked,
+            Err(client::Error::Flow(
+                mcp_auth_proto::client::ClientError::TokenRejected { status: 400, .. }
+            ))
+        ),
+        format!("{revoked:?}"),
+    );
+    Ok(())
+}

@@ -1,0 +1,165 @@
+//! What every driver shares: the clock, OS entropy, body bounds, the conversion between the
+//! core's plain HTTP values and hyper's, and the accept loop.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use mcp_auth_proto::http::{HttpRequest, HttpResponse, Method};
+use mcp_auth_proto::{Entropy, Rejection, UnixTime};
+use tokio::net::TcpListener;
+
+/// The response body type of every server here (the same as rmcp's, so layers compose).
+pub type Body = BoxBody<Bytes, Infallible>;
+
+/// Largest request body the authorization server reads (64 KiB).
+pub const AS_BODY_LIMIT: usize = 64 * 1024;
+
+/// Largest response body the client reads (1 MiB).
+pub const CLIENT_BODY_LIMIT: usize = 1024 * 1024;
+
+/// The operating system's random source.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct OsEntropy;
+
+impl Entropy for OsEntropy {
+    fn fill(&mut self, dest: &mut [u8]) {
+        getrandom::fill(dest).expect("the OS random source is available");
+    }
+}
+
+/// The wall clock, in whole seconds since the epoch.
+pub fn now() -> UnixTime {
+    let since_epoch = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    UnixTime::from_secs(since_epoch.as_secs())
+}
+
+/// A whole body.
+pub fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into()).boxed()
+}
+
+/// Encode a core response for hyper. Header values the core produced are always valid; one
+/// that is not (it would be a core bug) is dropped rather than turned into a 500.
+pub fn to_hyper(response: HttpResponse) -> http::Response<Body> {
+    let mut builder = http::Response::builder().status(response.status);
+    for (name, value) in &response.headers {
+        if let (Ok(n), Ok(v)) = (
+            http::HeaderName::from_bytes(name.as_bytes()),
+            http::HeaderValue::from_str(value),
+        ) {
+            builder = builder.header(n, v);
+        }
+    }
+    builder
+        .body(full(response.body))
+        .unwrap_or_else(|_| http::Response::new(full(Bytes::new())))
+}
+
+/// A JSON OAuth error answer for a refusal that happens before the core is reached (body too
+/// large or unreadable): `{"error", "error_description"}` with the given status.
+pub fn early_error(status: u16, rejection: Rejection) -> HttpResponse {
+    let code = rejection.code();
+    HttpResponse::json(
+        status,
+        &serde_json::json!({"error": code.as_str(), "error_description": rejection.description()}),
+    )
+    .header("cache-control", "no-store")
+}
+
+/// Read a request into the core's value, the body bounded by `limit`. A body over the limit
+/// gives a 413 answer, an unreadable one a 400, both as OAuth JSON errors.
+pub async fn read_request<B>(
+    request: http::Request<B>,
+    limit: usize,
+) -> Result<HttpRequest, HttpResponse>
+where
+    B: hyper::body::Body,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let (parts, body) = request.into_parts();
+    if parts
+        .headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+        .is_some_and(|n| n > limit)
+    {
+        return Err(early_error(413, Rejection::TooLarge));
+    }
+    let body = match Limited::new(body, limit).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(error) if error.is::<http_body_util::LengthLimitError>() => {
+            return Err(early_error(413, Rejection::TooLarge));
+        }
+        Err(_) => return Err(early_error(400, Rejection::Malformed)),
+    };
+    Ok(HttpRequest {
+        method: Method::from_name(parts.method.as_str()),
+        url: parts.uri.path().to_owned(),
+        query: parts.uri.query().map(str::to_owned),
+        headers: parts
+            .headers
+            .iter()
+            .map(|(n, v)| (n.as_str().to_owned(), v.as_bytes().to_vec()))
+            .collect(),
+        body: body.to_vec(),
+    })
+}
+
+/// Bind a loopback listener (`127.0.0.1:0` picks a free port).
+pub async fn bind(addr: &str) -> std::io::Result<TcpListener> {
+    TcpListener::bind(addr).await
+}
+
+/// The `http://host:port` origin of a bound listener.
+pub fn origin_of(listener: &TcpListener) -> std::io::Result<String> {
+    Ok(format!("http://{}", listener.local_addr()?))
+}
+
+/// Accept connections on `listener` and serve each with a clone of `service` (HTTP/1.1 and
+/// HTTP/2), until `shutdown` completes; then let open connections finish for up to two
+/// seconds (SSE streams would otherwise hold the process).
+pub async fn serve<S>(listener: TcpListener, service: S, shutdown: impl Future<Output = ()>)
+where
+    S: tower::Service<http::Request<Incoming>, Response = http::Response<Body>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    let graceful = GracefulShutdown::new();
+    let builder = auto::Builder::new(TokioExecutor::new());
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let Ok((tcp, _)) = accepted else { continue };
+                let connection = builder
+                    .serve_connection(TokioIo::new(tcp), TowerToHyperService::new(service.clone()))
+                    .into_owned();
+                let connection = graceful.watch(connection);
+                tokio::spawn(async move {
+                    if let Err(error) = connection.await {
+                        tracing::debug!(%error, "connection ended with an error");
+                    }
+                });
+            }
+            () = &mut shutdown => break,
+        }
+    }
+    tokio::select! {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(Duration::from_secs(2)) => {}
+    }
+}

@@ -1,0 +1,399 @@
+//! [`AuthLayer`]: a tower layer that makes any MCP endpoint an OAuth 2.1 resource server.
+//!
+//! In front of the inner service (here rmcp's `StreamableHttpService`, but any
+//! `Service<http::Request<Full<Bytes>>>` answering [`crate::net::Body`] fits), it
+//!
+//! - serves Protected Resource Metadata at every path of
+//!   [`ResourceServer::metadata_paths`] (path-inserted and root);
+//! - answers CORS preflights, and exposes `WWW-Authenticate` and `Mcp-Session-Id` to scripts;
+//! - authenticates every other request (POST, GET and DELETE alike) with
+//!   [`ResourceServer::authenticate`] and answers 401 / 403 / 400 with the exact
+//!   `WWW-Authenticate` of the core's [`Challenge`];
+//! - fetches the issuer's JWKS from its `jwks_uri`, caches it in the core, and refetches it
+//!   when [`ResourceServer::should_refetch_keys`] says so (rate-limited by the core);
+//! - optionally requires scopes per tool on `tools/call` (403 `insufficient_scope` from
+//!   [`ResourceServer::require_scopes`]);
+//! - binds each MCP session to the identity (subject and client) that created it;
+//! - inserts the validated [`Access`] (and a [`ScopeCheck`]) into the request extensions,
+//!   where rmcp hands them to tool handlers inside `http::request::Parts`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use mcp_auth_proto::http::{HttpRequest, Method};
+use mcp_auth_proto::jwt::{Access, KeySet};
+use mcp_auth_proto::resource::{Challenge, ResourceServer};
+use mcp_auth_proto::types::ScopeSet;
+use tower::{Layer, Service, ServiceExt};
+
+use crate::client::Http;
+use crate::net::{Body, full, now};
+
+/// Largest MCP request body the layer buffers (1 MiB).
+pub const RS_BODY_LIMIT: usize = 1024 * 1024;
+/// Most MCP sessions remembered for identity binding.
+const SESSIONS_MAX: usize = 10_000;
+
+const EXPOSE_HEADERS: &str = "WWW-Authenticate, Mcp-Session-Id";
+
+type Guard<'a> = std::sync::MutexGuard<'a, ResourceServer>;
+
+#[derive(Debug)]
+struct Shared {
+    rs: Mutex<ResourceServer>,
+    jwks_uri: String,
+    http: Http,
+    refetch: tokio::sync::Mutex<()>,
+    tool_scopes: BTreeMap<String, ScopeSet>,
+    sessions: Mutex<HashMap<String, (String, String)>>,
+}
+
+impl Shared {
+    fn rs(&self) -> Guard<'_> {
+        self.rs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// The layer. Cheap to clone; all clones share the key cache and session bindings.
+#[derive(Clone, Debug)]
+pub struct AuthLayer {
+    shared: Arc<Shared>,
+}
+
+impl AuthLayer {
+    /// A layer for this resource server, trusting the keys published at `jwks_uri`.
+    pub fn new(rs: ResourceServer, jwks_uri: impl Into<String>) -> Self {
+        Self::with_tool_scopes(rs, jwks_uri, BTreeMap::new())
+    }
+
+    /// Like [`AuthLayer::new`], and `tools/call` of each named tool needs the given scopes.
+    pub fn with_tool_scopes(
+        rs: ResourceServer,
+        jwks_uri: impl Into<String>,
+        tool_scopes: BTreeMap<String, ScopeSet>,
+    ) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                rs: Mutex::new(rs),
+                jwks_uri: jwks_uri.into(),
+                http: Http::new(),
+                refetch: tokio::sync::Mutex::new(()),
+                tool_scopes,
+                sessions: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// The URL of the Protected Resource Metadata.
+    pub fn metadata_url(&self) -> String {
+        self.shared.rs().metadata_url().to_owned()
+    }
+
+    /// Fetch the JWKS now (e.g. at start-up). On failure the old keys stay.
+    pub async fn fetch_keys(&self) -> Result<usize, String> {
+        fetch_keys(&self.shared).await
+    }
+}
+
+async fn fetch_keys(shared: &Shared) -> Result<usize, String> {
+    let request =
+        HttpRequest::new(Method::Get, shared.jwks_uri.clone()).header("accept", "application/json");
+    let result = match shared.http.send(&request).await {
+        Ok(response) if response.status == 200 => {
+            KeySet::from_json(&response.body).map_err(|e| format!("bad JWKS: {e}"))
+        }
+        Ok(response) => Err(format!("JWKS answered {}", response.status)),
+        Err(e) => Err(e.to_string()),
+    };
+    let mut rs = shared.rs();
+    match result {
+        Ok(keys) => {
+            let n = keys.len();
+            rs.set_keys(now(), keys);
+            tracing::info!(keys = n, uri = %shared.jwks_uri, "fetched JWKS");
+            Ok(n)
+        }
+        Err(e) => {
+            // Record the attempt with the old keys, so that the core's rate limit applies to
+            // failed fetches too (the core has no "fetch failed" input).
+            let old = rs.keys().clone();
+            rs.set_keys(now(), old);
+            tracing::warn!(error = %e, "JWKS fetch failed");
+            Err(e)
+        }
+    }
+}
+
+impl<S> Layer<S> for AuthLayer {
+    type Service = AuthService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        AuthService {
+            inner,
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+/// The service [`AuthLayer`] wraps around an MCP endpoint.
+#[derive(Clone, Debug)]
+pub struct AuthService<S> {
+    inner: S,
+    shared: Arc<Shared>,
+}
+
+/// Handed to tool handlers (in the request extensions, next to [`Access`]): checks scopes
+/// against the validated token with the core's rule and challenge.
+#[derive(Clone, Debug)]
+pub struct ScopeCheck {
+    shared: Arc<Shared>,
+}
+
+impl ScopeCheck {
+    /// `Ok` if `access` carries every scope of `needed`; else the 403 challenge.
+    pub fn require(&self, access: &Access, needed: &ScopeSet) -> Result<(), Challenge> {
+        self.shared.rs().require_scopes(access, needed)
+    }
+}
+
+impl<S, B> Service<http::Request<B>> for AuthService<S>
+where
+    S: Service<http::Request<Full<Bytes>>, Response = http::Response<Body>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    type Response = http::Response<Body>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let clone = self.inner.clone();
+        let inner = std::mem::replace(&mut self.inner, clone);
+        let shared = Arc::clone(&self.shared);
+        Box::pin(async move { Ok(with_cors(guard(shared, inner, request).await)) })
+    }
+}
+
+fn with_cors(mut response: http::Response<Body>) -> http::Response<Body> {
+    let headers = response.headers_mut();
+    headers.insert(
+        "access-control-allow-origin",
+        http::HeaderValue::from_static("*"),
+    );
+    headers.insert(
+        "access-control-expose-headers",
+        http::HeaderValue::from_static(EXPOSE_HEADERS),
+    );
+    response
+}
+
+fn simple(status: u16, content_type: &str, body: impl Into<Bytes>) -> http::Response<Body> {
+    http::Response::builder()
+        .status(status)
+        .header("content-type", content_type)
+        .body(full(body))
+        .unwrap_or_else(|_| http::Response::new(full(Bytes::new())))
+}
+
+fn preflight(methods: &'static str) -> http::Response<Body> {
+    let mut response = simple(204, "text/plain", Bytes::new());
+    let headers = response.headers_mut();
+    headers.insert(
+        "access-control-allow-methods",
+        http::HeaderValue::from_static(methods),
+    );
+    headers.insert(
+        "access-control-allow-headers",
+        http::HeaderValue::from_static(
+            "authorization, content-type, accept, mcp-protocol-version, mcp-session-id, last-event-id",
+        ),
+    );
+    headers.insert(
+        "access-control-max-age",
+        http::HeaderValue::from_static("600"),
+    );
+    response
+}
+
+/// Encode a core challenge: its status and its exact `WWW-Authenticate`, no body.
+pub fn challenge_response(challenge: &Challenge) -> http::Response<Body> {
+    let mut response = http::Response::builder().status(challenge.status);
+    if let Ok(value) = http::HeaderValue::from_str(&challenge.www_authenticate) {
+        response = response.header(http::header::WWW_AUTHENTICATE, value);
+    }
+    response
+        .header(http::header::CACHE_CONTROL, "no-store")
+        .body(full(Bytes::new()))
+        .unwrap_or_else(|_| http::Response::new(full(Bytes::new())))
+}
+
+async fn authenticate(shared: &Shared, authorization: &[Vec<u8>]) -> Result<Access, Challenge> {
+    let values = || authorization.iter().map(Vec::as_slice);
+    let first = shared.rs().authenticate(now(), values());
+    let Err(challenge) = first else { return first };
+    if !shared.rs().should_refetch_keys(now(), &challenge) {
+        return Err(challenge);
+    }
+    // One fetch at a time; whoever waited re-checks first (the keys may be fresh now).
+    let _single = shared.refetch.lock().await;
+    let again = shared.rs().authenticate(now(), values());
+    match again {
+        Err(challenge) if shared.rs().should_refetch_keys(now(), &challenge) => {
+            let _ = fetch_keys(shared).await;
+            shared.rs().authenticate(now(), values())
+        }
+        other => other,
+    }
+}
+
+/// The scopes the tools named in a `tools/call` body need (a batch is searched too).
+fn needed_scopes(tool_scopes: &BTreeMap<String, ScopeSet>, body: &[u8]) -> Option<ScopeSet> {
+    if tool_scopes.is_empty() {
+        return None;
+    }
+    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let messages = match value {
+        serde_json::Value::Array(items) => items,
+        single => vec![single],
+    };
+    let needed: Vec<String> = messages
+        .iter()
+        .filter(|m| m.get("method").and_then(|v| v.as_str()) == Some("tools/call"))
+        .filter_map(|m| m.pointer("/params/name").and_then(|v| v.as_str()))
+        .filter_map(|name| tool_scopes.get(name))
+        .flat_map(|s| s.iter().map(str::to_owned).collect::<Vec<_>>())
+        .collect();
+    (!needed.is_empty()).then(|| ScopeSet::from_tokens(needed))
+}
+
+async fn guard<S, B>(
+    shared: Arc<Shared>,
+    inner: S,
+    request: http::Request<B>,
+) -> http::Response<Body>
+where
+    S: Service<http::Request<Full<Bytes>>, Response = http::Response<Body>, Error = Infallible>,
+    B: hyper::body::Body,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let path = request.uri().path().to_owned();
+    let is_metadata = shared.rs().metadata_paths().contains(&path);
+    if is_metadata {
+        return match *request.method() {
+            http::Method::OPTIONS => preflight("GET, OPTIONS"),
+            http::Method::GET => {
+                let body = serde_json::to_vec(&shared.rs().metadata()).unwrap_or_default();
+                simple(200, "application/json", body)
+            }
+            _ => {
+                let mut r = simple(405, "application/json", r#"{"error":"invalid_request"}"#);
+                r.headers_mut().insert(
+                    http::header::ALLOW,
+                    http::HeaderValue::from_static("GET, OPTIONS"),
+                );
+                r
+            }
+        };
+    }
+    if request.method() == http::Method::OPTIONS {
+        return preflight("GET, POST, DELETE, OPTIONS");
+    }
+    let (mut parts, body) = request.into_parts();
+    let authorization: Vec<Vec<u8>> = parts
+        .headers
+        .get_all(http::header::AUTHORIZATION)
+        .iter()
+        .map(|v| v.as_bytes().to_vec())
+        .collect();
+    let access = match authenticate(&shared, &authorization).await {
+        Ok(access) => access,
+        Err(challenge) => {
+            tracing::info!(status = challenge.status, rejection = ?challenge.rejection, "refused");
+            return challenge_response(&challenge);
+        }
+    };
+    let body = match Limited::new(body, RS_BODY_LIMIT).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            return simple(413, "text/plain", "request body too large");
+        }
+        Err(_) => return simple(400, "text/plain", "unreadable request body"),
+    };
+    if parts.method == http::Method::POST
+        && let Some(needed) = needed_scopes(&shared.tool_scopes, &body)
+        && let Err(challenge) = shared.rs().require_scopes(&access, &needed)
+    {
+        return challenge_response(&challenge);
+    }
+    let identity = (access.subject.clone(), access.client_id.clone());
+    let session = parts
+        .headers
+        .get("mcp-session-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    if let Some(session) = &session {
+        let sessions = shared
+            .sessions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if sessions
+            .get(session)
+            .is_some_and(|owner| *owner != identity)
+        {
+            // A session belongs to whoever created it; to anyone else it does not exist.
+            return simple(404, "text/plain", "session not found");
+        }
+    }
+    parts.extensions.insert(access);
+    parts.extensions.insert(ScopeCheck {
+        shared: Arc::clone(&shared),
+    });
+    let is_delete = parts.method == http::Method::DELETE;
+    let response = match inner
+        .oneshot(http::Request::from_parts(parts, Full::new(body)))
+        .await
+    {
+        Ok(response) => response,
+        Err(never) => match never {},
+    };
+    let mut sessions = shared
+        .sessions
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(created) = response
+        .headers()
+        .get("mcp-session-id")
+        .and_then(|v| v.to_str().ok())
+    {
+        if sessions.len() >= SESSIONS_MAX
+            && let Some(oldest) = sessions.keys().next().cloned()
+        {
+            sessions.remove(&oldest);
+        }
+        sessions.entry(created.to_owned()).or_insert(identity);
+    }
+    if is_delete
+        && response.status().is_success()
+        && let Some(session) = &session
+    {
+        sessions.remove(session);
+    }
+    response
+}

@@ -377,23 +377,33 @@ impl KeySet {
         self.keys.iter().any(|k| k.kid.as_deref() == Some(kid))
     }
 
+    /// The key for a token header. A `kid` may be shared by keys of different types (RFC 7517
+    /// §4.5), so the key is the one with that `kid` *and* the header's algorithm; if the `kid`
+    /// exists only for other algorithms, that is an algorithm/key mismatch.
     fn select(&self, kid: Option<&str>, alg: Alg) -> Result<&VerifyingKey, Rejection> {
-        let key = match kid {
-            Some(kid) => self.keys.iter().find(|k| k.kid.as_deref() == Some(kid)),
+        match kid {
+            Some(kid) => {
+                let mut with_kid = self
+                    .keys
+                    .iter()
+                    .filter(|k| k.kid.as_deref() == Some(kid))
+                    .peekable();
+                if with_kid.peek().is_none() {
+                    return Err(Rejection::UnknownKey);
+                }
+                with_kid
+                    .find(|k| k.alg == alg)
+                    .ok_or(Rejection::AlgorithmKeyMismatch)
+            }
             // Without a kid, only an unambiguous single key of that algorithm will do.
             None => {
                 let mut it = self.keys.iter().filter(|k| k.alg == alg);
                 match (it.next(), it.next()) {
-                    (Some(k), None) => Some(k),
-                    _ => None,
+                    (Some(k), None) => Ok(k),
+                    _ => Err(Rejection::UnknownKey),
                 }
             }
-        };
-        let key = key.ok_or(Rejection::UnknownKey)?;
-        if key.alg != alg {
-            return Err(Rejection::AlgorithmKeyMismatch);
         }
-        Ok(key)
     }
 }
 
@@ -485,6 +495,9 @@ pub struct Access {
     pub jti: String,
 }
 
+/// The JOSE header members we read. The forbidden ones are recorded by presence, whatever
+/// their value: `"jku": null` or `"crit": null` is not a valid value of the parameter, so it is
+/// refused rather than read as "absent" (an `Option` would turn `null` into `None`).
 #[derive(Deserialize)]
 struct JoseHeader {
     alg: String,
@@ -492,16 +505,21 @@ struct JoseHeader {
     typ: Option<String>,
     #[serde(default)]
     kid: Option<String>,
-    #[serde(default)]
-    crit: Option<IgnoredAny>,
-    #[serde(default)]
-    jku: Option<IgnoredAny>,
-    #[serde(default)]
-    jwk: Option<IgnoredAny>,
-    #[serde(default)]
-    x5u: Option<IgnoredAny>,
-    #[serde(default)]
-    x5c: Option<IgnoredAny>,
+    #[serde(default, deserialize_with = "present")]
+    crit: bool,
+    #[serde(default, deserialize_with = "present")]
+    jku: bool,
+    #[serde(default, deserialize_with = "present")]
+    jwk: bool,
+    #[serde(default, deserialize_with = "present")]
+    x5u: bool,
+    #[serde(default, deserialize_with = "present")]
+    x5c: bool,
+}
+
+/// `true` for a member that is there, with any value (`null` included).
+fn present<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error> {
+    IgnoredAny::deserialize(deserializer).map(|_| true)
 }
 
 /// `typ` is a media type: `at+jwt` or `application/at+jwt`, case-insensitively (RFC 9068 §4).
@@ -539,12 +557,7 @@ pub fn validate(
     let alg = Alg::from_name(&header.alg)
         .filter(|a| policy.algorithms.contains(a))
         .ok_or(Rejection::AlgorithmNotAllowed)?;
-    if header.crit.is_some()
-        || header.jku.is_some()
-        || header.jwk.is_some()
-        || header.x5u.is_some()
-        || header.x5c.is_some()
-    {
+    if header.crit || header.jku || header.jwk || header.x5u || header.x5c {
         return Err(Rejection::ForbiddenHeader);
     }
     if !header.typ.as_deref().is_some_and(is_access_token_type) {

@@ -88,13 +88,20 @@ impl ResourceServer {
     }
 
     /// The paths at which PRM is served: the path-inserted one, and the root one for clients
-    /// that probe it (2025-11-25), which describes the same resource.
+    /// that probe it (2025-11-25), which describes the same resource. Paths only: a query of
+    /// the resource identifier (kept in [`ResourceServer::metadata_url`]) is not part of them.
     // spec: PRM-4, PRM-10
     pub fn metadata_paths(&self) -> Vec<String> {
         let origin_len = self.config.resource.origin().len();
-        let mut paths = vec![self.prm_url.get(origin_len..).unwrap_or("/").to_owned()];
+        let path_of = |url: &str| {
+            let tail = url.get(origin_len..).unwrap_or("/");
+            tail.split_once('?')
+                .map_or(tail, |(path, _)| path)
+                .to_owned()
+        };
+        let mut paths = vec![path_of(&self.prm_url)];
         if let Ok(root) = well_known_root(self.config.resource.as_str(), PRM_SUFFIX) {
-            let root = root.get(origin_len..).unwrap_or("/").to_owned();
+            let root = path_of(&root);
             if !paths.contains(&root) {
                 paths.push(root);
             }

@@ -402,6 +402,19 @@ impl McpClient {
 
     /// GET the authorization URL, answer the consent form, follow the 303 to our listener.
     async fn headless(&self, url: &str, consent: Consent) -> Result<(), Error> {
+        let location = self.consent_headless(url, consent).await?;
+        self.exchange(
+            "redirect to the client's loopback listener",
+            "User agent",
+            &HttpRequest::new(Method::Get, location),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Play the user against our own AS: GET the authorization URL, answer its consent form,
+    /// and return the `Location` of the redirect to the client (not followed).
+    pub async fn consent_headless(&self, url: &str, consent: Consent) -> Result<String, Error> {
         let page = self
             .exchange(
                 "authorization request (user agent): consent page",
@@ -447,13 +460,7 @@ impl McpClient {
                 page.status
             )));
         };
-        self.exchange(
-            "redirect to the client's loopback listener",
-            "User agent",
-            &HttpRequest::new(Method::Get, location),
-        )
-        .await?;
-        Ok(())
+        Ok(location)
     }
 
     /// Send a JSON-RPC request (or notification when `method` starts with

@@ -360,7 +360,14 @@ async fn steps(stack: &Stack, transcript: &SharedTranscript) -> Result<(), clien
                     "the client never offers that token to this server",
                     "CLI-5, RES-4",
                     other.core.authorization_for(&stack.mcp_url).is_none(),
-                    "authorization_for(first server) is None".into(),
+                    format!(
+                        "authorization_for(first server) = {:?}, other resource {:?}",
+                        other
+                            .core
+                            .authorization_for(&stack.mcp_url)
+                            .map(|a| crate::transcript::shorten(&a)),
+                        other.core.resource()
+                    ),
                 );
             }
             None => check(

@@ -71,6 +71,8 @@ impl ClientConfig {
 pub enum ClientError {
     /// The MCP server URL is not a valid (https) URI.
     BadServerUrl,
+    /// Our redirect URI is not absolute https or loopback http, or has a fragment.
+    BadRedirectUri,
     /// The 401's `WWW-Authenticate` could not be parsed.
     BadChallenge,
     /// No usable Protected Resource Metadata at any candidate URL.
@@ -131,6 +133,7 @@ impl ClientError {
     pub const fn requirement(&self) -> &'static str {
         match self {
             Self::BadServerUrl => "RES-9",
+            Self::BadRedirectUri => "DCR-10",
             Self::BadChallenge => "DISC-2",
             Self::NoResourceMetadata => "DISC-1",
             Self::BadResourceMetadata => "DISC-5",
@@ -326,12 +329,16 @@ impl Client {
     }
 
     /// The MCP server answered 401: start (or restart) discovery from its challenge.
-    // spec: DISC-1, DISC-2, PRM-8, DISC-10
+    // spec: DISC-1, DISC-2, PRM-8, DISC-10, DCR-10, AZ-5, GEN-6
     pub fn handle_unauthorized<'a>(&mut self, www_authenticate: impl IntoIterator<Item = &'a str>) {
         let resource = match &self.resource {
             Ok(r) => r.clone(),
             Err(e) => return self.fail(e.clone()),
         };
+        // The redirect URI is registered and sent to the AS: never one it must refuse.
+        if RedirectUri::parse(&self.config.redirect_uri).is_err() {
+            return self.fail(ClientError::BadRedirectUri);
+        }
         let challenge = match parse_www_authenticate(www_authenticate)
             .and_then(|c| BearerChallenge::from_challenges(&c))
         {
@@ -345,6 +352,10 @@ impl Client {
                 .and_then(|s| ScopeSet::parse(s).ok())
         });
         let candidates = match challenge.resource_metadata {
+            // A metadata URL is fetched only over https (or loopback http under the policy).
+            Some(url) if !endpoint_ok(&url, self.config.http_policy) => {
+                return self.fail(ClientError::BadChallenge);
+            }
             Some(url) => vec![url],
             None => {
                 let mut c: Vec<String> = [
@@ -777,6 +788,7 @@ impl Client {
         self.state = State::Authorized { tokens };
     }
 
+    // spec: TOK-13, CLI-1, SEC-12
     fn token_response(&mut self, response: &HttpResponse) -> Option<TokenResponse> {
         if response.status != 200 {
             #[derive(Deserialize)]
@@ -792,7 +804,7 @@ impl Client {
         }
         match parse_json::<TokenResponse>(response) {
             Some(t)
-                if t.token_type.eq_ignore_ascii_case("bearer") && !t.access_token.is_empty() =>
+                if t.token_type.eq_ignore_ascii_case("bearer") && is_b64token(&t.access_token) =>
             {
                 Some(t)
             }
@@ -802,6 +814,16 @@ impl Client {
             }
         }
     }
+}
+
+/// RFC 6750 §2.1 `b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`:
+/// what can be sent as `Authorization: Bearer` (no space, no CR/LF to smuggle into the header).
+fn is_b64token(token: &str) -> bool {
+    let body = token.trim_end_matches('=');
+    !body.is_empty()
+        && body.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
+        })
 }
 
 fn endpoint_ok(url: &str, policy: HttpPolicy) -> bool {

@@ -835,3 +835,108 @@ fn bounded_tables_answer_temporarily_unavailable() {
     ));
     assert_eq!(big.status, 400);
 }
+
+// spec: AZ-17
+#[test]
+fn the_code_challenge_never_leaves_the_server() {
+    let mut h = Harness::new();
+    h.drive().unwrap();
+    let (authorize, _) = h
+        .log
+        .iter()
+        .find(|(r, _)| r.url.contains("/authorize?"))
+        .unwrap()
+        .clone();
+    let challenge = query_map(authorize.url.split_once('?').unwrap().1)["code_challenge"].clone();
+    for (_, response) in &h.log {
+        assert!(!String::from_utf8_lossy(&response.body).contains(&challenge));
+        assert!(
+            response
+                .headers
+                .iter()
+                .all(|(_, v)| !v.contains(&challenge))
+        );
+    }
+}
+
+// spec: RT-4, AZ-27
+#[test]
+fn refresh_tokens_cannot_be_guessed_or_tampered_with() {
+    let mut h = Harness::new();
+    let tokens = h.drive().unwrap();
+    let rt = tokens.refresh_token.clone().unwrap();
+    assert!(rt.len() >= 43, "at least 256 bits");
+    let mut tampered = rt.clone().into_bytes();
+    tampered[0] = if tampered[0] == b'A' { b'B' } else { b'A' };
+    let r = refresh(
+        &mut h,
+        &tokens,
+        std::str::from_utf8(&tampered).unwrap(),
+        &[],
+    );
+    assert_eq!(error_of(&r), "invalid_grant");
+    assert_eq!(
+        refresh(&mut h, &tokens, &rt, &[]).status,
+        200,
+        "a failed guess does not hurt the holder"
+    );
+}
+
+// spec: JWT-5, JWT-4
+#[test]
+fn the_audience_is_always_the_consented_resource() {
+    let mut h = Harness::new();
+    let v = verifier(1);
+    // Without a resource there is no authorization at all: no ambiguous audience is possible.
+    let client_id = register(&mut h, &[REDIRECT_URI]);
+    let q = query_map(
+        &h.browse(&authorize_url(
+            &client_id,
+            &v,
+            RESOURCE,
+            &[("resource", "")],
+        ))
+        .unwrap(),
+    );
+    assert_eq!(q["error"], "invalid_target");
+    // A token request that omits `resource` gets the consented one.
+    let (client_id, code) = obtain_code(&mut h, &v, OTHER_RESOURCE);
+    let r = h.route(&form_post(
+        &token_url(),
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", REDIRECT_URI),
+            ("code_verifier", v.as_str()),
+            ("client_id", &client_id),
+        ],
+    ));
+    let token = json(&r)["access_token"].as_str().unwrap().to_owned();
+    let claims: Value =
+        serde_json::from_slice(&base64_decode(token.split('.').nth(1).unwrap())).unwrap();
+    assert_eq!(claims["aud"], OTHER_RESOURCE);
+}
+
+// spec: GEN-7, GEN-6, ASM-9
+#[test]
+fn every_advertised_endpoint_is_https_for_an_https_issuer() {
+    let mut h = Harness::new();
+    let r = h.route(&HttpRequest::new(
+        Method::Get,
+        format!("{ISSUER}/.well-known/oauth-authorization-server"),
+    ));
+    let m: AuthorizationServerMetadata = serde_json::from_slice(&r.body).unwrap();
+    for e in [
+        m.authorization_endpoint,
+        m.token_endpoint,
+        m.registration_endpoint,
+        m.jwks_uri,
+    ] {
+        assert!(e.unwrap().starts_with("https://as.example/"));
+    }
+    // And an http issuer is refused unless it is loopback under the named leniency.
+    use mcp_auth_proto::uri::{HttpPolicy, Issuer};
+    assert!(Issuer::parse("http://as.example", HttpPolicy::AllowLoopbackHttp).is_err());
+    assert!(Issuer::parse("http://127.0.0.1:8080", HttpPolicy::HttpsOnly).is_err());
+    assert!(Issuer::parse("http://127.0.0.1:8080", HttpPolicy::AllowLoopbackHttp).is_ok());
+}

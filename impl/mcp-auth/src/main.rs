@@ -78,25 +78,28 @@ async fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    let work = async {
-        match cli.command {
-            Command::Demo { mermaid, json } => demo(mermaid, json).await,
-            Command::Serve {
-                as_addr,
-                rs_addr,
-                signing_key,
-                auto_approve,
-            } => serve(as_addr, rs_addr, signing_key, auto_approve).await,
-            Command::Connect {
-                mcp_url,
-                tool,
-                args,
-                headless,
-                scope,
-                no_store,
-            } => connect(mcp_url, tool, &args, headless, scope, no_store).await,
-        }
-    };
+    match cli.command {
+        Command::Demo { mermaid, json } => interruptible(demo(mermaid, json)).await,
+        // `serve` handles Ctrl-C itself: it stops both servers gracefully.
+        Command::Serve {
+            as_addr,
+            rs_addr,
+            signing_key,
+            auto_approve,
+        } => serve(as_addr, rs_addr, signing_key, auto_approve).await,
+        Command::Connect {
+            mcp_url,
+            tool,
+            args,
+            headless,
+            scope,
+            no_store,
+        } => interruptible(connect(mcp_url, tool, &args, headless, scope, no_store)).await,
+    }
+}
+
+/// Run `work`, or stop with 130 on Ctrl-C.
+async fn interruptible(work: impl std::future::Future<Output = ExitCode>) -> ExitCode {
     tokio::select! {
         code = work => code,
         _ = tokio::signal::ctrl_c() => {

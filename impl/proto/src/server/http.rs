@@ -94,15 +94,6 @@ fn method_not_allowed(allow: &str) -> HttpResponse {
         .header("allow", allow)
 }
 
-impl HttpResponse {
-    /// Replace the status.
-    #[must_use]
-    pub fn with_status(mut self, status: u16) -> Self {
-        self.status = status;
-        self
-    }
-}
-
 /// Handle one HTTP request addressed to the authorization server.
 pub fn handle(
     server: &mut AuthorizationServer,

@@ -17,7 +17,7 @@
 //! - inserts the validated [`Access`] (and a [`ScopeCheck`]) into the request extensions,
 //!   where rmcp hands them to tool handlers inside `http::request::Parts`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
@@ -26,6 +26,7 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
+use mcp_auth_proto::guard::{self, Sessions, ToolScopes};
 use mcp_auth_proto::http::{HttpRequest, Method};
 use mcp_auth_proto::jwt::{Access, KeySet};
 use mcp_auth_proto::resource::{Challenge, ResourceServer};
@@ -33,14 +34,10 @@ use mcp_auth_proto::types::ScopeSet;
 use tower::{Layer, Service, ServiceExt};
 
 use crate::client::Http;
-use crate::net::{Body, full, now};
+use crate::net::{Body, now, to_hyper};
 
-/// Largest MCP request body the layer buffers (1 MiB).
-pub const RS_BODY_LIMIT: usize = 1024 * 1024;
-/// Most MCP sessions remembered for identity binding.
-const SESSIONS_MAX: usize = 10_000;
-
-const EXPOSE_HEADERS: &str = "WWW-Authenticate, Mcp-Session-Id";
+/// Largest MCP request body the layer buffers.
+pub const RS_BODY_LIMIT: usize = guard::BODY_LEN_MAX;
 
 type Guard<'a> = std::sync::MutexGuard<'a, ResourceServer>;
 
@@ -50,13 +47,19 @@ struct Shared {
     jwks_uri: String,
     http: Http,
     refetch: tokio::sync::Mutex<()>,
-    tool_scopes: BTreeMap<String, ScopeSet>,
-    sessions: Mutex<HashMap<String, (String, String)>>,
+    tool_scopes: ToolScopes,
+    sessions: Mutex<Sessions>,
 }
 
 impl Shared {
     fn rs(&self) -> Guard<'_> {
         self.rs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn sessions(&self) -> std::sync::MutexGuard<'_, Sessions> {
+        self.sessions
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
@@ -86,8 +89,8 @@ impl AuthLayer {
                 jwks_uri: jwks_uri.into(),
                 http: Http::new(),
                 refetch: tokio::sync::Mutex::new(()),
-                tool_scopes,
-                sessions: Mutex::new(HashMap::new()),
+                tool_scopes: ToolScopes(tool_scopes),
+                sessions: Mutex::new(Sessions::default()),
             }),
         }
     }
@@ -187,63 +190,12 @@ where
         let clone = self.inner.clone();
         let inner = std::mem::replace(&mut self.inner, clone);
         let shared = Arc::clone(&self.shared);
-        Box::pin(async move { Ok(with_cors(guard(shared, inner, request).await)) })
+        Box::pin(async move { Ok(guard(shared, inner, request).await) })
     }
 }
 
-fn with_cors(mut response: http::Response<Body>) -> http::Response<Body> {
-    let headers = response.headers_mut();
-    headers.insert(
-        "access-control-allow-origin",
-        http::HeaderValue::from_static("*"),
-    );
-    headers.insert(
-        "access-control-expose-headers",
-        http::HeaderValue::from_static(EXPOSE_HEADERS),
-    );
-    response
-}
-
-fn simple(status: u16, content_type: &str, body: impl Into<Bytes>) -> http::Response<Body> {
-    http::Response::builder()
-        .status(status)
-        .header("content-type", content_type)
-        .body(full(body))
-        .unwrap_or_else(|_| http::Response::new(full(Bytes::new())))
-}
-
-fn preflight(methods: &'static str) -> http::Response<Body> {
-    let mut response = simple(204, "text/plain", Bytes::new());
-    let headers = response.headers_mut();
-    headers.insert(
-        "access-control-allow-methods",
-        http::HeaderValue::from_static(methods),
-    );
-    headers.insert(
-        "access-control-allow-headers",
-        http::HeaderValue::from_static(
-            "authorization, content-type, accept, mcp-protocol-version, mcp-session-id, last-event-id",
-        ),
-    );
-    headers.insert(
-        "access-control-max-age",
-        http::HeaderValue::from_static("600"),
-    );
-    response
-}
-
-/// Encode a core challenge: its status and its exact `WWW-Authenticate`, no body.
-pub fn challenge_response(challenge: &Challenge) -> http::Response<Body> {
-    let mut response = http::Response::builder().status(challenge.status);
-    if let Ok(value) = http::HeaderValue::from_str(&challenge.www_authenticate) {
-        response = response.header(http::header::WWW_AUTHENTICATE, value);
-    }
-    response
-        .header(http::header::CACHE_CONTROL, "no-store")
-        .body(full(Bytes::new()))
-        .unwrap_or_else(|_| http::Response::new(full(Bytes::new())))
-}
-
+/// Authenticate through the core's verified-token cache (a repeat of a valid token skips the
+/// signature check; `exp`/`nbf` are checked every time, and fetched keys empty the cache).
 async fn authenticate(shared: &Shared, authorization: &[Vec<u8>]) -> Result<Access, Challenge> {
     let values = || authorization.iter().map(Vec::as_slice);
     let first = shared.rs().authenticate(now(), values());
@@ -263,26 +215,6 @@ async fn authenticate(shared: &Shared, authorization: &[Vec<u8>]) -> Result<Acce
     }
 }
 
-/// The scopes the tools named in a `tools/call` body need (a batch is searched too).
-fn needed_scopes(tool_scopes: &BTreeMap<String, ScopeSet>, body: &[u8]) -> Option<ScopeSet> {
-    if tool_scopes.is_empty() {
-        return None;
-    }
-    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
-    let messages = match value {
-        serde_json::Value::Array(items) => items,
-        single => vec![single],
-    };
-    let needed: Vec<String> = messages
-        .iter()
-        .filter(|m| m.get("method").and_then(|v| v.as_str()) == Some("tools/call"))
-        .filter_map(|m| m.pointer("/params/name").and_then(|v| v.as_str()))
-        .filter_map(|name| tool_scopes.get(name))
-        .flat_map(|s| s.iter().map(str::to_owned).collect::<Vec<_>>())
-        .collect();
-    (!needed.is_empty()).then(|| ScopeSet::from_tokens(needed))
-}
-
 async fn guard<S, B>(
     shared: Arc<Shared>,
     inner: S,
@@ -293,27 +225,9 @@ where
     B: hyper::body::Body,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let path = request.uri().path().to_owned();
-    let is_metadata = shared.rs().metadata_paths().contains(&path);
-    if is_metadata {
-        return match *request.method() {
-            http::Method::OPTIONS => preflight("GET, OPTIONS"),
-            http::Method::GET => {
-                let body = serde_json::to_vec(&shared.rs().metadata()).unwrap_or_default();
-                simple(200, "application/json", body)
-            }
-            _ => {
-                let mut r = simple(405, "application/json", r#"{"error":"invalid_request"}"#);
-                r.headers_mut().insert(
-                    http::header::ALLOW,
-                    http::HeaderValue::from_static("GET, OPTIONS"),
-                );
-                r
-            }
-        };
-    }
-    if request.method() == http::Method::OPTIONS {
-        return preflight("GET, POST, DELETE, OPTIONS");
+    let method = Method::from_name(request.method().as_str());
+    if let Some(answer) = guard::unauthenticated(&shared.rs(), method, request.uri().path()) {
+        return to_hyper(answer);
     }
     let (mut parts, body) = request.into_parts();
     let authorization: Vec<Vec<u8>> = parts
@@ -326,46 +240,35 @@ where
         Ok(access) => access,
         Err(challenge) => {
             tracing::info!(status = challenge.status, rejection = ?challenge.rejection, "refused");
-            return challenge_response(&challenge);
+            return to_hyper(guard::challenge_response(&challenge));
         }
     };
     let body = match Limited::new(body, RS_BODY_LIMIT).collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-            return simple(413, "text/plain", "request body too large");
+            return to_hyper(guard::body_too_large());
         }
-        Err(_) => return simple(400, "text/plain", "unreadable request body"),
+        Err(_) => return to_hyper(guard::body_unreadable()),
     };
-    if parts.method == http::Method::POST
-        && let Some(needed) = needed_scopes(&shared.tool_scopes, &body)
-        && let Err(challenge) = shared.rs().require_scopes(&access, &needed)
+    if method == Method::Post
+        && let Err(challenge) = shared.tool_scopes.check(&shared.rs(), &access, &body)
     {
-        return challenge_response(&challenge);
+        return to_hyper(guard::challenge_response(&challenge));
     }
-    let identity = (access.subject.clone(), access.client_id.clone());
     let session = parts
         .headers
         .get("mcp-session-id")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    if let Some(session) = &session {
-        let sessions = shared
-            .sessions
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if sessions
-            .get(session)
-            .is_some_and(|owner| *owner != identity)
-        {
-            // A session belongs to whoever created it; to anyone else it does not exist.
-            return simple(404, "text/plain", "session not found");
-        }
+    if let Some(session) = &session
+        && let Err(answer) = shared.sessions().check(session, &access)
+    {
+        return to_hyper(answer);
     }
-    parts.extensions.insert(access);
+    parts.extensions.insert(access.clone());
     parts.extensions.insert(ScopeCheck {
         shared: Arc::clone(&shared),
     });
-    let is_delete = parts.method == http::Method::DELETE;
     let response = match inner
         .oneshot(http::Request::from_parts(parts, Full::new(body)))
         .await
@@ -373,27 +276,33 @@ where
         Ok(response) => response,
         Err(never) => match never {},
     };
-    let mut sessions = shared
-        .sessions
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut sessions = shared.sessions();
     if let Some(created) = response
         .headers()
         .get("mcp-session-id")
         .and_then(|v| v.to_str().ok())
     {
-        if sessions.len() >= SESSIONS_MAX
-            && let Some(oldest) = sessions.keys().next().cloned()
-        {
-            sessions.remove(&oldest);
-        }
-        sessions.entry(created.to_owned()).or_insert(identity);
+        sessions.created(created, &access);
     }
-    if is_delete
+    if method == Method::Delete
         && response.status().is_success()
         && let Some(session) = &session
     {
-        sessions.remove(session);
+        sessions.ended(session);
+    }
+    drop(sessions);
+    with_cors(response)
+}
+
+/// The CORS headers of the core's [`guard::with_cors`], on a response of the inner service.
+fn with_cors(mut response: http::Response<Body>) -> http::Response<Body> {
+    for (name, value) in guard::with_cors(mcp_auth_proto::http::HttpResponse::new(200)).headers {
+        if let (Ok(name), Ok(value)) = (
+            http::HeaderName::from_bytes(name.as_bytes()),
+            http::HeaderValue::from_str(&value),
+        ) {
+            response.headers_mut().insert(name, value);
+        }
     }
     response
 }

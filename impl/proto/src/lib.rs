@@ -23,6 +23,7 @@ pub mod client;
 pub mod entropy;
 pub mod error;
 pub mod form;
+pub mod guard;
 pub mod harness;
 pub mod http;
 pub mod jwt;

@@ -1,0 +1,303 @@
+//! The MCP endpoint's HTTP decisions, around [`ResourceServer::authenticate`]: which requests
+//! are metadata, preflights or MCP calls; how a refusal is encoded; which scopes a `tools/call`
+//! needs; and which identity owns an MCP session (a session id is never a credential).
+//!
+//! The tower layer of the `mcp-auth` crate moves bytes and calls these; it decides nothing.
+
+use std::collections::BTreeMap;
+
+use crate::http::{HttpResponse, Method};
+use crate::jwt::Access;
+use crate::resource::{Challenge, ResourceServer};
+use crate::types::ScopeSet;
+
+/// Response headers a browser-based client must be able to read (CORS).
+pub const EXPOSE_HEADERS: &str = "WWW-Authenticate, Mcp-Session-Id";
+/// Request headers a browser-based client may send (CORS preflight).
+pub const ALLOW_HEADERS: &str =
+    "authorization, content-type, accept, mcp-protocol-version, mcp-session-id, last-event-id";
+/// Largest MCP request body buffered (1 MiB).
+pub const BODY_LEN_MAX: usize = 1024 * 1024;
+/// Most MCP sessions remembered for identity binding.
+pub const SESSIONS_MAX: usize = 10_000;
+
+/// Add the CORS headers of the MCP endpoint and its metadata to a response.
+pub fn with_cors(response: HttpResponse) -> HttpResponse {
+    response
+        .header("access-control-allow-origin", "*")
+        .header("access-control-expose-headers", EXPOSE_HEADERS)
+}
+
+fn preflight(methods: &str) -> HttpResponse {
+    with_cors(
+        HttpResponse::new(204)
+            .header("access-control-allow-methods", methods)
+            .header("access-control-allow-headers", ALLOW_HEADERS)
+            .header("access-control-max-age", "600"),
+    )
+}
+
+/// Requests answered without authentication: Protected Resource Metadata (GET, preflight, 405
+/// for anything else) and CORS preflights of the MCP endpoint. `None`: authenticate it.
+// spec: PRM-1, PRM-4, PRM-5, PRM-10
+pub fn unauthenticated(rs: &ResourceServer, method: Method, path: &str) -> Option<HttpResponse> {
+    if rs.metadata_paths().iter().any(|p| p == path) {
+        return Some(match method {
+            Method::Options => preflight("GET, OPTIONS"),
+            Method::Get => with_cors(HttpResponse::json(200, &rs.metadata())),
+            _ => with_cors(
+                HttpResponse::json(405, &serde_json::json!({"error": "invalid_request"}))
+                    .header("allow", "GET, OPTIONS"),
+            ),
+        });
+    }
+    (method == Method::Options).then(|| preflight("GET, POST, DELETE, OPTIONS"))
+}
+
+/// Encode a refusal: its status and exact `WWW-Authenticate`, no body.
+// spec: ERR-4, PRM-8
+pub fn challenge_response(challenge: &Challenge) -> HttpResponse {
+    with_cors(
+        HttpResponse::new(challenge.status)
+            .header("www-authenticate", challenge.www_authenticate.clone())
+            .header("cache-control", "no-store"),
+    )
+}
+
+/// A request body that exceeds [`BODY_LEN_MAX`].
+pub fn body_too_large() -> HttpResponse {
+    with_cors(HttpResponse::json(
+        413,
+        &serde_json::json!({"error": "invalid_request", "error_description": "request body too large"}),
+    ))
+}
+
+/// A request body that could not be read.
+pub fn body_unreadable() -> HttpResponse {
+    with_cors(HttpResponse::json(
+        400,
+        &serde_json::json!({"error": "invalid_request", "error_description": "unreadable request body"}),
+    ))
+}
+
+/// Scopes each tool needs beyond access to the server.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct ToolScopes(pub BTreeMap<String, ScopeSet>);
+
+impl ToolScopes {
+    /// The scopes the `tools/call` messages of a JSON-RPC body (single or batch) need, if any.
+    pub fn needed(&self, body: &[u8]) -> Option<ScopeSet> {
+        if self.0.is_empty() {
+            return None;
+        }
+        let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+        let messages = match value {
+            serde_json::Value::Array(items) => items,
+            single => vec![single],
+        };
+        let needed: Vec<String> = messages
+            .iter()
+            .filter(|m| m.get("method").and_then(|v| v.as_str()) == Some("tools/call"))
+            .filter_map(|m| m.pointer("/params/name").and_then(|v| v.as_str()))
+            .filter_map(|name| self.0.get(name))
+            .flat_map(|s| s.iter().map(str::to_owned).collect::<Vec<_>>())
+            .collect();
+        (!needed.is_empty()).then(|| ScopeSet::from_tokens(needed))
+    }
+
+    /// Check a POST body against the token: `Err` is the 403 `insufficient_scope` challenge.
+    // spec: ERR-2, RS-1
+    pub fn check(
+        &self,
+        rs: &ResourceServer,
+        access: &Access,
+        body: &[u8],
+    ) -> Result<(), Challenge> {
+        match self.needed(body) {
+            Some(needed) => rs.require_scopes(access, &needed),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Who created an MCP session.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Owner {
+    /// `sub` of the token that created it.
+    pub subject: String,
+    /// `client_id` of that token.
+    pub client_id: String,
+}
+
+impl From<&Access> for Owner {
+    fn from(a: &Access) -> Self {
+        Self {
+            subject: a.subject.clone(),
+            client_id: a.client_id.clone(),
+        }
+    }
+}
+
+/// MCP sessions bound to the identity that created them (bounded; the oldest is forgotten).
+/// A session id is never a credential: every request is authenticated, and a session used
+/// by anyone but its owner does not exist for them.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Sessions {
+    owners: BTreeMap<String, (Owner, u64)>,
+    order: BTreeMap<u64, String>,
+    next: u64,
+}
+
+impl Sessions {
+    /// May `access` use session `id`? Unknown sessions are the MCP server's business (it
+    /// answers 404 itself); a known session of someone else is answered 404 here.
+    // spec: SEC-2, SEC-3, SEC-6
+    pub fn check(&self, id: &str, access: &Access) -> Result<(), HttpResponse> {
+        match self.owners.get(id) {
+            Some((owner, _)) if *owner != Owner::from(access) => Err(with_cors(
+                HttpResponse::new(404)
+                    .header("content-type", "text/plain")
+                    .with_body("session not found"),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// The MCP server created session `id` for `access`.
+    pub fn created(&mut self, id: &str, access: &Access) {
+        if self.owners.contains_key(id) {
+            return;
+        }
+        if self.owners.len() >= SESSIONS_MAX
+            && let Some((_, oldest)) = self.order.pop_first()
+        {
+            self.owners.remove(&oldest);
+        }
+        self.owners
+            .insert(id.to_owned(), (Owner::from(access), self.next));
+        self.order.insert(self.next, id.to_owned());
+        self.next += 1;
+    }
+
+    /// Session `id` was deleted.
+    pub fn ended(&mut self, id: &str) {
+        if let Some((_, seq)) = self.owners.remove(id) {
+            self.order.remove(&seq);
+        }
+    }
+
+    /// Number of sessions remembered.
+    pub fn len(&self) -> usize {
+        self.owners.len()
+    }
+
+    /// None remembered?
+    pub fn is_empty(&self) -> bool {
+        self.owners.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::harness::Harness;
+    use crate::time::UnixTime;
+
+    fn access(sub: &str) -> Access {
+        Access {
+            subject: sub.into(),
+            client_id: "c".into(),
+            scopes: ScopeSet::from_tokens(["mcp:tools"]),
+            audience: "https://mcp.example/mcp".into(),
+            issuer: "https://as.example".into(),
+            expires_at: UnixTime::from_secs(10),
+            jti: "j".into(),
+        }
+    }
+
+    // spec: SEC-2, SEC-3, SEC-6
+    #[test]
+    fn a_session_belongs_to_its_creator() {
+        let mut s = Sessions::default();
+        s.created("s1", &access("alice"));
+        assert!(s.check("s1", &access("alice")).is_ok());
+        assert_eq!(s.check("s1", &access("mallory")).unwrap_err().status, 404);
+        assert!(s.check("unknown", &access("mallory")).is_ok());
+        s.ended("s1");
+        assert!(s.is_empty());
+    }
+
+    #[test]
+    fn sessions_are_bounded() {
+        let mut s = Sessions::default();
+        for i in 0..SESSIONS_MAX + 5 {
+            s.created(&i.to_string(), &access("a"));
+        }
+        assert_eq!(s.len(), SESSIONS_MAX);
+        assert!(
+            s.check("0", &access("b")).is_ok(),
+            "the oldest was forgotten"
+        );
+        assert!(
+            s.check(&(SESSIONS_MAX + 4).to_string(), &access("b"))
+                .is_err()
+        );
+    }
+
+    // spec: ERR-2
+    #[test]
+    fn tools_call_needs_the_tool_scopes() {
+        let h = Harness::new();
+        let scopes =
+            ToolScopes([("admin".to_owned(), ScopeSet::from_tokens(["mcp:admin"]))].into());
+        let call = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"admin"}}"#;
+        let c = scopes
+            .check(&h.resource_server, &access("a"), call)
+            .unwrap_err();
+        assert_eq!(c.status, 403);
+        assert!(c.www_authenticate.contains("scope=\"mcp:admin\""));
+        let batch = br#"[{"jsonrpc":"2.0","id":1,"method":"tools/list"},{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"admin"}}]"#;
+        assert!(
+            scopes
+                .check(&h.resource_server, &access("a"), batch)
+                .is_err()
+        );
+        let other = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo"}}"#;
+        assert!(
+            scopes
+                .check(&h.resource_server, &access("a"), other)
+                .is_ok()
+        );
+    }
+
+    // spec: PRM-1, PRM-5, PRM-10
+    #[test]
+    fn metadata_and_preflights_need_no_token() {
+        let h = Harness::new();
+        let rs = &h.resource_server;
+        let prm =
+            unauthenticated(rs, Method::Get, "/.well-known/oauth-protected-resource/mcp").unwrap();
+        assert_eq!(
+            (prm.status, prm.header_value("content-type")),
+            (200, Some("application/json"))
+        );
+        let root =
+            unauthenticated(rs, Method::Get, "/.well-known/oauth-protected-resource").unwrap();
+        assert_eq!(root.body, prm.body);
+        assert_eq!(
+            unauthenticated(rs, Method::Post, "/.well-known/oauth-protected-resource")
+                .unwrap()
+                .status,
+            405
+        );
+        let pre = unauthenticated(rs, Method::Options, "/mcp").unwrap();
+        assert_eq!(pre.status, 204);
+        assert!(
+            pre.header_value("access-control-expose-headers")
+                .unwrap()
+                .contains("WWW-Authenticate")
+        );
+        assert!(unauthenticated(rs, Method::Post, "/mcp").is_none());
+        assert!(unauthenticated(rs, Method::Get, "/mcp").is_none());
+    }
+}

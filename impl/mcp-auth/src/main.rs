@@ -274,9 +274,7 @@ async fn connect(
         });
         let mut ready = false;
         if let Some(tokens) = stored {
-            let expired = tokens
-                .expires_at
-                .is_some_and(|e| e <= mcp_auth::net::now().as_secs() + 30);
+            let expired = tokens.is_expired(mcp_auth::net::now());
             c.resume(tokens);
             ready = !expired
                 || match c.refresh().await {

@@ -192,6 +192,20 @@ pub struct Tokens {
     pub scope: Option<String>,
 }
 
+/// How long before `expires_at` a token is treated as expired: `expires_in` is counted from
+/// when the AS answered, and the RS's clock may run ahead (OAuth 2.1 §3.2.3: the client must
+/// not assume the token lives that long).
+pub const EXPIRY_MARGIN_SECS: u64 = 30;
+
+impl Tokens {
+    /// Should the access token be refreshed before use at `now`?
+    // spec: TOK-13
+    pub fn is_expired(&self, now: UnixTime) -> bool {
+        self.expires_at
+            .is_some_and(|e| e <= now.plus(EXPIRY_MARGIN_SECS).as_secs())
+    }
+}
+
 /// What the driver must do next.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Action {

@@ -1926,3 +1926,28 @@ proptest! {
         }
     }
 }
+
+// spec: TOK-13
+#[test]
+fn tokens_expire_early_by_the_margin() {
+    let t = Tokens {
+        issuer: "https://as".into(),
+        token_endpoint: "https://as/token".into(),
+        resource: "https://h/mcp".into(),
+        client_id: "c".into(),
+        client_secret: None,
+        access_token: "t".into(),
+        refresh_token: None,
+        expires_at: Some(1000),
+        scope: None,
+    };
+    assert!(!t.is_expired(UnixTime::from_secs(969)));
+    assert!(t.is_expired(UnixTime::from_secs(970)));
+    assert!(
+        !Tokens {
+            expires_at: None,
+            ..t
+        }
+        .is_expired(UnixTime::from_secs(u64::MAX))
+    );
+}

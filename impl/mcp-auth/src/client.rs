@@ -4,10 +4,12 @@
 //! by hand over hyper: initialize, tools/list, tools/call) with the bearer token.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -50,27 +52,63 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
-/// An HTTP/1.1 client (plain http only) that exchanges the core's values.
+/// An HTTP/1.1 client that exchanges the core's values: https with certificate and host-name
+/// verification (rustls on aws-lc-rs), and plain http only to loopback hosts when its
+/// [`HttpPolicy`] is [`HttpPolicy::AllowLoopbackHttp`]. Every request's URL is checked with
+/// [`HttpPolicy::permits`] before anything is sent.
+// spec: GEN-6, GEN-8, PF-8
 #[derive(Clone, Debug)]
 pub struct Http {
-    inner: HyperClient<HttpConnector, Full<Bytes>>,
-}
-
-impl Default for Http {
-    fn default() -> Self {
-        Self::new()
-    }
+    inner: HyperClient<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    policy: HttpPolicy,
 }
 
 impl Http {
-    /// A client with a connection pool.
-    pub fn new() -> Self {
+    /// A client trusting the Mozilla root certificates (webpki-roots), with a connection pool.
+    pub fn new(policy: HttpPolicy) -> Self {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        Self::with_roots(policy, roots)
+    }
+
+    /// A client trusting exactly `roots` (e.g. a private CA, or a test CA).
+    pub fn with_roots(policy: HttpPolicy, roots: rustls::RootCertStore) -> Self {
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let tls = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("aws-lc-rs supports the default protocol versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        // `https_or_http`: the scheme is the policy's business (checked per request), and an
+        // https URL always goes through TLS with the verifier above.
+        let connector = HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .build();
         Self {
-            inner: HyperClient::builder(TokioExecutor::new()).build_http(),
+            inner: HyperClient::builder(TokioExecutor::new()).build(connector),
+            policy,
         }
     }
 
-    fn build(request: &HttpRequest) -> Result<http::Request<Full<Bytes>>, Error> {
+    /// The transport policy.
+    pub fn policy(&self) -> HttpPolicy {
+        self.policy
+    }
+
+    fn build(&self, request: &HttpRequest) -> Result<http::Request<Full<Bytes>>, Error> {
+        if !self.policy.permits(&request.url) {
+            return Err(Error::Transport(format!(
+                "refused to send to {} (https only{})",
+                request.url,
+                if self.policy == HttpPolicy::AllowLoopbackHttp {
+                    ", or http to a loopback host"
+                } else {
+                    ""
+                }
+            )));
+        }
         let mut builder = http::Request::builder()
             .method(request.method.as_str())
             .uri(&request.url);
@@ -87,10 +125,15 @@ impl Http {
         let call = async {
             let response = self
                 .inner
-                .request(Self::build(request)?)
+                .request(self.build(request)?)
                 .await
                 .map_err(|e| {
-                    Error::Transport(format!("{} {}: {e}", request.method.as_str(), request.url))
+                    Error::Transport(format!(
+                        "{} {}: {}",
+                        request.method.as_str(),
+                        request.url,
+                        causes(&e)
+                    ))
                 })?;
             let (parts, body) = response.into_parts();
             let body = Limited::new(body, CLIENT_BODY_LIMIT)
@@ -115,9 +158,9 @@ impl Http {
         let call = async {
             let response = self
                 .inner
-                .request(Self::build(request)?)
+                .request(self.build(request)?)
                 .await
-                .map_err(|e| Error::Transport(format!("POST {}: {e}", request.url)))?;
+                .map_err(|e| Error::Transport(format!("POST {}: {}", request.url, causes(&e))))?;
             let (parts, mut body) = response.into_parts();
             let is_sse = parts
                 .headers
@@ -146,6 +189,18 @@ impl Http {
             .await
             .map_err(|_| Error::Transport(format!("timeout: {}", request.url)))?
     }
+}
+
+/// An error and its sources, e.g. "client error (Connect): invalid peer certificate: UnknownIssuer".
+fn causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 fn from_parts(parts: &http::response::Parts, body: Vec<u8>) -> HttpResponse {
@@ -213,6 +268,8 @@ pub struct Options {
     pub allow_loopback_http: bool,
     /// The client name sent at registration.
     pub client_name: String,
+    /// Trust exactly these root certificates instead of the Mozilla roots (a private CA).
+    pub roots: Option<rustls::RootCertStore>,
 }
 
 impl Options {
@@ -224,6 +281,7 @@ impl Options {
             scope: None,
             allow_loopback_http: true,
             client_name: "mcp-auth demo client".into(),
+            roots: None,
         }
     }
 }
@@ -301,10 +359,14 @@ impl McpClient {
                 ScopeSet::parse(scope).map_err(|e| Error::Protocol(format!("bad scope: {e}")))?,
             );
         }
+        let http = match &options.roots {
+            Some(roots) => Http::with_roots(config.http_policy, roots.clone()),
+            None => Http::new(config.http_policy),
+        };
         Ok(Self {
             core: Client::new(config.clone()),
             config,
-            http: Http::new(),
+            http,
             options,
             transcript,
             redirects: rx,

@@ -31,6 +31,7 @@ use mcp_auth_proto::http::{HttpRequest, Method};
 use mcp_auth_proto::jwt::{Access, KeySet};
 use mcp_auth_proto::resource::{Challenge, ResourceServer};
 use mcp_auth_proto::types::ScopeSet;
+use mcp_auth_proto::uri::HttpPolicy;
 use tower::{Layer, Service, ServiceExt};
 
 use crate::client::Http;
@@ -83,11 +84,18 @@ impl AuthLayer {
         jwks_uri: impl Into<String>,
         tool_scopes: BTreeMap<String, ScopeSet>,
     ) -> Self {
+        // The JWKS comes from the configured issuer: plain http only if that issuer is (it
+        // was then accepted under the loopback leniency), else https with verification.
+        let policy = if rs.config().issuer.as_str().starts_with("http:") {
+            HttpPolicy::AllowLoopbackHttp
+        } else {
+            HttpPolicy::HttpsOnly
+        };
         Self {
             shared: Arc::new(Shared {
                 rs: Mutex::new(rs),
                 jwks_uri: jwks_uri.into(),
-                http: Http::new(),
+                http: Http::new(policy),
                 refetch: tokio::sync::Mutex::new(()),
                 tool_scopes: ToolScopes(tool_scopes),
                 sessions: Mutex::new(Sessions::default()),

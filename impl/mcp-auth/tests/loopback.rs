@@ -8,6 +8,7 @@ use mcp_auth::net::{OsEntropy, now};
 use mcp_auth::transcript::Transcript;
 use mcp_auth_proto::client::{Action, ClientError};
 use mcp_auth_proto::http::{HttpRequest, HttpResponse, Method};
+use mcp_auth_proto::uri::HttpPolicy;
 use serde_json::{Value, json};
 
 async fn stack(second_resource: bool) -> Stack {
@@ -20,7 +21,7 @@ async fn stack(second_resource: bool) -> Stack {
 }
 
 async fn send(request: HttpRequest) -> HttpResponse {
-    Http::new()
+    Http::new(HttpPolicy::AllowLoopbackHttp)
         .send(&request)
         .await
         .expect("the server answers")

@@ -45,6 +45,24 @@ pub enum HttpPolicy {
     AllowLoopbackHttp,
 }
 
+impl HttpPolicy {
+    /// May a client send a request to `url` under this policy? `https` always (the driver
+    /// then verifies the certificate and host name); `http` only to a loopback host under
+    /// [`HttpPolicy::AllowLoopbackHttp`]; anything else (other schemes, unparsable URLs,
+    /// fragments) never. Drivers ask this before every outbound request.
+    // spec: GEN-6, GEN-8, PF-8
+    #[must_use]
+    pub fn permits(self, url: &str) -> bool {
+        parse_uri(url).is_ok_and(|p| {
+            p.fragment.is_none()
+                && (p.scheme.eq_ignore_ascii_case("https")
+                    || (self == Self::AllowLoopbackHttp
+                        && p.scheme.eq_ignore_ascii_case("http")
+                        && is_loopback_host(p.host)))
+        })
+    }
+}
+
 /// Why a URI was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum UriError {
@@ -1374,6 +1392,30 @@ mod tests {
         }
         assert_eq!(HttpPolicy::default(), STRICT);
         assert!(ResourceUri::parse("https://mcp.example.com/mcp", STRICT).is_ok());
+    }
+
+    // spec: GEN-6, PF-8
+    #[test]
+    fn the_transport_policy_permits_https_and_only_loopback_http() {
+        for url in ["https://as.example/token", "https://127.0.0.1:8443/mcp"] {
+            assert!(STRICT.permits(url) && ALLOW.permits(url), "{url}");
+        }
+        for url in [
+            "http://127.0.0.1:1/mcp",
+            "http://localhost/x",
+            "http://[::1]:9/",
+        ] {
+            assert!(!STRICT.permits(url) && ALLOW.permits(url), "{url}");
+        }
+        for url in [
+            "http://as.example/token",
+            "http://127.1/",
+            "ftp://127.0.0.1/",
+            "https://as.example/#f",
+            "not a url",
+        ] {
+            assert!(!STRICT.permits(url) && !ALLOW.permits(url), "{url}");
+        }
     }
 
     // ---------------------------------------------------------------- proptests

@@ -275,16 +275,34 @@ pub struct AccessClaims {
     pub exp: u64,
     /// Issued at.
     pub iat: u64,
-    /// Not before.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Not before. When present it must be a number: `null` is refused, not read as absent.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present_value"
+    )]
     pub nbf: Option<u64>,
     /// Unique token id.
     pub jti: String,
     /// The client the token was issued to.
     pub client_id: String,
-    /// Granted scopes, space-separated.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Granted scopes, space-separated. When present it must be a string (`null` is refused).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present_value"
+    )]
     pub scope: Option<String>,
+}
+
+/// An optional claim that, when present, must have its type: `null` is refused rather than
+/// read as "absent" (as jsonwebtoken does for `nbf`).
+fn present_value<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(deserializer).map(Some)
 }
 
 /// The most keys a JWK Set may hold.
@@ -528,6 +546,15 @@ fn is_access_token_type(typ: &str) -> bool {
     typ.eq_ignore_ascii_case("at+jwt") || typ.eq_ignore_ascii_case("application/at+jwt")
 }
 
+/// Header and claims are JSON objects (RFC 7515 §4, RFC 7519 §7.2). serde's derived structs
+/// also read a JSON array positionally, so this is checked first.
+// spec: JWT-12
+fn is_json_object(json: &[u8]) -> bool {
+    json.iter()
+        .find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+        .is_some_and(|&b| b == b'{')
+}
+
 fn decode_part(part: &str) -> Result<Vec<u8>, Rejection> {
     URL_SAFE_NO_PAD
         .decode(part)
@@ -552,8 +579,12 @@ pub fn validate(
     else {
         return Err(Rejection::TokenMalformed);
     };
+    let header = decode_part(header_b64)?;
+    if !is_json_object(&header) {
+        return Err(Rejection::TokenMalformed);
+    }
     let header: JoseHeader =
-        serde_json::from_slice(&decode_part(header_b64)?).map_err(|_| Rejection::TokenMalformed)?;
+        serde_json::from_slice(&header).map_err(|_| Rejection::TokenMalformed)?;
     let alg = Alg::from_name(&header.alg)
         .filter(|a| policy.algorithms.contains(a))
         .ok_or(Rejection::AlgorithmNotAllowed)?;
@@ -574,8 +605,12 @@ pub fn validate(
         Ok(true) => {}
         _ => return Err(Rejection::BadSignature),
     }
+    let claims = decode_part(claims_b64)?;
+    if !is_json_object(&claims) {
+        return Err(Rejection::MissingClaim);
+    }
     let claims: AccessClaims =
-        serde_json::from_slice(&decode_part(claims_b64)?).map_err(|_| Rejection::MissingClaim)?;
+        serde_json::from_slice(&claims).map_err(|_| Rejection::MissingClaim)?;
     if claims.iss != policy.issuer {
         return Err(Rejection::WrongIssuer);
     }

@@ -206,18 +206,18 @@ where
 /// signature check; `exp`/`nbf` are checked every time, and fetched keys empty the cache).
 async fn authenticate(shared: &Shared, authorization: &[Vec<u8>]) -> Result<Access, Challenge> {
     let values = || authorization.iter().map(Vec::as_slice);
-    let first = shared.rs().authenticate(now(), values());
+    let first = shared.rs().authenticate_cached(now(), values());
     let Err(challenge) = first else { return first };
     if !shared.rs().should_refetch_keys(now(), &challenge) {
         return Err(challenge);
     }
     // One fetch at a time; whoever waited re-checks first (the keys may be fresh now).
     let _single = shared.refetch.lock().await;
-    let again = shared.rs().authenticate(now(), values());
+    let again = shared.rs().authenticate_cached(now(), values());
     match again {
         Err(challenge) if shared.rs().should_refetch_keys(now(), &challenge) => {
             let _ = fetch_keys(shared).await;
-            shared.rs().authenticate(now(), values())
+            shared.rs().authenticate_cached(now(), values())
         }
         other => other,
     }

@@ -1,17 +1,25 @@
 //! JWT access tokens (RFC 9068): minting on the authorization server, validation on the
-//! resource server, and the JWK Set between them. Cryptography is jsonwebtoken's
-//! (`jsonwebtoken::crypto::{sign, verify}` over aws-lc-rs); the parsing and every check around
-//! it are here, so that the token is decoded once and each rule has its own [`Rejection`].
+//! resource server, and the JWK Set between them. Cryptography is aws-lc-rs (the backend
+//! jsonwebtoken uses too): verification keys are parsed once, when the JWK Set is installed,
+//! and the Ed25519 signing key once, when the signer is made. The parsing and every check
+//! around the signature are here, so that the token is decoded once (header and claims
+//! borrowed from one buffer) and each rule has its own [`Rejection`].
 
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
+
+use aws_lc_rs::signature::{
+    ECDSA_P256_SHA256_FIXED, ED25519, Ed25519KeyPair, ParsedPublicKey, RSA_PKCS1_2048_8192_SHA256,
+    RsaPublicKeyComponents,
+};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::jwk::{
     AlgorithmParameters, EllipticCurve, Jwk, JwkSet, KeyAlgorithm, PublicKeyUse,
 };
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
+use jsonwebtoken::{Algorithm, EncodingKey};
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
 
@@ -174,6 +182,8 @@ impl std::hash::Hash for Signer {
 pub struct Ed25519Signer {
     kid: String,
     key: EncodingKey,
+    /// The key pair, parsed once (deriving the public key costs about as much as a signature).
+    pair: Ed25519KeyPair,
 }
 
 /// DER prefix of a PKCS#8 v1 Ed25519 private key (RFC 8410 §7), followed by the 32-byte seed.
@@ -189,6 +199,8 @@ impl Ed25519Signer {
         Self {
             kid: kid.into(),
             key: EncodingKey::from_ed_der(&der),
+            pair: Ed25519KeyPair::from_seed_unchecked(&seed)
+                .expect("every 32-byte string is an Ed25519 seed"),
         }
     }
 
@@ -196,9 +208,12 @@ impl Ed25519Signer {
     pub fn from_pkcs8_der(kid: impl Into<String>, der: &[u8]) -> Result<Self, SignError> {
         let key = EncodingKey::from_ed_der(der);
         Jwk::from_encoding_key(&key, Algorithm::EdDSA).map_err(|e| SignError(e.to_string()))?;
+        // The same parse jsonwebtoken's signer made on every call, made once.
+        let pair = Ed25519KeyPair::from_pkcs8(der).map_err(|e| SignError(e.to_string()))?;
         Ok(Self {
             kid: kid.into(),
             key,
+            pair,
         })
     }
 }
@@ -213,11 +228,7 @@ impl TokenSigner for Ed25519Signer {
     }
 
     fn sign(&self, message: &[u8]) -> Result<Vec<u8>, SignError> {
-        let sig = jsonwebtoken::crypto::sign(message, &self.key, Algorithm::EdDSA)
-            .map_err(|e| SignError(e.to_string()))?;
-        URL_SAFE_NO_PAD
-            .decode(sig)
-            .map_err(|e| SignError(e.to_string()))
+        Ok(self.pair.sign(message).as_ref().to_vec())
     }
 
     fn public_jwk(&self) -> Jwk {
@@ -275,34 +286,16 @@ pub struct AccessClaims {
     pub exp: u64,
     /// Issued at.
     pub iat: u64,
-    /// Not before. When present it must be a number: `null` is refused, not read as absent.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        deserialize_with = "present_value"
-    )]
+    /// Not before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nbf: Option<u64>,
     /// Unique token id.
     pub jti: String,
     /// The client the token was issued to.
     pub client_id: String,
-    /// Granted scopes, space-separated. When present it must be a string (`null` is refused).
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        deserialize_with = "present_value"
-    )]
+    /// Granted scopes, space-separated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
-}
-
-/// An optional claim that, when present, must have its type: `null` is refused rather than
-/// read as "absent" (as jsonwebtoken does for `nbf`).
-fn present_value<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    T::deserialize(deserializer).map(Some)
 }
 
 /// The most keys a JWK Set may hold.
@@ -312,12 +305,42 @@ pub const TOKEN_LEN_MAX: usize = 8 * 1024;
 /// The largest clock-skew leeway the validator allows.
 pub const LEEWAY_MAX_SECS: u64 = 60;
 
-/// One verification key of the trusted issuer.
+/// One verification key of the trusted issuer, parsed for aws-lc-rs when the JWK Set is
+/// installed. `key` is `None` when the JWK's members decode but do not form a valid key of its
+/// type (a point off the curve, say): the key is still selectable, and every signature then
+/// fails, exactly as when the key was parsed at each verification.
 #[derive(Clone)]
 struct VerifyingKey {
     kid: Option<String>,
     alg: Alg,
-    key: DecodingKey,
+    key: Option<Arc<ParsedPublicKey>>,
+}
+
+/// Parse a JWK's public key for `alg`: `Err` when a member is not base64url (the key is then
+/// skipped, as jsonwebtoken's `DecodingKey::from_jwk` refused it), `Ok(None)` when the bytes do
+/// not form a key aws-lc-rs accepts for `alg`.
+fn parse_key(jwk: &Jwk, alg: Alg) -> Result<Option<ParsedPublicKey>, ()> {
+    let b64 = |s: &str| URL_SAFE_NO_PAD.decode(s).map_err(|_| ());
+    Ok(match (&jwk.algorithm, alg) {
+        (AlgorithmParameters::OctetKeyPair(p), Alg::EdDSA) => {
+            ParsedPublicKey::new(&ED25519, b64(&p.x)?).ok()
+        }
+        (AlgorithmParameters::EllipticCurve(p), Alg::ES256) => {
+            let (x, y) = (b64(&p.x)?, b64(&p.y)?);
+            let mut point = Vec::with_capacity(1 + x.len() + y.len());
+            point.push(0x04);
+            point.extend_from_slice(&x);
+            point.extend_from_slice(&y);
+            ParsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, point).ok()
+        }
+        (AlgorithmParameters::RSA(p), Alg::RS256) => {
+            let (n, e) = (b64(&p.n)?, b64(&p.e)?);
+            RsaPublicKeyComponents { n: &n, e: &e }
+                .to_parsed_public_key(&RSA_PKCS1_2048_8192_SHA256)
+                .ok()
+        }
+        _ => return Err(()),
+    })
 }
 
 /// The trusted issuer's verification keys, parsed once from its JWK Set. Compared and hashed by
@@ -356,7 +379,7 @@ impl KeySet {
                     return None;
                 }
                 let alg = key_alg(jwk)?;
-                let key = DecodingKey::from_jwk(jwk).ok()?;
+                let key = parse_key(jwk, alg).ok()?.map(Arc::new);
                 Some(VerifyingKey {
                     kid: jwk.common.key_id.clone(),
                     alg,
@@ -516,13 +539,15 @@ pub struct Access {
 /// The JOSE header members we read. The forbidden ones are recorded by presence, whatever
 /// their value: `"jku": null` or `"crit": null` is not a valid value of the parameter, so it is
 /// refused rather than read as "absent" (an `Option` would turn `null` into `None`).
+/// Strings are borrowed from the decoded header unless they hold escapes.
 #[derive(Deserialize)]
-struct JoseHeader {
-    alg: String,
-    #[serde(default)]
-    typ: Option<String>,
-    #[serde(default)]
-    kid: Option<String>,
+struct JoseHeader<'a> {
+    #[serde(borrow)]
+    alg: Cow<'a, str>,
+    #[serde(default, borrow)]
+    typ: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    kid: Option<Cow<'a, str>>,
     #[serde(default, deserialize_with = "present")]
     crit: bool,
     #[serde(default, deserialize_with = "present")]
@@ -546,19 +571,87 @@ fn is_access_token_type(typ: &str) -> bool {
     typ.eq_ignore_ascii_case("at+jwt") || typ.eq_ignore_ascii_case("application/at+jwt")
 }
 
-/// Header and claims are JSON objects (RFC 7515 §4, RFC 7519 §7.2). serde's derived structs
-/// also read a JSON array positionally, so this is checked first.
-// spec: JWT-12
-fn is_json_object(json: &[u8]) -> bool {
-    json.iter()
-        .find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
-        .is_some_and(|&b| b == b'{')
+/// The claims as [`validate`] reads them: [`AccessClaims`] with borrowed strings (owned only
+/// when they hold escapes). Same members, same types, same rules (unknown members ignored,
+/// duplicates refused), so a payload deserializes as one exactly when it does as the other.
+#[derive(Deserialize)]
+struct ClaimsRef<'a> {
+    #[serde(borrow)]
+    iss: Cow<'a, str>,
+    #[serde(borrow)]
+    sub: Cow<'a, str>,
+    #[serde(borrow)]
+    aud: AudienceRef<'a>,
+    exp: u64,
+    #[serde(rename = "iat")]
+    _iat: u64,
+    #[serde(default)]
+    nbf: Option<u64>,
+    #[serde(borrow)]
+    jti: Cow<'a, str>,
+    #[serde(borrow)]
+    client_id: Cow<'a, str>,
+    #[serde(default, borrow)]
+    scope: Option<Cow<'a, str>>,
 }
 
-fn decode_part(part: &str) -> Result<Vec<u8>, Rejection> {
-    URL_SAFE_NO_PAD
-        .decode(part)
-        .map_err(|_| Rejection::TokenMalformed)
+/// [`Audience`] borrowed: a string or an array of strings, nothing else (what the untagged
+/// [`Audience`] accepts, without buffering the value first).
+enum AudienceRef<'a> {
+    One(Cow<'a, str>),
+    Many(Vec<Cow<'a, str>>),
+}
+
+impl AudienceRef<'_> {
+    /// Does the claim name `resource`, by exact string comparison?
+    fn contains(&self, resource: &str) -> bool {
+        match self {
+            Self::One(a) => a == resource,
+            Self::Many(v) => v.iter().any(|a| a == resource),
+        }
+    }
+}
+
+/// A string borrowed from the input when it has no escapes.
+#[derive(Deserialize)]
+#[serde(transparent)]
+struct CowStr<'a>(#[serde(borrow)] Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for AudienceRef<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = AudienceRef<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string or an array of strings")
+            }
+            fn visit_borrowed_str<E: serde::de::Error>(
+                self,
+                v: &'de str,
+            ) -> Result<Self::Value, E> {
+                Ok(AudienceRef::One(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(AudienceRef::One(Cow::Owned(v.to_owned())))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut all = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(16));
+                while let Some(CowStr(a)) = seq.next_element()? {
+                    all.push(a);
+                }
+                Ok(AudienceRef::Many(all))
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
+}
+
+/// How many bytes at most a base64url part of this length decodes to.
+const fn decoded_len_max(encoded_len: usize) -> usize {
+    encoded_len.div_ceil(4) * 3
 }
 
 /// Validate an access token: size, structure, header rules, key selection, signature, then
@@ -570,6 +663,16 @@ pub fn validate(
     now: UnixTime,
     token: &str,
 ) -> Result<Access, Rejection> {
+    validate_with_nbf(policy, keys, now, token).map(|(access, _)| access)
+}
+
+/// [`validate`], also returning the `nbf` claim (the token cache re-checks it on every hit).
+pub(crate) fn validate_with_nbf(
+    policy: &ValidationPolicy,
+    keys: &KeySet,
+    now: UnixTime,
+    token: &str,
+) -> Result<(Access, Option<u64>), Rejection> {
     if token.len() > policy.token_len_max {
         return Err(Rejection::TokenTooLarge);
     }
@@ -579,12 +682,19 @@ pub fn validate(
     else {
         return Err(Rejection::TokenMalformed);
     };
-    let header = decode_part(header_b64)?;
-    if !is_json_object(&header) {
-        return Err(Rejection::TokenMalformed);
-    }
+    // One buffer for the three decoded parts; header and claims are borrowed from it.
+    let (header_max, claims_max) = (
+        decoded_len_max(header_b64.len()),
+        decoded_len_max(claims_b64.len()),
+    );
+    let mut buffer = vec![0u8; header_max + claims_max + decoded_len_max(signature_b64.len())];
+    let (header_buf, rest) = buffer.split_at_mut(header_max);
+    let (claims_buf, signature_buf) = rest.split_at_mut(claims_max);
+    let header_len = URL_SAFE_NO_PAD
+        .decode_slice(header_b64, header_buf)
+        .map_err(|_| Rejection::TokenMalformed)?;
     let header: JoseHeader =
-        serde_json::from_slice(&header).map_err(|_| Rejection::TokenMalformed)?;
+        serde_json::from_slice(&header_buf[..header_len]).map_err(|_| Rejection::TokenMalformed)?;
     let alg = Alg::from_name(&header.alg)
         .filter(|a| policy.algorithms.contains(a))
         .ok_or(Rejection::AlgorithmNotAllowed)?;
@@ -596,21 +706,21 @@ pub fn validate(
     }
     let key = keys.select(header.kid.as_deref(), alg)?;
     let signing_input = &token[..header_b64.len() + 1 + claims_b64.len()];
-    match jsonwebtoken::crypto::verify(
-        signature_b64,
-        signing_input.as_bytes(),
-        &key.key,
-        alg.jsonwebtoken(),
-    ) {
-        Ok(true) => {}
+    let signature_len = URL_SAFE_NO_PAD
+        .decode_slice(signature_b64, signature_buf)
+        .map_err(|_| Rejection::BadSignature)?;
+    match &key.key {
+        Some(key)
+            if key
+                .verify_sig(signing_input.as_bytes(), &signature_buf[..signature_len])
+                .is_ok() => {}
         _ => return Err(Rejection::BadSignature),
     }
-    let claims = decode_part(claims_b64)?;
-    if !is_json_object(&claims) {
-        return Err(Rejection::MissingClaim);
-    }
-    let claims: AccessClaims =
-        serde_json::from_slice(&claims).map_err(|_| Rejection::MissingClaim)?;
+    let claims_len = URL_SAFE_NO_PAD
+        .decode_slice(claims_b64, claims_buf)
+        .map_err(|_| Rejection::TokenMalformed)?;
+    let claims: ClaimsRef<'_> =
+        serde_json::from_slice(&claims_buf[..claims_len]).map_err(|_| Rejection::MissingClaim)?;
     if claims.iss != policy.issuer {
         return Err(Rejection::WrongIssuer);
     }
@@ -632,13 +742,14 @@ pub fn validate(
     }
     let scopes = ScopeSet::parse(claims.scope.as_deref().unwrap_or(""))
         .map_err(|_| Rejection::MissingClaim)?;
-    Ok(Access {
-        subject: claims.sub,
-        client_id: claims.client_id,
+    let access = Access {
+        subject: claims.sub.into_owned(),
+        client_id: claims.client_id.into_owned(),
         scopes,
         audience: policy.audience.clone(),
-        issuer: claims.iss,
+        issuer: claims.iss.into_owned(),
         expires_at: UnixTime::from_secs(claims.exp),
-        jti: claims.jti,
-    })
+        jti: claims.jti.into_owned(),
+    };
+    Ok((access, claims.nbf))
 }

@@ -18,13 +18,12 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod cache;
 pub mod challenge;
 pub mod client;
 pub mod entropy;
 pub mod error;
 pub mod form;
-#[doc(hidden)]
-pub mod fuzzing;
 pub mod guard;
 pub mod harness;
 pub mod http;

@@ -24,6 +24,8 @@ pub mod client;
 pub mod entropy;
 pub mod error;
 pub mod form;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod guard;
 pub mod harness;
 pub mod http;

@@ -286,16 +286,43 @@ pub struct AccessClaims {
     pub exp: u64,
     /// Issued at.
     pub iat: u64,
-    /// Not before.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Not before. When present it must be a number: `null` is refused, not read as absent.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present_value"
+    )]
     pub nbf: Option<u64>,
     /// Unique token id.
     pub jti: String,
     /// The client the token was issued to.
     pub client_id: String,
-    /// Granted scopes, space-separated.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Granted scopes, space-separated. When present it must be a string (`null` is refused).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present_value"
+    )]
     pub scope: Option<String>,
+}
+
+/// An optional claim that, when present, must have its type: `null` is refused rather than
+/// read as "absent" (as jsonwebtoken does for `nbf`).
+// spec: JWT-11
+fn present_value<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(deserializer).map(Some)
+}
+
+/// [`present_value`] for a borrowed string.
+fn present_str<'de: 'a, 'a, D>(deserializer: D) -> Result<Option<Cow<'a, str>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    CowStr::deserialize(deserializer).map(|s| Some(s.0))
 }
 
 /// The most keys a JWK Set may hold.
@@ -585,13 +612,13 @@ struct ClaimsRef<'a> {
     exp: u64,
     #[serde(rename = "iat")]
     _iat: u64,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present_value")]
     nbf: Option<u64>,
     #[serde(borrow)]
     jti: Cow<'a, str>,
     #[serde(borrow)]
     client_id: Cow<'a, str>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "present_str")]
     scope: Option<Cow<'a, str>>,
 }
 
@@ -649,6 +676,15 @@ impl<'de: 'a, 'a> Deserialize<'de> for AudienceRef<'a> {
     }
 }
 
+/// Header and claims are JSON objects (RFC 7515 §4, RFC 7519 §7.2). serde's derived structs
+/// also read a JSON array positionally, so this is checked first.
+// spec: JWT-12
+fn is_json_object(json: &[u8]) -> bool {
+    json.iter()
+        .find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+        .is_some_and(|&b| b == b'{')
+}
+
 /// How many bytes at most a base64url part of this length decodes to.
 const fn decoded_len_max(encoded_len: usize) -> usize {
     encoded_len.div_ceil(4) * 3
@@ -693,6 +729,9 @@ pub(crate) fn validate_with_nbf(
     let header_len = URL_SAFE_NO_PAD
         .decode_slice(header_b64, header_buf)
         .map_err(|_| Rejection::TokenMalformed)?;
+    if !is_json_object(&header_buf[..header_len]) {
+        return Err(Rejection::TokenMalformed);
+    }
     let header: JoseHeader =
         serde_json::from_slice(&header_buf[..header_len]).map_err(|_| Rejection::TokenMalformed)?;
     let alg = Alg::from_name(&header.alg)
@@ -719,6 +758,9 @@ pub(crate) fn validate_with_nbf(
     let claims_len = URL_SAFE_NO_PAD
         .decode_slice(claims_b64, claims_buf)
         .map_err(|_| Rejection::TokenMalformed)?;
+    if !is_json_object(&claims_buf[..claims_len]) {
+        return Err(Rejection::MissingClaim);
+    }
     let claims: ClaimsRef<'_> =
         serde_json::from_slice(&claims_buf[..claims_len]).map_err(|_| Rejection::MissingClaim)?;
     if claims.iss != policy.issuer {

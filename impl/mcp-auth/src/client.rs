@@ -270,6 +270,11 @@ pub struct Options {
     pub client_name: String,
     /// Trust exactly these root certificates instead of the Mozilla roots (a private CA).
     pub roots: Option<rustls::RootCertStore>,
+    /// How often one MCP request may send the user to authorize again when the server
+    /// answers 401, or 403 `insufficient_scope` (step-up); 0 hands those answers back.
+    pub reauthorize: u32,
+    /// Pre-registered client credentials (client id, optional secret) instead of DCR.
+    pub preregistered: Option<(String, Option<String>)>,
 }
 
 impl Options {
@@ -282,6 +287,8 @@ impl Options {
             allow_loopback_http: true,
             client_name: "mcp-auth demo client".into(),
             roots: None,
+            reauthorize: 0,
+            preregistered: None,
         }
     }
 }
@@ -351,6 +358,7 @@ impl McpClient {
         let listener_task = tokio::spawn(serve(listener, service, std::future::pending()));
         let mut config = ClientConfig::new(options.mcp_url.clone(), redirect_uri.clone());
         config.client_name = options.client_name.clone();
+        config.preregistered = options.preregistered.clone();
         if options.allow_loopback_http {
             config.http_policy = HttpPolicy::AllowLoopbackHttp;
         }
@@ -484,7 +492,9 @@ impl McpClient {
                 &HttpRequest::new(Method::Get, url).header("accept", "text/html"),
             )
             .await?;
-        let location = if page.status == 303 {
+        // A browser follows any redirect: our AS answers 303 when it needs no consent page
+        // (auto-approve), other servers (e.g. the conformance suite's mock AS) 302.
+        let location = if is_redirect(page.status) {
             page.header_value("location").map(str::to_owned)
         } else if page.status == 200 {
             let html = String::from_utf8_lossy(&page.body);
@@ -510,7 +520,7 @@ impl McpClient {
                     &post,
                 )
                 .await?;
-            (answer.status == 303)
+            is_redirect(answer.status)
                 .then(|| answer.header_value("location").map(str::to_owned))
                 .flatten()
         } else {
@@ -526,11 +536,34 @@ impl McpClient {
     }
 
     /// Send a JSON-RPC request (or notification when `method` starts with
-    /// `notifications/`) to the MCP endpoint with the token the core holds for it.
+    /// `notifications/`) to the MCP endpoint with the token the core holds for it. A 401, or
+    /// a 403 `insufficient_scope`, hands the challenge to the core and authorizes again (with
+    /// the challenge's scope), then retries, at most [`Options::reauthorize`] times.
     pub async fn rpc(&mut self, method: &str, params: Value) -> Result<HttpResponse, Error> {
-        let authorization = self.core.authorization_for(&self.options.mcp_url);
-        self.rpc_with(method, params, authorization.as_deref())
-            .await
+        let mut attempts = 0;
+        loop {
+            let authorization = self.core.authorization_for(&self.options.mcp_url);
+            let response = self
+                .rpc_with(method, params.clone(), authorization.as_deref())
+                .await?;
+            let step_up = response.status == 401
+                || (response.status == 403
+                    && response
+                        .header_values("www-authenticate")
+                        .any(|c| c.contains("insufficient_scope")));
+            if !step_up || attempts >= self.options.reauthorize {
+                return Ok(response);
+            }
+            attempts += 1;
+            tracing::info!(
+                status = response.status,
+                attempt = attempts,
+                "authorizing again"
+            );
+            let challenges: Vec<&str> = response.header_values("www-authenticate").collect();
+            self.core.handle_unauthorized(challenges);
+            self.drive().await?;
+        }
     }
 
     /// Like [`McpClient::rpc`] with an explicit `Authorization` value (or none).
@@ -716,6 +749,11 @@ fn unescape_html(s: &str) -> String {
         .replace("&lt;", "<")
         .replace("&gt;", ">")
         .replace("&amp;", "&")
+}
+
+/// A redirect status a browser follows (302, 303, 307, ...).
+fn is_redirect(status: u16) -> bool {
+    matches!(status, 301 | 302 | 303 | 307 | 308)
 }
 
 /// Resolve a form action against the page URL.

@@ -53,6 +53,10 @@ enum Command {
         /// A tool to call.
         #[arg(long)]
         tool: Option<String>,
+        /// With no --tool: after listing, call the first listed tool with the --args (as the
+        /// conformance suite's reference client does).
+        #[arg(long, conflicts_with = "tool")]
+        call_first_tool: bool,
         /// The tool's arguments, as a JSON object.
         #[arg(long, default_value = "{}")]
         args: String,
@@ -65,6 +69,12 @@ enum Command {
         /// Neither read nor write the token store.
         #[arg(long)]
         no_store: bool,
+        /// A pre-registered client id (no dynamic registration).
+        #[arg(long)]
+        client_id: Option<String>,
+        /// The pre-registered client's secret (with --client-id).
+        #[arg(long, requires = "client_id")]
+        client_secret: Option<String>,
     },
 }
 
@@ -94,7 +104,20 @@ async fn main() -> ExitCode {
             headless,
             scope,
             no_store,
-        } => interruptible(connect(mcp_url, tool, &args, headless, scope, no_store)).await,
+            client_id,
+            client_secret,
+            call_first_tool,
+        } => {
+            let preregistered = client_id.map(|id| (id, client_secret));
+            let run = connect(
+                mcp_url,
+                tool,
+                call_first_tool,
+                &args,
+                (headless, scope, no_store, preregistered),
+            );
+            interruptible(run).await
+        }
     }
 }
 
@@ -240,13 +263,15 @@ fn save_tokens(tokens: &Tokens) {
     }
 }
 
+/// How `connect` authorizes: headless, scope, no token store, pre-registered credentials.
+type ConnectAuth = (bool, Option<String>, bool, Option<(String, Option<String>)>);
+
 async fn connect(
     mcp_url: String,
-    tool: Option<String>,
+    mut tool: Option<String>,
+    call_first_tool: bool,
     args: &str,
-    headless: bool,
-    scope: Option<String>,
-    no_store: bool,
+    (headless, scope, no_store, preregistered): ConnectAuth,
 ) -> ExitCode {
     let arguments: serde_json::Value = match serde_json::from_str(args) {
         Ok(v) => v,
@@ -258,6 +283,9 @@ async fn connect(
     let mut options = Options::headless(mcp_url);
     options.client_name = "mcp-auth connect".into();
     options.scope = scope;
+    options.preregistered = preregistered;
+    // Authorize again on a 401 or a 403 insufficient_scope (step-up), twice at most.
+    options.reauthorize = 2;
     if !headless {
         options.user_agent = UserAgent::Browser;
     } else {
@@ -307,17 +335,21 @@ async fn connect(
             init["serverInfo"]["name"].as_str().unwrap_or("?"),
             init["protocolVersion"].as_str().unwrap_or("?")
         );
-        match tool {
-            None => {
-                let tools = c.list_tools().await?;
-                for t in tools["tools"].as_array().into_iter().flatten() {
-                    println!(
-                        "  {}: {}",
-                        t["name"].as_str().unwrap_or("?"),
-                        t["description"].as_str().unwrap_or("")
-                    );
-                }
+        if tool.is_none() {
+            let tools = c.list_tools().await?;
+            for t in tools["tools"].as_array().into_iter().flatten() {
+                println!(
+                    "  {}: {}",
+                    t["name"].as_str().unwrap_or("?"),
+                    t["description"].as_str().unwrap_or("")
+                );
             }
+            if call_first_tool {
+                tool = tools["tools"][0]["name"].as_str().map(str::to_owned);
+            }
+        }
+        match tool {
+            None => {}
             Some(name) => {
                 let response = c.call_tool(&name, arguments).await?;
                 let result = client::jsonrpc_result(&response)?;

@@ -41,7 +41,7 @@ fn preflight(methods: &str) -> HttpResponse {
 /// for anything else) and CORS preflights of the MCP endpoint. `None`: authenticate it.
 // spec: PRM-1, PRM-4, PRM-5, PRM-10
 pub fn unauthenticated(rs: &ResourceServer, method: Method, path: &str) -> Option<HttpResponse> {
-    if rs.metadata_paths().iter().any(|p| p == path) {
+    if rs.is_metadata_path(path) {
         return Some(match method {
             Method::Options => preflight("GET, OPTIONS"),
             Method::Get => with_cors(HttpResponse::json(200, &rs.metadata())),

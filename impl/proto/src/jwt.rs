@@ -376,6 +376,97 @@ fn parse_key(jwk: &Jwk, alg: Alg) -> Result<Option<ParsedPublicKey>, ()> {
 pub struct KeySet {
     source: JwkSet,
     keys: Vec<VerifyingKey>,
+    /// The headers an issuer's signer writes for these keys, already parsed (see
+    /// [`KnownHeader`]).
+    headers: Arc<[KnownHeader]>,
+}
+
+/// A JOSE header as a signer writes it for one of the keys (`{"alg","typ":"at+jwt","kid"}` in
+/// the two usual member orders), base64url-encoded, with what [`parse_header`] reads from it.
+/// [`validate`] recognizes these bytes and skips decoding and parsing them again: the fields
+/// were obtained by the very same decoding and parsing, when the keys were installed, so every
+/// header check gives the same answer. Any other header is decoded and parsed as usual.
+struct KnownHeader {
+    b64: String,
+    alg: String,
+    typ: Option<String>,
+    kid: Option<String>,
+    forbidden: bool,
+}
+
+impl KnownHeader {
+    fn view(&self) -> HeaderView<'_> {
+        HeaderView {
+            alg: &self.alg,
+            typ: self.typ.as_deref(),
+            kid: self.kid.as_deref(),
+            forbidden: self.forbidden,
+        }
+    }
+}
+
+/// The header fields the checks read.
+struct HeaderView<'a> {
+    alg: &'a str,
+    typ: Option<&'a str>,
+    kid: Option<&'a str>,
+    /// `crit`, `jku`, `jwk`, `x5u` or `x5c` present.
+    forbidden: bool,
+}
+
+impl<'a> JoseHeader<'a> {
+    fn view(&'a self) -> HeaderView<'a> {
+        HeaderView {
+            alg: &self.alg,
+            typ: self.typ.as_deref(),
+            kid: self.kid.as_deref(),
+            forbidden: self.crit || self.jku || self.jwk || self.x5u || self.x5c,
+        }
+    }
+}
+
+/// The [`KnownHeader`]s of a set of keys.
+fn known_headers(keys: &[VerifyingKey]) -> Arc<[KnownHeader]> {
+    #[derive(Serialize)]
+    struct AlgFirst<'a> {
+        alg: &'a str,
+        typ: &'a str,
+        kid: &'a str,
+    }
+    #[derive(Serialize)]
+    struct TypFirst<'a> {
+        typ: &'a str,
+        alg: &'a str,
+        kid: &'a str,
+    }
+    let mut known = Vec::new();
+    for key in keys {
+        let Some(kid) = key.kid.as_deref() else {
+            continue;
+        };
+        let (alg, typ) = (key.alg.as_str(), "at+jwt");
+        for json in [
+            serde_json::to_vec(&AlgFirst { alg, typ, kid }),
+            serde_json::to_vec(&TypFirst { typ, alg, kid }),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let b64 = URL_SAFE_NO_PAD.encode(json);
+            let mut buf = vec![0u8; decoded_len_max(b64.len())];
+            if let Ok(h) = parse_header(&b64, &mut buf) {
+                let view = h.view();
+                known.push(KnownHeader {
+                    alg: view.alg.to_owned(),
+                    typ: view.typ.map(str::to_owned),
+                    kid: view.kid.map(str::to_owned),
+                    forbidden: view.forbidden,
+                    b64,
+                });
+            }
+        }
+    }
+    known.into()
 }
 
 impl KeySet {
@@ -384,6 +475,7 @@ impl KeySet {
         Self {
             source: JwkSet { keys: Vec::new() },
             keys: Vec::new(),
+            headers: Arc::new([]),
         }
     }
 
@@ -392,7 +484,7 @@ impl KeySet {
     /// from its type and curve, and it is then used with that one algorithm only.
     // spec: JWT-9
     pub fn from_jwks(jwks: &JwkSet) -> Self {
-        let keys = jwks
+        let keys: Vec<VerifyingKey> = jwks
             .keys
             .iter()
             .take(KEYS_MAX)
@@ -416,6 +508,7 @@ impl KeySet {
             .collect();
         Self {
             source: jwks.clone(),
+            headers: known_headers(&keys),
             keys,
         }
     }
@@ -587,6 +680,21 @@ struct JoseHeader<'a> {
     x5c: bool,
 }
 
+/// Decode and parse a base64url JOSE header into `buf` (at least
+/// `decoded_len_max(b64.len())` bytes).
+fn parse_header<'a>(b64: &str, buf: &'a mut [u8]) -> Result<JoseHeader<'a>, Rejection> {
+    let len = URL_SAFE_NO_PAD
+        .decode_slice(b64, &mut *buf)
+        .map_err(|_| Rejection::TokenMalformed)?;
+    if !is_json_object(&buf[..len]) {
+        return Err(Rejection::TokenMalformed);
+    }
+    serde_json::from_slice(&buf[..len]).map_err(|_| Rejection::TokenMalformed)
+}
+
+/// Decoded tokens up to this size (all three parts) are decoded on the stack.
+const STACK_BUFFER: usize = 1024;
+
 /// `true` for a member that is there, with any value (`null` included).
 fn present<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error> {
     IgnoredAny::deserialize(deserializer).map(|_| true)
@@ -723,27 +831,34 @@ pub(crate) fn validate_with_nbf(
         decoded_len_max(header_b64.len()),
         decoded_len_max(claims_b64.len()),
     );
-    let mut buffer = vec![0u8; header_max + claims_max + decoded_len_max(signature_b64.len())];
+    let needed = header_max + claims_max + decoded_len_max(signature_b64.len());
+    let (mut stack, mut heap) = ([0u8; STACK_BUFFER], Vec::new());
+    let buffer: &mut [u8] = if needed <= STACK_BUFFER {
+        &mut stack[..needed]
+    } else {
+        heap.resize(needed, 0);
+        &mut heap
+    };
     let (header_buf, rest) = buffer.split_at_mut(header_max);
     let (claims_buf, signature_buf) = rest.split_at_mut(claims_max);
-    let header_len = URL_SAFE_NO_PAD
-        .decode_slice(header_b64, header_buf)
-        .map_err(|_| Rejection::TokenMalformed)?;
-    if !is_json_object(&header_buf[..header_len]) {
-        return Err(Rejection::TokenMalformed);
-    }
-    let header: JoseHeader =
-        serde_json::from_slice(&header_buf[..header_len]).map_err(|_| Rejection::TokenMalformed)?;
-    let alg = Alg::from_name(&header.alg)
+    let parsed;
+    let header = match keys.headers.iter().find(|h| h.b64 == header_b64) {
+        Some(known) => known.view(),
+        None => {
+            parsed = parse_header(header_b64, header_buf)?;
+            parsed.view()
+        }
+    };
+    let alg = Alg::from_name(header.alg)
         .filter(|a| policy.algorithms.contains(a))
         .ok_or(Rejection::AlgorithmNotAllowed)?;
-    if header.crit || header.jku || header.jwk || header.x5u || header.x5c {
+    if header.forbidden {
         return Err(Rejection::ForbiddenHeader);
     }
-    if !header.typ.as_deref().is_some_and(is_access_token_type) {
+    if !header.typ.is_some_and(is_access_token_type) {
         return Err(Rejection::WrongTokenType);
     }
-    let key = keys.select(header.kid.as_deref(), alg)?;
+    let key = keys.select(header.kid, alg)?;
     let signing_input = &token[..header_b64.len() + 1 + claims_b64.len()];
     let signature_len = URL_SAFE_NO_PAD
         .decode_slice(signature_b64, signature_buf)

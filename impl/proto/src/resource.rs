@@ -63,6 +63,8 @@ pub struct ResourceServer {
     prm_url: String,
     keys_fetched_at: Option<UnixTime>,
     cache: TokenCache,
+    /// [`ResourceServer::metadata_paths`], computed once (the guard asks on every request).
+    prm_paths: Vec<String>,
 }
 
 impl ResourceServer {
@@ -71,13 +73,16 @@ impl ResourceServer {
     pub fn new(config: RsConfig) -> Self {
         let prm_url = well_known_insert(config.resource.as_str(), PRM_SUFFIX)
             .unwrap_or_else(|_| format!("{}/.well-known/{PRM_SUFFIX}", config.resource.origin()));
-        Self {
+        let mut server = Self {
             config,
             keys: KeySet::empty(),
             prm_url,
             keys_fetched_at: None,
             cache: TokenCache::new(),
-        }
+            prm_paths: Vec::new(),
+        };
+        server.prm_paths = server.compute_metadata_paths();
+        server
     }
 
     /// The configuration.
@@ -96,6 +101,16 @@ impl ResourceServer {
     /// the resource identifier (kept in [`ResourceServer::metadata_url`]) is not part of them.
     // spec: PRM-4, PRM-10
     pub fn metadata_paths(&self) -> Vec<String> {
+        self.prm_paths.clone()
+    }
+
+    /// Is `path` one of [`ResourceServer::metadata_paths`]? (No allocation: the paths are
+    /// computed when the server is made.)
+    pub fn is_metadata_path(&self, path: &str) -> bool {
+        self.prm_paths.iter().any(|p| p == path)
+    }
+
+    fn compute_metadata_paths(&self) -> Vec<String> {
         let origin_len = self.config.resource.origin().len();
         let path_of = |url: &str| {
             let tail = url.get(origin_len..).unwrap_or("/");

@@ -21,6 +21,7 @@ use crate::metadata::{
     ASM_SUFFIX, AuthorizationServerMetadata, DOCUMENT_LEN_MAX, OIDC_SUFFIX, PRM_SUFFIX,
     ProtectedResourceMetadata,
 };
+use crate::mutations::mutated;
 use crate::pkce::{CodeVerifier, S256};
 use crate::server::{ClientMetadata, RegistrationResponse, TokenResponse};
 use crate::time::UnixTime;
@@ -49,6 +50,9 @@ pub struct ClientConfig {
     /// `code_challenge_methods_supported` entirely (it must still not exclude S256).
     // spec: PF-12
     pub allow_missing_pkce_metadata: bool,
+    /// Defenses turned off, for the model checker only (feature `mutations`).
+    #[cfg(feature = "mutations")]
+    pub mutations: crate::mutations::Mutations,
 }
 
 impl ClientConfig {
@@ -62,6 +66,8 @@ impl ClientConfig {
             preregistered: None,
             http_policy: HttpPolicy::HttpsOnly,
             allow_missing_pkce_metadata: false,
+            #[cfg(feature = "mutations")]
+            mutations: crate::mutations::Mutations::default(),
         }
     }
 }
@@ -339,7 +345,8 @@ impl Client {
             return None;
         };
         let target = ResourceUri::parse(url, self.config.http_policy).ok()?;
-        (target.as_str() == tokens.resource).then(|| format!("Bearer {}", tokens.access_token))
+        (mutated!(self.config, skip_token_target_check) || target.as_str() == tokens.resource)
+            .then(|| format!("Bearer {}", tokens.access_token))
     }
 
     /// The MCP server answered 401: start (or restart) discovery from its challenge.
@@ -460,8 +467,10 @@ impl Client {
         };
         let params = Params::decode(query.as_bytes()).map_err(|_| ClientError::StateMismatch)?;
         let given = params.one("state").ok().flatten();
-        if !given
-            .is_some_and(|g| subtle::ConstantTimeEq::ct_eq(g.as_bytes(), state.as_bytes()).into())
+        if !mutated!(self.config, skip_state_check)
+            && !given.is_some_and(|g| {
+                subtle::ConstantTimeEq::ct_eq(g.as_bytes(), state.as_bytes()).into()
+            })
         {
             return Err(ClientError::StateMismatch);
         }
@@ -480,6 +489,7 @@ impl Client {
         match iss {
             Ok(Some(iss)) if iss == flow.issuer.as_str() => {}
             Ok(None) if !advertised => {}
+            _ if mutated!(self.config, skip_iss_check) => {}
             _ => {
                 self.fail(ClientError::IssuerResponseMismatch);
                 return Err(ClientError::IssuerResponseMismatch);
@@ -576,7 +586,10 @@ impl Client {
         };
         // RFC 9728 §3.3: identical to the resource we asked about (our canonical form, or the
         // URL exactly as configured).
-        if prm.resource != resource.as_str() && prm.resource != self.config.server_url {
+        if !mutated!(self.config, skip_prm_resource_check)
+            && prm.resource != resource.as_str()
+            && prm.resource != self.config.server_url
+        {
             return self.fail(ClientError::ResourceMismatch { got: prm.resource });
         }
         let Some(issuer) = prm

@@ -622,6 +622,9 @@ pub struct ValidationPolicy {
     pub token_len_max: usize,
     /// Algorithms accepted (a subset of [`Alg::ALL`]).
     pub algorithms: Vec<Alg>,
+    /// Defenses turned off, for the model checker only (feature `mutations`).
+    #[cfg(feature = "mutations")]
+    pub mutations: crate::mutations::Mutations,
 }
 
 impl ValidationPolicy {
@@ -633,6 +636,8 @@ impl ValidationPolicy {
             leeway_secs: 30,
             token_len_max: TOKEN_LEN_MAX,
             algorithms: Alg::ALL.to_vec(),
+            #[cfg(feature = "mutations")]
+            mutations: crate::mutations::Mutations::default(),
         }
     }
 }
@@ -881,7 +886,9 @@ pub(crate) fn validate_with_nbf(
     if claims.iss != policy.issuer {
         return Err(Rejection::WrongIssuer);
     }
-    if !claims.aud.contains(&policy.audience) {
+    if !crate::mutations::mutated!(policy, skip_audience_check)
+        && !claims.aud.contains(&policy.audience)
+    {
         return Err(Rejection::WrongAudience);
     }
     let leeway = policy.leeway_secs.min(LEEWAY_MAX_SECS);

@@ -31,6 +31,7 @@ pub mod harness;
 pub mod http;
 pub mod jwt;
 pub mod metadata;
+pub mod mutations;
 pub mod pkce;
 pub mod resource;
 pub mod server;

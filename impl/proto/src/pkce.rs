@@ -64,6 +64,14 @@ pub struct CodeChallenge(String);
 #[derive(Debug)]
 pub struct PkceVerified(());
 
+impl PkceVerified {
+    /// Evidence without verification: only for the model's `skip_pkce` mutation.
+    #[cfg(feature = "mutations")]
+    pub(crate) fn skipped() -> Self {
+        Self(())
+    }
+}
+
 impl CodeChallenge {
     /// Validate an authorization request's challenge and method: the method must be `S256`
     /// (an absent method means `plain`, which we refuse) and the challenge 43 base64url chars.

@@ -20,6 +20,7 @@ use crate::error::Rejection;
 use crate::form::Params;
 use crate::jwt::{AccessClaims, Audience, Signer};
 use crate::metadata::AuthorizationServerMetadata;
+use crate::mutations::mutated;
 use crate::pkce::{CodeChallenge, PkceVerified, S256};
 use crate::time::UnixTime;
 use crate::types::{ClientId, ScopeSet, Subject};
@@ -99,6 +100,9 @@ pub struct AsConfig {
     pub limits: Limits,
     /// Whether http loopback URLs are acceptable as `resource` (spec PF-8).
     pub http_policy: HttpPolicy,
+    /// Defenses turned off, for the model checker only (feature `mutations`).
+    #[cfg(feature = "mutations")]
+    pub mutations: crate::mutations::Mutations,
 }
 
 /// Endpoint paths below the issuer.
@@ -129,6 +133,8 @@ impl AsConfig {
             lifetimes: Lifetimes::default(),
             limits: Limits::default(),
             http_policy: HttpPolicy::HttpsOnly,
+            #[cfg(feature = "mutations")]
+            mutations: crate::mutations::Mutations::default(),
         }
     }
 
@@ -611,10 +617,11 @@ impl AuthorizationServer {
             Some(r) => {
                 let requested =
                     RedirectUri::parse(r).map_err(|_| Rejection::RedirectUriMismatch)?;
-                if !client
-                    .redirect_uris
-                    .iter()
-                    .any(|reg| reg.matches(&requested))
+                if !mutated!(self.config, lax_redirect)
+                    && !client
+                        .redirect_uris
+                        .iter()
+                        .any(|reg| reg.matches(&requested))
                 {
                     return Err(Rejection::RedirectUriMismatch);
                 }
@@ -787,14 +794,22 @@ impl AuthorizationServer {
                 // first redemption produced. A replay with invalid parameters changes nothing,
                 // so it cannot be used to revoke someone else's grant (TOK-9).
                 let grant = *grant;
-                if check_binding(binding, now, client_id, params).is_ok() {
+                if check_binding(&self.config, binding, now, client_id, params).is_ok() {
                     self.revoke(grant);
                 }
                 Err(Rejection::CodeReused)
             }
             Some(CodeState::Issued(binding)) => {
-                let binding = binding.clone();
-                let proof = check_binding(&binding, now, client_id, params)?;
+                #[allow(unused_mut)]
+                let mut binding = binding.clone();
+                let proof = check_binding(&self.config, &binding, now, client_id, params)?;
+                #[cfg(feature = "mutations")]
+                if self.config.mutations.skip_resource_binding
+                    && let Ok(Some(r)) = params.one("resource")
+                    && let Ok(r) = self.known_resource(r)
+                {
+                    binding.resource = r;
+                }
                 self.prune(now);
                 if self.grants.len() >= self.config.limits.grants {
                     return Err(Rejection::Full);
@@ -819,13 +834,15 @@ impl AuthorizationServer {
                     revoked: false,
                 };
                 self.grants.insert(grant_id, grant);
-                self.codes.insert(
-                    code.to_owned(),
-                    CodeState::Redeemed {
-                        binding,
-                        grant: grant_id,
-                    },
-                );
+                if !mutated!(self.config, reusable_codes) {
+                    self.codes.insert(
+                        code.to_owned(),
+                        CodeState::Redeemed {
+                            binding,
+                            grant: grant_id,
+                        },
+                    );
+                }
                 self.issue(now, entropy, grant_id, with_refresh, proof)
             }
         }
@@ -855,9 +872,13 @@ impl AuthorizationServer {
         if grant.revoked {
             return Err(Rejection::GrantRevoked);
         }
-        if grant.refresh_token.as_deref() != Some(token) {
+        if !mutated!(self.config, skip_refresh_rotation)
+            && grant.refresh_token.as_deref() != Some(token)
+        {
             // A rotated token came back: the family is compromised (RFC 9700 §4.14.2).
-            self.revoke(grant_id);
+            if !mutated!(self.config, skip_refresh_revocation) {
+                self.revoke(grant_id);
+            }
             return Err(Rejection::RefreshTokenReused);
         }
         let lifetimes = &self.config.lifetimes;
@@ -974,6 +995,7 @@ impl Proof for RefreshVerified {}
 /// Every binding of the code must match the redemption; PKCE last.
 // spec: AZ-14, TOK-5, TOK-10, RES-14, PKCE-9, PKCE-10
 fn check_binding(
+    config: &AsConfig,
     binding: &CodeBinding,
     now: UnixTime,
     client_id: &ClientId,
@@ -990,13 +1012,19 @@ fn check_binding(
         None if binding.redirect_uri_sent => return Err(Rejection::RedirectUriChanged),
         _ => {}
     }
-    if let Some(resource) = params.one("resource")? {
+    if let Some(resource) = params.one("resource")?
+        && !mutated!(config, skip_resource_binding)
+    {
         // Compared in canonical form: case of scheme and host does not matter (RES-6).
         let same = ResourceUri::parse(resource, HttpPolicy::AllowLoopbackHttp)
             .is_ok_and(|r| r == binding.resource);
         if !same {
             return Err(Rejection::ResourceChanged);
         }
+    }
+    #[cfg(feature = "mutations")]
+    if config.mutations.skip_pkce {
+        return Ok(PkceVerified::skipped());
     }
     binding.challenge.verify(params.one("code_verifier")?)
 }

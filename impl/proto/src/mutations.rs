@@ -1,0 +1,57 @@
+//! Switches that turn single defenses off, for the model checker's mutation tests ("teeth").
+//!
+//! They exist only with the cargo feature `mutations`, which only `mcp-auth-model` enables; the
+//! servers' configuration cannot reach them. Each guard in the core reads one flag through
+//! [`mutated!`], which without the feature is the constant `false`, so the checks it guards run
+//! unconditionally and the compiled core is the same as without the guard.
+
+/// Defenses to turn off. Every flag is `false` by default: all defenses on.
+#[cfg(feature = "mutations")]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Mutations {
+    /// AS: skip the PKCE verification at the token endpoint (PKCE-9).
+    pub skip_pkce: bool,
+    /// AS: accept any redirect URI for a client, not only a registered one (AZ-3).
+    pub lax_redirect: bool,
+    /// AS: do not mark a redeemed code as used (TOK-6, TOK-7).
+    pub reusable_codes: bool,
+    /// AS: accept a rotated-out refresh token as if it were the current one (RT-1).
+    pub skip_refresh_rotation: bool,
+    /// AS: do not revoke the grant when a rotated-out refresh token comes back (RT-2).
+    pub skip_refresh_revocation: bool,
+    /// AS: do not bind the token to the consented resource: the token request's `resource`
+    /// is not compared with the code's and becomes the audience (RES-14).
+    pub skip_resource_binding: bool,
+    /// RS: do not check `aud` (RS-2).
+    pub skip_audience_check: bool,
+    /// Client: accept a callback whatever its `state` (AZ-11).
+    pub skip_state_check: bool,
+    /// Client: accept a callback whatever its `iss` (AZ-20, RFC 9207).
+    pub skip_iss_check: bool,
+    /// Client: accept a PRM document whose `resource` is not the server asked about (DISC-4).
+    pub skip_prm_resource_check: bool,
+    /// Client: attach the access token to requests for any server, not only the one it was
+    /// obtained for (CLI-5).
+    pub skip_token_target_check: bool,
+}
+
+/// `true` when the defense `$flag` is turned off in the configuration `$config` (which has a
+/// `mutations: Mutations` field under the feature); always `false` without the feature.
+#[cfg(feature = "mutations")]
+macro_rules! mutated {
+    ($config:expr, $flag:ident) => {
+        $config.mutations.$flag
+    };
+}
+
+/// `true` when the defense `$flag` is turned off; without the feature `mutations`, the
+/// constant `false` (the configuration is only borrowed, so no unused-variable warnings).
+#[cfg(not(feature = "mutations"))]
+macro_rules! mutated {
+    ($config:expr, $flag:ident) => {{
+        let _ = &$config;
+        false
+    }};
+}
+
+pub(crate) use mutated;

@@ -1,1 +1,1156 @@
-//! placeholder
+//! # mcp-auth-model: MCP authorization, model-checked on the real core
+//!
+//! A [`stateright`] model whose state is made of the production values of `mcp-auth-proto`
+//! (the authorization server, the resource server, the client state machines), plus what the
+//! attacker knows and a ghost audit log. Every transition is a call into the same functions the
+//! hyper drivers call — [`server::http::handle`] for every request to an authorization server,
+//! [`ResourceServer::authenticate`] for every MCP request, and the client's
+//! `handle_unauthorized` / `handle_response` / `handle_redirect` / `authorization_for` — with
+//! requests and responses as [`HttpRequest`] / [`HttpResponse`] values through the same HTTP
+//! codecs. The model itself has no protocol logic: it routes requests by origin, plays the user
+//! (who approves every consent page it is shown, the worst case), and plays the attacker.
+//!
+//! Tokens are real Ed25519 JWTs (deterministic signatures), entropy is [`Sequential`] and part
+//! of the state, time is simulated.
+//!
+//! ## The attacker (RFC 9700 §3), bounded
+//!
+//! - **A3**: reads every authorization response that reaches an honest client's callback.
+//! - registers its own clients at the honest AS (one with its own redirect URI, one with the
+//!   victims' loopback redirect URI), and logs in there as `mallory`;
+//! - runs a **malicious MCP server** ([`EVIL_RS`], a resource the honest AS knows): it learns
+//!   every token sent to it, and answers PRM in one of three ways ([`Prm`]): naming the honest
+//!   AS, naming its own AS (mix-up), or spoofing the honest server's `resource`;
+//! - runs a **malicious AS** ([`EVIL_ISSUER`], the reference AS run by the attacker): it learns
+//!   every request it receives, and its authorization endpoint sends the user on to the honest AS
+//!   with the victim's `state` and `code_challenge` (mix-up, RFC 9700 §4.4);
+//! - lures the user to authorization URLs it built (with a victim's client id and its own
+//!   redirect URI), injects codes into victims' callbacks (CSRF / session swap), redeems codes
+//!   and refresh tokens (its own, leaked, replayed), presents tokens at the honest MCP server.
+//!
+//! Templates are filled from the attacker's knowledge. Token requests take the client id and
+//! redirect URI from the code's binding: any other choice is refused by checks no mutation turns
+//! off (TOK-5, TOK-10), so it could only add no-op transitions. A transition that changes
+//! nothing is not a transition.
+//!
+//! ## Liveness
+//!
+//! stateright's `eventually` is unsound on graphs with joins (bfs.rs FIXME: a path reaching an
+//! already-visited state is not checked further), and this model's interleavings join
+//! everywhere. Liveness is therefore stated as an invariant that implies it: the model is
+//! acyclic (every transition grows a monotone component: entropy, time, the audit log, the
+//! attacker's knowledge, bounded counters, or a client's lifecycle), so every path ends in a
+//! terminal state, and `PROGRESS` says every started session is finished or has its next step
+//! enabled — hence in every terminal state every session is finished.
+
+pub mod mutation;
+pub mod properties;
+pub mod report;
+pub mod world;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use mcp_auth_proto::client::{Action as ClientAction, Client, ClientConfig};
+use mcp_auth_proto::error::Rejection;
+use mcp_auth_proto::harness::{query_map, split_url};
+use mcp_auth_proto::http::{HttpRequest, HttpResponse, Method};
+use mcp_auth_proto::jwt::{AccessClaims, Audience, Ed25519Signer, KeySet, Signer};
+use mcp_auth_proto::metadata::ProtectedResourceMetadata;
+use mcp_auth_proto::mutations::Mutations;
+use mcp_auth_proto::pkce::CodeVerifier;
+use mcp_auth_proto::resource::{ResourceServer, RsConfig};
+use mcp_auth_proto::server::http::{UserAgentPolicy, handle};
+use mcp_auth_proto::server::{AsConfig, AuthorizationServer, CodeState};
+use mcp_auth_proto::types::{ScopeSet, Subject};
+use mcp_auth_proto::uri::{HttpPolicy, Issuer, ResourceUri};
+use mcp_auth_proto::{Sequential, UnixTime};
+use stateright::{Model, Property};
+
+pub use world::{Audit, Claims, Event, Knowledge, Party, Session, Target, Via, World};
+
+/// The honest authorization server.
+pub const HONEST_ISSUER: &str = "https://as.example";
+/// The attacker's authorization server.
+pub const EVIL_ISSUER: &str = "https://evil-as.example";
+/// The honest MCP server.
+pub const HONEST_RS: &str = "https://mcp.example/mcp";
+/// The malicious MCP server (a resource registered at the honest AS).
+pub const EVIL_RS: &str = "https://evil.example/mcp";
+/// The attacker's redirect URI.
+pub const ATTACKER_REDIRECT: &str = "https://attacker.example/cb";
+/// The victim user.
+pub const ALICE: &str = "alice";
+/// The attacker's own account at the honest AS.
+pub const MALLORY: &str = "mallory";
+/// The PKCE verifier the attacker uses in its own flows.
+pub const ATTACKER_VERIFIER: &str = "attacker-verifier-0123456789-0123456789-0123456789";
+/// How far one tick moves the clock: past code, consent and access-token lifetimes.
+pub const TICK_SECS: u64 = 3_601;
+/// The scope every party asks for.
+pub const SCOPE: &str = "mcp:tools";
+
+/// The loopback redirect URI of honest session `n` (each session is its own client process).
+pub fn redirect_uri(n: u8) -> String {
+    format!("http://127.0.0.1:{}/callback", 7777 + u16::from(n))
+}
+
+/// What the malicious MCP server's Protected Resource Metadata says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Prm {
+    /// Its own resource, the honest AS (the honest client gets a token for it: A5).
+    Genuine,
+    /// Its own resource, the attacker's AS (mix-up).
+    EvilAs,
+    /// The honest server's `resource`, the honest AS (impersonation, RFC 9728 §7.3).
+    Spoofed,
+}
+
+/// Whose client an attacker-initiated authorization uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Whose {
+    /// The attacker's client with the attacker's redirect URI, for the malicious server.
+    Own,
+    /// Session `n`'s client id and redirect URI, for that session's server.
+    Victim(u8),
+}
+
+/// A transition.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Action {
+    /// The user points session `session` at `target`: the client gets a 401 and runs discovery
+    /// and registration until it needs the browser (PRM answered as `prm` by the malicious server).
+    Connect {
+        /// The session.
+        session: u8,
+        /// The server.
+        target: Target,
+        /// The malicious server's PRM (only `Genuine` for the honest server).
+        prm: Prm,
+    },
+    /// The user opens the session's authorization URL and approves; the redirect reaches the
+    /// callback (and the attacker, A3).
+    Browse {
+        /// The session.
+        session: u8,
+    },
+    /// The session sends its pending token request.
+    Redeem {
+        /// The session.
+        session: u8,
+    },
+    /// The session calls the other MCP server (with whatever token the client attaches: none
+    /// unless a mutation lets it).
+    Call {
+        /// The session.
+        session: u8,
+        /// The server.
+        server: Target,
+    },
+    /// The session refreshes its token.
+    Refresh {
+        /// The session.
+        session: u8,
+    },
+    /// Time passes.
+    Tick,
+    /// The attacker, logged in as `mallory`, authorizes a client for itself.
+    AttackerAuthorize {
+        /// Which client.
+        whose: Whose,
+    },
+    /// The attacker lures the user to an authorization URL with session `session`'s client id
+    /// and the attacker's redirect URI.
+    Lure {
+        /// The victim session.
+        session: u8,
+    },
+    /// The attacker redeems a code it knows, asking for `resource`.
+    AttackerRedeem {
+        /// The code.
+        code: String,
+        /// The `resource` it asks for.
+        resource: Target,
+    },
+    /// The attacker presents a refresh token it knows.
+    AttackerRefresh {
+        /// The refresh token.
+        token: String,
+    },
+    /// The attacker delivers a code to a session's callback (without that session's `state`).
+    Inject {
+        /// The victim.
+        session: u8,
+        /// The code.
+        code: String,
+    },
+}
+
+/// The size of the model.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Config {
+    /// Name (for reports).
+    pub name: &'static str,
+    /// Honest client sessions.
+    pub sessions: u8,
+    /// Sessions (the first ones) that may be pointed at the malicious MCP server; the others
+    /// connect to the honest one.
+    pub lured_sessions: u8,
+    /// Clock ticks.
+    pub ticks: u8,
+    /// Refreshes per honest session.
+    pub session_refreshes: u8,
+    /// Refresh attempts by the attacker, in total.
+    pub attacker_refreshes: u8,
+    /// Successful redemptions of one code the attacker tries.
+    pub attacker_redemptions: u8,
+    /// Defenses turned off (all on by default).
+    pub mutations: Mutations,
+}
+
+impl Config {
+    /// One honest session: every attack of the catalogue is reachable.
+    pub fn small() -> Self {
+        Self {
+            name: "small",
+            sessions: 1,
+            lured_sessions: 1,
+            ticks: 0,
+            session_refreshes: 1,
+            attacker_refreshes: 3,
+            attacker_redemptions: 2,
+            mutations: Mutations::default(),
+        }
+    }
+
+    /// Two honest sessions (the second one connects to the honest server only, and is not a
+    /// target of the attacker's lures: it checks that concurrent flows do not interfere).
+    pub fn standard() -> Self {
+        Self {
+            name: "standard",
+            sessions: 2,
+            ..Self::small()
+        }
+    }
+
+    /// One session and one clock tick (codes, consents and access tokens expire).
+    pub fn timed() -> Self {
+        Self {
+            name: "timed",
+            ticks: 1,
+            ..Self::small()
+        }
+    }
+
+    /// By name.
+    pub fn named(name: &str) -> Option<Self> {
+        match name {
+            "small" => Some(Self::small()),
+            "standard" => Some(Self::standard()),
+            "timed" => Some(Self::timed()),
+            _ => None,
+        }
+    }
+
+    /// The same configuration with these defenses off.
+    #[must_use]
+    pub fn with_mutations(mut self, mutations: Mutations) -> Self {
+        self.mutations = mutations;
+        self
+    }
+
+    /// Build the model.
+    pub fn into_model(self) -> AuthModel {
+        AuthModel::new(self)
+    }
+}
+
+/// The model: configuration plus constant values derived from it.
+#[derive(Clone, Debug)]
+pub struct AuthModel {
+    /// The configuration.
+    pub cfg: Config,
+    /// The malicious MCP server's genuine face (its 401 challenge and PRM).
+    evil_rs: ResourceServer,
+    honest_as_origin: String,
+    evil_as_origin: String,
+    honest_rs_origin: String,
+    evil_rs_origin: String,
+}
+
+fn origin(url: &str) -> String {
+    split_url(url).map(|(o, _, _)| o).unwrap_or_default()
+}
+
+fn resource_uri(url: &str) -> ResourceUri {
+    ResourceUri::parse(url, HttpPolicy::HttpsOnly).expect("valid resource")
+}
+
+fn scopes() -> ScopeSet {
+    ScopeSet::from_tokens(["mcp:tools", "mcp:admin"])
+}
+
+fn authorization_server(
+    issuer: &str,
+    resources: &[&str],
+    seed: u8,
+    m: Mutations,
+) -> AuthorizationServer {
+    let issuer = Issuer::parse(issuer, HttpPolicy::HttpsOnly).expect("valid issuer");
+    let mut config = AsConfig::new(
+        issuer,
+        resources.iter().map(|r| (resource_uri(r), scopes())),
+    );
+    config.default_scopes = ScopeSet::from_tokens([SCOPE]);
+    config.mutations = m;
+    AuthorizationServer::new(
+        config,
+        Signer::new(Ed25519Signer::from_seed("k1", [seed; 32])),
+    )
+}
+
+fn resource_server(resource: &str, trusted: &AuthorizationServer, m: Mutations) -> ResourceServer {
+    let mut config = RsConfig::new(resource_uri(resource), trusted.issuer().clone(), scopes());
+    config.validation.mutations = m;
+    let mut rs = ResourceServer::new(config);
+    rs.set_keys(UnixTime::default(), KeySet::from_jwks(&trusted.jwks()));
+    rs
+}
+
+/// The claims of a JWT (not verified: the audit reads what was issued).
+pub fn claims_of(token: &str) -> Option<Claims> {
+    let payload = token.split('.').nth(1)?;
+    let claims: AccessClaims =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()?;
+    Some(Claims {
+        iss: claims.iss,
+        sub: claims.sub,
+        aud: match claims.aud {
+            Audience::One(a) => a,
+            Audience::Many(v) => v.join(" "),
+        },
+        client_id: claims.client_id,
+    })
+}
+
+fn form_request(url: &str, pairs: &[(&str, &str)]) -> HttpRequest {
+    HttpRequest::new(Method::Post, url)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(mcp_auth_proto::form::encode(pairs.iter().copied()))
+}
+
+fn between<'a>(text: &'a str, start: &str, end: &str) -> Option<&'a str> {
+    let from = text.find(start)? + start.len();
+    let len = text[from..].find(end)?;
+    Some(&text[from..from + len])
+}
+
+/// Entries of a JSON object body.
+fn json_field(body: &[u8], field: &str) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    value.get(field)?.as_str().map(str::to_owned)
+}
+
+impl AuthModel {
+    /// The model for a configuration.
+    pub fn new(cfg: Config) -> Self {
+        let m = cfg.mutations;
+        let honest = authorization_server(HONEST_ISSUER, &[HONEST_RS, EVIL_RS], 7, m);
+        Self {
+            evil_rs: resource_server(EVIL_RS, &honest, m),
+            honest_as_origin: origin(HONEST_ISSUER),
+            evil_as_origin: origin(EVIL_ISSUER),
+            honest_rs_origin: origin(HONEST_RS),
+            evil_rs_origin: origin(EVIL_RS),
+            cfg,
+        }
+    }
+
+    /// The initial world: the attacker has registered its two clients at the honest AS.
+    pub fn initial(&self) -> World {
+        let m = self.cfg.mutations;
+        let honest_as = authorization_server(HONEST_ISSUER, &[HONEST_RS, EVIL_RS], 7, m);
+        let rs = resource_server(HONEST_RS, &honest_as, m);
+        let mut w = World {
+            now: UnixTime::from_secs(1_000),
+            ticks: 0,
+            entropy: (0..=u64::from(self.cfg.sessions))
+                .map(|i| Sequential((i + 1) << 40))
+                .collect(),
+            evil_as: Arc::new(authorization_server(EVIL_ISSUER, &[EVIL_RS], 9, m)),
+            honest_as: Arc::new(honest_as),
+            rs: Arc::new(rs),
+            sessions: vec![None; usize::from(self.cfg.sessions)],
+            attacker: Arc::default(),
+            audit: Arc::default(),
+        };
+        for redirect in [ATTACKER_REDIRECT.to_owned(), redirect_uri(0)] {
+            let body = serde_json::json!({
+                "redirect_uris": [redirect],
+                "token_endpoint_auth_method": "none",
+                "grant_types": ["authorization_code", "refresh_token"],
+                "response_types": ["code"],
+                "client_name": "Totally Legit MCP Client",
+            });
+            let request = HttpRequest::new(Method::Post, format!("{HONEST_ISSUER}/register"))
+                .header("content-type", "application/json")
+                .body(serde_json::to_vec(&body).expect("json"));
+            let response = self.route(&mut w, Party::Attacker, &request, Prm::Genuine);
+            let id = json_field(&response.body, "client_id").expect("registered");
+            w.knows().clients.push(id);
+        }
+        w
+    }
+
+    fn client_config(&self, n: u8, target: Target) -> ClientConfig {
+        let mut config = ClientConfig {
+            scope: Some(ScopeSet::from_tokens([SCOPE])),
+            ..ClientConfig::new(target.url(), redirect_uri(n))
+        };
+        config.mutations = self.cfg.mutations;
+        config
+    }
+
+    fn user(subject: &str) -> UserAgentPolicy {
+        UserAgentPolicy {
+            subject: Subject(subject.into()),
+            auto_approve: false,
+        }
+    }
+
+    /// Deliver an HTTP request addressed by absolute URL, sent by `from`.
+    fn route(&self, w: &mut World, from: Party, request: &HttpRequest, prm: Prm) -> HttpResponse {
+        let Some((origin, path, query)) = split_url(&request.url) else {
+            return HttpResponse::new(400);
+        };
+        let local = HttpRequest {
+            url: path.clone(),
+            query,
+            ..request.clone()
+        };
+        if origin == self.honest_as_origin {
+            let now = w.now;
+            let mut entropy = w.stream(from).clone();
+            let response = handle(
+                Arc::make_mut(&mut w.honest_as),
+                now,
+                &mut entropy,
+                &Self::user(ALICE),
+                &local,
+            );
+            *w.stream(from) = entropy;
+            Self::audit_as(w, from, &local, &response);
+            response
+        } else if origin == self.evil_as_origin {
+            // The attacker's AS learns every code and verifier sent to it.
+            let form = query_map(std::str::from_utf8(&local.body).unwrap_or(""));
+            if let Some(code) = form.get("code") {
+                w.knows().codes.insert(code.clone());
+                if let Some(v) = form.get("code_verifier") {
+                    w.knows().verifiers.insert(code.clone(), v.clone());
+                }
+            }
+            let now = w.now;
+            let mut entropy = w.stream(from).clone();
+            let response = handle(
+                Arc::make_mut(&mut w.evil_as),
+                now,
+                &mut entropy,
+                &Self::user(ALICE),
+                &local,
+            );
+            *w.stream(from) = entropy;
+            response
+        } else if origin == self.honest_rs_origin {
+            if local.method == Method::Get && w.rs.metadata_paths().contains(&path) {
+                return HttpResponse::json(200, &w.rs.metadata());
+            }
+            HttpResponse::new(404)
+        } else if origin == self.evil_rs_origin {
+            if local.method == Method::Get && self.evil_rs.metadata_paths().contains(&path) {
+                let mut doc: ProtectedResourceMetadata = self.evil_rs.metadata();
+                match prm {
+                    Prm::Genuine => {}
+                    Prm::EvilAs => doc.authorization_servers = vec![EVIL_ISSUER.into()],
+                    Prm::Spoofed => doc.resource = HONEST_RS.into(),
+                }
+                return HttpResponse::json(200, &doc);
+            }
+            HttpResponse::new(404)
+        } else {
+            HttpResponse::new(404)
+        }
+    }
+
+    /// Record what the honest AS did: registrations (owners) and token responses.
+    fn audit_as(w: &mut World, from: Party, request: &HttpRequest, response: &HttpResponse) {
+        match request.url.as_str() {
+            "/register" if response.status == 201 => {
+                if let Some(id) = json_field(&response.body, "client_id") {
+                    w.audit_mut().owners.insert(id, from);
+                }
+            }
+            "/token" => {
+                let form = query_map(std::str::from_utf8(&request.body).unwrap_or(""));
+                let via = match (
+                    form.get("grant_type").map(String::as_str),
+                    form.get("code"),
+                    form.get("refresh_token"),
+                ) {
+                    (Some("authorization_code"), Some(code), _) => Via::Code(code.clone()),
+                    (Some("refresh_token"), _, Some(rt)) => Via::Refresh(rt.clone()),
+                    _ => return,
+                };
+                if let Via::Refresh(rt) = &via
+                    && w.audit.refreshed.contains(rt)
+                {
+                    let family = w.audit.families.get(rt).cloned().unwrap_or_default();
+                    w.audit_mut().record(Event::RefreshReplayed { family });
+                }
+                if response.status != 200 {
+                    return;
+                }
+                let access = json_field(&response.body, "access_token").unwrap_or_default();
+                let refresh = json_field(&response.body, "refresh_token");
+                let Some(claims) = claims_of(&access) else {
+                    return;
+                };
+                let family = match &via {
+                    Via::Code(code) => code.clone(),
+                    Via::Refresh(rt) => {
+                        w.audit_mut().refreshed.insert(rt.clone());
+                        w.audit.families.get(rt).cloned().unwrap_or_default()
+                    }
+                };
+                let after_replay = w.audit.events.contains(&Event::RefreshReplayed {
+                    family: family.clone(),
+                });
+                if let Some(new) = &refresh {
+                    w.audit_mut().families.insert(new.clone(), family);
+                }
+                w.audit_mut().record(Event::Issued {
+                    to: from,
+                    via,
+                    claims,
+                    refresh,
+                    after_replay,
+                });
+            }
+            _ => {}
+        }
+    }
+
+    /// A user agent logged in as `subject` opens an authorization URL at the honest AS and
+    /// approves the consent page it is shown. Returns the redirect location, if any.
+    fn user_agent(&self, w: &mut World, stream: Party, subject: &str, url: &str) -> Option<String> {
+        let mut entropy = w.stream(stream).clone();
+        let location = self.user_agent_with(w, &mut entropy, subject, url);
+        *w.stream(stream) = entropy;
+        location
+    }
+
+    fn user_agent_with(
+        &self,
+        w: &mut World,
+        entropy: &mut Sequential,
+        subject: &str,
+        url: &str,
+    ) -> Option<String> {
+        let (_, path, query) = split_url(url)?;
+        let user = Self::user(subject);
+        let get = HttpRequest {
+            query,
+            ..HttpRequest::new(Method::Get, path)
+        };
+        let page = handle(Arc::make_mut(&mut w.honest_as), w.now, entropy, &user, &get);
+        let response = if page.status == 200 {
+            let html = std::str::from_utf8(&page.body).ok()?.to_owned();
+            let client = between(&html, "(client id <code>", "</code>")?;
+            let resource = between(&html, "asks to access <code>", "</code>")?;
+            let id = between(&html, "name=\"id\" value=\"", "\"")?;
+            let csrf = between(&html, "name=\"csrf\" value=\"", "\"")?;
+            w.audit_mut().consents.insert((
+                subject.to_owned(),
+                client.to_owned(),
+                resource.to_owned(),
+            ));
+            let post = form_request(
+                "/consent",
+                &[("id", id), ("csrf", csrf), ("decision", "approve")],
+            );
+            handle(
+                Arc::make_mut(&mut w.honest_as),
+                w.now,
+                entropy,
+                &user,
+                &post,
+            )
+        } else {
+            page
+        };
+        let location = response.header_value("location")?.to_owned();
+        let (target, query) = location.split_once('?').unwrap_or((&location, ""));
+        if let Some(code) = query_map(query).get("code")
+            && let Some(client_id) = Self::binding(w, code).map(|b| b.0)
+        {
+            w.audit_mut().record(Event::CodeRedirect {
+                client_id,
+                target: target.to_owned(),
+            });
+        }
+        Some(location)
+    }
+
+    /// (client id, redirect URI, resource) a code of the honest AS is bound to.
+    fn binding(w: &World, code: &str) -> Option<(String, String, String)> {
+        w.honest_as.codes().find(|(c, _)| *c == code).map(|(_, s)| {
+            let b = match s {
+                CodeState::Issued(b) | CodeState::Redeemed { binding: b, .. } => b,
+            };
+            (
+                b.client_id.0.clone(),
+                b.redirect_uri.clone(),
+                b.resource.as_str().to_owned(),
+            )
+        })
+    }
+
+    /// Where a redirect lands: an honest session's callback (read by the attacker too: A3),
+    /// the attacker's redirect URI, or (for the attacker's own browser) the attacker.
+    fn land(w: &mut World, location: &str, browser: Party) {
+        let (target, query) = location.split_once('?').unwrap_or((location, ""));
+        if let Some(code) = query_map(query).get("code") {
+            w.knows().codes.insert(code.clone());
+        }
+        if browser == Party::Attacker || target == ATTACKER_REDIRECT {
+            return;
+        }
+        for n in 0..w.sessions.len() {
+            if target == redirect_uri(n as u8)
+                && let Some(session) = w.session_mut(n as u8)
+            {
+                let _ = session.client.handle_redirect(query);
+            }
+        }
+    }
+
+    /// Run a session's client through every `Send` (discovery, registration) until it needs the
+    /// browser or is done.
+    fn run_client(&self, w: &mut World, n: u8, prm: Prm) {
+        for _ in 0..16 {
+            let Some(session) = w.session(n) else { return };
+            let asked = session.target.url();
+            let ClientAction::Send(request) = session.action() else {
+                return;
+            };
+            let response = self.route(w, Party::Session(n), &request, prm);
+            let now = w.now;
+            let mut entropy = w.stream(Party::Session(n)).clone();
+            let Some(session) = w.session_mut(n) else {
+                return;
+            };
+            session.client.handle_response(now, &mut entropy, &response);
+            let next = session.action();
+            *w.stream(Party::Session(n)) = entropy;
+            if request
+                .url
+                .contains("/.well-known/oauth-protected-resource")
+                && response.status == 200
+                && let ClientAction::Send(next) = next
+            {
+                let doc: ProtectedResourceMetadata =
+                    serde_json::from_slice(&response.body).unwrap_or_default();
+                w.audit_mut().record(Event::PrmAccepted {
+                    session: n,
+                    asked: asked.to_owned(),
+                    resource: doc.resource,
+                    servers: doc.authorization_servers,
+                    next: next.url,
+                });
+            }
+        }
+    }
+
+    fn sent(w: &World, key: &str) -> u8 {
+        w.attacker.sent.get(key).copied().unwrap_or(0)
+    }
+
+    fn bump(w: &mut World, key: String) {
+        *w.knows().sent.entry(key).or_insert(0) += 1;
+    }
+
+    /// The attacker's token request at the honest AS; learns what comes back.
+    /// The attacker learns an access token and presents it at the honest MCP server at once
+    /// (later it could only have expired).
+    fn attacker_learns_token(w: &mut World, token: String) {
+        let header = format!("Bearer {token}");
+        if w.rs.authenticate(w.now, [header.as_bytes()]).is_ok()
+            && let Some(claims) = claims_of(&token)
+        {
+            w.audit_mut().record(Event::Served {
+                by: Party::Attacker,
+                claims,
+            });
+        }
+        w.knows().access_tokens.insert(token);
+    }
+
+    /// Session `n` calls `server` with whatever its client attaches.
+    fn call(w: &mut World, n: u8, server: Target) {
+        let Some(s) = w.session(n) else { return };
+        let Some(header) = s.client.authorization_for(server.url()) else {
+            return;
+        };
+        let token = header
+            .strip_prefix("Bearer ")
+            .unwrap_or_default()
+            .to_owned();
+        if let Some(s) = w.session_mut(n) {
+            s.called.insert((server, token.clone()));
+        }
+        if let Some(claims) = claims_of(&token) {
+            w.audit_mut().record(Event::Presented {
+                session: n,
+                server,
+                claims,
+            });
+        }
+        match server {
+            Target::Honest => {
+                if w.rs.authenticate(w.now, [header.as_bytes()]).is_ok()
+                    && let Some(claims) = claims_of(&token)
+                {
+                    w.audit_mut().record(Event::Served {
+                        by: Party::Session(n),
+                        claims,
+                    });
+                }
+            }
+            Target::Evil => Self::attacker_learns_token(w, token),
+        }
+    }
+
+    /// Deliver session `n`'s pending request to the AS; once authorized, it calls its server.
+    fn exchange(&self, w: &mut World, n: u8, request: &HttpRequest) {
+        let response = self.route(w, Party::Session(n), request, Prm::Genuine);
+        let now = w.now;
+        let mut entropy = w.stream(Party::Session(n)).clone();
+        let mut target = None;
+        if let Some(s) = w.session_mut(n) {
+            s.client.handle_response(now, &mut entropy, &response);
+            if matches!(s.action(), ClientAction::Authorized(_)) {
+                target = Some(s.target);
+            }
+        }
+        *w.stream(Party::Session(n)) = entropy;
+        if let Some(target) = target {
+            Self::call(w, n, target);
+        }
+    }
+
+    fn attacker_token_request(&self, w: &mut World, pairs: &[(&str, &str)]) -> bool {
+        let request = form_request(&format!("{HONEST_ISSUER}/token"), pairs);
+        let client_id = pairs
+            .iter()
+            .find(|(k, _)| *k == "client_id")
+            .map(|(_, v)| (*v).to_owned())
+            .unwrap_or_default();
+        let response = self.route(w, Party::Attacker, &request, Prm::Genuine);
+        if response.status != 200 {
+            return false;
+        }
+        if let Some(at) = json_field(&response.body, "access_token") {
+            Self::attacker_learns_token(w, at);
+        }
+        if let Some(rt) = json_field(&response.body, "refresh_token") {
+            w.knows().refresh_tokens.insert(rt, client_id);
+        }
+        true
+    }
+
+    fn attacker_authorize_url(client_id: &str, redirect: &str, resource: &str) -> String {
+        let challenge = CodeVerifier::parse(ATTACKER_VERIFIER)
+            .expect("valid verifier")
+            .challenge();
+        let query = mcp_auth_proto::form::encode([
+            ("response_type", "code"),
+            ("client_id", client_id),
+            ("redirect_uri", redirect),
+            ("state", "attacker-state"),
+            ("code_challenge", challenge.as_str()),
+            ("code_challenge_method", "S256"),
+            ("resource", resource),
+            ("scope", SCOPE),
+        ]);
+        format!("{HONEST_ISSUER}/authorize?{query}")
+    }
+
+    /// The attacker's entropy for one of its actions: a stream of its own, seeded from the
+    /// action and how often it was used, so that independent attacker actions commute (the
+    /// attacker's stream is not part of the state between actions).
+    fn attacker_seed(w: &World, action: &Action) -> Sequential {
+        let uses = match action {
+            Action::AttackerRedeem { code, resource } => {
+                Self::sent(w, &format!("redeem {code} {resource:?}"))
+            }
+            Action::AttackerRefresh { .. } => w.attacker.refreshes,
+            _ => 0,
+        };
+        let label = format!("{action:?}/{uses}");
+        // FNV-1a, low 16 bits left for the counter.
+        let hash = label.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+        Sequential(hash & !0xFFFF)
+    }
+
+    fn apply(&self, w: &mut World, action: Action) {
+        let attacker_action = !matches!(
+            action,
+            Action::Connect { .. }
+                | Action::Browse { .. }
+                | Action::Redeem { .. }
+                | Action::Call { .. }
+                | Action::Refresh { .. }
+                | Action::Tick
+        );
+        let rest = w.entropy[0].clone();
+        if attacker_action {
+            w.entropy[0] = Self::attacker_seed(w, &action);
+        }
+        self.apply_action(w, action);
+        w.entropy[0] = rest;
+    }
+
+    fn apply_action(&self, w: &mut World, action: Action) {
+        match action {
+            Action::Connect {
+                session: n,
+                target,
+                prm,
+            } => {
+                let client = Client::new(self.client_config(n, target));
+                w.sessions[usize::from(n)] = Some(Arc::new(Session {
+                    target,
+                    client,
+                    browsed: false,
+                    refreshes: 0,
+                    called: std::collections::BTreeSet::new(),
+                }));
+                let challenge = match target {
+                    Target::Honest => {
+                        w.rs.authenticate(w.now, std::iter::empty())
+                            .expect_err("no token, no access")
+                    }
+                    Target::Evil => self.evil_rs.challenge(Rejection::NoCredentials, None),
+                };
+                if let Some(s) = w.session_mut(n) {
+                    s.client
+                        .handle_unauthorized([challenge.www_authenticate.as_str()]);
+                }
+                self.run_client(w, n, prm);
+            }
+            Action::Browse { session: n } => {
+                let Some(s) = w.session(n) else { return };
+                let ClientAction::OpenBrowser(url) = s.action() else {
+                    return;
+                };
+                if let Some(s) = w.session_mut(n) {
+                    s.browsed = true;
+                }
+                let url = if url.starts_with(EVIL_ISSUER) {
+                    // The attacker's AS sends the user on to the honest AS, with its own client
+                    // (registered with the victims' redirect URI) and the victim's state and
+                    // challenge.
+                    let q = query_map(url.split_once('?').map_or("", |(_, q)| q));
+                    let get = |k: &str| q.get(k).cloned().unwrap_or_default();
+                    let query = mcp_auth_proto::form::encode([
+                        ("response_type", "code"),
+                        ("client_id", w.attacker.clients[1].as_str()),
+                        ("redirect_uri", get("redirect_uri").as_str()),
+                        ("state", get("state").as_str()),
+                        ("code_challenge", get("code_challenge").as_str()),
+                        ("code_challenge_method", "S256"),
+                        ("resource", HONEST_RS),
+                        ("scope", SCOPE),
+                    ]);
+                    w.audit_mut().record(Event::Forwarded { session: n });
+                    format!("{HONEST_ISSUER}/authorize?{query}")
+                } else {
+                    url
+                };
+                if let Some(location) = self.user_agent(w, Party::Session(n), ALICE, &url) {
+                    Self::land(w, &location, Party::Session(n));
+                }
+            }
+            Action::Redeem { session: n } => {
+                let Some(s) = w.session(n) else { return };
+                let ClientAction::Send(request) = s.action() else {
+                    return;
+                };
+                let form = query_map(std::str::from_utf8(&request.body).unwrap_or(""));
+                if let Some(code) = form.get("code") {
+                    let minter = if w.honest_as.codes().any(|(c, _)| c == code) {
+                        Some(format!("{HONEST_ISSUER}/token"))
+                    } else if w.evil_as.codes().any(|(c, _)| c == code) {
+                        Some(format!("{EVIL_ISSUER}/token"))
+                    } else {
+                        None
+                    };
+                    w.audit_mut().record(Event::CodeSent {
+                        session: n,
+                        endpoint: request.url.clone(),
+                        minter_endpoint: minter,
+                    });
+                }
+                self.exchange(w, n, &request);
+            }
+            Action::Call { session: n, server } => Self::call(w, n, server),
+            Action::Refresh { session: n } => {
+                if let Some(s) = w.session_mut(n) {
+                    s.refreshes += 1;
+                    s.client.start_refresh();
+                }
+                let Some(s) = w.session(n) else { return };
+                let ClientAction::Send(request) = s.action() else {
+                    return;
+                };
+                self.exchange(w, n, &request);
+            }
+            Action::Tick => {
+                w.ticks += 1;
+                w.now = w.now.plus(TICK_SECS);
+            }
+            Action::AttackerAuthorize { whose } => {
+                Self::bump(w, format!("{whose:?}"));
+                let (client_id, redirect, resource) = match whose {
+                    Whose::Own => (
+                        w.attacker.clients[0].clone(),
+                        ATTACKER_REDIRECT.to_owned(),
+                        EVIL_RS,
+                    ),
+                    Whose::Victim(n) => {
+                        let (Some(id), Some(s)) = (w.client_id_of(n), w.session(n)) else {
+                            return;
+                        };
+                        (id.to_owned(), redirect_uri(n), s.target.url())
+                    }
+                };
+                let url = Self::attacker_authorize_url(&client_id, &redirect, resource);
+                if let Some(location) = self.user_agent(w, Party::Attacker, MALLORY, &url) {
+                    Self::land(w, &location, Party::Attacker);
+                }
+            }
+            Action::Lure { session: n } => {
+                Self::bump(w, format!("lure{n}"));
+                let (Some(id), Some(s)) = (w.client_id_of(n), w.session(n)) else {
+                    return;
+                };
+                let url = Self::attacker_authorize_url(id, ATTACKER_REDIRECT, s.target.url());
+                if let Some(location) = self.user_agent(w, Party::Attacker, ALICE, &url) {
+                    Self::land(w, &location, Party::Session(n));
+                }
+            }
+            Action::AttackerRedeem { code, resource } => {
+                let Some((client_id, redirect, _)) = Self::binding(w, &code) else {
+                    return;
+                };
+                let verifier = w
+                    .attacker
+                    .verifiers
+                    .get(&code)
+                    .cloned()
+                    .unwrap_or_else(|| ATTACKER_VERIFIER.to_owned());
+                let ok = self.attacker_token_request(
+                    w,
+                    &[
+                        ("grant_type", "authorization_code"),
+                        ("code", &code),
+                        ("redirect_uri", &redirect),
+                        ("code_verifier", &verifier),
+                        ("client_id", &client_id),
+                        ("resource", resource.url()),
+                    ],
+                );
+                if ok {
+                    Self::bump(w, format!("redeem {code} {resource:?}"));
+                }
+            }
+            Action::AttackerRefresh { token } => {
+                let client_id = w
+                    .attacker
+                    .refresh_tokens
+                    .get(&token)
+                    .cloned()
+                    .unwrap_or_default();
+                w.knows().refreshes += 1;
+                self.attacker_token_request(
+                    w,
+                    &[
+                        ("grant_type", "refresh_token"),
+                        ("refresh_token", &token),
+                        ("client_id", &client_id),
+                    ],
+                );
+            }
+            Action::Inject { session: n, code } => {
+                let query =
+                    mcp_auth_proto::form::encode([("code", code.as_str()), ("iss", HONEST_ISSUER)]);
+                if let Some(s) = w.session_mut(n) {
+                    let _ = s.client.handle_redirect(&query);
+                }
+            }
+        }
+    }
+}
+
+impl Model for AuthModel {
+    type State = World;
+    type Action = Action;
+
+    fn init_states(&self) -> Vec<World> {
+        vec![self.initial()]
+    }
+
+    fn actions(&self, w: &World, actions: &mut Vec<Action>) {
+        for (i, slot) in w.sessions.iter().enumerate() {
+            let n = i as u8;
+            let Some(s) = slot else {
+                let targets: &[Target] = if n < self.cfg.lured_sessions {
+                    &[Target::Honest, Target::Evil]
+                } else {
+                    &[Target::Honest]
+                };
+                for &target in targets {
+                    let prms: &[Prm] = match target {
+                        Target::Honest => &[Prm::Genuine],
+                        Target::Evil => &[Prm::Genuine, Prm::EvilAs, Prm::Spoofed],
+                    };
+                    for &prm in prms {
+                        actions.push(Action::Connect {
+                            session: n,
+                            target,
+                            prm,
+                        });
+                    }
+                }
+                continue;
+            };
+            match s.action() {
+                ClientAction::OpenBrowser(_) => {
+                    if !s.browsed {
+                        actions.push(Action::Browse { session: n });
+                    }
+                    for code in &w.attacker.codes {
+                        actions.push(Action::Inject {
+                            session: n,
+                            code: code.clone(),
+                        });
+                    }
+                }
+                ClientAction::Send(_) => actions.push(Action::Redeem { session: n }),
+                ClientAction::Authorized(tokens) => {
+                    // Its own server is called right after each token response; calling another
+                    // one needs the client to attach the token (only under a mutation).
+                    {
+                        let server = s.target.other();
+                        let sent = s.client.authorization_for(server.url()).is_some_and(|h| {
+                            let token = h.strip_prefix("Bearer ").unwrap_or_default();
+                            s.called.contains(&(server, token.to_owned()))
+                        });
+                        if !sent && s.client.authorization_for(server.url()).is_some() {
+                            actions.push(Action::Call { session: n, server });
+                        }
+                    }
+                    if s.refreshes < self.cfg.session_refreshes && tokens.refresh_token.is_some() {
+                        actions.push(Action::Refresh { session: n });
+                    }
+                }
+                ClientAction::Failed(_) | ClientAction::Idle => {}
+            }
+            if n < self.cfg.lured_sessions && w.client_id_of(n).is_some() {
+                let whose = Whose::Victim(n);
+                if Self::sent(w, &format!("{whose:?}")) == 0 {
+                    actions.push(Action::AttackerAuthorize { whose });
+                }
+                if Self::sent(w, &format!("lure{n}")) == 0 {
+                    actions.push(Action::Lure { session: n });
+                }
+            }
+        }
+        if w.ticks < self.cfg.ticks {
+            actions.push(Action::Tick);
+        }
+        if Self::sent(w, &format!("{:?}", Whose::Own)) == 0 {
+            actions.push(Action::AttackerAuthorize { whose: Whose::Own });
+        }
+        for code in &w.attacker.codes {
+            let Some((_, _, bound)) = Self::binding(w, code) else {
+                continue;
+            };
+            for resource in [Target::Honest, Target::Evil] {
+                let limit = if resource.url() == bound {
+                    self.cfg.attacker_redemptions
+                } else {
+                    1
+                };
+                if Self::sent(w, &format!("redeem {code} {resource:?}")) < limit {
+                    actions.push(Action::AttackerRedeem {
+                        code: code.clone(),
+                        resource,
+                    });
+                }
+            }
+        }
+        if w.attacker.refreshes < self.cfg.attacker_refreshes {
+            for token in w.attacker.refresh_tokens.keys() {
+                actions.push(Action::AttackerRefresh {
+                    token: token.clone(),
+                });
+            }
+        }
+    }
+
+    fn next_state(&self, w: &World, action: Action) -> Option<World> {
+        let mut next = w.clone();
+        self.apply(&mut next, action);
+        // Attempt counters alone do not make a transition: an attempt without effect is a no-op.
+        let changed = next.honest_as != w.honest_as
+            || next.evil_as != w.evil_as
+            || next.sessions != w.sessions
+            || next.audit != w.audit
+            || next.now != w.now
+            || next.entropy != w.entropy
+            || next.attacker.codes != w.attacker.codes
+            || next.attacker.verifiers != w.attacker.verifiers
+            || next.attacker.access_tokens != w.attacker.access_tokens
+            || next.attacker.refresh_tokens != w.attacker.refresh_tokens;
+        changed.then_some(next)
+    }
+
+    fn properties(&self) -> Vec<Property<Self>> {
+        properties::all()
+    }
+
+    fn format_action(&self, action: &Action) -> String {
+        report::format_action(action)
+    }
+}
+
+/// Shared helper for properties: the redirect URIs registered for a client at the honest AS.
+pub(crate) fn registered_redirects(w: &World) -> BTreeMap<String, Vec<String>> {
+    w.honest_as
+        .clients()
+        .map(|(id, c)| {
+            (
+                id.0.clone(),
+                c.redirect_uris
+                    .iter()
+                    .map(|r| r.as_str().to_owned())
+                    .collect(),
+            )
+        })
+        .collect()
+}

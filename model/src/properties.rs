@@ -1,0 +1,282 @@
+//! The properties, named by invariant and requirement IDs (spec/README.md). Each reads the
+//! ghost audit and the real states; none is evaluated by the protocol.
+
+use mcp_auth_proto::client::Action as ClientAction;
+use mcp_auth_proto::uri::RedirectUri;
+use stateright::Property;
+
+use crate::world::{Event, Party, Via, World};
+use crate::{ALICE, AuthModel, HONEST_ISSUER, HONEST_RS, Target, claims_of};
+
+/// AUTHZ: the AS issues alice's tokens only to the party that runs the client, and only for a
+/// client she approved.
+pub const AUTHZ: &str =
+    "AUTHZ (TOK-5, PKCE-9): alice's tokens go only to the client she authorized";
+/// SESSION: an honest session never ends up with someone else's authorization.
+pub const SESSION: &str =
+    "SESSION (AZ-12, SEC-13): an honest session holds only alice's token for its own client";
+/// MIXUP: codes go only to the token endpoint of the AS that minted them.
+pub const MIXUP: &str =
+    "MIXUP (AZ-20): the client sends a code only to its minter's token endpoint";
+/// REDIRECT: codes go only to registered redirect URIs.
+pub const REDIRECT: &str =
+    "REDIRECT (AZ-3, AZ-4): codes reach only a registered redirect URI of their client";
+/// AUD: the honest RS accepts only its own, consented tokens from their owners.
+pub const AUD: &str = "AUD (RS-2, RS-5, RS-8): the RS accepts only tokens for itself, from its issuer, presented by their client";
+/// PASSTHROUGH: tokens reach a server only if minted for it.
+pub const PASSTHROUGH: &str =
+    "PASSTHROUGH (CLI-5, RS-6): an honest party presents a token only to its audience";
+/// ONCE: single-use codes.
+pub const ONCE: &str = "ONCE (TOK-6, TOK-7): no code yields two token responses";
+/// REFRESH: rotated refresh tokens are dead.
+pub const REFRESH: &str = "REFRESH (RT-1): a rotated-out refresh token never yields a token again";
+/// REVOKE: a replayed refresh token kills its family.
+pub const REVOKE: &str =
+    "REVOKE (RT-2): after a refresh token replay its grant yields no more tokens";
+/// RESOURCE: audiences are consented.
+pub const RESOURCE: &str =
+    "RESOURCE (RES-14): a token's audience is a resource its user consented to for its client";
+/// DISCOVERY: PRM names the server asked about, and the AS contacted is listed there.
+pub const DISCOVERY: &str = "DISCOVERY (DISC-4, RES-3): the client acts only on PRM for the server it asked, and an AS it lists";
+/// PROGRESS: liveness as an invariant (see the crate docs).
+pub const PROGRESS: &str =
+    "PROGRESS (L1): every started session is finished or has its next step enabled";
+
+/// Non-vacuity: the honest flow completes.
+pub const HONEST_FLOW: &str = "honest flow: the honest RS serves alice's session its own token";
+/// Non-vacuity: refresh works.
+pub const HONEST_REFRESH: &str = "honest refresh: a session refreshes its token";
+/// Non-vacuity: the malicious MCP server gets a token (A5 is exercised).
+pub const EVIL_GETS_TOKEN: &str = "A5 exercised: the malicious MCP server receives alice's token";
+/// Non-vacuity: the mix-up path is exercised.
+pub const MIXUP_EXERCISED: &str =
+    "mix-up exercised: the attacker's AS forwards alice to the honest AS";
+
+/// The safety properties (`always`), in report order.
+pub const SAFETY: [&str; 12] = [
+    AUTHZ,
+    SESSION,
+    MIXUP,
+    REDIRECT,
+    AUD,
+    PASSTHROUGH,
+    ONCE,
+    REFRESH,
+    REVOKE,
+    RESOURCE,
+    DISCOVERY,
+    PROGRESS,
+];
+
+fn consented(w: &World, sub: &str, client: &str, aud: Option<&str>) -> bool {
+    w.audit
+        .consents
+        .iter()
+        .any(|(u, c, r)| u == sub && c == client && aud.is_none_or(|a| a == r))
+}
+
+fn owner(w: &World, client: &str) -> Option<Party> {
+    w.audit.owners.get(client).copied()
+}
+
+// spec: TOK-5, PKCE-9, AZ-14
+fn authz(_: &AuthModel, w: &World) -> bool {
+    w.audit.events.iter().all(|e| match e {
+        Event::Issued { to, claims, .. } if claims.sub == ALICE => {
+            owner(w, &claims.client_id) == Some(*to) && consented(w, ALICE, &claims.client_id, None)
+        }
+        _ => true,
+    })
+}
+
+// spec: AZ-11, AZ-12, SEC-13
+fn session(_: &AuthModel, w: &World) -> bool {
+    w.sessions.iter().flatten().all(|s| match s.action() {
+        ClientAction::Authorized(t) if t.issuer == HONEST_ISSUER => claims_of(&t.access_token)
+            .is_some_and(|c| {
+                c.sub == ALICE && c.client_id == t.client_id && c.aud == s.target.url()
+            }),
+        _ => true,
+    })
+}
+
+// spec: AZ-20
+fn mixup(_: &AuthModel, w: &World) -> bool {
+    w.audit.events.iter().all(|e| match e {
+        Event::CodeSent {
+            endpoint,
+            minter_endpoint: Some(m),
+            ..
+        } => endpoint == m,
+        _ => true,
+    })
+}
+
+// spec: AZ-3, AZ-4, AZ-22
+fn redirect(_: &AuthModel, w: &World) -> bool {
+    let registered = crate::registered_redirects(w);
+    w.audit.events.iter().all(|e| match e {
+        Event::CodeRedirect { client_id, target } => {
+            let Ok(target) = RedirectUri::parse(target) else {
+                return false;
+            };
+            registered.get(client_id).is_some_and(|uris| {
+                uris.iter()
+                    .filter_map(|u| RedirectUri::parse(u).ok())
+                    .any(|u| u.matches(&target))
+            })
+        }
+        _ => true,
+    })
+}
+
+// spec: RS-1, RS-2, RS-5, RS-8, RS-13
+fn aud(_: &AuthModel, w: &World) -> bool {
+    w.audit.events.iter().all(|e| match e {
+        Event::Served { by, claims } => {
+            claims.aud == HONEST_RS
+                && claims.iss == HONEST_ISSUER
+                && consented(w, &claims.sub, &claims.client_id, Some(HONEST_RS))
+                && (claims.sub != ALICE || owner(w, &claims.client_id) == Some(*by))
+        }
+        _ => true,
+    })
+}
+
+// spec: CLI-5, RS-6
+fn passthrough(_: &AuthModel, w: &World) -> bool {
+    w.audit.events.iter().all(|e| match e {
+        Event::Presented { server, claims, .. } => claims.aud == server.url(),
+        _ => true,
+    })
+}
+
+// spec: TOK-6, TOK-7
+fn once(_: &AuthModel, w: &World) -> bool {
+    let mut seen = std::collections::BTreeSet::new();
+    w.audit.events.iter().all(|e| match e {
+        Event::Issued {
+            via: Via::Code(c), ..
+        } => seen.insert(c.clone()),
+        _ => true,
+    })
+}
+
+// spec: RT-1
+fn refresh(_: &AuthModel, w: &World) -> bool {
+    let mut seen = std::collections::BTreeSet::new();
+    w.audit.events.iter().all(|e| match e {
+        Event::Issued {
+            via: Via::Refresh(r),
+            ..
+        } => seen.insert(r.clone()),
+        _ => true,
+    })
+}
+
+// spec: RT-2
+fn revoke(_: &AuthModel, w: &World) -> bool {
+    w.audit.events.iter().all(|e| match e {
+        Event::Issued {
+            via: Via::Refresh(_),
+            after_replay,
+            ..
+        } => !after_replay,
+        _ => true,
+    })
+}
+
+// spec: RES-13, RES-14
+fn resource(_: &AuthModel, w: &World) -> bool {
+    w.audit.events.iter().all(|e| match e {
+        Event::Issued { claims, .. } => {
+            consented(w, &claims.sub, &claims.client_id, Some(&claims.aud))
+        }
+        _ => true,
+    })
+}
+
+// spec: DISC-4, RES-3, RES-4
+fn discovery(_: &AuthModel, w: &World) -> bool {
+    w.audit.events.iter().all(|e| match e {
+        Event::PrmAccepted {
+            asked,
+            resource,
+            servers,
+            next,
+            ..
+        } => resource == asked && servers.iter().any(|s| next.starts_with(s.as_str())),
+        _ => true,
+    })
+}
+
+fn progress(_: &AuthModel, w: &World) -> bool {
+    w.sessions.iter().flatten().all(|s| match s.action() {
+        ClientAction::OpenBrowser(_) => !s.browsed,
+        ClientAction::Idle => false,
+        _ => true,
+    })
+}
+
+fn honest_flow(_: &AuthModel, w: &World) -> bool {
+    w.audit.events.iter().any(|e| {
+        matches!(e, Event::Served { by: Party::Session(n), claims }
+            if claims.sub == ALICE && w.client_id_of(*n) == Some(claims.client_id.as_str()))
+    })
+}
+
+fn honest_refresh(_: &AuthModel, w: &World) -> bool {
+    w.audit.events.iter().any(|e| {
+        matches!(
+            e,
+            Event::Issued {
+                to: Party::Session(_),
+                via: Via::Refresh(_),
+                ..
+            }
+        )
+    })
+}
+
+fn evil_gets_token(_: &AuthModel, w: &World) -> bool {
+    w.audit.events.iter().any(|e| {
+        matches!(e, Event::Presented { server: Target::Evil, claims, .. } if claims.sub == ALICE)
+    })
+}
+
+fn mixup_exercised(_: &AuthModel, w: &World) -> bool {
+    w.audit
+        .events
+        .iter()
+        .any(|e| matches!(e, Event::Forwarded { .. }))
+}
+
+/// Every property of the model.
+pub fn all() -> Vec<Property<AuthModel>> {
+    vec![
+        Property::always(AUTHZ, authz),
+        Property::always(SESSION, session),
+        Property::always(MIXUP, mixup),
+        Property::always(REDIRECT, redirect),
+        Property::always(AUD, aud),
+        Property::always(PASSTHROUGH, passthrough),
+        Property::always(ONCE, once),
+        Property::always(REFRESH, refresh),
+        Property::always(REVOKE, revoke),
+        Property::always(RESOURCE, resource),
+        Property::always(DISCOVERY, discovery),
+        Property::always(PROGRESS, progress),
+        Property::sometimes(HONEST_FLOW, honest_flow),
+        Property::sometimes(HONEST_REFRESH, honest_refresh),
+        Property::sometimes(EVIL_GETS_TOKEN, evil_gets_token),
+        Property::sometimes(MIXUP_EXERCISED, mixup_exercised),
+    ]
+}
+
+/// The condition of a property, by name (to cut traces at the first violating state).
+pub fn condition(name: &str) -> Option<fn(&AuthModel, &World) -> bool> {
+    all()
+        .into_iter()
+        .find(|p| p.name == name)
+        .map(|p| p.condition)
+}

@@ -1,0 +1,277 @@
+//! The model's state: the real core values, the attacker's knowledge and the ghost audit log.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use mcp_auth_proto::client::{Action as ClientAction, Client};
+use mcp_auth_proto::resource::ResourceServer;
+use mcp_auth_proto::server::AuthorizationServer;
+use mcp_auth_proto::{Sequential, UnixTime};
+
+/// The MCP server an honest session connects to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Target {
+    /// The honest MCP server ([`crate::HONEST_RS`]).
+    Honest,
+    /// The malicious MCP server ([`crate::EVIL_RS`]), a resource registered at the honest AS.
+    Evil,
+}
+
+impl Target {
+    /// Its canonical URL.
+    pub const fn url(self) -> &'static str {
+        match self {
+            Self::Honest => crate::HONEST_RS,
+            Self::Evil => crate::EVIL_RS,
+        }
+    }
+
+    /// The other one.
+    pub const fn other(self) -> Self {
+        match self {
+            Self::Honest => Self::Evil,
+            Self::Evil => Self::Honest,
+        }
+    }
+}
+
+/// A network party, as the ghost log sees it (ground truth, invisible to the protocol).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Party {
+    /// Honest client session `n`.
+    Session(u8),
+    /// The attacker (its clients, its browser as `mallory`, the malicious MCP server and AS).
+    Attacker,
+}
+
+/// One honest client session: a client process with its own loopback redirect URI.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Session {
+    /// The MCP server the user pointed the client at.
+    pub target: Target,
+    /// The real client state machine.
+    pub client: Client,
+    /// The user has opened the authorization URL of the current flow.
+    pub browsed: bool,
+    /// Refreshes started.
+    pub refreshes: u8,
+    /// (server, token) pairs already sent: calling again with the same token changes nothing.
+    pub called: std::collections::BTreeSet<(Target, String)>,
+}
+
+impl Session {
+    /// The client's next action.
+    pub fn action(&self) -> ClientAction {
+        self.client.poll_action()
+    }
+}
+
+/// What the attacker knows (Dolev-Yao, bounded): only what reached one of its endpoints, what
+/// leaked from authorization responses (A3), and what its own flows produced.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Knowledge {
+    /// Authorization codes of the honest AS.
+    pub codes: BTreeSet<String>,
+    /// PKCE verifiers learned with a code (mix-up: the victim sent them to the attacker's AS).
+    pub verifiers: BTreeMap<String, String>,
+    /// Access tokens.
+    pub access_tokens: BTreeSet<String>,
+    /// Refresh tokens, with the client id they belong to.
+    pub refresh_tokens: BTreeMap<String, String>,
+    /// The attacker's clients at the honest AS: `[0]` with the attacker's redirect URI,
+    /// `[1]` with the victims' loopback redirect URI (DCR lets anyone register it).
+    pub clients: Vec<String>,
+    /// Templates already used (each attacker message is sent a bounded number of times).
+    pub sent: BTreeMap<String, u8>,
+    /// Refreshes attempted.
+    pub refreshes: u8,
+}
+
+/// Decoded claims of an access token, for the audit.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Claims {
+    /// `iss`.
+    pub iss: String,
+    /// `sub`.
+    pub sub: String,
+    /// `aud` (one value: our AS mints one).
+    pub aud: String,
+    /// `client_id`.
+    pub client_id: String,
+}
+
+/// How a token response was obtained.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Via {
+    /// Redeeming this code.
+    Code(String),
+    /// Presenting this refresh token.
+    Refresh(String),
+}
+
+/// An entry of the ghost audit log (read only by the properties).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Event {
+    /// The honest AS answered a token request from `to` with a token.
+    Issued {
+        /// Who sent the request (and got the response).
+        to: Party,
+        /// The grant presented.
+        via: Via,
+        /// The access token's claims.
+        claims: Claims,
+        /// The new refresh token, if any.
+        refresh: Option<String>,
+        /// The grant's refresh-token family had already been replayed (RT-2) when this was
+        /// issued (the log is a set, so order is kept in the events that need it).
+        after_replay: bool,
+    },
+    /// A refresh token that had already been used successfully came back to the honest AS.
+    RefreshReplayed {
+        /// The code that started its family.
+        family: String,
+    },
+    /// The honest AS redirected the user agent with a code.
+    CodeRedirect {
+        /// The client the code is bound to.
+        client_id: String,
+        /// The redirect target (without the query).
+        target: String,
+    },
+    /// An honest session sent a code to a token endpoint.
+    CodeSent {
+        /// The session.
+        session: u8,
+        /// The token endpoint it went to.
+        endpoint: String,
+        /// The token endpoint of the AS that minted the code.
+        minter_endpoint: Option<String>,
+    },
+    /// An honest session accepted a PRM document and went on to this origin.
+    PrmAccepted {
+        /// The session.
+        session: u8,
+        /// The server it asked about.
+        asked: String,
+        /// The document's `resource`.
+        resource: String,
+        /// The document's `authorization_servers`.
+        servers: Vec<String>,
+        /// The URL it fetched next (AS metadata).
+        next: String,
+    },
+    /// An honest session presented a token to an MCP server.
+    Presented {
+        /// The session.
+        session: u8,
+        /// The server.
+        server: Target,
+        /// The token's claims.
+        claims: Claims,
+    },
+    /// The honest RS accepted a token.
+    Served {
+        /// Who presented it.
+        by: Party,
+        /// Its claims.
+        claims: Claims,
+    },
+    /// The attacker's AS forwarded a session's authorization request to the honest AS.
+    Forwarded {
+        /// The session.
+        session: u8,
+    },
+}
+
+/// The ghost audit: ground truth the protocol never reads.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Audit {
+    /// Who runs each client id registered at the honest AS.
+    pub owners: BTreeMap<String, Party>,
+    /// What each user approved on a consent page: (user, client id, resource).
+    pub consents: BTreeSet<(String, String, String)>,
+    /// The refresh-token families: token → the code its grant came from.
+    pub families: BTreeMap<String, String>,
+    /// Refresh tokens that have already yielded a token.
+    pub refreshed: BTreeSet<String>,
+    /// Events. A set, not a list: independent steps of different parties then commute, and
+    /// their interleavings meet in one state.
+    pub events: BTreeSet<Event>,
+}
+
+impl Audit {
+    /// Record an event (a repeated identical observation is not a new state).
+    pub fn record(&mut self, event: Event) {
+        self.events.insert(event);
+    }
+}
+
+/// The whole system.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct World {
+    /// Simulated time.
+    pub now: UnixTime,
+    /// Ticks taken.
+    pub ticks: u8,
+    /// Entropy, one predictable stream per requesting party (`[0]` the attacker, `[n + 1]`
+    /// session `n`): values from different streams never collide, and independent steps of
+    /// different parties commute, so their interleavings lead to the same state.
+    pub entropy: Vec<Sequential>,
+    /// The honest authorization server.
+    pub honest_as: Arc<AuthorizationServer>,
+    /// The attacker's authorization server (the reference implementation, run by the
+    /// attacker: it learns every request it receives, and its authorization endpoint forwards
+    /// the user to the honest AS).
+    pub evil_as: Arc<AuthorizationServer>,
+    /// The honest MCP server.
+    pub rs: Arc<ResourceServer>,
+    /// Honest sessions, `None` until started.
+    pub sessions: Vec<Option<Arc<Session>>>,
+    /// The attacker.
+    pub attacker: Arc<Knowledge>,
+    /// The audit.
+    pub audit: Arc<Audit>,
+}
+
+impl World {
+    /// The entropy stream of a party.
+    pub fn stream(&mut self, party: Party) -> &mut Sequential {
+        let i = match party {
+            Party::Attacker => 0,
+            Party::Session(n) => usize::from(n) + 1,
+        };
+        &mut self.entropy[i]
+    }
+
+    /// Session `n`, if started.
+    pub fn session(&self, n: u8) -> Option<&Session> {
+        self.sessions.get(usize::from(n)).and_then(Option::as_deref)
+    }
+
+    /// Session `n`, if started, for a change (copy on write).
+    pub fn session_mut(&mut self, n: u8) -> Option<&mut Session> {
+        self.sessions
+            .get_mut(usize::from(n))
+            .and_then(Option::as_mut)
+            .map(Arc::make_mut)
+    }
+
+    /// The attacker's knowledge, for a change.
+    pub fn knows(&mut self) -> &mut Knowledge {
+        Arc::make_mut(&mut self.attacker)
+    }
+
+    /// The audit, for a change.
+    pub fn audit_mut(&mut self) -> &mut Audit {
+        Arc::make_mut(&mut self.audit)
+    }
+
+    /// The client id of session `n` at the honest AS, if it registered there.
+    pub fn client_id_of(&self, n: u8) -> Option<&str> {
+        self.audit
+            .owners
+            .iter()
+            .find(|(_, p)| **p == Party::Session(n))
+            .map(|(c, _)| c.as_str())
+    }
+}

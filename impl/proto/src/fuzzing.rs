@@ -268,10 +268,19 @@ pub fn token_validate(data: &[u8]) {
         }
         Err(_) => {
             assert!(direct.is_err(), "a valid token the header parser refuses");
-            let c = via_header.expect_err("malformed header accepted");
+            let c = via_header.clone().expect_err("malformed header accepted");
             assert_eq!(c.rejection, Rejection::MalformedAuthorization);
             check_rs_challenge(&c);
         }
+    }
+    // The cached path answers the same, on the miss and on the hit.
+    let mut cached = f.rs.clone();
+    for _ in 0..2 {
+        let again = cached.authenticate_cached(now, [header.as_slice()]);
+        assert_eq!(
+            again.map_err(|c| c.rejection),
+            via_header.clone().map_err(|c| c.rejection)
+        );
     }
     // The raw bytes as the whole header value.
     match f.rs.authenticate(now, [data]) {
@@ -724,6 +733,26 @@ pub fn token_claims(data: &[u8]) {
         }
         (Err(_), Err(c)) => assert_eq!(c.rejection, Rejection::MalformedAuthorization),
         (a, b) => panic!("validator {a:?} vs resource server {b:?}"),
+    }
+    // The verified-token cache answers exactly what a validation would, also on a hit at a
+    // later (or earlier) time: fill it at `now`, then ask again around the token's lifetime.
+    let mut cached = fixture().rs.clone();
+    for _ in 0..3 {
+        let offset = g.pick(&[0i64, 1, -1, 29, 30, 31, 59, 60, 61, 3570, 3600, 3630, -3600]);
+        let t = UnixTime::from_secs(now.saturating_add_signed(offset + g.i64_in(-2, 2)));
+        let hit = cached
+            .authenticate_cached(t, [header.as_bytes()])
+            .map_err(|c| c.rejection);
+        let fresh = fixture()
+            .rs
+            .authenticate(t, [header.as_bytes()])
+            .map_err(|c| c.rejection);
+        assert_eq!(
+            hit,
+            fresh,
+            "cache and validation disagree at {}",
+            t.as_secs()
+        );
     }
     // Valid for the other resource only if its audience names it too.
     if fixture()

@@ -6,6 +6,10 @@
 //! - serves Protected Resource Metadata at every path of
 //!   [`ResourceServer::metadata_paths`] (path-inserted and root);
 //! - answers CORS preflights, and exposes `WWW-Authenticate` and `Mcp-Session-Id` to scripts;
+//! - refuses a foreign `Origin` with 403 before anything else ([`guard::origin_allowed`]:
+//!   none, loopback, or [`AuthLayer::allow_origins`]);
+//! - after authentication, answers an unsupported `MCP-Protocol-Version` with 400
+//!   ([`guard::protocol_version`]);
 //! - authenticates every other request (POST, GET and DELETE alike) with
 //!   [`ResourceServer::authenticate`] and answers 401 / 403 / 400 with the exact
 //!   `WWW-Authenticate` of the core's [`Challenge`];
@@ -50,6 +54,7 @@ struct Shared {
     refetch: tokio::sync::Mutex<()>,
     tool_scopes: ToolScopes,
     sessions: Mutex<Sessions>,
+    allowed_origins: std::sync::RwLock<Vec<String>>,
 }
 
 impl Shared {
@@ -99,8 +104,21 @@ impl AuthLayer {
                 refetch: tokio::sync::Mutex::new(()),
                 tool_scopes: ToolScopes(tool_scopes),
                 sessions: Mutex::new(Sessions::default()),
+                allowed_origins: std::sync::RwLock::new(Vec::new()),
             }),
         }
+    }
+
+    /// Also accept browser requests from these origins (exactly, e.g. `https://app.example`);
+    /// requests without `Origin` and from loopback origins are always accepted, any other
+    /// origin gets 403 ([`guard::origin_allowed`]). Applies to every clone of the layer.
+    pub fn allow_origins(self, origins: impl IntoIterator<Item = String>) -> Self {
+        self.shared
+            .allowed_origins
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .extend(origins);
+        self
     }
 
     /// The URL of the Protected Resource Metadata.
@@ -238,6 +256,27 @@ where
         return to_hyper(answer);
     }
     let (mut parts, body) = request.into_parts();
+    let values = |name: &str| -> Vec<Vec<u8>> {
+        parts
+            .headers
+            .get_all(name)
+            .iter()
+            .map(|v| v.as_bytes().to_vec())
+            .collect()
+    };
+    let origins = values("origin");
+    let origin_ok = guard::origin_allowed(
+        &origins.iter().map(Vec::as_slice).collect::<Vec<_>>(),
+        &shared
+            .allowed_origins
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
+    );
+    if !origin_ok {
+        tracing::info!("refused a request from a foreign Origin");
+        return to_hyper(guard::origin_refused());
+    }
+    let versions = values("mcp-protocol-version");
     let authorization: Vec<Vec<u8>> = parts
         .headers
         .get_all(http::header::AUTHORIZATION)
@@ -258,6 +297,11 @@ where
         }
         Err(_) => return to_hyper(guard::body_unreadable()),
     };
+    // After authentication (spec A-13): a bad version gets 400 only once the caller is known.
+    let versions: Vec<&[u8]> = versions.iter().map(Vec::as_slice).collect();
+    if let Err(answer) = guard::protocol_version(&versions, &body) {
+        return to_hyper(answer);
+    }
     if method == Method::Post
         && let Err(challenge) = shared.tool_scopes.check(&shared.rs(), &access, &body)
     {

@@ -197,6 +197,82 @@ impl Sessions {
     }
 }
 
+/// The `MCP-Protocol-Version` header values this endpoint accepts: the one revision it serves.
+pub const SUPPORTED_PROTOCOL_VERSIONS: &[&str] = &[crate::MCP_PROTOCOL_VERSION];
+
+/// Check the `MCP-Protocol-Version` header of an MCP request that passed authentication (spec
+/// A-13: an unauthenticated request gets its 401 first, so the layer calls this only after
+/// [`ResourceServer::authenticate`] succeeded). No header: accepted, the MCP server assumes an
+/// older revision (TRN-3). An `initialize` request: accepted, its body negotiates the version.
+/// Otherwise exactly one header whose value is in [`SUPPORTED_PROTOCOL_VERSIONS`], else 400
+/// with a JSON-RPC error naming the supported versions.
+// spec: TRN-3, TRN-4
+pub fn protocol_version(values: &[&[u8]], body: &[u8]) -> Result<(), HttpResponse> {
+    if values.is_empty() || is_initialize(body) {
+        return Ok(());
+    }
+    if let [value] = values
+        && SUPPORTED_PROTOCOL_VERSIONS
+            .iter()
+            .any(|v| v.as_bytes() == *value)
+    {
+        return Ok(());
+    }
+    Err(with_cors(HttpResponse::json(
+        400,
+        &serde_json::json!({
+            "jsonrpc": "2.0",
+            "id": null,
+            "error": {
+                "code": -32600,
+                "message": "unsupported MCP-Protocol-Version",
+                "data": {"supported": SUPPORTED_PROTOCOL_VERSIONS}
+            }
+        }),
+    )))
+}
+
+/// Is this body a single JSON-RPC `initialize` request?
+fn is_initialize(body: &[u8]) -> bool {
+    serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .is_some_and(|v| v.get("method").and_then(|m| m.as_str()) == Some("initialize"))
+}
+
+/// May a request with this `Origin` reach the MCP endpoint (a defence against DNS rebinding)?
+/// Yes without an `Origin` (not a browser), for a loopback origin (`http` or `https`, any
+/// port: a local tool such as the MCP Inspector), and for an origin in `allowed` (compared
+/// exactly, e.g. `https://app.example`). Anything else, `null` and unparsable values
+/// included, gets the 403 of [`origin_refused`].
+// spec: SEC-8
+pub fn origin_allowed(values: &[&[u8]], allowed: &[String]) -> bool {
+    let [value] = values else {
+        return values.is_empty();
+    };
+    let Ok(origin) = std::str::from_utf8(value) else {
+        return false;
+    };
+    if allowed.iter().any(|a| a == origin) {
+        return true;
+    }
+    crate::uri::parse_uri(origin).is_ok_and(|p| {
+        (p.scheme.eq_ignore_ascii_case("http") || p.scheme.eq_ignore_ascii_case("https"))
+            && p.path.is_empty()
+            && p.query.is_none()
+            && p.fragment.is_none()
+            && crate::uri::is_loopback_host(p.host)
+    })
+}
+
+/// The answer to a request whose `Origin` is not allowed: 403, before authentication.
+// spec: SEC-8
+pub fn origin_refused() -> HttpResponse {
+    HttpResponse::json(
+        403,
+        &serde_json::json!({"error": "forbidden", "error_description": "Origin not allowed"}),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -299,5 +375,56 @@ mod tests {
         );
         assert!(unauthenticated(rs, Method::Post, "/mcp").is_none());
         assert!(unauthenticated(rs, Method::Get, "/mcp").is_none());
+    }
+
+    // spec: TRN-3, TRN-4
+    #[test]
+    fn the_protocol_version_header_is_checked_except_on_initialize() {
+        let call = br#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#;
+        let init = br#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{}}"#;
+        assert!(protocol_version(&[], call).is_ok());
+        assert!(protocol_version(&[b"2025-06-18"], call).is_ok());
+        for bad in [&b"1999-01-01"[..], b"2025-11-25", b"", b"2025-06-18 "] {
+            let answer = protocol_version(&[bad], call).unwrap_err();
+            assert_eq!(answer.status, 400, "{bad:?}");
+        }
+        assert_eq!(
+            protocol_version(&[b"2025-06-18", b"2025-06-18"], call)
+                .unwrap_err()
+                .status,
+            400
+        );
+        assert!(protocol_version(&[b"2026-07-28"], init).is_ok());
+        assert_eq!(protocol_version(&[b"x"], b"").unwrap_err().status, 400);
+    }
+
+    // spec: SEC-8
+    #[test]
+    fn origins_none_loopback_or_configured() {
+        let allowed = vec!["https://app.example".to_owned()];
+        assert!(origin_allowed(&[], &allowed));
+        for ok in [
+            &b"http://localhost:6274"[..],
+            b"http://127.0.0.1",
+            b"https://[::1]:8443",
+            b"https://app.example",
+        ] {
+            assert!(origin_allowed(&[ok], &allowed), "{ok:?}");
+        }
+        for bad in [
+            &b"http://evil.example"[..],
+            b"null",
+            b"https://app.example.evil",
+            b"http://localhost.evil.example",
+            b"http://127.0.0.1.evil.example",
+            b"\xff",
+        ] {
+            assert!(!origin_allowed(&[bad], &allowed), "{bad:?}");
+        }
+        assert!(!origin_allowed(
+            &[b"http://localhost", b"http://evil.example"],
+            &[]
+        ));
+        assert_eq!(origin_refused().status, 403);
     }
 }

@@ -185,6 +185,9 @@ pub struct Tokens {
     /// Our client secret, if confidential.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_secret: Option<String>,
+    /// The secret goes in the form body (`client_secret_post`) rather than HTTP Basic.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub client_secret_post: bool,
     /// The access token.
     pub access_token: String,
     /// The refresh token.
@@ -241,6 +244,8 @@ struct Discovered {
 struct Registration {
     client_id: String,
     client_secret: Option<String>,
+    /// The secret goes in the body (`client_secret_post`), not in HTTP Basic.
+    secret_post: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -403,20 +408,17 @@ impl Client {
         let Some(refresh) = tokens.refresh_token.clone() else {
             return self.fail(ClientError::UnexpectedInput);
         };
-        let mut pairs = vec![
+        let pairs = [
             ("grant_type", "refresh_token"),
             ("refresh_token", refresh.as_str()),
             ("resource", tokens.resource.as_str()),
         ];
-        if tokens.client_secret.is_none() {
-            pairs.push(("client_id", tokens.client_id.as_str()));
-        }
-        let request = token_request(
-            &tokens.token_endpoint,
-            &pairs,
-            &tokens.client_id,
-            tokens.client_secret.as_deref(),
-        );
+        let reg = Registration {
+            client_id: tokens.client_id.clone(),
+            client_secret: tokens.client_secret.clone(),
+            secret_post: tokens.client_secret_post,
+        };
+        let request = token_request(&tokens.token_endpoint, &pairs, &reg);
         self.outgoing = Some(request.clone());
         self.state = State::AwaitingRefresh {
             tokens: tokens.clone(),
@@ -510,23 +512,15 @@ impl Client {
             self.fail(ClientError::BadServerMetadata);
             return Err(ClientError::BadServerMetadata);
         };
-        let mut pairs = vec![
+        let pairs = [
             ("grant_type", "authorization_code"),
             ("code", code),
             ("redirect_uri", self.config.redirect_uri.as_str()),
             ("code_verifier", verifier.as_str()),
             ("resource", flow.resource.as_str()),
         ];
-        if reg.client_secret.is_none() {
-            pairs.push(("client_id", reg.client_id.as_str()));
-        }
         // spec: TOK-1, PKCE-1, RES-2, AZ-20
-        let request = token_request(
-            &token_endpoint,
-            &pairs,
-            &reg.client_id,
-            reg.client_secret.as_deref(),
-        );
+        let request = token_request(&token_endpoint, &pairs, &reg);
         self.outgoing = Some(request.clone());
         self.state = State::AwaitingToken { flow, reg, request };
         Ok(())
@@ -673,14 +667,19 @@ impl Client {
             scope,
         };
         match self.config.preregistered.clone() {
-            Some((client_id, client_secret)) => self.authorize(
-                entropy,
-                flow,
-                Registration {
+            Some((client_id, client_secret)) => {
+                // A pre-registered secret goes by HTTP Basic (the default method, RFC 7591
+                // §2) unless the AS advertises only client_secret_post.
+                let methods = &flow.metadata.token_endpoint_auth_methods_supported;
+                let secret_post = methods.iter().any(|m| m == "client_secret_post")
+                    && !methods.iter().any(|m| m == "client_secret_basic");
+                let reg = Registration {
                     client_id,
                     client_secret,
-                },
-            ),
+                    secret_post,
+                };
+                self.authorize(entropy, flow, reg);
+            }
             None => self.register(flow),
         }
     }
@@ -725,12 +724,16 @@ impl Client {
                 status: response.status,
             });
         };
+        // Authenticate as the AS registered us (RFC 7591 §3.2.1 echoes the method).
+        let secret_post =
+            reg.metadata.token_endpoint_auth_method.as_deref() == Some("client_secret_post");
         self.authorize(
             entropy,
             flow,
             Registration {
                 client_id: reg.client_id.0,
                 client_secret: reg.client_secret,
+                secret_post,
             },
         );
     }
@@ -792,6 +795,7 @@ impl Client {
             resource: flow.resource.as_str().to_owned(),
             client_id: reg.client_id.clone(),
             client_secret: reg.client_secret.clone(),
+            client_secret_post: reg.secret_post,
             expires_at: token.expires_in.map(|s| now.plus(s).as_secs()),
             access_token: token.access_token,
             refresh_token: token.refresh_token,
@@ -870,21 +874,28 @@ fn parse_json<T: serde::de::DeserializeOwned>(response: &HttpResponse) -> Option
     serde_json::from_slice(&response.body).ok()
 }
 
-/// A token request: form body; HTTP Basic for a confidential client.
+/// A token request: form body; a confidential client authenticates as registered (HTTP
+/// Basic, or `client_secret_post` in the body).
 // spec: TOK-1, TOK-3, RT-11
-fn token_request(
-    endpoint: &str,
-    pairs: &[(&str, &str)],
-    client_id: &str,
-    secret: Option<&str>,
-) -> HttpRequest {
+fn token_request(endpoint: &str, pairs: &[(&str, &str)], reg: &Registration) -> HttpRequest {
+    let mut pairs = pairs.to_vec();
+    match (&reg.client_secret, reg.secret_post) {
+        // Public client: identifies with client_id.
+        (None, _) => pairs.push(("client_id", reg.client_id.as_str())),
+        (Some(secret), true) => {
+            pairs.push(("client_id", reg.client_id.as_str()));
+            pairs.push(("client_secret", secret.as_str()));
+        }
+        (Some(_), false) => {}
+    }
     let mut request = HttpRequest::new(Method::Post, endpoint)
         .header("content-type", "application/x-www-form-urlencoded")
         .header("accept", "application/json")
-        .body(form::encode(pairs.iter().copied()));
-    if let Some(secret) = secret {
+        .body(form::encode(pairs));
+    if let (Some(secret), false) = (&reg.client_secret, reg.secret_post) {
+        // RFC 6749 §2.3.1: id and secret are form-encoded before Basic encoding.
         let enc = |s: &str| form::encode([("", s)]).trim_start_matches('=').to_owned();
-        let basic = STANDARD.encode(format!("{}:{}", enc(client_id), enc(secret)));
+        let basic = STANDARD.encode(format!("{}:{}", enc(&reg.client_id), enc(secret)));
         request = request.header("authorization", format!("Basic {basic}"));
     }
     request

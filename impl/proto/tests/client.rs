@@ -1247,6 +1247,7 @@ fn a_token_response_with_extra_members_and_lowercase_bearer_is_accepted() {
             resource: SERVER.into(),
             client_id: CLIENT_ID.into(),
             client_secret: None,
+            client_secret_post: false,
             access_token: "at-1".into(),
             refresh_token: Some("rt-1".into()),
             expires_at: Some(NOW + 60),
@@ -1432,6 +1433,40 @@ fn refresh_sends_the_resource_and_keeps_the_newest_refresh_token() {
     assert_eq!(form_body(&send(run.refresh()))["refresh_token"], "rt-2");
 }
 
+// spec: RT-11, TOK-1, DCR-7
+#[test]
+fn a_client_registered_for_client_secret_post_sends_the_secret_in_the_body() {
+    let mut run = Run::new();
+    let req = send(run.discover_with(&prm_doc(), &asm_doc()));
+    assert_eq!(req.url, REGISTER);
+    // The AS registered a confidential client with client_secret_post (RFC 7591 §3.2.1 echo).
+    let response = HttpResponse::new(201)
+        .header("content-type", "application/json")
+        .with_body(
+            serde_json::to_vec(&serde_json::json!({
+                "client_id": "cid", "client_secret": "sec",
+                "token_endpoint_auth_method": "client_secret_post",
+                "redirect_uris": [REDIRECT],
+            }))
+            .unwrap(),
+        );
+    let url = browser(run.respond(response));
+    let (result, action) = run.redirect(&callback(&url));
+    assert_eq!(result, Ok(()));
+    let req = send(action);
+    assert_eq!(req.header_values("authorization").count(), 0);
+    let body = form_body(&req);
+    assert_eq!(
+        (body["client_id"].as_str(), body["client_secret"].as_str()),
+        ("cid", "sec")
+    );
+    let tokens = authorized(run.respond(ok(&token_doc("at-1", Some("rt-1")))));
+    assert!(tokens.client_secret_post);
+    let req = send(run.refresh());
+    assert_eq!(req.header_values("authorization").count(), 0);
+    assert_eq!(form_body(&req)["client_secret"], "sec");
+}
+
 // spec: RT-11, TOK-3, TOK-1
 #[test]
 fn a_confidential_client_authenticates_with_basic() {
@@ -1506,6 +1541,7 @@ fn resumed_tokens_serve_only_their_resource() {
         resource: SERVER.into(),
         client_id: CLIENT_ID.into(),
         client_secret: None,
+        client_secret_post: false,
         access_token: "at-9".into(),
         refresh_token: Some("rt-9".into()),
         expires_at: Some(NOW),
@@ -1936,6 +1972,7 @@ fn tokens_expire_early_by_the_margin() {
         resource: "https://h/mcp".into(),
         client_id: "c".into(),
         client_secret: None,
+        client_secret_post: false,
         access_token: "t".into(),
         refresh_token: None,
         expires_at: Some(1000),

@@ -321,8 +321,21 @@ fn is_tchar(b: u8) -> bool {
 
 /// The characters of token68 / b64token before the trailing `=`s.
 fn is_token68_char(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
+    TOKEN68_CHARS[usize::from(b)]
 }
+
+/// [`is_token68_char`] as a table: a bearer token is checked on every request, byte by byte.
+const TOKEN68_CHARS: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] =
+            c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'~' | b'+' | b'/');
+        b += 1;
+    }
+    table
+};
 
 /// A byte that may appear in a lexer word: a tchar, or `/` (token68 only).
 fn is_word_byte(b: u8) -> bool {

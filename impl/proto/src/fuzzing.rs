@@ -2171,10 +2171,18 @@ impl Ops {
         let resource_ok = resource.is_empty() || resource == rt.resource.as_str();
         let (rt_resource, rt_scopes) = (rt.resource.clone(), rt.scopes.clone());
         let before = self.grant_of_refresh(&token);
+        let lifetimes = self.server.config().lifetimes.clone();
+        let alive = before
+            .and_then(|id| self.server.grants().find(|(i, _)| **i == id))
+            .is_some_and(|(_, g)| {
+                self.now < g.last_used.plus(lifetimes.refresh_idle)
+                    && self.now < g.created.plus(lifetimes.refresh_absolute)
+            });
         match self.server.token(self.now, &mut self.entropy, &request) {
             Ok(response) => {
                 assert!(owner && creds_ok, "refresh by the wrong client");
                 assert!(scope_ok && resource_ok, "refresh widened scope or resource");
+                assert!(alive, "an expired refresh grant was used");
                 assert!(
                     self.current_refresh.remove(&token),
                     "a rotated refresh token was accepted"

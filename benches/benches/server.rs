@@ -15,7 +15,7 @@ use mcp_auth_proto::entropy::Sequential;
 
 /// Start over from the recorded server after this many operations (the server's tables are
 /// bounded; this keeps them far from their limits).
-const RESET_EVERY: u64 = 2000;
+const RESET_EVERY: u64 = 100;
 
 fn server(c: &mut Criterion) {
     let flow = AsFlow::new();

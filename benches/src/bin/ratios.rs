@@ -7,7 +7,8 @@
 //!
 //! stdout has exactly one line per figure (`ratio validate/EdDSA 1.03`, …); stderr has the
 //! details (ns/op medians, quartiles of the per-round ratios, request counts). `--quick` runs a
-//! few seconds (for CI); the default takes about a minute and a half.
+//! couple of seconds (for CI); the default takes about 16 seconds. Figures and method:
+//! `benches/PERFORMANCE.md`.
 
 use std::cell::RefCell;
 use std::sync::Arc;

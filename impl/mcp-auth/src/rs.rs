@@ -151,10 +151,9 @@ async fn fetch_keys(shared: &Shared) -> Result<usize, String> {
             Ok(n)
         }
         Err(e) => {
-            // Record the attempt with the old keys, so that the core's rate limit applies to
-            // failed fetches too (the core has no "fetch failed" input).
-            let old = rs.keys().clone();
-            rs.set_keys(now(), old);
+            // The old keys and verified tokens stay; the attempt counts toward the core's
+            // refetch rate limit.
+            rs.keys_fetch_failed(now());
             tracing::warn!(error = %e, "JWKS fetch failed");
             Err(e)
         }

@@ -154,6 +154,14 @@ impl ResourceServer {
         self.cache.clear();
     }
 
+    /// Record a JWKS fetch at `now` that failed (network error, non-200, unparsable body).
+    /// The keys and the verified-token cache stay as they are, but the attempt counts toward
+    /// the refetch rate limit of [`ResourceServer::should_refetch_keys`] like a successful
+    /// fetch: a flood of unknown `kid`s cannot make the driver hammer an AS that is down.
+    pub fn keys_fetch_failed(&mut self, now: UnixTime) {
+        self.keys_fetched_at = Some(now);
+    }
+
     /// The verified-token cache.
     pub fn token_cache(&self) -> &TokenCache {
         &self.cache
@@ -165,7 +173,9 @@ impl ResourceServer {
     }
 
     /// Should the driver refetch the JWKS after this refusal? Only for an unknown key, and at
-    /// most once per `jwks_refetch_interval_secs` (an attacker cannot make us hammer the AS).
+    /// most once per `jwks_refetch_interval_secs` after the last attempt, successful
+    /// ([`ResourceServer::set_keys`]) or not ([`ResourceServer::keys_fetch_failed`]), so that
+    /// an attacker cannot make us hammer the AS.
     pub fn should_refetch_keys(&self, now: UnixTime, challenge: &Challenge) -> bool {
         challenge.rejection == Rejection::UnknownKey
             && self

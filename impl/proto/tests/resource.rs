@@ -1552,6 +1552,34 @@ fn keys_are_refetched_only_for_an_unknown_kid_and_rate_limited() {
     assert!(rs.authenticate(later, [token.as_bytes()]).is_ok());
 }
 
+// spec: JWT-9
+#[test]
+fn a_failed_key_fetch_counts_toward_the_rate_limit_and_keeps_keys_and_cache() {
+    let mut rs = rs();
+    let interval = rs.config().jwks_refetch_interval_secs;
+    let unknown = rs.challenge(Rejection::UnknownKey, None);
+    let token = bearer(&signer().sign_access_token(&claims()).unwrap());
+    assert!(rs.authenticate_cached(now(), [token.as_bytes()]).is_ok());
+    assert_eq!(rs.token_cache().len(), 1);
+    let later = now().plus(interval);
+    assert!(rs.should_refetch_keys(later, &unknown));
+    // The fetch at `later` failed: no other attempt before `later + interval`.
+    rs.keys_fetch_failed(later);
+    assert!(!rs.should_refetch_keys(later, &unknown));
+    assert!(!rs.should_refetch_keys(later.plus(interval - 1), &unknown));
+    assert!(rs.should_refetch_keys(later.plus(interval), &unknown));
+    // The old keys still verify, and the verified-token cache was not emptied.
+    assert_eq!(rs.keys().len(), 1);
+    assert_eq!(rs.token_cache().len(), 1);
+    assert!(rs.authenticate(later, [token.as_bytes()]).is_ok());
+    // A server that never fetched successfully is rate-limited by its failures too.
+    let mut fresh = ResourceServer::new(config_for(RESOURCE));
+    assert!(fresh.should_refetch_keys(now(), &unknown));
+    fresh.keys_fetch_failed(now());
+    assert!(!fresh.should_refetch_keys(now(), &unknown));
+    assert!(fresh.should_refetch_keys(now().plus(interval), &unknown));
+}
+
 // ---------------------------------------------------------------------------------------------
 // Protected Resource Metadata
 // ---------------------------------------------------------------------------------------------

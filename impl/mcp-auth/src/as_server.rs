@@ -29,6 +29,15 @@ impl AsState {
         })
     }
 
+    /// Sign new tokens with `signer` from now on; the old key stays in the JWK Set
+    /// ([`AuthorizationServer::rotate_key`]).
+    pub fn rotate_key(&self, signer: Signer) {
+        self.server
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .rotate_key(signer);
+    }
+
     /// Run `f` on the core server (for inspection in tests).
     pub fn with_server<T>(&self, f: impl FnOnce(&AuthorizationServer) -> T) -> T {
         f(&self

@@ -329,11 +329,16 @@ pub struct TokenError {
     pub basic: bool,
 }
 
+/// Earlier signing keys still published in the JWK Set after [`AuthorizationServer::rotate_key`].
+pub const RETIRED_KEYS_MAX: usize = 2;
+
 /// The authorization server.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct AuthorizationServer {
     config: AsConfig,
     signer: Signer,
+    /// Public keys of earlier signers, newest first (at most [`RETIRED_KEYS_MAX`]).
+    retired: Vec<jsonwebtoken::jwk::Jwk>,
     clients: BTreeMap<ClientId, RegisteredClient>,
     pending: BTreeMap<String, Pending>,
     codes: BTreeMap<String, CodeState>,
@@ -348,6 +353,7 @@ impl AuthorizationServer {
         Self {
             config,
             signer,
+            retired: Vec::new(),
             clients: BTreeMap::new(),
             pending: BTreeMap::new(),
             codes: BTreeMap::new(),
@@ -418,11 +424,28 @@ impl AuthorizationServer {
         }
     }
 
-    /// The JWK Set of the signing key.
+    /// The JWK Set: the signing key, then the retired keys (newest first), so that tokens
+    /// signed before a [`AuthorizationServer::rotate_key`] stay verifiable.
     pub fn jwks(&self) -> jsonwebtoken::jwk::JwkSet {
-        jsonwebtoken::jwk::JwkSet {
-            keys: vec![self.signer.public_jwk().clone()],
+        let mut keys = vec![self.signer.public_jwk().clone()];
+        keys.extend(self.retired.iter().cloned());
+        jsonwebtoken::jwk::JwkSet { keys }
+    }
+
+    /// Sign every new access token with `signer` from now on. The old key's public half stays
+    /// in [`AuthorizationServer::jwks`] (at most [`RETIRED_KEYS_MAX`] retired keys, the
+    /// oldest dropped first); a retired key with the new key's `kid` is dropped, so that a
+    /// `kid` names one key. Rotating to the current key changes nothing.
+    pub fn rotate_key(&mut self, signer: Signer) {
+        if signer == self.signer {
+            return;
         }
+        let old = std::mem::replace(&mut self.signer, signer);
+        self.retired.insert(0, old.public_jwk().clone());
+        let kid = self.signer.kid().to_owned();
+        self.retired
+            .retain(|jwk| jwk.common.key_id.as_deref() != Some(kid.as_str()));
+        self.retired.truncate(RETIRED_KEYS_MAX);
     }
 
     /// Dynamic client registration (RFC 7591).
@@ -1027,4 +1050,70 @@ fn check_binding(
         return Ok(PkceVerified::skipped());
     }
     binding.challenge.verify(params.one("code_verifier")?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::harness::{self, Harness, RESOURCE};
+    use crate::jwt::{Ed25519Signer, KeySet};
+
+    fn kids(server: &AuthorizationServer) -> Vec<String> {
+        server
+            .jwks()
+            .keys
+            .iter()
+            .filter_map(|k| k.common.key_id.clone())
+            .collect()
+    }
+
+    fn ed25519(kid: &str, seed: u8) -> Signer {
+        Signer::new(Ed25519Signer::from_seed(kid, [seed; 32]))
+    }
+
+    #[test]
+    fn a_rotated_key_signs_new_tokens_and_the_old_one_stays_published() {
+        let mut h = Harness::new();
+        let before = h.drive().expect("tokens with the first key");
+        h.authorization_server.rotate_key(ed25519("k2", 2));
+        assert_eq!(h.authorization_server.signer().kid(), "k2");
+        assert_eq!(kids(&h.authorization_server), ["k2", "k1"]);
+        // The harness RS still has only k1: the new token's kid is unknown to it until it
+        // installs the new JWK Set, which verifies old and new tokens alike.
+        h.client.start_refresh();
+        let after = h.drive().expect("tokens with the second key");
+        let header = |token: &str| -> serde_json::Value {
+            use base64::Engine as _;
+            let head = token.split('.').next().unwrap_or("");
+            let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(head)
+                .unwrap_or_default();
+            serde_json::from_slice(&bytes).unwrap_or_default()
+        };
+        assert_eq!(header(&after.access_token)["kid"], "k2");
+        let new_bearer = format!("Bearer {}", after.access_token);
+        let old_bearer = format!("Bearer {}", before.access_token);
+        let unknown = h.mcp_request(Some(&new_bearer)).expect_err("k2 unknown");
+        assert_eq!(unknown.rejection, Rejection::UnknownKey);
+        let mut rs = harness::resource_server(&h.authorization_server, RESOURCE);
+        rs.set_keys(h.now, KeySet::from_jwks(&h.authorization_server.jwks()));
+        assert!(rs.authenticate(h.now, [new_bearer.as_bytes()]).is_ok());
+        assert!(rs.authenticate(h.now, [old_bearer.as_bytes()]).is_ok());
+    }
+
+    #[test]
+    fn retired_keys_are_bounded_and_a_kid_names_one_key() {
+        let mut server = harness::authorization_server();
+        let first = server.clone();
+        server.rotate_key(server.signer().clone());
+        assert_eq!(server, first, "rotating to the current key is a no-op");
+        for (i, kid) in ["k2", "k3", "k4", "k5"].iter().enumerate() {
+            server.rotate_key(ed25519(kid, 10 + i as u8));
+        }
+        assert_eq!(kids(&server).len(), 1 + RETIRED_KEYS_MAX);
+        assert_eq!(kids(&server), ["k5", "k4", "k3"]);
+        // A new key reusing a retired kid replaces it: never two keys under one kid.
+        server.rotate_key(ed25519("k4", 99));
+        assert_eq!(kids(&server), ["k4", "k5", "k3"]);
+    }
 }

@@ -255,8 +255,8 @@ pub enum UserAgent {
     Browser,
 }
 
-/// Options of a client run.
-#[derive(Clone, Debug)]
+/// Options of a client run. `Debug` leaves out the pre-registered client secret.
+#[derive(Clone)]
 pub struct Options {
     /// The MCP endpoint URL.
     pub mcp_url: String,
@@ -275,6 +275,27 @@ pub struct Options {
     pub reauthorize: u32,
     /// Pre-registered client credentials (client id, optional secret) instead of DCR.
     pub preregistered: Option<(String, Option<String>)>,
+}
+
+impl fmt::Debug for Options {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Options")
+            .field("mcp_url", &self.mcp_url)
+            .field("user_agent", &self.user_agent)
+            .field("scope", &self.scope)
+            .field("allow_loopback_http", &self.allow_loopback_http)
+            .field("client_name", &self.client_name)
+            .field("roots", &self.roots.as_ref().map(|r| r.len()))
+            .field(
+                "preregistered",
+                &self
+                    .preregistered
+                    .as_ref()
+                    .map(|(id, secret)| (id, secret.as_ref().map(|_| "<redacted client secret>"))),
+            )
+            .field("reauthorize", &self.reauthorize)
+            .finish()
+    }
 }
 
 impl Options {
@@ -424,7 +445,9 @@ impl McpClient {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .record(step, from, request, response);
-        tracing::info!(n, step, method = request.method.as_str(), url = %request.url, status = response.status, "exchange");
+        // The URL with its secrets (code, state, ...) shortened: logs never hold them (CLI-6).
+        let url = crate::transcript::shorten_url(&request.url);
+        tracing::info!(n, step, method = request.method.as_str(), %url, status = response.status, "exchange");
     }
 
     /// Drive the core until it is authorized or fails: every `Send` goes over HTTP, the

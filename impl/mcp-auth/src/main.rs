@@ -238,15 +238,30 @@ fn save_tokens(tokens: &Tokens) {
         .entry(tokens.issuer.clone())
         .or_default()
         .insert(tokens.resource.clone(), tokens.clone());
+    // spec: CLI-6
     let write = || -> std::io::Result<()> {
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
+            // Created private (0700, whatever the umask allows); an existing one is kept.
+            let mut builder = std::fs::DirBuilder::new();
+            builder.recursive(true);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::DirBuilderExt as _;
+                builder.mode(0o700);
+            }
+            builder.create(dir)?;
         }
         let tmp = path.with_extension("tmp");
+        // A leftover temporary file (an earlier crash) would keep its own, maybe wider, mode:
+        // remove it and create a fresh one with 0600 (create_new also refuses a symlink).
+        match std::fs::remove_file(&tmp) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
         {
             use std::io::Write as _;
             let mut options = std::fs::OpenOptions::new();
-            options.write(true).create(true).truncate(true);
+            options.write(true).create_new(true);
             #[cfg(unix)]
             {
                 use std::os::unix::fs::OpenOptionsExt as _;

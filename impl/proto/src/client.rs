@@ -31,8 +31,19 @@ use crate::uri::{
     well_known_root,
 };
 
-/// Client configuration.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+/// A secret in `Debug` output: its first 4 characters and its length, never the whole value
+/// (spec CLI-6: logs and panics must not carry tokens).
+struct Redacted<'a>(&'a str);
+
+impl std::fmt::Debug for Redacted<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let head: String = self.0.chars().take(4).collect();
+        write!(f, "\"{head}…\"({} chars)", self.0.chars().count())
+    }
+}
+
+/// Client configuration. `Debug` redacts the pre-registered client secret.
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub struct ClientConfig {
     /// The MCP server URL, as the user gave it.
     pub server_url: String,
@@ -53,6 +64,31 @@ pub struct ClientConfig {
     /// Defenses turned off, for the model checker only (feature `mutations`).
     #[cfg(feature = "mutations")]
     pub mutations: crate::mutations::Mutations,
+}
+
+impl std::fmt::Debug for ClientConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut d = f.debug_struct("ClientConfig");
+        d.field("server_url", &self.server_url)
+            .field("redirect_uri", &self.redirect_uri)
+            .field("client_name", &self.client_name)
+            .field("scope", &self.scope)
+            .field(
+                "preregistered",
+                &self
+                    .preregistered
+                    .as_ref()
+                    .map(|(id, secret)| (id, secret.as_deref().map(Redacted))),
+            )
+            .field("http_policy", &self.http_policy)
+            .field(
+                "allow_missing_pkce_metadata",
+                &self.allow_missing_pkce_metadata,
+            );
+        #[cfg(feature = "mutations")]
+        d.field("mutations", &self.mutations);
+        d.finish()
+    }
 }
 
 impl ClientConfig {
@@ -171,8 +207,9 @@ impl std::fmt::Display for ClientError {
 impl std::error::Error for ClientError {}
 
 /// Tokens obtained for one resource from one authorization server. This is what a driver
-/// persists (keyed by issuer) and what [`Client::resume`] takes back.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// persists (keyed by issuer) and what [`Client::resume`] takes back. `Debug` redacts the
+/// access token, the refresh token and the client secret.
+#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Tokens {
     /// The issuer that minted them.
     pub issuer: String,
@@ -205,6 +242,30 @@ pub struct Tokens {
 /// when the AS answered, and the RS's clock may run ahead (OAuth 2.1 §3.2.3: the client must
 /// not assume the token lives that long).
 pub const EXPIRY_MARGIN_SECS: u64 = 30;
+
+// spec: CLI-6
+impl std::fmt::Debug for Tokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tokens")
+            .field("issuer", &self.issuer)
+            .field("token_endpoint", &self.token_endpoint)
+            .field("resource", &self.resource)
+            .field("client_id", &self.client_id)
+            .field(
+                "client_secret",
+                &self.client_secret.as_deref().map(Redacted),
+            )
+            .field("client_secret_post", &self.client_secret_post)
+            .field("access_token", &Redacted(&self.access_token))
+            .field(
+                "refresh_token",
+                &self.refresh_token.as_deref().map(Redacted),
+            )
+            .field("expires_at", &self.expires_at)
+            .field("scope", &self.scope)
+            .finish()
+    }
+}
 
 impl Tokens {
     /// Should the access token be refreshed before use at `now`?
@@ -240,12 +301,25 @@ struct Discovered {
     scope: Option<ScopeSet>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, PartialEq, Eq, Hash)]
 struct Registration {
     client_id: String,
     client_secret: Option<String>,
     /// The secret goes in the body (`client_secret_post`), not in HTTP Basic.
     secret_post: bool,
+}
+
+impl std::fmt::Debug for Registration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registration")
+            .field("client_id", &self.client_id)
+            .field(
+                "client_secret",
+                &self.client_secret.as_deref().map(Redacted),
+            )
+            .field("secret_post", &self.secret_post)
+            .finish()
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]

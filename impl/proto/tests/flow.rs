@@ -940,3 +940,26 @@ fn every_advertised_endpoint_is_https_for_an_https_issuer() {
     assert!(Issuer::parse("http://127.0.0.1:8080", HttpPolicy::HttpsOnly).is_err());
     assert!(Issuer::parse("http://127.0.0.1:8080", HttpPolicy::AllowLoopbackHttp).is_ok());
 }
+
+// spec: SEC-12
+#[test]
+fn a_full_table_frees_up_once_its_entries_expire() {
+    let mut h = Harness::new();
+    let mut config = h.authorization_server.config().clone();
+    config.limits.pending = 2;
+    h.authorization_server = mcp_auth_proto::server::AuthorizationServer::new(
+        config,
+        h.authorization_server.signer().clone(),
+    );
+    h.user.auto_approve = false;
+    let client_id = register(&mut h, &[REDIRECT_URI]);
+    let v = verifier(1);
+    let url = authorize_url(&client_id, &v, RESOURCE, &[]);
+    for _ in 0..2 {
+        assert_eq!(h.route(&HttpRequest::new(Method::Get, &url)).status, 200);
+    }
+    let full = query_map(&h.browse(&url).expect("redirected with an error"));
+    assert_eq!(full["error"], "temporarily_unavailable");
+    h.advance(601);
+    assert_eq!(h.route(&HttpRequest::new(Method::Get, &url)).status, 200);
+}

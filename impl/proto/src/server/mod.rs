@@ -508,7 +508,7 @@ impl AuthorizationServer {
             Ok(b) => b,
             Err(r) => return redirect(self, Err(r)),
         };
-        self.prune(now);
+        self.make_room(now, self.pending.len(), self.config.limits.pending);
         if self.pending.len() >= self.config.limits.pending {
             return redirect(self, Err(Rejection::Full));
         }
@@ -578,7 +578,7 @@ impl AuthorizationServer {
                 state,
             ));
         }
-        self.prune(now);
+        self.make_room(now, self.codes.len(), self.config.limits.codes);
         if self.codes.len() >= self.config.limits.codes {
             return AuthorizeOutcome::Redirect(self.redirect(
                 &redirect_uri,
@@ -833,7 +833,7 @@ impl AuthorizationServer {
                 {
                     binding.resource = r;
                 }
-                self.prune(now);
+                self.make_room(now, self.grants.len(), self.config.limits.grants);
                 if self.grants.len() >= self.config.limits.grants {
                     return Err(Rejection::Full);
                 }
@@ -984,6 +984,14 @@ impl AuthorizationServer {
             if let Some(current) = grant.refresh_token.take() {
                 grant.rotated.push(current);
             }
+        }
+    }
+
+    /// Prune only when a table is full: expired entries are harmless (every lookup checks
+    /// expiry), and a scan on every request made the endpoints O(table size).
+    fn make_room(&mut self, now: UnixTime, len: usize, limit: usize) {
+        if len >= limit {
+            self.prune(now);
         }
     }
 

@@ -13,6 +13,10 @@
 //! Tokens are real Ed25519 JWTs (deterministic signatures), entropy is [`Sequential`] and part
 //! of the state, time is simulated.
 //!
+//! [`replay`] gives the checker's paths as data (examples, counterexamples) and records the
+//! core's answer at every step of a path; `impl/mcp-auth/tests/model_replay.rs` replays them
+//! as real HTTP against the hyper drivers and compares.
+//!
 //! ## The attacker (RFC 9700 §3), bounded
 //!
 //! - **A3**: reads every authorization response that reaches an honest client's callback.
@@ -45,6 +49,7 @@
 
 pub mod mutation;
 pub mod properties;
+pub mod replay;
 pub mod report;
 pub mod world;
 
@@ -70,6 +75,8 @@ use mcp_auth_proto::{Sequential, UnixTime};
 use stateright::{Model, Property};
 
 pub use world::{Audit, Claims, Event, Knowledge, Party, Session, Target, Via, World};
+
+use replay::{Endpoint, Observation, RedirectTo, Role};
 
 /// The honest authorization server.
 pub const HONEST_ISSUER: &str = "https://as.example";
@@ -420,8 +427,70 @@ impl AuthModel {
         }
     }
 
-    /// Deliver an HTTP request addressed by absolute URL, sent by `from`.
+    /// Which party a URL's origin belongs to.
+    pub fn endpoint_of(&self, url: &str) -> Endpoint {
+        let o = origin(url);
+        if o == self.honest_as_origin {
+            Endpoint::HonestAs
+        } else if o == self.evil_as_origin {
+            Endpoint::EvilAs
+        } else if o == self.honest_rs_origin {
+            Endpoint::HonestRs
+        } else if o == self.evil_rs_origin {
+            Endpoint::EvilRs
+        } else {
+            Endpoint::Unknown
+        }
+    }
+
+    /// Where a redirect target (a URL without query) belongs.
+    pub fn redirect_to(&self, target: &str) -> RedirectTo {
+        if target == ATTACKER_REDIRECT {
+            return RedirectTo::Attacker;
+        }
+        (0..self.cfg.sessions)
+            .find(|&n| target == redirect_uri(n))
+            .map_or(RedirectTo::Other, RedirectTo::Session)
+    }
+
+    fn observation(
+        &self,
+        from: Role,
+        to: Endpoint,
+        request: &HttpRequest,
+        response: &HttpResponse,
+    ) -> Observation {
+        Observation {
+            from,
+            to,
+            request: replay::request_line(request.method.as_str(), &request.url),
+            answer: replay::answer_of(response, |t| self.redirect_to(t)),
+            minted: replay::minted_of(response),
+        }
+    }
+
+    /// Deliver an HTTP request addressed by absolute URL, sent by `from` (recorded for
+    /// [`replay::observe`]).
     fn route(&self, w: &mut World, from: Party, request: &HttpRequest, prm: Prm) -> HttpResponse {
+        let response = self.route_inner(w, from, request, prm);
+        replay::record(|| {
+            self.observation(
+                Role::of(from),
+                self.endpoint_of(&request.url),
+                request,
+                &response,
+            )
+        });
+        response
+    }
+
+    fn route_inner(
+        &self,
+        w: &mut World,
+        from: Party,
+        request: &HttpRequest,
+        prm: Prm,
+    ) -> HttpResponse {
         let Some((origin, path, query)) = split_url(&request.url) else {
             return HttpResponse::new(400);
         };
@@ -565,6 +634,8 @@ impl AuthModel {
             ..HttpRequest::new(Method::Get, path)
         };
         let page = handle(Arc::make_mut(&mut w.honest_as), w.now, entropy, &user, &get);
+        let browser = || Role::Browser(subject.to_owned());
+        replay::record(|| self.observation(browser(), Endpoint::HonestAs, &get, &page));
         let response = if page.status == 200 {
             let html = std::str::from_utf8(&page.body).ok()?.to_owned();
             let client = between(&html, "(client id <code>", "</code>")?;
@@ -580,13 +651,15 @@ impl AuthModel {
                 "/consent",
                 &[("id", id), ("csrf", csrf), ("decision", "approve")],
             );
-            handle(
+            let answer = handle(
                 Arc::make_mut(&mut w.honest_as),
                 w.now,
                 entropy,
                 &user,
                 &post,
-            )
+            );
+            replay::record(|| self.observation(browser(), Endpoint::HonestAs, &post, &answer));
+            answer
         } else {
             page
         };
@@ -620,6 +693,10 @@ impl AuthModel {
     /// Where a redirect lands: an honest session's callback (read by the attacker too: A3),
     /// the attacker's redirect URI, or (for the attacker's own browser) the attacker.
     fn land(w: &mut World, location: &str, browser: Party) {
+        let role = match browser {
+            Party::Session(_) => Role::Browser(ALICE.to_owned()),
+            Party::Attacker => Role::Attacker,
+        };
         let (target, query) = location.split_once('?').unwrap_or((location, ""));
         if let Some(code) = query_map(query).get("code") {
             w.knows().codes.insert(code.clone());
@@ -631,7 +708,14 @@ impl AuthModel {
             if target == redirect_uri(n as u8)
                 && let Some(session) = w.session_mut(n as u8)
             {
-                let _ = session.client.handle_redirect(query);
+                let result = session.client.handle_redirect(query);
+                replay::record(|| Observation {
+                    from: role.clone(),
+                    to: Endpoint::Client(n as u8),
+                    request: "GET /callback".into(),
+                    answer: replay::callback_answer(&result),
+                    minted: replay::Minted::default(),
+                });
             }
         }
     }
@@ -686,7 +770,9 @@ impl AuthModel {
     /// (later it could only have expired).
     fn attacker_learns_token(w: &mut World, token: String) {
         let header = format!("Bearer {token}");
-        if w.rs.authenticate(w.now, [header.as_bytes()]).is_ok()
+        let result = w.rs.authenticate(w.now, [header.as_bytes()]);
+        replay::record(|| Self::mcp_observation(Role::Attacker, Target::Honest, &result));
+        if result.is_ok()
             && let Some(claims) = claims_of(&token)
         {
             w.audit_mut().record(Event::Served {
@@ -695,6 +781,24 @@ impl AuthModel {
             });
         }
         w.knows().access_tokens.insert(token);
+    }
+
+    /// An MCP request (with or without a token) and the server's answer.
+    fn mcp_observation<T>(
+        from: Role,
+        server: Target,
+        result: &Result<T, mcp_auth_proto::resource::Challenge>,
+    ) -> Observation {
+        Observation {
+            from,
+            to: match server {
+                Target::Honest => Endpoint::HonestRs,
+                Target::Evil => Endpoint::EvilRs,
+            },
+            request: replay::request_line("POST", server.url()),
+            answer: replay::authentication_answer(result),
+            minted: replay::Minted::default(),
+        }
     }
 
     /// Session `n` calls `server` with whatever its client attaches.
@@ -719,7 +823,9 @@ impl AuthModel {
         }
         match server {
             Target::Honest => {
-                if w.rs.authenticate(w.now, [header.as_bytes()]).is_ok()
+                let result = w.rs.authenticate(w.now, [header.as_bytes()]);
+                replay::record(|| Self::mcp_observation(Role::Session(n), server, &result));
+                if result.is_ok()
                     && let Some(claims) = claims_of(&token)
                 {
                     w.audit_mut().record(Event::Served {
@@ -728,7 +834,13 @@ impl AuthModel {
                     });
                 }
             }
-            Target::Evil => Self::attacker_learns_token(w, token),
+            Target::Evil => {
+                // The malicious server takes whatever it is sent.
+                replay::record(|| {
+                    Self::mcp_observation(Role::Session(n), server, &Ok::<(), _>(()))
+                });
+                Self::attacker_learns_token(w, token);
+            }
         }
     }
 
@@ -846,6 +958,13 @@ impl AuthModel {
                     }
                     Target::Evil => self.evil_rs.challenge(Rejection::NoCredentials, None),
                 };
+                replay::record(|| {
+                    Self::mcp_observation(
+                        Role::Session(n),
+                        target,
+                        &Err::<(), _>(challenge.clone()),
+                    )
+                });
                 if let Some(s) = w.session_mut(n) {
                     s.client
                         .handle_unauthorized([challenge.www_authenticate.as_str()]);
@@ -999,7 +1118,14 @@ impl AuthModel {
                 let query =
                     mcp_auth_proto::form::encode([("code", code.as_str()), ("iss", HONEST_ISSUER)]);
                 if let Some(s) = w.session_mut(n) {
-                    let _ = s.client.handle_redirect(&query);
+                    let result = s.client.handle_redirect(&query);
+                    replay::record(|| Observation {
+                        from: Role::Attacker,
+                        to: Endpoint::Client(n),
+                        request: "GET /callback".into(),
+                        answer: replay::callback_answer(&result),
+                        minted: replay::Minted::default(),
+                    });
                 }
             }
         }

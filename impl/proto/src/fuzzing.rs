@@ -1183,7 +1183,10 @@ fn uri_one(s: &str) {
     if let Ok(r) = RedirectUri::parse(s) {
         assert_eq!(r.as_str(), s);
         assert!(r.matches(&r));
-        assert!(canonical(s, HttpPolicy::AllowLoopbackHttp).is_some());
+        // A redirect URI is also a resource identifier, if it leaves room for well-known URLs.
+        if s.len() <= crate::uri::MAX_IDENTIFIER_LEN {
+            assert!(canonical(s, HttpPolicy::AllowLoopbackHttp).is_some());
+        }
     }
     let _ = is_loopback_host(s);
 }

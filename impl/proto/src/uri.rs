@@ -31,6 +31,10 @@ use core::fmt;
 /// Longer inputs are refused with [`UriError::TooLong`].
 pub const MAX_URI_LEN: usize = 2048;
 
+/// Longest resource or issuer identifier: its well-known metadata URLs (up to 64 bytes longer)
+/// must still fit in [`MAX_URI_LEN`], or the peer could not fetch them.
+pub const MAX_IDENTIFIER_LEN: usize = MAX_URI_LEN - 64;
+
 /// Whether plain-http URLs are accepted for loopback hosts (`127.0.0.1`, `[::1]`, `localhost`).
 ///
 /// Strict default: `HttpsOnly`. `AllowLoopbackHttp` is the named leniency for
@@ -227,6 +231,9 @@ impl ResourceUri {
     /// present; [`UriError::InsecureScheme`] for http not allowed by
     /// `policy` (non-loopback http is never allowed).
     pub fn parse(s: &str, policy: HttpPolicy) -> Result<Self, UriError> {
+        if s.len() > MAX_IDENTIFIER_LEN {
+            return Err(UriError::TooLong);
+        }
         let p = split_http(s)?;
         if p.fragment.is_some() {
             return Err(UriError::Fragment);
@@ -331,6 +338,9 @@ impl Issuer {
     /// when those components are present (even empty);
     /// [`UriError::InsecureScheme`] for http not allowed by `policy`.
     pub fn parse(s: &str, policy: HttpPolicy) -> Result<Self, UriError> {
+        if s.len() > MAX_IDENTIFIER_LEN {
+            return Err(UriError::TooLong);
+        }
         let p = split_http(s)?;
         if p.fragment.is_some() {
             return Err(UriError::Fragment);
@@ -1182,6 +1192,20 @@ mod tests {
         for (s, e) in cases {
             assert_eq!(parse_uri(s), Err(*e), "{s:?}");
         }
+        // An identifier leaves room for its well-known URLs (found by the `uri` fuzz target).
+        let near = format!("https://h/{}", "a".repeat(MAX_IDENTIFIER_LEN));
+        assert_eq!(
+            ResourceUri::parse(&near, HttpPolicy::HttpsOnly),
+            Err(UriError::TooLong)
+        );
+        assert_eq!(
+            Issuer::parse(&near, HttpPolicy::HttpsOnly),
+            Err(UriError::TooLong)
+        );
+        let fits = format!("https://h/{}", "a".repeat(MAX_IDENTIFIER_LEN - 10));
+        let r = ResourceUri::parse(&fits, HttpPolicy::HttpsOnly).unwrap();
+        let prm = well_known_insert(r.as_str(), "oauth-protected-resource").unwrap();
+        assert!(parse_uri(&prm).is_ok());
         let long = format!("https://h/{}", "a".repeat(MAX_URI_LEN));
         assert_eq!(parse_uri(&long), Err(UriError::TooLong));
         assert_eq!(RedirectUri::parse(&long), Err(UriError::TooLong));

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Smoke run of every fuzz target: install cargo-fuzz if missing, build all targets once, run each
 # for SMOKE_SECONDS (default 20) and print executions per second and coverage per target.
-# Exits non-zero if any target crashes. Needs the nightly toolchain (`cargo +nightly`).
+# Exits non-zero if any target crashes. The libFuzzer seed is fixed (SMOKE_SEED, default 1) so
+# that a CI failure reproduces; run.sh with a longer time explores further. Needs the nightly toolchain (`cargo +nightly`).
 set -euo pipefail
 cd "$(dirname "$0")"
 # fuzz/ is its own workspace with its own target directory.
@@ -24,7 +25,7 @@ summary=()
 status=0
 for t in "${targets[@]}"; do
   log="target/smoke/$t.log"
-  if ./run.sh "$t" "$seconds" >"$log" 2>&1; then result=ok; else result=FAILED; status=1; fi
+  if ./run.sh "$t" "$seconds" -seed="${SMOKE_SEED:-1}" >"$log" 2>&1; then result=ok; else result=FAILED; status=1; fi
   done_line=$(grep -E '^#[0-9]+[[:space:]]+DONE' "$log" | tail -1 || true)
   cov=$(sed -nE 's/.* cov: ([0-9]+).*/\1/p' <<<"$done_line")
   ft=$(sed -nE 's/.* ft: ([0-9]+).*/\1/p' <<<"$done_line")

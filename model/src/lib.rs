@@ -883,10 +883,17 @@ impl AuthModel {
     }
 
     fn attacker_authorize_url(client_id: &str, redirect: &str, resource: &str) -> String {
+        let query = Self::attacker_authorize_query(client_id, redirect, resource);
+        format!("{HONEST_ISSUER}/authorize?{query}")
+    }
+
+    /// The query of the attacker's authorization request (its own PKCE verifier and state);
+    /// the replay on the real servers sends the same one.
+    pub fn attacker_authorize_query(client_id: &str, redirect: &str, resource: &str) -> String {
         let challenge = CodeVerifier::parse(ATTACKER_VERIFIER)
             .expect("valid verifier")
             .challenge();
-        let query = mcp_auth_proto::form::encode([
+        mcp_auth_proto::form::encode([
             ("response_type", "code"),
             ("client_id", client_id),
             ("redirect_uri", redirect),
@@ -895,8 +902,7 @@ impl AuthModel {
             ("code_challenge_method", "S256"),
             ("resource", resource),
             ("scope", SCOPE),
-        ]);
-        format!("{HONEST_ISSUER}/authorize?{query}")
+        ])
     }
 
     /// The attacker's entropy for one of its actions: a stream of its own, seeded from the

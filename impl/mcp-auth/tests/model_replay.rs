@@ -55,7 +55,6 @@ use mcp_auth_proto::harness::query_map;
 use mcp_auth_proto::http::{HttpRequest, HttpResponse, Method};
 use mcp_auth_proto::metadata::ProtectedResourceMetadata;
 use mcp_auth_proto::mutations::Mutations;
-use mcp_auth_proto::pkce::CodeVerifier;
 use mcp_auth_proto::resource::{ResourceServer, RsConfig};
 use mcp_auth_proto::server::http::UserAgentPolicy;
 use mcp_auth_proto::server::{AsConfig, CodeState};
@@ -641,19 +640,8 @@ impl Real {
     }
 
     fn attacker_authorize_url(&self, client_id: &str, redirect: &str, resource: &str) -> String {
-        let challenge = CodeVerifier::parse(ATTACKER_VERIFIER)
-            .expect("valid verifier")
-            .challenge();
-        let query = mcp_auth_proto::form::encode([
-            ("response_type", "code"),
-            ("client_id", client_id),
-            ("redirect_uri", redirect),
-            ("state", "attacker-state"),
-            ("code_challenge", challenge.as_str()),
-            ("code_challenge_method", "S256"),
-            ("resource", resource),
-            ("scope", SCOPE),
-        ]);
+        let query =
+            mcp_auth_model::AuthModel::attacker_authorize_query(client_id, redirect, resource);
         format!("{}/authorize?{query}", self.s.issuer)
     }
 

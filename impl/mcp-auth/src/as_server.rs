@@ -7,7 +7,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 
 use mcp_auth_proto::jwt::Signer;
-use mcp_auth_proto::server::http::{UserAgentPolicy, handle};
+use mcp_auth_proto::server::http::{Prepared, UserAgentPolicy, finish_login, prepare};
 use mcp_auth_proto::server::{AsConfig, AuthorizationServer};
 use tokio::net::TcpListener;
 
@@ -38,6 +38,17 @@ impl AsState {
             .rotate_key(signer);
     }
 
+    fn lock(&self) -> std::sync::MutexGuard<'_, AuthorizationServer> {
+        self.server
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The user-agent policy (accounts, auto-approval).
+    pub fn policy(&self) -> &UserAgentPolicy {
+        &self.policy
+    }
+
     /// Run `f` on the core server (for inspection in tests).
     pub fn with_server<T>(&self, f: impl FnOnce(&AuthorizationServer) -> T) -> T {
         f(&self
@@ -59,11 +70,31 @@ where
     let response = match read_request(request, AS_BODY_LIMIT).await {
         Err(response) => response,
         Ok(request) => {
-            let mut server = state
-                .server
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            handle(&mut server, now(), &mut OsEntropy, &state.policy, &request)
+            let prepared = {
+                let mut server = state.lock();
+                prepare(&mut server, now(), &mut OsEntropy, &state.policy, &request)
+            };
+            match prepared {
+                Prepared::Done(response) => response,
+                // argon2 runs on a blocking thread, with the lock released.
+                Prepared::Login(attempt) => {
+                    let (attempt, verified) = tokio::task::spawn_blocking(move || {
+                        let verified = attempt.verify();
+                        (attempt, verified)
+                    })
+                    .await
+                    .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+                    let mut server = state.lock();
+                    finish_login(
+                        &mut server,
+                        now(),
+                        &mut OsEntropy,
+                        &state.policy,
+                        attempt,
+                        verified,
+                    )
+                }
+            }
         }
     };
     tracing::debug!(status = response.status, "authorization server answered");

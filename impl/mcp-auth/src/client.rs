@@ -533,9 +533,17 @@ impl McpClient {
                 .append_pair("csrf", &form.csrf)
                 .append_pair("decision", decision)
                 .finish();
-            let post = HttpRequest::new(Method::Post, resolve(url, &form.action))
+            let mut post = HttpRequest::new(Method::Post, resolve(url, &form.action))
                 .header("content-type", "application/x-www-form-urlencoded")
                 .body(body);
+            // The consent belongs to the browser session the page was shown in: send its
+            // cookie back, as a browser does.
+            if let Some(cookie) = page
+                .header_value("set-cookie")
+                .and_then(|c| c.split(';').next())
+            {
+                post = post.header("cookie", cookie);
+            }
             let answer = self
                 .exchange(
                     &format!("consent: the user presses {decision}"),

@@ -6,8 +6,9 @@ use std::sync::Arc;
 use mcp_auth_proto::jwt::Signer;
 use mcp_auth_proto::resource::{ResourceServer, RsConfig};
 use mcp_auth_proto::server::AsConfig;
+use mcp_auth_proto::server::Users;
 use mcp_auth_proto::server::http::UserAgentPolicy;
-use mcp_auth_proto::types::{ScopeSet, Subject};
+use mcp_auth_proto::types::ScopeSet;
 use mcp_auth_proto::uri::{HttpPolicy, Issuer, ResourceUri};
 use serde_json::{Value, json};
 use tokio::sync::watch;
@@ -33,8 +34,10 @@ pub struct StackOptions {
     pub second_resource: bool,
     /// The signing key (else a fresh Ed25519 key).
     pub signer: Option<Signer>,
-    /// Approve every authorization as the demo user without the consent page.
+    /// Approve every authorization as the logged-in user without the consent page.
     pub auto_approve: bool,
+    /// Accounts with passwords (a login page before consent); else the single demo user.
+    pub users: Option<Users>,
 }
 
 impl Default for StackOptions {
@@ -45,6 +48,7 @@ impl Default for StackOptions {
             second_resource: false,
             signer: None,
             auto_approve: false,
+            users: None,
         }
     }
 }
@@ -104,13 +108,24 @@ impl Stack {
         let mut config = AsConfig::new(issuer_id.clone(), resources);
         config.http_policy = policy;
         config.default_scopes = scopes(&[TOOLS_SCOPE]);
+        config.name = "mcp-auth authorization server".into();
+        config.scope_descriptions = [
+            (TOOLS_SCOPE, "List and call the server's tools."),
+            (ADMIN_SCOPE, "Call the administrative tools too."),
+        ]
+        .into_iter()
+        .map(|(s, d)| (s.to_owned(), d.to_owned()))
+        .collect();
         let signer = options.signer.unwrap_or_else(crate::keys::ephemeral);
         let as_state = AsState::new(
             config,
             signer,
             UserAgentPolicy {
-                subject: Subject(DEMO_SUBJECT.into()),
                 auto_approve: options.auto_approve,
+                ..match options.users {
+                    Some(users) => UserAgentPolicy::users(users),
+                    None => UserAgentPolicy::single(DEMO_SUBJECT),
+                }
             },
         );
         let jwks_uri = as_state

@@ -24,3 +24,4 @@ pub mod mcp;
 pub mod net;
 pub mod rs;
 pub mod transcript;
+pub mod users;

@@ -42,10 +42,19 @@ enum Command {
         /// PKCS#8 PEM private key (Ed25519, P-256 or RSA); created (Ed25519) if missing.
         #[arg(long, value_name = "FILE")]
         signing_key: Option<PathBuf>,
-        /// Approve every authorization as the demo user without the consent page (tests only).
+        /// Approve every authorization as the logged-in user without the consent page (tests
+        /// only).
         #[arg(long)]
         auto_approve: bool,
+        /// A TOML file of user accounts (`[[users]]` with `username`, `name` and
+        /// `password_hash`, an argon2id PHC string from `mcp-auth hash-password`): users log in
+        /// before consent. Without it, one demo user and no login page.
+        #[arg(long, value_name = "FILE")]
+        users: Option<PathBuf>,
     },
+    /// Read a password on standard input and print its argon2id hash (PHC format) for the
+    /// users file of `serve --users`.
+    HashPassword,
     /// Connect to an MCP server, authorizing as needed, and list its tools or call one.
     Connect {
         /// The MCP endpoint URL.
@@ -96,7 +105,9 @@ async fn main() -> ExitCode {
             rs_addr,
             signing_key,
             auto_approve,
-        } => serve(as_addr, rs_addr, signing_key, auto_approve).await,
+            users,
+        } => serve(as_addr, rs_addr, signing_key, auto_approve, users).await,
+        Command::HashPassword => hash_password(),
         Command::Connect {
             mcp_url,
             tool,
@@ -171,12 +182,56 @@ async fn demo(mermaid: bool, json: bool) -> ExitCode {
     }
 }
 
+/// `mcp-auth hash-password`: one line of standard input (without its line end) to a PHC
+/// string, with argon2's recommended costs (19 MiB, 2 passes) and a random 16-byte salt.
+fn hash_password() -> ExitCode {
+    let mut line = String::new();
+    if std::io::stdin().read_line(&mut line).is_err() {
+        eprintln!("could not read the password from standard input");
+        return ExitCode::FAILURE;
+    }
+    let password = line.trim_end_matches(['\r', '\n']);
+    if password.is_empty() {
+        eprintln!("empty password");
+        return ExitCode::FAILURE;
+    }
+    let mut salt = [0u8; 16];
+    mcp_auth_proto::Entropy::fill(&mut mcp_auth::net::OsEntropy, &mut salt);
+    match mcp_auth_proto::server::users::hash_password(password, &salt, 19 * 1024, 2) {
+        Ok(phc) => {
+            println!("{phc}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 async fn serve(
     as_addr: String,
     rs_addr: String,
     signing_key: Option<PathBuf>,
     auto_approve: bool,
+    users: Option<PathBuf>,
 ) -> ExitCode {
+    let users = match users.as_deref().map(mcp_auth::users::load).transpose() {
+        Ok(u) => u,
+        Err(e) => {
+            eprintln!("users: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let accounts = users.as_ref().map_or_else(
+        || "one demo user (no login page: pass --users FILE for accounts)".to_owned(),
+        |u| {
+            format!(
+                "{} user(s) from the users file, login before consent",
+                u.iter().count()
+            )
+        },
+    );
     let signer = match signing_key
         .as_deref()
         .map(mcp_auth::keys::load_or_create)
@@ -194,6 +249,7 @@ async fn serve(
         second_resource: false,
         signer,
         auto_approve,
+        users,
     })
     .await
     {
@@ -205,6 +261,7 @@ async fn serve(
     };
     println!("MCP server: {}", stack.mcp_url);
     println!("Authorization server: {}", stack.issuer);
+    eprintln!("accounts: {accounts}");
     use std::io::Write as _;
     let _ = std::io::stdout().flush();
     let _ = tokio::signal::ctrl_c().await;

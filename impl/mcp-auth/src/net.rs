@@ -77,6 +77,10 @@ pub fn early_error(status: u16, rejection: Rejection) -> HttpResponse {
     .header("cache-control", "no-store")
 }
 
+/// The address of the peer a request came from (a request extension set by [`serve`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PeerAddr(pub std::net::SocketAddr);
+
 /// Read a request into the core's value, the body bounded by `limit`. A body over the limit
 /// gives a 413 answer, an unreadable one a 400, both as OAuth JSON errors.
 pub async fn read_request<B>(
@@ -104,16 +108,25 @@ where
         }
         Err(_) => return Err(early_error(400, Rejection::Malformed)),
     };
+    let mut headers: Vec<(String, Vec<u8>)> = parts
+        .headers
+        .iter()
+        .map(|(n, v)| (n.as_str().to_owned(), v.as_bytes().to_vec()))
+        .collect();
+    // HTTP/2 carries the host in `:authority`, which hyper puts in the URI: the core sees a
+    // `host` header either way.
+    if !parts.headers.contains_key(http::header::HOST)
+        && let Some(authority) = parts.uri.authority()
+    {
+        headers.push(("host".to_owned(), authority.as_str().as_bytes().to_vec()));
+    }
     Ok(HttpRequest {
         method: Method::from_name(parts.method.as_str()),
         url: parts.uri.path().to_owned(),
         query: parts.uri.query().map(str::to_owned),
-        headers: parts
-            .headers
-            .iter()
-            .map(|(n, v)| (n.as_str().to_owned(), v.as_bytes().to_vec()))
-            .collect(),
+        headers,
         body: body.to_vec(),
+        peer: parts.extensions.get::<PeerAddr>().map(|p| p.0.ip()),
     })
 }
 
@@ -144,9 +157,17 @@ where
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let Ok((tcp, _)) = accepted else { continue };
+                let Ok((tcp, peer)) = accepted else { continue };
+                let service = service.clone();
+                let service = tower::ServiceExt::map_request(
+                    service,
+                    move |mut request: http::Request<Incoming>| {
+                        request.extensions_mut().insert(PeerAddr(peer));
+                        request
+                    },
+                );
                 let connection = builder
-                    .serve_connection(TokioIo::new(tcp), TowerToHyperService::new(service.clone()))
+                    .serve_connection(TokioIo::new(tcp), TowerToHyperService::new(service))
                     .into_owned();
                 let connection = graceful.watch(connection);
                 tokio::spawn(async move {

@@ -137,6 +137,10 @@ rejections! {
     WrongContentType => InvalidRequest, "TOK-1", "Unsupported content type";
     /// The HTTP method is not the one the endpoint takes.
     WrongMethod => InvalidRequest, "TOK-1", "Method not allowed";
+    /// The `Host` header names another server than the issuer (DNS rebinding).
+    WrongHost => InvalidRequest, "SEC-15", "The Host header does not name this server";
+    /// A form was posted from another origin than the authorization server's.
+    CrossOrigin => InvalidRequest, "SEC-15", "The form was sent from another site";
     /// A bounded table (clients, pending consents, codes, grants) is full.
     Full => TemporarilyUnavailable, "SEC-12", "The server is at capacity; try again later";
 
@@ -163,6 +167,9 @@ rejections! {
     RedirectUriRequired => InvalidRequest, "AZ-6", "redirect_uri is required";
     /// The consent form names no pending authorization, or its CSRF token is wrong.
     UnknownConsent => InvalidRequest, "AZ-7", "Unknown or expired authorization request";
+    /// A login, consent or logout form came from another browser session than the one the
+    /// authorization was started in, or from another user (consent CSRF).
+    SessionMismatch => InvalidRequest, "AZ-28", "This authorization was started in another browser session; start again from the application";
 
     // ---- authorization endpoint: redirected to the verified redirect URI ----------------
     /// `response_type` is missing or not `code`.

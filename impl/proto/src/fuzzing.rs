@@ -46,9 +46,9 @@ use crate::pkce::CodeVerifier;
 use crate::resource::ResourceServer;
 use crate::server::http::{UserAgentPolicy, handle};
 use crate::server::{
-    AsConfig, AuthorizationServer, AuthorizeOutcome, ClientCredentials, ClientMetadata,
-    ConsentDecision, ConsentPrompt, Limits, RegistrationResponse, TokenAuthMethod, TokenRequest,
-    TokenResponse,
+    Accounts, AsConfig, AuthorizationServer, AuthorizeOutcome, Browser, ClientCredentials,
+    ClientMetadata, ConsentDecision, ConsentPrompt, Limits, RegistrationResponse, TokenAuthMethod,
+    TokenRequest, TokenResponse,
 };
 use crate::time::UnixTime;
 use crate::types::{ScopeSet, Subject};
@@ -1208,6 +1208,8 @@ struct RequestBase {
     pending: ConsentPrompt,
     code: String,
     refresh_token: String,
+    /// The browser session the pending consent belongs to.
+    session: String,
 }
 
 fn fixed_verifier() -> CodeVerifier {
@@ -1234,15 +1236,27 @@ fn request_base() -> &'static RequestBase {
         let params = Params::decode(query.as_bytes()).expect("query");
         let now = harness.now;
         let server = &mut harness.authorization_server;
-        let AuthorizeOutcome::Consent(first) = server.authorize(now, &mut harness.entropy, &params)
-        else {
+        let accounts = Accounts::Single(Subject(USER.into()));
+        let answer = server.authorize(
+            now,
+            &mut harness.entropy,
+            &params,
+            &accounts,
+            &Browser::default(),
+        );
+        let session = answer.set_session.clone().expect("a new session");
+        let browser = Browser {
+            session: Some(session.clone()),
+            peer: None,
+        };
+        let AuthorizeOutcome::Consent(first) = answer.outcome else {
             panic!("authorize must ask for consent")
         };
         let decision = ConsentDecision {
             id: first.id.clone(),
             csrf: first.csrf.clone(),
             approve: true,
-            subject: Subject(USER.into()),
+            session: Some(session.clone()),
         };
         let AuthorizeOutcome::Redirect(redirect) =
             server.consent(now, &mut harness.entropy, &decision)
@@ -1250,8 +1264,9 @@ fn request_base() -> &'static RequestBase {
             panic!("consent must redirect")
         };
         let code = redirect.result.expect("code");
-        let AuthorizeOutcome::Consent(pending) =
-            server.authorize(now, &mut harness.entropy, &params)
+        let AuthorizeOutcome::Consent(pending) = server
+            .authorize(now, &mut harness.entropy, &params, &accounts, &browser)
+            .outcome
         else {
             panic!("authorize must ask for consent")
         };
@@ -1262,6 +1277,7 @@ fn request_base() -> &'static RequestBase {
             code,
             refresh_token: f.tokens.refresh_token.clone().unwrap_or_default(),
             harness,
+            session,
         }
     })
 }
@@ -1294,6 +1310,15 @@ impl Learned {
                     self.0.insert(name, v.clone());
                 }
             }
+        }
+        if let Some(cookie) = response.header_value("set-cookie")
+            && let Some(value) = cookie
+                .split(';')
+                .next()
+                .and_then(|c| c.split_once('='))
+                .map(|(_, v)| v)
+        {
+            self.0.insert("session", value.to_owned());
         }
         let body = String::from_utf8_lossy(&response.body);
         for name in ["id", "csrf"] {
@@ -1518,10 +1543,7 @@ pub fn request_decode(data: &[u8]) {
     let base = request_base();
     let mut h = base.harness.clone();
     if let Some(request) = raw_request(data) {
-        let user = UserAgentPolicy {
-            subject: Subject(USER.into()),
-            auto_approve: true,
-        };
+        let user = UserAgentPolicy::single(USER).auto_approving();
         let response = handle(
             &mut h.authorization_server,
             h.now,
@@ -1535,8 +1557,8 @@ pub fn request_decode(data: &[u8]) {
     let mut g = Gen::new(data);
     let mut learned = Learned::default();
     let user = UserAgentPolicy {
-        subject: Subject(USER.into()),
         auto_approve: g.bool(),
+        ..UserAgentPolicy::single(USER)
     };
     for _ in 0..4 {
         if g.is_empty() {
@@ -1604,6 +1626,10 @@ pub fn request_decode(data: &[u8]) {
         };
         if let Some(ct) = content_type {
             request = request.header("content-type", ct);
+        }
+        if !g.one_in(8) {
+            let cookie = format!("mcp-auth-session={}", learned.get("session", &base.session));
+            request = request.header("cookie", cookie);
         }
         match g.below(8) {
             0 => {
@@ -1774,6 +1800,8 @@ struct Ops {
     entropy: Sequential,
     clients: Vec<OpsClient>,
     prompts: Vec<OpsPrompt>,
+    /// The one browser's session cookie.
+    session: Option<String>,
     codes: Vec<OpsCode>,
     refresh: Vec<OpsRefresh>,
     /// Codes that were redeemed successfully.
@@ -1803,6 +1831,8 @@ fn ops_server(g: &mut Gen<'_>) -> AuthorizationServer {
             grants: 3,
             redirect_uris: 2,
             state_len: 16,
+            sessions: 2,
+            ..Limits::default()
         };
     }
     if g.one_in(3) {
@@ -1896,7 +1926,18 @@ impl Ops {
             pairs.push(("redirect_uri", redirect_uri.as_str()));
         }
         let params = Params::decode(form::encode(pairs).as_bytes()).expect("form");
-        match self.server.authorize(self.now, &mut self.entropy, &params) {
+        let accounts = Accounts::Single(Subject(USER.into()));
+        let browser = Browser {
+            session: self.session.clone(),
+            peer: None,
+        };
+        let answer =
+            self.server
+                .authorize(self.now, &mut self.entropy, &params, &accounts, &browser);
+        if let Some(cookie) = answer.set_session {
+            self.session = Some(cookie);
+        }
+        match answer.outcome {
             AuthorizeOutcome::Consent(prompt) => {
                 assert_eq!(client_id, client.id);
                 let canonical_resource = canonical(resource, HttpPolicy::HttpsOnly)
@@ -1929,16 +1970,21 @@ impl Ops {
                     used: false,
                 });
             }
-            AuthorizeOutcome::Redirect(r) => {
+            AuthorizeOutcome::Inform(i) => {
+                let r = i.redirect;
                 assert!(r.result.is_err(), "authorize never redirects with a code");
                 assert_eq!(client_id, client.id);
                 assert!(
                     !r.location.starts_with("https://evil.example"),
-                    "open redirect to {}",
+                    "link to {}",
                     r.location
                 );
             }
-            AuthorizeOutcome::Refuse(_) => {}
+            AuthorizeOutcome::Redirect(r) => {
+                panic!("authorize redirected without the user: {}", r.location)
+            }
+            AuthorizeOutcome::Login(_) => panic!("a login page without accounts"),
+            AuthorizeOutcome::ShowPending(_) | AuthorizeOutcome::Refuse(_) => {}
         }
     }
 
@@ -1949,6 +1995,7 @@ impl Ops {
         let pi = g.below(self.prompts.len());
         let approve = !g.one_in(4);
         let csrf_ok = !g.one_in(8);
+        let session_ok = !g.one_in(8);
         let p = &self.prompts[pi];
         let decision = ConsentDecision {
             id: p.prompt.id.clone(),
@@ -1958,13 +2005,18 @@ impl Ops {
                 "forged".into()
             },
             approve,
-            subject: Subject(USER.into()),
+            session: if session_ok {
+                self.session.clone()
+            } else {
+                Some("another browser".into())
+            },
         };
         let outcome = self.server.consent(self.now, &mut self.entropy, &decision);
         let p = &mut self.prompts[pi];
         match outcome {
             AuthorizeOutcome::Redirect(r) => {
                 assert!(csrf_ok, "consent accepted a forged CSRF token");
+                assert!(session_ok, "consent accepted from another browser session");
                 assert!(!p.used, "a consent prompt was used twice");
                 assert!(self.now < p.created.plus(600), "expired consent accepted");
                 p.used = true;
@@ -1987,18 +2039,18 @@ impl Ops {
                 }
             }
             AuthorizeOutcome::Refuse(_) => {
-                if csrf_ok && !p.used {
+                if csrf_ok && session_ok && !p.used {
                     // Refused only once expired (or pruned); it is gone for good.
                     assert!(
                         self.now >= p.created.plus(600),
                         "a live consent was refused"
                     );
                 }
-                if csrf_ok {
+                if csrf_ok && session_ok {
                     p.used = true;
                 }
             }
-            AuthorizeOutcome::Consent(_) => panic!("consent asked again"),
+            other => panic!("consent answered {other:?}"),
         }
     }
 
@@ -2306,6 +2358,7 @@ pub fn as_ops(data: &[u8]) {
         entropy: Sequential(1),
         clients: Vec::new(),
         prompts: Vec::new(),
+        session: None,
         codes: Vec::new(),
         refresh: Vec::new(),
         redeemed: BTreeSet::new(),

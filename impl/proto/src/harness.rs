@@ -15,7 +15,7 @@ use crate::resource::{Challenge, ResourceServer, RsConfig};
 use crate::server::http::{UserAgentPolicy, handle};
 use crate::server::{AsConfig, AuthorizationServer};
 use crate::time::UnixTime;
-use crate::types::{ScopeSet, Subject};
+use crate::types::ScopeSet;
 use crate::uri::{HttpPolicy, Issuer, ResourceUri, parse_uri};
 
 /// The issuer of the harness's authorization server.
@@ -44,6 +44,11 @@ pub struct Harness {
     pub entropy: Sequential,
     /// The user at the consent page.
     pub user: UserAgentPolicy,
+    /// The browser's session cookie (`name=value`), as the AS last set it.
+    pub cookie: Option<String>,
+    /// Keep [`Harness::cookie`] and send it with every AS request that has none (one
+    /// browser); off, tests play their browsers' cookies themselves.
+    pub cookie_jar: bool,
     /// Every exchange, in order.
     pub log: Vec<(HttpRequest, HttpResponse)>,
 }
@@ -101,10 +106,9 @@ impl Harness {
             }),
             now: UnixTime::from_secs(1_000),
             entropy: Sequential(1),
-            user: UserAgentPolicy {
-                subject: Subject(USER.into()),
-                auto_approve: true,
-            },
+            user: UserAgentPolicy::single(USER).auto_approving(),
+            cookie: None,
+            cookie_jar: true,
             log: Vec::new(),
         }
     }
@@ -119,13 +123,29 @@ impl Harness {
                     ..request.clone()
                 };
                 if ISSUER.starts_with(&origin) && origin.len() == ISSUER.len() {
-                    handle(
+                    // One browser: the session cookie goes back with every request.
+                    let local = match &self.cookie {
+                        Some(c)
+                            if self.cookie_jar
+                                && local.header_values("cookie").next().is_none() =>
+                        {
+                            local.header("cookie", c.clone())
+                        }
+                        _ => local,
+                    };
+                    let response = handle(
                         &mut self.authorization_server,
                         self.now,
                         &mut self.entropy,
                         &self.user,
                         &local,
-                    )
+                    );
+                    if let Some(set) = response.header_value("set-cookie")
+                        && let Some(pair) = set.split(';').next()
+                    {
+                        self.cookie = Some(pair.to_owned());
+                    }
+                    response
                 } else if self.resource_server.config().resource.origin() == origin {
                     self.resource_server_http(&local)
                 } else {
@@ -196,10 +216,84 @@ impl Harness {
         redirect_query(&response)
     }
 
+    /// The user agent opens `url` and gets an error page with a link back to the client:
+    /// the query of that link.
+    pub fn browse_error(&mut self, url: &str) -> Option<String> {
+        let response = self.route(&HttpRequest::new(Method::Get, url));
+        error_link_query(&response)
+    }
+
     /// Advance simulated time.
     pub fn advance(&mut self, secs: u64) {
         self.now = self.now.plus(secs);
     }
+}
+
+/// A form POST (`application/x-www-form-urlencoded`).
+pub fn form_post(url: &str, pairs: &[(&str, &str)]) -> HttpRequest {
+    HttpRequest::new(Method::Post, url)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(crate::form::encode(pairs.iter().copied()))
+}
+
+/// Register a public client named "test" with the given redirect URIs at the harness AS;
+/// returns its id.
+pub fn register_client(h: &mut Harness, redirect_uris: &[&str]) -> String {
+    let body = serde_json::json!({"redirect_uris": redirect_uris,
+        "token_endpoint_auth_method": "none",
+        "grant_types": ["authorization_code", "refresh_token"], "client_name": "test"});
+    let r = h.route(
+        &HttpRequest::new(Method::Post, format!("{ISSUER}/register"))
+            .header("content-type", "application/json")
+            .body(serde_json::to_vec(&body).unwrap_or_default()),
+    );
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    serde_json::from_slice::<serde_json::Value>(&r.body).unwrap_or_default()["client_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// The authorization URL for a client, with PKCE of `verifier`, state "xyz", `resource`
+/// and [`REDIRECT_URI`]; `extra` replaces or (with an empty value) removes parameters.
+pub fn authorize_url(
+    client_id: &str,
+    verifier: &crate::pkce::CodeVerifier,
+    resource: &str,
+    extra: &[(&str, &str)],
+) -> String {
+    let challenge = verifier.challenge();
+    let mut pairs = vec![
+        ("response_type", "code"),
+        ("client_id", client_id),
+        ("redirect_uri", REDIRECT_URI),
+        ("state", "xyz"),
+        ("code_challenge", challenge.as_str()),
+        ("code_challenge_method", "S256"),
+        ("resource", resource),
+    ];
+    for (k, v) in extra {
+        pairs.retain(|(pk, _)| pk != k);
+        if !v.is_empty() {
+            pairs.push((k, v));
+        }
+    }
+    format!("{ISSUER}/authorize?{}", crate::form::encode(pairs))
+}
+
+/// The query of the link back to [`REDIRECT_URI`] on an error page that the server shows
+/// instead of redirecting (a verified client sent a bad request; no user was involved yet).
+/// `None` if the answer redirects or has no such link.
+pub fn error_link_query(response: &HttpResponse) -> Option<String> {
+    if response.header_value("location").is_some() {
+        return None;
+    }
+    let html = std::str::from_utf8(&response.body).ok()?;
+    let (_, rest) = html.split_once("<a class=\"button\" href=\"")?;
+    let (href, _) = rest.split_once('"')?;
+    let href = href.replace("&amp;", "&");
+    let rest = href.strip_prefix(REDIRECT_URI)?;
+    rest.strip_prefix('?').map(str::to_owned)
 }
 
 /// The query of a 303 redirect to [`REDIRECT_URI`].

@@ -55,6 +55,8 @@ pub struct HttpRequest {
     pub headers: Vec<(String, Vec<u8>)>,
     /// Body.
     pub body: Vec<u8>,
+    /// The peer's address (servers only, when the driver knows it).
+    pub peer: Option<std::net::IpAddr>,
 }
 
 impl HttpRequest {
@@ -66,6 +68,7 @@ impl HttpRequest {
             query: None,
             headers: Vec::new(),
             body: Vec::new(),
+            peer: None,
         }
     }
 

@@ -22,6 +22,9 @@ pub struct Mutations {
     /// AS: do not bind the token to the consented resource: the token request's `resource`
     /// is not compared with the code's and becomes the audience (RES-14).
     pub skip_resource_binding: bool,
+    /// AS: accept a consent decision from any browser session, made as that session's user,
+    /// not only from the session and user the prompt was shown to (AZ-28).
+    pub skip_session_binding: bool,
     /// RS: do not check `aud` (RS-2).
     pub skip_audience_check: bool,
     /// Client: accept a callback whatever its `state` (AZ-11).

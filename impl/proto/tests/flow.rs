@@ -6,7 +6,8 @@ use mcp_auth_proto::Rejection;
 use mcp_auth_proto::client::{ClientConfig, ClientError, Tokens};
 use mcp_auth_proto::form;
 use mcp_auth_proto::harness::{
-    self, Harness, ISSUER, OTHER_RESOURCE, REDIRECT_URI, RESOURCE, query_map, redirect_query,
+    self, Harness, ISSUER, OTHER_RESOURCE, REDIRECT_URI, RESOURCE, authorize_url, form_post,
+    query_map, redirect_query,
 };
 use mcp_auth_proto::http::{HttpRequest, HttpResponse, Method};
 use mcp_auth_proto::metadata::{AuthorizationServerMetadata, ProtectedResourceMetadata};
@@ -21,12 +22,6 @@ fn error_of(response: &HttpResponse) -> String {
     json(response)["error"].as_str().unwrap_or("").to_owned()
 }
 
-fn form_post(url: &str, pairs: &[(&str, &str)]) -> HttpRequest {
-    HttpRequest::new(Method::Post, url)
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(form::encode(pairs.iter().copied()))
-}
-
 fn json_post(url: &str, body: &Value) -> HttpRequest {
     HttpRequest::new(Method::Post, url)
         .header("content-type", "application/json")
@@ -37,41 +32,8 @@ fn token_url() -> String {
     format!("{ISSUER}/token")
 }
 
-/// Register a public client with the given redirect URIs; returns its id.
 fn register(h: &mut Harness, redirect_uris: &[&str]) -> String {
-    let r = h.route(&json_post(
-        &format!("{ISSUER}/register"),
-        &serde_json::json!({"redirect_uris": redirect_uris, "token_endpoint_auth_method": "none",
-            "grant_types": ["authorization_code", "refresh_token"], "client_name": "test"}),
-    ));
-    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
-    json(&r)["client_id"].as_str().unwrap().to_owned()
-}
-
-/// Authorization URL for a client, with PKCE of `verifier`, state "xyz" and `resource`.
-fn authorize_url(
-    client_id: &str,
-    verifier: &CodeVerifier,
-    resource: &str,
-    extra: &[(&str, &str)],
-) -> String {
-    let challenge = verifier.challenge();
-    let mut pairs = vec![
-        ("response_type", "code"),
-        ("client_id", client_id),
-        ("redirect_uri", REDIRECT_URI),
-        ("state", "xyz"),
-        ("code_challenge", challenge.as_str()),
-        ("code_challenge_method", "S256"),
-        ("resource", resource),
-    ];
-    for (k, v) in extra {
-        pairs.retain(|(pk, _)| pk != k);
-        if !v.is_empty() {
-            pairs.push((k, v));
-        }
-    }
-    format!("{ISSUER}/authorize?{}", form::encode(pairs))
+    harness::register_client(h, redirect_uris)
 }
 
 fn verifier(n: u8) -> CodeVerifier {
@@ -175,7 +137,7 @@ fn authorization_responses_carry_state_and_iss() {
     assert_eq!(ok["iss"], ISSUER);
     assert!(ok.contains_key("code"));
     let err = query_map(
-        &h.browse(&authorize_url(
+        &h.browse_error(&authorize_url(
             &client_id,
             &v,
             RESOURCE,
@@ -516,7 +478,7 @@ fn unverified_client_or_redirect_uri_is_shown_never_redirected() {
 
 // spec: AZ-2, PKCE-6, PKCE-7, PKCE-8, RES-12
 #[test]
-fn request_errors_after_verification_are_redirected_with_the_right_code() {
+fn request_errors_after_verification_carry_the_right_code() {
     let mut h = Harness::new();
     let v = verifier(1);
     let client_id = register(&mut h, &[REDIRECT_URI]);
@@ -534,13 +496,13 @@ fn request_errors_after_verification_are_redirected_with_the_right_code() {
     ];
     for (extra, code) in cases {
         let q = query_map(
-            &h.browse(&authorize_url(&client_id, &v, RESOURCE, extra))
-                .expect("redirected"),
+            &h.browse_error(&authorize_url(&client_id, &v, RESOURCE, extra))
+                .expect("an error page with a link"),
         );
         assert_eq!(q.get("error").map(String::as_str), Some(code), "{extra:?}");
     }
     let q = query_map(
-        &h.browse(&authorize_url(
+        &h.browse_error(&authorize_url(
             &client_id,
             &v,
             RESOURCE,
@@ -890,7 +852,7 @@ fn the_audience_is_always_the_consented_resource() {
     // Without a resource there is no authorization at all: no ambiguous audience is possible.
     let client_id = register(&mut h, &[REDIRECT_URI]);
     let q = query_map(
-        &h.browse(&authorize_url(
+        &h.browse_error(&authorize_url(
             &client_id,
             &v,
             RESOURCE,
@@ -958,7 +920,7 @@ fn a_full_table_frees_up_once_its_entries_expire() {
     for _ in 0..2 {
         assert_eq!(h.route(&HttpRequest::new(Method::Get, &url)).status, 200);
     }
-    let full = query_map(&h.browse(&url).expect("redirected with an error"));
+    let full = query_map(&h.browse_error(&url).expect("an error page with a link"));
     assert_eq!(full["error"], "temporarily_unavailable");
     h.advance(601);
     assert_eq!(h.route(&HttpRequest::new(Method::Get, &url)).status, 200);

@@ -5,9 +5,11 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 
+use super::pages;
+pub use super::pages::escape;
 use super::{
-    AuthorizationServer, AuthorizeOutcome, ClientCredentials, ClientMetadata, ConsentDecision,
-    ConsentPrompt, TokenRequest, paths,
+    Accounts, Answer, AuthorizationServer, AuthorizeOutcome, Browser, ClientCredentials,
+    ClientMetadata, ConsentDecision, LoginAttempt, LoginForm, TokenRequest, Users, paths,
 };
 use crate::entropy::Entropy;
 use crate::error::Rejection;
@@ -19,14 +21,42 @@ use crate::time::UnixTime;
 use crate::types::Subject;
 use crate::uri::{well_known_append, well_known_insert};
 
-/// How the authorization endpoint obtains the user's decision.
+/// How the authorization server meets the person in the browser: who can log in, and whether
+/// consent is given automatically.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct UserAgentPolicy {
-    /// The authenticated user (the demo user: this reference AS has no account database).
-    pub subject: Subject,
-    /// Approve every request as that user without showing the consent page. For tests only:
-    /// it disables the consent step (AZ-25).
+    /// The accounts: one implicit demo user (no login page), or users with passwords.
+    pub accounts: Accounts,
+    /// Approve every request as the logged-in user without showing the consent page. For
+    /// tests and the demo only: it disables the consent step (AZ-25).
     pub auto_approve: bool,
+}
+
+impl UserAgentPolicy {
+    /// One implicit user, `subject`, and the consent page (no login page).
+    pub fn single(subject: impl Into<String>) -> Self {
+        Self {
+            accounts: Accounts::Single(Subject(subject.into())),
+            auto_approve: false,
+        }
+    }
+
+    /// Accounts with passwords: a login page before the consent page.
+    pub fn users(users: Users) -> Self {
+        Self {
+            accounts: Accounts::Users(users),
+            auto_approve: false,
+        }
+    }
+
+    /// The same policy, approving automatically (tests and the demo only).
+    #[must_use]
+    pub fn auto_approving(self) -> Self {
+        Self {
+            auto_approve: true,
+            ..self
+        }
+    }
 }
 
 /// The paths (below the origin) at which the metadata documents are served: the RFC 8414
@@ -94,7 +124,100 @@ fn method_not_allowed(allow: &str) -> HttpResponse {
         .header("allow", allow)
 }
 
-/// Handle one HTTP request addressed to the authorization server.
+/// The name of the session cookie: `__Host-` prefixed when the issuer is https (the cookie
+/// is then `Secure`, host-only and for the whole origin).
+// spec: PF-14
+pub fn session_cookie_name(server: &AuthorizationServer) -> &'static str {
+    if is_https(server) {
+        "__Host-mcp-auth-session"
+    } else {
+        "mcp-auth-session"
+    }
+}
+
+fn is_https(server: &AuthorizationServer) -> bool {
+    server
+        .issuer()
+        .as_str()
+        .get(..8)
+        .is_some_and(|s| s.eq_ignore_ascii_case("https://"))
+}
+
+/// The `Set-Cookie` value for a new session: `HttpOnly`, `SameSite=Lax`, `Path=/`, and
+/// `Secure` over https; no expiry (the server enforces the idle and absolute lifetimes).
+// spec: PF-14
+pub fn set_session_cookie(server: &AuthorizationServer, value: &str) -> String {
+    let secure = if is_https(server) { "; Secure" } else { "" };
+    format!(
+        "{}={value}; Path=/; HttpOnly; SameSite=Lax{secure}",
+        session_cookie_name(server)
+    )
+}
+
+/// The browser's session cookie and address, as the request tells them.
+pub fn browser_of(server: &AuthorizationServer, request: &HttpRequest) -> Browser {
+    let name = session_cookie_name(server);
+    let session = request
+        .header_values("cookie")
+        .filter_map(|v| std::str::from_utf8(v).ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(n, _)| *n == name)
+        .map(|(_, v)| v.to_owned())
+        .filter(|v| !v.is_empty() && v.len() <= 128);
+    Browser {
+        session,
+        peer: request.peer,
+    }
+}
+
+/// The issuer's origin (`scheme://host[:port]`), lowercase.
+fn issuer_origin(server: &AuthorizationServer) -> Option<(String, String)> {
+    let p = crate::uri::parse_uri(server.issuer().as_str()).ok()?;
+    let port = p.port.map(|n| format!(":{n}")).unwrap_or_default();
+    let authority = format!("{}{port}", p.host.to_ascii_lowercase());
+    Some((
+        format!("{}://{authority}", p.scheme.to_ascii_lowercase()),
+        authority,
+    ))
+}
+
+/// DNS rebinding and cross-site forms: a `Host` that is not the issuer's is refused on every
+/// route, and so is a form POST whose `Origin` is not the issuer's.
+// spec: SEC-15
+fn misdirected(
+    server: &AuthorizationServer,
+    request: &HttpRequest,
+    form: bool,
+) -> Option<Rejection> {
+    let (origin, authority) = issuer_origin(server)?;
+    if let Some(host) = request.header_str("host")
+        && !host.eq_ignore_ascii_case(&authority)
+    {
+        return Some(Rejection::WrongHost);
+    }
+    if form
+        && let Some(o) = request.header_str("origin")
+        && !o.eq_ignore_ascii_case(&origin)
+    {
+        return Some(Rejection::CrossOrigin);
+    }
+    None
+}
+
+/// What [`prepare`] leaves to do.
+#[derive(Debug)]
+pub enum Prepared {
+    /// The answer.
+    Done(HttpResponse),
+    /// A login form to verify: run [`LoginAttempt::verify`] (slow, outside any lock), then
+    /// [`finish_login`].
+    Login(LoginAttempt),
+}
+
+/// Handle one HTTP request addressed to the authorization server, verifying a login's
+/// password inline. A server that shares the [`AuthorizationServer`] between requests should
+/// call [`prepare`] and [`finish_login`] instead, so that no lock is held while argon2 runs.
 pub fn handle(
     server: &mut AuthorizationServer,
     now: UnixTime,
@@ -102,32 +225,73 @@ pub fn handle(
     user: &UserAgentPolicy,
     request: &HttpRequest,
 ) -> HttpResponse {
+    match prepare(server, now, entropy, user, request) {
+        Prepared::Done(response) => response,
+        Prepared::Login(attempt) => {
+            let verified = attempt.verify();
+            finish_login(server, now, entropy, user, attempt, verified)
+        }
+    }
+}
+
+/// Complete a login that [`prepare`] started, once the password has been verified.
+pub fn finish_login(
+    server: &mut AuthorizationServer,
+    now: UnixTime,
+    entropy: &mut impl Entropy,
+    user: &UserAgentPolicy,
+    attempt: LoginAttempt,
+    verified: bool,
+) -> HttpResponse {
+    let answer = server.finish_login(now, entropy, &user.accounts, attempt, verified);
+    respond(server, answer)
+}
+
+/// Handle one HTTP request, up to the password verification of a login form.
+pub fn prepare(
+    server: &mut AuthorizationServer,
+    now: UnixTime,
+    entropy: &mut impl Entropy,
+    user: &UserAgentPolicy,
+    request: &HttpRequest,
+) -> Prepared {
     let base = issuer_path(server);
     let path = request.url.as_str();
     let route = path.strip_prefix(base.as_str()).unwrap_or("");
+    let is_form = matches!(route, paths::CONSENT | paths::LOGIN | paths::LOGOUT)
+        && request.method == Method::Post;
+    if let Some(r) = misdirected(server, request, is_form) {
+        let page = pages::error(&server.config().name, r);
+        return Prepared::Done(page);
+    }
     let is_metadata = metadata_paths(server).iter().any(|p| p == path);
     let cors_route = is_metadata || [paths::JWKS, paths::REGISTER, paths::TOKEN].contains(&route);
     if request.method == Method::Options && cors_route {
-        return cors(HttpResponse::new(204));
+        return Prepared::Done(cors(HttpResponse::new(204)));
     }
     if is_metadata {
-        return match request.method {
+        return Prepared::Done(match request.method {
             Method::Get => cors(HttpResponse::json(200, &server.metadata())),
             _ => cors(method_not_allowed("GET, OPTIONS")),
-        };
+        });
     }
-    match (route, request.method) {
+    let response = match (route, request.method) {
         (paths::JWKS, Method::Get) => cors(HttpResponse::json(200, &server.jwks())),
         (paths::REGISTER, Method::Post) => cors(register(server, now, entropy, request)),
         (paths::TOKEN, Method::Post) => cors(token(server, now, entropy, request)),
         (paths::AUTHORIZE, Method::Get) => authorize(server, now, entropy, user, request),
-        (paths::CONSENT, Method::Post) => consent(server, now, entropy, user, request),
+        (paths::CONSENT, Method::Get) => show_pending(server, now, entropy, user, request),
+        (paths::CONSENT, Method::Post) => consent(server, now, entropy, request),
+        (paths::LOGIN, Method::Post) => return login(server, now, user, request),
+        (paths::LOGOUT, Method::Post) => logout(server, now, entropy, user, request),
         (paths::JWKS, _) => cors(method_not_allowed("GET, OPTIONS")),
         (paths::REGISTER | paths::TOKEN, _) => cors(method_not_allowed("POST, OPTIONS")),
         (paths::AUTHORIZE, _) => method_not_allowed("GET"),
-        (paths::CONSENT, _) => method_not_allowed("POST"),
+        (paths::CONSENT, _) => method_not_allowed("GET, POST"),
+        (paths::LOGIN | paths::LOGOUT, _) => method_not_allowed("POST"),
         _ => HttpResponse::json(404, &serde_json::json!({"error": "not_found"})),
-    }
+    };
+    Prepared::Done(response)
 }
 
 // spec: DCR-4, DCR-6, DCR-9, TOK-12
@@ -223,6 +387,18 @@ fn token(
     }
 }
 
+fn form_params(request: &HttpRequest) -> Result<Params, Rejection> {
+    if !request.has_content_type("application/x-www-form-urlencoded") {
+        return Err(Rejection::WrongContentType);
+    }
+    Params::decode(&request.body)
+}
+
+fn field(params: &Params, name: &str) -> String {
+    params.one(name).ok().flatten().unwrap_or("").to_owned()
+}
+
+// spec: AZ-7, AZ-28
 fn authorize(
     server: &mut AuthorizationServer,
     now: UnixTime,
@@ -232,126 +408,155 @@ fn authorize(
 ) -> HttpResponse {
     let params = match Params::decode(request.query.as_deref().unwrap_or("").as_bytes()) {
         Ok(p) => p,
-        Err(r) => return outcome(AuthorizeOutcome::Refuse(r)),
+        Err(r) => return respond(server, AuthorizeOutcome::Refuse(r).into()),
     };
-    match server.authorize(now, entropy, &params) {
+    let browser = browser_of(server, request);
+    let answer = server.authorize(now, entropy, &params, &user.accounts, &browser);
+    let session = answer.set_session.clone().or(browser.session);
+    let answer = auto_approve(server, now, entropy, user, answer, session);
+    respond(server, answer)
+}
+
+/// With auto-approval on, a consent page becomes the user's approval at once.
+fn auto_approve(
+    server: &mut AuthorizationServer,
+    now: UnixTime,
+    entropy: &mut impl Entropy,
+    user: &UserAgentPolicy,
+    answer: Answer,
+    session: Option<String>,
+) -> Answer {
+    match answer.outcome {
         AuthorizeOutcome::Consent(prompt) if user.auto_approve => {
             let decision = ConsentDecision {
                 id: prompt.id,
                 csrf: prompt.csrf,
                 approve: true,
-                subject: user.subject.clone(),
+                session,
             };
-            outcome(server.consent(now, entropy, &decision))
+            Answer {
+                outcome: server.consent(now, entropy, &decision),
+                set_session: answer.set_session,
+            }
         }
-        other => outcome(other),
+        _ => answer,
     }
 }
 
-// spec: AZ-19, AZ-26
-fn consent(
+/// `GET consent?id=…`: the page of a pending authorization again (after login or logout),
+/// for the browser session it belongs to.
+fn show_pending(
     server: &mut AuthorizationServer,
     now: UnixTime,
     entropy: &mut impl Entropy,
     user: &UserAgentPolicy,
     request: &HttpRequest,
 ) -> HttpResponse {
-    if !request.has_content_type("application/x-www-form-urlencoded") {
-        return outcome(AuthorizeOutcome::Refuse(Rejection::WrongContentType));
-    }
-    let params = match Params::decode(&request.body) {
-        Ok(p) => p,
-        Err(r) => return outcome(AuthorizeOutcome::Refuse(r)),
-    };
-    let field = |name| params.one(name).ok().flatten().unwrap_or("").to_owned();
-    let decision = ConsentDecision {
-        id: field("id"),
-        csrf: field("csrf"),
-        approve: field("decision") == "approve",
-        subject: user.subject.clone(),
-    };
-    outcome(server.consent(now, entropy, &decision))
+    let params = Params::decode(request.query.as_deref().unwrap_or("").as_bytes());
+    let id = params.map(|p| field(&p, "id")).unwrap_or_default();
+    let browser = browser_of(server, request);
+    let answer = server
+        .show_pending(now, &user.accounts, &browser, &id)
+        .into();
+    let answer = auto_approve(server, now, entropy, user, answer, browser.session);
+    respond(server, answer)
 }
 
-/// Encode an authorization outcome: the consent page, a 303 redirect, or an error page.
+// spec: AZ-19, AZ-26, AZ-28
+fn consent(
+    server: &mut AuthorizationServer,
+    now: UnixTime,
+    entropy: &mut impl Entropy,
+    request: &HttpRequest,
+) -> HttpResponse {
+    let params = match form_params(request) {
+        Ok(p) => p,
+        Err(r) => return respond(server, AuthorizeOutcome::Refuse(r).into()),
+    };
+    let decision = ConsentDecision {
+        id: field(&params, "id"),
+        csrf: field(&params, "csrf"),
+        approve: field(&params, "decision") == "approve",
+        session: browser_of(server, request).session,
+    };
+    let outcome = server.consent(now, entropy, &decision);
+    respond(server, outcome.into())
+}
+
+// spec: AZ-19, AZ-29
+fn login(
+    server: &mut AuthorizationServer,
+    now: UnixTime,
+    user: &UserAgentPolicy,
+    request: &HttpRequest,
+) -> Prepared {
+    let params = match form_params(request) {
+        Ok(p) => p,
+        Err(r) => return Prepared::Done(respond(server, AuthorizeOutcome::Refuse(r).into())),
+    };
+    let form = LoginForm {
+        id: field(&params, "id"),
+        csrf: field(&params, "csrf"),
+        username: field(&params, "username"),
+        password: field(&params, "password"),
+    };
+    let browser = browser_of(server, request);
+    match server.begin_login(now, &user.accounts, &browser, &form) {
+        Ok(attempt) => Prepared::Login(attempt),
+        Err(outcome) => Prepared::Done(respond(server, outcome.into())),
+    }
+}
+
+fn logout(
+    server: &mut AuthorizationServer,
+    now: UnixTime,
+    entropy: &mut impl Entropy,
+    user: &UserAgentPolicy,
+    request: &HttpRequest,
+) -> HttpResponse {
+    let params = match form_params(request) {
+        Ok(p) => p,
+        Err(r) => return respond(server, AuthorizeOutcome::Refuse(r).into()),
+    };
+    let browser = browser_of(server, request);
+    let id = field(&params, "id");
+    let answer = server.logout(
+        now,
+        entropy,
+        &user.accounts,
+        &browser,
+        &id,
+        &field(&params, "csrf"),
+    );
+    respond(server, answer)
+}
+
+/// Encode an answer: a page, a 303 redirect, with the new session's cookie if one began.
+/// After a login or logout form, the page of the pending authorization is shown by a 303 to
+/// `GET consent?id=…`, so that reloading it never re-posts the form (AZ-19).
 // spec: AZ-4, AZ-19, AZ-26
-pub fn outcome(outcome: AuthorizeOutcome) -> HttpResponse {
-    match outcome {
-        AuthorizeOutcome::Consent(prompt) => html(200, &consent_page(&prompt)),
+fn respond(server: &AuthorizationServer, answer: Answer) -> HttpResponse {
+    let name = &server.config().name;
+    let response = match answer.outcome {
+        AuthorizeOutcome::Login(prompt) => pages::login(name, &prompt),
+        AuthorizeOutcome::Consent(prompt) => {
+            let descriptions = &server.config().scope_descriptions;
+            pages::consent(name, &prompt, |s| descriptions.get(s).cloned())
+        }
+        AuthorizeOutcome::Inform(inform) => pages::inform(name, &inform),
         AuthorizeOutcome::Redirect(r) => HttpResponse::new(303)
             .header("location", r.location)
             .header("cache-control", "no-store"),
-        AuthorizeOutcome::Refuse(r) => html(
-            r.code().status(),
-            &format!(
-                "<h1>Authorization error</h1><p>{}: {}</p>",
-                r.code().as_str(),
-                escape(r.description())
-            ),
-        ),
-    }
-}
-
-fn html(status: u16, body: &str) -> HttpResponse {
-    let page = format!(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>mcp-auth</title></head><body>{body}</body></html>"
-    );
-    HttpResponse::new(status)
-        .header("content-type", "text/html; charset=utf-8")
-        .header("content-security-policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'")
-        .header("x-frame-options", "DENY")
-        .header("cache-control", "no-store")
-        .header("referrer-policy", "no-referrer")
-        .with_body(page)
-}
-
-/// Escape text for HTML element content and attribute values.
-pub fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            _ => out.push(c),
-        }
-    }
-    out
-}
-
-/// The consent page: names the client and the redirect host, lists scopes and resource, and
-/// posts Approve or Deny with the CSRF token. Plain HTML, no script.
-// spec: AZ-9, AZ-25, AZ-26
-pub fn consent_page(p: &ConsentPrompt) -> String {
-    let name = p.client_name.as_deref().unwrap_or("An unnamed client");
-    let scopes = if p.scopes.is_empty() {
-        "<li>(no scopes)</li>".to_owned()
-    } else {
-        p.scopes
-            .iter()
-            .map(|s| format!("<li><code>{}</code></li>", escape(s)))
-            .collect()
+        AuthorizeOutcome::Refuse(r) => pages::error(name, r),
+        AuthorizeOutcome::ShowPending(id) => HttpResponse::new(303)
+            .header(
+                "location",
+                format!("consent?{}", crate::form::encode([("id", id.as_str())])),
+            )
+            .header("cache-control", "no-store"),
     };
-    format!(
-        "<h1>Authorize access</h1>\
-         <p><strong>{name}</strong> (client id <code>{id}</code>) asks to access <code>{resource}</code> on your behalf.</p>\
-         <p>If you approve, you will be sent to <strong>{host}</strong> (<code>{redirect}</code>).</p>\
-         <p>Scopes:</p><ul>{scopes}</ul>\
-         <form method=\"post\" action=\"{action}\">\
-         <input type=\"hidden\" name=\"id\" value=\"{pid}\">\
-         <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
-         <button type=\"submit\" name=\"decision\" value=\"approve\">Approve</button> \
-         <button type=\"submit\" name=\"decision\" value=\"deny\">Deny</button>\
-         </form>",
-        name = escape(name),
-        id = escape(p.client_id.as_str()),
-        resource = escape(p.resource.as_str()),
-        host = escape(&p.redirect_host),
-        redirect = escape(&p.redirect_uri),
-        action = paths::CONSENT.trim_start_matches('/'),
-        pid = escape(&p.id),
-        csrf = escape(&p.csrf),
-    )
+    match answer.set_session {
+        Some(cookie) => response.header("set-cookie", set_session_cookie(server, &cookie)),
+        None => response,
+    }
 }

@@ -5,15 +5,22 @@
 //! [`AuthorizationServer`] is a plain value. Each endpoint is one method taking `now` and an
 //! [`Entropy`] source; [`http`] decodes HTTP requests into those calls and encodes the answers.
 
+mod browser;
 pub mod http;
+mod pages;
 mod register;
+pub mod users;
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 use subtle::ConstantTimeEq;
 
+pub use browser::{
+    Answer, Browser, BrowserSession, LoginAttempt, LoginError, LoginForm, LoginPrompt, SessionKey,
+};
 pub use register::{ClientMetadata, RegisteredClient, RegistrationResponse, TokenAuthMethod};
+pub use users::{Accounts, UserRecord, Users, UsersError};
 
 use crate::entropy::{Entropy, mint};
 use crate::error::Rejection;
@@ -39,6 +46,12 @@ pub struct Lifetimes {
     pub refresh_absolute: u64,
     /// A pending consent; default 600 s.
     pub consent: u64,
+    /// A browser session without requests; default 30 min.
+    pub session_idle: u64,
+    /// A browser session at most; default 12 h.
+    pub session_absolute: u64,
+    /// The window in which failed logins count toward the limits; default 15 min.
+    pub login_window: u64,
 }
 
 impl Default for Lifetimes {
@@ -49,6 +62,9 @@ impl Default for Lifetimes {
             refresh_idle: 14 * 24 * 3600,
             refresh_absolute: 90 * 24 * 3600,
             consent: 600,
+            session_idle: 30 * 60,
+            session_absolute: 12 * 3600,
+            login_window: 15 * 60,
         }
     }
 }
@@ -68,6 +84,15 @@ pub struct Limits {
     pub redirect_uris: usize,
     /// Length of a `state` value.
     pub state_len: usize,
+    /// Browser sessions.
+    pub sessions: usize,
+    /// Failed logins per username within [`Lifetimes::login_window`] before further
+    /// attempts are refused.
+    pub login_failures_per_user: u32,
+    /// Failed logins per peer address within [`Lifetimes::login_window`].
+    pub login_failures_per_address: u32,
+    /// Usernames and addresses with failed logins remembered.
+    pub throttle: usize,
 }
 
 impl Default for Limits {
@@ -79,6 +104,10 @@ impl Default for Limits {
             grants: 100_000,
             redirect_uris: 8,
             state_len: 1024,
+            sessions: 10_000,
+            login_failures_per_user: 5,
+            login_failures_per_address: 20,
+            throttle: 10_000,
         }
     }
 }
@@ -100,6 +129,10 @@ pub struct AsConfig {
     pub limits: Limits,
     /// Whether http loopback URLs are acceptable as `resource` (spec PF-8).
     pub http_policy: HttpPolicy,
+    /// The server's name on its pages.
+    pub name: String,
+    /// A one-line description of each scope, shown on the consent page.
+    pub scope_descriptions: BTreeMap<String, String>,
     /// Defenses turned off, for the model checker only (feature `mutations`).
     #[cfg(feature = "mutations")]
     pub mutations: crate::mutations::Mutations,
@@ -117,6 +150,10 @@ pub mod paths {
     pub const REGISTER: &str = "/register";
     /// JWK Set.
     pub const JWKS: &str = "/jwks";
+    /// Login form target.
+    pub const LOGIN: &str = "/login";
+    /// Logout form target ("not you?").
+    pub const LOGOUT: &str = "/logout";
 }
 
 impl AsConfig {
@@ -133,6 +170,8 @@ impl AsConfig {
             lifetimes: Lifetimes::default(),
             limits: Limits::default(),
             http_policy: HttpPolicy::HttpsOnly,
+            name: "mcp-auth".into(),
+            scope_descriptions: BTreeMap::new(),
             #[cfg(feature = "mutations")]
             mutations: crate::mutations::Mutations::default(),
         }
@@ -236,14 +275,37 @@ pub struct ConsentPrompt {
     pub scopes: ScopeSet,
     /// The resource the token will be for.
     pub resource: ResourceUri,
+    /// The display name of the logged-in user the page is for.
+    pub user: Option<String>,
+    /// Whether the page offers "not you? sign out" (accounts with login).
+    pub can_logout: bool,
 }
 
+/// An authorization waiting for the user, bound to the browser session that started it and,
+/// once known, the user (AZ-28).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct Pending {
     prompt: ConsentPrompt,
     binding: CodeBinding,
     state: Option<String>,
     expires_at: UnixTime,
+    session: SessionKey,
+    subject: Option<Subject>,
+}
+
+/// An error the user is told about, with a link back to the client they may follow: the
+/// request came from a verified client and redirect URI, but no user has been involved yet,
+/// so the server does not redirect on its own (AZ-7, AZ-8, AZ-9).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Inform {
+    /// The client's registered name, if any.
+    pub client_name: Option<String>,
+    /// The client id.
+    pub client_id: ClientId,
+    /// The host of the redirect URI.
+    pub redirect_host: String,
+    /// The error response the client would get.
+    pub redirect: AuthorizationRedirect,
 }
 
 /// An authorization response: a redirect to the client's verified redirect URI.
@@ -260,8 +322,15 @@ pub struct AuthorizationRedirect {
 /// What the user agent should be told after an authorization or consent request.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum AuthorizeOutcome {
+    /// Ask the user to log in first.
+    Login(LoginPrompt),
     /// Ask the user.
     Consent(ConsentPrompt),
+    /// Show the error with a link back to the client (no automatic redirect).
+    Inform(Inform),
+    /// Send the browser to the page of this pending authorization (after a login or logout
+    /// form: post, redirect, get).
+    ShowPending(String),
     /// Redirect to the client (success or error): the client and redirect URI are verified.
     Redirect(AuthorizationRedirect),
     /// Show the error and never redirect: the client or redirect URI could not be verified
@@ -278,8 +347,8 @@ pub struct ConsentDecision {
     pub csrf: String,
     /// Approve or deny.
     pub approve: bool,
-    /// The authenticated user.
-    pub subject: Subject,
+    /// The browser's session cookie.
+    pub session: Option<String>,
 }
 
 /// A successful token response (OAuth 2.1 §3.2.3).
@@ -345,6 +414,8 @@ pub struct AuthorizationServer {
     grants: BTreeMap<u64, Grant>,
     refresh_index: BTreeMap<String, u64>,
     next_grant: u64,
+    sessions: BTreeMap<SessionKey, BrowserSession>,
+    throttle: BTreeMap<browser::ThrottleKey, browser::Failures>,
 }
 
 impl AuthorizationServer {
@@ -360,6 +431,8 @@ impl AuthorizationServer {
             grants: BTreeMap::new(),
             refresh_index: BTreeMap::new(),
             next_grant: 0,
+            sessions: BTreeMap::new(),
+            throttle: BTreeMap::new(),
         }
     }
 
@@ -473,29 +546,45 @@ impl AuthorizationServer {
     }
 
     /// The authorization endpoint. Until the client and redirect URI are verified, an error is
-    /// shown, never redirected; after that, errors go back to the client with `state` and `iss`.
-    // spec: AZ-2, AZ-3, AZ-4, AZ-6, AZ-10, PKCE-6, PKCE-7, PKCE-8, RES-12
+    /// shown, never redirected (AZ-4). After that, an error is still shown rather than
+    /// redirected, with a link to the client the user may follow: no user has seen the request
+    /// yet, and a redirect now would make the server an open redirector (AZ-7, AZ-8, AZ-9).
+    /// A valid request becomes a pending authorization bound to the browser session (a new
+    /// one if the browser has none); the answer is the login page, or the consent page for
+    /// the logged-in user.
+    // spec: AZ-2, AZ-3, AZ-4, AZ-6, AZ-7, AZ-10, PKCE-6, PKCE-7, PKCE-8, RES-12, AZ-28
     pub fn authorize(
         &mut self,
         now: UnixTime,
         entropy: &mut impl Entropy,
         params: &Params,
-    ) -> AuthorizeOutcome {
+        accounts: &Accounts,
+        browser: &Browser,
+    ) -> Answer {
         let (client_id, client, redirect_uri, redirect_uri_sent) =
             match self.verify_client_and_redirect(params) {
                 Ok(v) => v,
-                Err(r) => return AuthorizeOutcome::Refuse(r),
+                Err(r) => return AuthorizeOutcome::Refuse(r).into(),
             };
         let state = match params.one("state") {
             Ok(s) if s.is_none_or(|s| s.len() <= self.config.limits.state_len) => {
                 s.map(str::to_owned)
             }
             // An unusable state cannot be echoed; refuse rather than redirect without it.
-            Ok(_) => return AuthorizeOutcome::Refuse(Rejection::TooLarge),
-            Err(r) => return AuthorizeOutcome::Refuse(r),
+            Ok(_) => return AuthorizeOutcome::Refuse(Rejection::TooLarge).into(),
+            Err(r) => return AuthorizeOutcome::Refuse(r).into(),
         };
-        let redirect = |this: &Self, result: Result<String, Rejection>| {
-            AuthorizeOutcome::Redirect(this.redirect(&redirect_uri, result, state.clone()))
+        let redirect_host = crate::uri::parse_uri(&redirect_uri)
+            .map(|p| p.host.to_owned())
+            .unwrap_or_default();
+        let inform = |this: &Self, r: Rejection| -> Answer {
+            AuthorizeOutcome::Inform(Inform {
+                client_name: client.client_name.clone(),
+                client_id: client_id.clone(),
+                redirect_host: redirect_host.clone(),
+                redirect: this.redirect(&redirect_uri, Err(r), state.clone()),
+            })
+            .into()
         };
         let binding = match self.bind(
             now,
@@ -506,40 +595,62 @@ impl AuthorizationServer {
             redirect_uri_sent,
         ) {
             Ok(b) => b,
-            Err(r) => return redirect(self, Err(r)),
+            Err(r) => return inform(self, r),
         };
         self.make_room(now, self.pending.len(), self.config.limits.pending);
         if self.pending.len() >= self.config.limits.pending {
-            return redirect(self, Err(Rejection::Full));
+            return inform(self, Rejection::Full);
         }
+        let (set_session, session) = match self.session(now, browser.session.as_deref()) {
+            Some(key) => (None, key),
+            None => {
+                let subject = match accounts {
+                    Accounts::Single(subject) => Some(subject.clone()),
+                    Accounts::Users(_) => None,
+                };
+                match self.begin_session(now, entropy, subject) {
+                    Ok((cookie, key)) => (Some(cookie), key),
+                    Err(r) => return inform(self, r),
+                }
+            }
+        };
         let prompt = ConsentPrompt {
             id: mint(entropy),
             csrf: mint(entropy),
             client_id: client_id.clone(),
             client_name: client.client_name.clone(),
-            redirect_host: crate::uri::parse_uri(&redirect_uri)
-                .map(|p| p.host.to_owned())
-                .unwrap_or_default(),
+            redirect_host,
             redirect_uri: redirect_uri.clone(),
             scopes: binding.scopes.clone(),
             resource: binding.resource.clone(),
+            user: None,
+            can_logout: false,
         };
+        let id = prompt.id.clone();
         let expires_at = now.plus(self.config.lifetimes.consent);
+        let subject = self.session_subject(&session).cloned();
         self.pending.insert(
-            prompt.id.clone(),
+            id.clone(),
             Pending {
-                prompt: prompt.clone(),
+                prompt,
                 binding,
                 state,
                 expires_at,
+                session,
+                subject,
             },
         );
-        AuthorizeOutcome::Consent(prompt)
+        Answer {
+            outcome: self.prompt_for(&id, accounts),
+            set_session,
+        }
     }
 
-    /// The user's decision on a consent prompt. Approval mints a code bound to everything the
-    /// request named; denial redirects with `access_denied`. Either way the prompt is used up.
-    // spec: AZ-10, AZ-14, AZ-15, AZ-16, AZ-21, AZ-25
+    /// The user's decision on a consent prompt. It counts only if it comes from the browser
+    /// session the prompt was shown in, logged in as the user it was shown to (AZ-28: no
+    /// consent CSRF). Approval mints a code for that user, bound to everything the request
+    /// named; denial redirects with `access_denied`. Either way the prompt is used up.
+    // spec: AZ-10, AZ-14, AZ-15, AZ-16, AZ-21, AZ-25, AZ-28, AZ-29
     pub fn consent(
         &mut self,
         now: UnixTime,
@@ -558,6 +669,20 @@ impl AuthorizationServer {
         ) {
             return AuthorizeOutcome::Refuse(Rejection::UnknownConsent);
         }
+        let pending_session = pending.session;
+        let pending_subject = pending.subject.clone();
+        let session = self.session(now, decision.session.as_deref());
+        let session_user = session.and_then(|k| self.session_subject(&k)).cloned();
+        let subject = if mutated!(self.config, skip_session_binding) {
+            // The defense off: whoever's browser posts the form decides, as that user.
+            session_user
+        } else {
+            let bound = session.is_some_and(|k| k.ct_eq(&pending_session));
+            pending_subject.filter(|s| bound && session_user.as_ref() == Some(s))
+        };
+        let Some(subject) = subject else {
+            return AuthorizeOutcome::Refuse(Rejection::SessionMismatch);
+        };
         let Some(Pending {
             binding,
             state,
@@ -588,7 +713,7 @@ impl AuthorizationServer {
         }
         let code = mint(entropy);
         let binding = CodeBinding {
-            subject: decision.subject.clone(),
+            subject,
             expires_at: now.plus(self.config.lifetimes.code.min(600)),
             ..binding
         };

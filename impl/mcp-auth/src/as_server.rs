@@ -11,7 +11,7 @@ use mcp_auth_proto::server::http::{Prepared, UserAgentPolicy, finish_login, prep
 use mcp_auth_proto::server::{AsConfig, AuthorizationServer};
 use tokio::net::TcpListener;
 
-use crate::net::{AS_BODY_LIMIT, Body, OsEntropy, now, read_request, serve, to_hyper};
+use crate::net::{AS_BODY_LIMIT, Body, OsEntropy, now, read_request, to_hyper};
 
 /// The shared state of a running authorization server.
 #[derive(Debug)]
@@ -103,8 +103,18 @@ where
 
 /// Serve the authorization server on `listener` until `shutdown` completes.
 pub async fn run(listener: TcpListener, state: Arc<AsState>, shutdown: impl Future<Output = ()>) {
+    run_tls(listener, None, state, shutdown).await;
+}
+
+/// [`run`], over TLS when `tls` is given.
+pub async fn run_tls(
+    listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    state: Arc<AsState>,
+    shutdown: impl Future<Output = ()>,
+) {
     let service = tower::service_fn(move |request: http::Request<hyper::body::Incoming>| {
         handle_request(Arc::clone(&state), request)
     });
-    serve(listener, service, shutdown).await;
+    crate::net::serve_tls(listener, tls, service, shutdown).await;
 }

@@ -275,6 +275,9 @@ pub struct Options {
     pub reauthorize: u32,
     /// Pre-registered client credentials (client id, optional secret) instead of DCR.
     pub preregistered: Option<(String, Option<String>)>,
+    /// With [`UserAgent::Browser`]: the command that opens the authorization URL (run by
+    /// `sh -c`, the URL appended as one quoted argument), else the system's opener.
+    pub browser_command: Option<String>,
 }
 
 impl fmt::Debug for Options {
@@ -294,6 +297,7 @@ impl fmt::Debug for Options {
                     .map(|(id, secret)| (id, secret.as_ref().map(|_| "<redacted client secret>"))),
             )
             .field("reauthorize", &self.reauthorize)
+            .field("browser_command", &self.browser_command)
             .finish()
     }
 }
@@ -310,6 +314,7 @@ impl Options {
             roots: None,
             reauthorize: 0,
             preregistered: None,
+            browser_command: None,
         }
     }
 }
@@ -485,7 +490,7 @@ impl McpClient {
             UserAgent::Headless(consent) => {
                 self.headless(url, consent).await?;
             }
-            UserAgent::Browser => open_browser(url),
+            UserAgent::Browser => open_browser(url, self.options.browser_command.as_deref()),
         }
         tokio::time::timeout(REDIRECT_TIMEOUT, self.redirects.recv())
             .await
@@ -808,9 +813,23 @@ fn resolve(page: &str, action: &str) -> String {
     }
 }
 
-/// Open the system browser if there seems to be one; print the URL either way.
-fn open_browser(url: &str) {
+/// Open the browser: `command` if given (`sh -c '<command> "$1"' sh <url>`), else the system
+/// browser if there seems to be one; print the URL either way.
+fn open_browser(url: &str, command: Option<&str>) {
     eprintln!("Open this URL in a browser to authorize:\n  {url}");
+    if let Some(command) = command {
+        let spawned = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("{command} \"$1\""))
+            .arg("sh")
+            .arg(url)
+            .stdout(std::process::Stdio::null())
+            .spawn();
+        if let Err(e) = spawned {
+            eprintln!("could not run the browser command: {e}");
+        }
+        return;
+    }
     let has_display = std::env::var_os("DISPLAY").is_some()
         || std::env::var_os("WAYLAND_DISPLAY").is_some()
         || cfg!(target_os = "macos")

@@ -38,6 +38,8 @@ pub struct StackOptions {
     pub auto_approve: bool,
     /// Accounts with passwords (a login page before consent); else the single demo user.
     pub users: Option<Users>,
+    /// Serve https with this certificate, trusting `roots` (its CA) for the key fetch.
+    pub tls: Option<crate::tls::ServerTls>,
 }
 
 impl Default for StackOptions {
@@ -49,6 +51,7 @@ impl Default for StackOptions {
             signer: None,
             auto_approve: false,
             users: None,
+            tls: None,
         }
     }
 }
@@ -88,12 +91,17 @@ impl Stack {
         } else {
             None
         };
-        let issuer = crate::net::origin_of(&as_listener)?;
-        let mcp_url = format!("{}/mcp", crate::net::origin_of(&rs_listener)?);
+        let scheme = |o: String| match &options.tls {
+            Some(_) => o.replacen("http://", "https://", 1),
+            None => o,
+        };
+        let issuer = scheme(crate::net::origin_of(&as_listener)?);
+        let mcp_url = format!("{}/mcp", scheme(crate::net::origin_of(&rs_listener)?));
         let other_mcp_url = other_listener
             .as_ref()
-            .map(|l| crate::net::origin_of(l).map(|o| format!("{o}/mcp")))
+            .map(|l| crate::net::origin_of(l).map(|o| format!("{}/mcp", scheme(o))))
             .transpose()?;
+        let (tls, roots) = options.tls.clone().map(|t| (t.acceptor, t.roots)).unzip();
         let policy = HttpPolicy::AllowLoopbackHttp;
         let issuer_id = Issuer::parse(&issuer, policy).map_err(bad)?;
         let resource = ResourceUri::parse(&mcp_url, policy).map_err(bad)?;
@@ -135,30 +143,37 @@ impl Stack {
         let stopped = |mut rx: watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|stop| *stop).await;
         };
-        let mut tasks = vec![tokio::spawn(as_server::run(
+        let mut tasks = vec![tokio::spawn(as_server::run_tls(
             as_listener,
+            tls.clone(),
             Arc::clone(&as_state),
             stopped(rx.clone()),
         ))];
         let make_layer = |resource: ResourceUri, supported: ScopeSet| {
             let mut rs_config = RsConfig::new(resource, issuer_id.clone(), supported);
             rs_config.resource_name = Some("mcp-auth demo MCP server".into());
-            AuthLayer::with_tool_scopes(
+            let layer = AuthLayer::with_tool_scopes(
                 ResourceServer::new(rs_config),
                 jwks_uri.clone(),
                 mcp::tool_scopes(),
-            )
+            );
+            match &roots {
+                Some(roots) => layer.trust_roots(roots.clone()),
+                None => layer,
+            }
         };
         let layer = make_layer(resource, scopes(&[TOOLS_SCOPE, ADMIN_SCOPE]));
-        tasks.push(tokio::spawn(mcp::run(
+        tasks.push(tokio::spawn(mcp::run_tls(
             rs_listener,
+            tls.clone(),
             layer.clone(),
             stopped(rx.clone()),
         )));
         if let (Some(listener), Some(other)) = (other_listener, other_resource) {
             let other_layer = make_layer(other, scopes(&[TOOLS_SCOPE]));
-            tasks.push(tokio::spawn(mcp::run(
+            tasks.push(tokio::spawn(mcp::run_tls(
                 listener,
+                tls.clone(),
                 other_layer,
                 stopped(rx.clone()),
             )));
@@ -219,16 +234,23 @@ fn challenge_error(response: &mcp_auth_proto::http::HttpResponse) -> Option<Stri
 }
 
 /// Run the whole demonstration against a fresh in-process stack; the transcript holds every
-/// exchange and a check per step. It passed if [`Transcript::all_ok`].
-pub async fn run() -> Result<SharedTranscript, client::Error> {
+/// exchange and a check per step. It passed if [`Transcript::all_ok`]. With `tls`, every
+/// server speaks https with a certificate from a throwaway local CA that the client trusts.
+pub async fn run(tls: bool) -> Result<SharedTranscript, client::Error> {
+    let ca = tls
+        .then(crate::tls::LocalCa::new)
+        .transpose()
+        .map_err(client::Error::Transport)?;
     let stack = Stack::start(StackOptions {
         second_resource: true,
+        tls: ca.as_ref().map(crate::tls::LocalCa::server_tls),
         ..StackOptions::default()
     })
     .await
     .map_err(|e| client::Error::Transport(e.to_string()))?;
     let transcript = stack.transcript();
-    let result = steps(&stack, &transcript).await;
+    let roots = ca.map(|ca| ca.roots);
+    let result = steps(&stack, &transcript, roots).await;
     stack.stop().await;
     if let Err(e) = result {
         transcript
@@ -239,7 +261,11 @@ pub async fn run() -> Result<SharedTranscript, client::Error> {
     Ok(transcript)
 }
 
-async fn steps(stack: &Stack, transcript: &SharedTranscript) -> Result<(), client::Error> {
+async fn steps(
+    stack: &Stack,
+    transcript: &SharedTranscript,
+    roots: Option<rustls::RootCertStore>,
+) -> Result<(), client::Error> {
     let check = |name: &str, reqs: &str, ok: bool, detail: String| {
         transcript
             .lock()
@@ -247,6 +273,7 @@ async fn steps(stack: &Stack, transcript: &SharedTranscript) -> Result<(), clien
             .check(name, reqs, ok, detail);
     };
     let mut options = Options::headless(stack.mcp_url.clone());
+    options.roots.clone_from(&roots);
     // Ask for the base scope only, so that the admin tool shows the 403 insufficient_scope.
     options.scope = Some(TOOLS_SCOPE.into());
     let mut client = McpClient::new(options, Arc::clone(transcript)).await?;
@@ -344,8 +371,14 @@ async fn steps(stack: &Stack, transcript: &SharedTranscript) -> Result<(), clien
 
     // 3. A token for another resource is refused.
     if let Some(other_url) = &stack.other_mcp_url {
-        let mut other =
-            McpClient::new(Options::headless(other_url.clone()), Arc::clone(transcript)).await?;
+        let mut other = McpClient::new(
+            Options {
+                roots: roots.clone(),
+                ..Options::headless(other_url.clone())
+            },
+            Arc::clone(transcript),
+        )
+        .await?;
         transcript
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)

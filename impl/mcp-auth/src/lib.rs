@@ -23,5 +23,6 @@ pub mod keys;
 pub mod mcp;
 pub mod net;
 pub mod rs;
+pub mod tls;
 pub mod transcript;
 pub mod users;

@@ -30,6 +30,9 @@ enum Command {
         /// Print the exchanges and checks as JSON.
         #[arg(long)]
         json: bool,
+        /// Serve https with certificates from a throwaway local CA (the client trusts it).
+        #[arg(long)]
+        tls: bool,
     },
     /// Run the authorization server and the MCP server until interrupted.
     Serve {
@@ -51,6 +54,17 @@ enum Command {
         /// before consent. Without it, one demo user and no login page.
         #[arg(long, value_name = "FILE")]
         users: Option<PathBuf>,
+        /// Serve https with this PEM certificate chain (with --tls-key); every URL in the
+        /// metadata is then https.
+        #[arg(long, value_name = "FILE", requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// The PEM private key of --tls-cert.
+        #[arg(long, value_name = "FILE", requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
+        /// Roots the MCP server trusts when it fetches the AS's keys over https (PEM; e.g. the
+        /// private CA of --tls-cert); default: Mozilla's roots.
+        #[arg(long, value_name = "FILE")]
+        ca_file: Option<PathBuf>,
     },
     /// Read a password on standard input and print its argon2id hash (PHC format) for the
     /// users file of `serve --users`.
@@ -84,6 +98,14 @@ enum Command {
         /// The pre-registered client's secret (with --client-id).
         #[arg(long, requires = "client_id")]
         client_secret: Option<String>,
+        /// Trust exactly the certificate authorities in this PEM file (a private CA) instead
+        /// of Mozilla's roots.
+        #[arg(long, value_name = "FILE")]
+        ca_file: Option<PathBuf>,
+        /// The command that opens the authorization URL (the URL is appended as one
+        /// argument); default: $BROWSER, else the system's opener.
+        #[arg(long, value_name = "CMD", env = "BROWSER")]
+        browser: Option<String>,
     },
 }
 
@@ -98,7 +120,7 @@ async fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     match cli.command {
-        Command::Demo { mermaid, json } => interruptible(demo(mermaid, json)).await,
+        Command::Demo { mermaid, json, tls } => interruptible(demo(mermaid, json, tls)).await,
         // `serve` handles Ctrl-C itself: it stops both servers gracefully.
         Command::Serve {
             as_addr,
@@ -106,7 +128,33 @@ async fn main() -> ExitCode {
             signing_key,
             auto_approve,
             users,
-        } => serve(as_addr, rs_addr, signing_key, auto_approve, users).await,
+            tls_cert,
+            tls_key,
+            ca_file,
+        } => {
+            let tls = match tls_cert.zip(tls_key) {
+                None => None,
+                Some((cert, key)) => {
+                    let roots = match ca_file {
+                        Some(f) => mcp_auth::tls::roots_from_pem_file(&f),
+                        None => Ok(rustls::RootCertStore::from_iter(
+                            webpki_roots::TLS_SERVER_ROOTS.iter().cloned(),
+                        )),
+                    };
+                    match roots.and_then(|roots| {
+                        mcp_auth::tls::from_pem_files(&cert, &key)
+                            .map(|acceptor| mcp_auth::tls::ServerTls { acceptor, roots })
+                    }) {
+                        Ok(t) => Some(t),
+                        Err(e) => {
+                            eprintln!("tls: {e}");
+                            return ExitCode::FAILURE;
+                        }
+                    }
+                }
+            };
+            serve(as_addr, rs_addr, signing_key, (auto_approve, users, tls)).await
+        }
         Command::HashPassword => hash_password(),
         Command::Connect {
             mcp_url,
@@ -118,14 +166,27 @@ async fn main() -> ExitCode {
             client_id,
             client_secret,
             call_first_tool,
+            browser,
+            ca_file,
         } => {
+            let roots = match ca_file
+                .as_deref()
+                .map(mcp_auth::tls::roots_from_pem_file)
+                .transpose()
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("--ca-file: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
             let preregistered = client_id.map(|id| (id, client_secret));
             let run = connect(
                 mcp_url,
                 tool,
                 call_first_tool,
                 &args,
-                (headless, scope, no_store, preregistered),
+                (headless, scope, no_store, preregistered, browser, roots),
             );
             interruptible(run).await
         }
@@ -143,8 +204,8 @@ async fn interruptible(work: impl std::future::Future<Output = ExitCode>) -> Exi
     }
 }
 
-async fn demo(mermaid: bool, json: bool) -> ExitCode {
-    let transcript = match mcp_auth::demo::run().await {
+async fn demo(mermaid: bool, json: bool, tls: bool) -> ExitCode {
+    let transcript = match mcp_auth::demo::run(tls).await {
         Ok(t) => t,
         Err(e) => {
             eprintln!("demo failed to start: {e}");
@@ -209,12 +270,14 @@ fn hash_password() -> ExitCode {
     }
 }
 
+/// How `serve` meets users: auto-approval, the users file, TLS.
+type ServeUsers = (bool, Option<PathBuf>, Option<mcp_auth::tls::ServerTls>);
+
 async fn serve(
     as_addr: String,
     rs_addr: String,
     signing_key: Option<PathBuf>,
-    auto_approve: bool,
-    users: Option<PathBuf>,
+    (auto_approve, users, tls): ServeUsers,
 ) -> ExitCode {
     let users = match users.as_deref().map(mcp_auth::users::load).transpose() {
         Ok(u) => u,
@@ -250,6 +313,7 @@ async fn serve(
         signer,
         auto_approve,
         users,
+        tls,
     })
     .await
     {
@@ -336,14 +400,21 @@ fn save_tokens(tokens: &Tokens) {
 }
 
 /// How `connect` authorizes: headless, scope, no token store, pre-registered credentials.
-type ConnectAuth = (bool, Option<String>, bool, Option<(String, Option<String>)>);
+type ConnectAuth = (
+    bool,
+    Option<String>,
+    bool,
+    Option<(String, Option<String>)>,
+    Option<String>,
+    Option<rustls::RootCertStore>,
+);
 
 async fn connect(
     mcp_url: String,
     mut tool: Option<String>,
     call_first_tool: bool,
     args: &str,
-    (headless, scope, no_store, preregistered): ConnectAuth,
+    (headless, scope, no_store, preregistered, browser, roots): ConnectAuth,
 ) -> ExitCode {
     let arguments: serde_json::Value = match serde_json::from_str(args) {
         Ok(v) => v,
@@ -356,6 +427,8 @@ async fn connect(
     options.client_name = "mcp-auth connect".into();
     options.scope = scope;
     options.preregistered = preregistered;
+    options.browser_command = browser;
+    options.roots = roots;
     // Authorize again on a 401 or a 403 insufficient_scope (step-up), twice at most.
     options.reauthorize = 2;
     if !headless {

@@ -27,7 +27,6 @@ use rmcp::{ErrorData, ServerHandler, tool, tool_handler, tool_router};
 use tokio::net::TcpListener;
 use tower::Layer;
 
-use crate::net::serve;
 use crate::rs::{AuthLayer, ScopeCheck};
 
 /// The scope every tool call is meant for.
@@ -151,6 +150,16 @@ pub fn tool_scopes() -> BTreeMap<String, ScopeSet> {
 /// Serve the demo MCP server at every path of `listener`'s origin (the endpoint is the
 /// resource's path, e.g. `/mcp`) behind `layer`, until `shutdown` completes.
 pub async fn run(listener: TcpListener, layer: AuthLayer, shutdown: impl Future<Output = ()>) {
+    run_tls(listener, None, layer, shutdown).await;
+}
+
+/// [`run`], over TLS when `tls` is given.
+pub async fn run_tls(
+    listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    layer: AuthLayer,
+    shutdown: impl Future<Output = ()>,
+) {
     let config = StreamableHttpServerConfig::default();
     let mcp = StreamableHttpService::new(
         || Ok(DemoServer::new()),
@@ -158,5 +167,5 @@ pub async fn run(listener: TcpListener, layer: AuthLayer, shutdown: impl Future<
         config,
     );
     let service = layer.layer(mcp);
-    serve(listener, service, shutdown).await;
+    crate::net::serve_tls(listener, tls, service, shutdown).await;
 }

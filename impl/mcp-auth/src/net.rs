@@ -151,6 +151,26 @@ where
         + 'static,
     S::Future: Send + 'static,
 {
+    serve_tls(listener, None, service, shutdown).await;
+}
+
+/// Longest a TLS handshake may take before the connection is dropped.
+pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// [`serve`], over TLS when `tls` is given (every connection first completes a handshake,
+/// bounded by [`TLS_HANDSHAKE_TIMEOUT`]).
+pub async fn serve_tls<S>(
+    listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    service: S,
+    shutdown: impl Future<Output = ()>,
+) where
+    S: tower::Service<http::Request<Incoming>, Response = http::Response<Body>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
     let graceful = GracefulShutdown::new();
     let builder = auto::Builder::new(TokioExecutor::new());
     tokio::pin!(shutdown);
@@ -158,23 +178,45 @@ where
         tokio::select! {
             accepted = listener.accept() => {
                 let Ok((tcp, peer)) = accepted else { continue };
-                let service = service.clone();
                 let service = tower::ServiceExt::map_request(
-                    service,
+                    service.clone(),
                     move |mut request: http::Request<Incoming>| {
                         request.extensions_mut().insert(PeerAddr(peer));
                         request
                     },
                 );
-                let connection = builder
-                    .serve_connection(TokioIo::new(tcp), TowerToHyperService::new(service))
-                    .into_owned();
-                let connection = graceful.watch(connection);
-                tokio::spawn(async move {
-                    if let Err(error) = connection.await {
-                        tracing::debug!(%error, "connection ended with an error");
+                let service = TowerToHyperService::new(service);
+                match &tls {
+                    None => {
+                        let connection = graceful
+                            .watch(builder.serve_connection(TokioIo::new(tcp), service).into_owned());
+                        tokio::spawn(async move {
+                            if let Err(error) = connection.await {
+                                tracing::debug!(%error, "connection ended with an error");
+                            }
+                        });
                     }
-                });
+                    Some(acceptor) => {
+                        let handshake = acceptor.accept(tcp);
+                        let builder = builder.clone();
+                        let watcher = graceful.watcher();
+                        tokio::spawn(async move {
+                            let stream = match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, handshake).await {
+                                Ok(Ok(stream)) => stream,
+                                Ok(Err(error)) => {
+                                    tracing::debug!(%error, "TLS handshake failed");
+                                    return;
+                                }
+                                Err(_) => return,
+                            };
+                            let connection = watcher
+                                .watch(builder.serve_connection(TokioIo::new(stream), service).into_owned());
+                            if let Err(error) = connection.await {
+                                tracing::debug!(%error, "connection ended with an error");
+                            }
+                        });
+                    }
+                }
             }
             () = &mut shutdown => break,
         }

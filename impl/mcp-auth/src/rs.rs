@@ -109,6 +109,16 @@ impl AuthLayer {
         }
     }
 
+    /// Fetch the JWKS trusting exactly these roots (a private CA) instead of the Mozilla
+    /// roots. Call before cloning the layer (later clones keep the earlier client).
+    #[must_use]
+    pub fn trust_roots(mut self, roots: rustls::RootCertStore) -> Self {
+        if let Some(shared) = Arc::get_mut(&mut self.shared) {
+            shared.http = Http::with_roots(shared.http.policy(), roots);
+        }
+        self
+    }
+
     /// Also accept browser requests from these origins (exactly, e.g. `https://app.example`);
     /// requests without `Origin` and from loopback origins are always accepted, any other
     /// origin gets 403 ([`guard::origin_allowed`]). Applies to every clone of the layer.

@@ -169,7 +169,7 @@ rejections! {
     UnknownConsent => InvalidRequest, "AZ-7", "Unknown or expired authorization request";
     /// A login, consent or logout form came from another browser session than the one the
     /// authorization was started in, or from another user (consent CSRF).
-    SessionMismatch => InvalidRequest, "AZ-28", "This authorization was started in another browser session; start again from the application";
+    SessionMismatch => InvalidRequest, "AZ-29", "This authorization was started in another browser session; start again from the application";
 
     // ---- authorization endpoint: redirected to the verified redirect URI ----------------
     /// `response_type` is missing or not `code`.

@@ -23,7 +23,7 @@ pub struct Mutations {
     /// is not compared with the code's and becomes the audience (RES-14).
     pub skip_resource_binding: bool,
     /// AS: accept a consent decision from any browser session, made as that session's user,
-    /// not only from the session and user the prompt was shown to (AZ-28).
+    /// not only from the session and user the prompt was shown to (AZ-29).
     pub skip_session_binding: bool,
     /// RS: do not check `aud` (RS-2).
     pub skip_audience_check: bool,

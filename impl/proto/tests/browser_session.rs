@@ -111,7 +111,7 @@ fn errors_before_the_user_is_involved_are_shown_not_redirected() {
     }
 }
 
-// spec: AZ-28
+// spec: AZ-29
 #[test]
 fn a_consent_posted_from_another_browser_session_mints_nothing() {
     let mut h = manual();
@@ -141,7 +141,7 @@ fn a_consent_posted_from_another_browser_session_mints_nothing() {
     assert_eq!(h.authorization_server.codes().count(), 0, "no code minted");
 }
 
-// spec: AZ-29, AZ-19
+// spec: AZ-30, AZ-19
 #[test]
 fn a_user_logs_in_and_the_code_is_for_that_user() {
     let mut h = manual();
@@ -248,7 +248,7 @@ fn wrong_passwords_get_one_answer_and_attempts_are_bounded() {
     assert_eq!(ok.status, 303);
 }
 
-// spec: AZ-28, AZ-29
+// spec: AZ-29, AZ-30
 #[test]
 fn a_consent_shown_to_one_user_cannot_be_given_by_another() {
     let mut h = manual();
@@ -291,7 +291,7 @@ fn a_consent_shown_to_one_user_cannot_be_given_by_another() {
     assert_eq!(h.authorization_server.codes().count(), 0);
 }
 
-// spec: AZ-29
+// spec: AZ-30
 #[test]
 fn not_you_signs_out_and_asks_for_a_login_again() {
     let mut h = manual();
@@ -340,7 +340,7 @@ fn not_you_signs_out_and_asks_for_a_login_again() {
     assert!(html(&old).contains("name=\"password\""));
 }
 
-// spec: AZ-26, PF-13
+// spec: AZ-26, PF-14
 #[test]
 fn pages_allow_the_redirect_but_no_framing_script_or_foreign_form() {
     let mut h = manual();
@@ -364,7 +364,7 @@ fn pages_allow_the_redirect_but_no_framing_script_or_foreign_form() {
     assert!(csp.contains("form-action 'none'"), "{csp}");
 }
 
-// spec: PF-14
+// spec: PF-15
 #[test]
 fn the_session_cookie_is_host_only_secure_and_not_for_scripts() {
     let mut h = manual();

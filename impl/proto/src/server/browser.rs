@@ -245,7 +245,7 @@ impl AuthorizationServer {
     }
 
     /// The pending authorization a form names, if the form's CSRF token and the browser's
-    /// session both match it (AZ-28: a form from another browser session is refused).
+    /// session both match it (AZ-29: a form from another browser session is refused).
     pub(super) fn pending_for_form(
         &self,
         id: &str,
@@ -308,7 +308,7 @@ impl AuthorizationServer {
 
     /// Check a login form (pending authorization, CSRF token, session, attempt limits) and
     /// prepare the password verification. An `Err` is the answer to show.
-    // spec: AZ-29, SEC-14
+    // spec: AZ-30, SEC-14
     pub fn begin_login(
         &mut self,
         now: UnixTime,
@@ -363,7 +363,7 @@ impl AuthorizationServer {
     /// session logged in as the user, and the pending authorization moves to it (consent
     /// page next); on failure the attempt counts toward the limits and the login page comes
     /// back with the same message whether the user exists or not.
-    // spec: AZ-29, SEC-14
+    // spec: AZ-30, SEC-14
     pub fn finish_login(
         &mut self,
         now: UnixTime,

@@ -126,7 +126,7 @@ fn method_not_allowed(allow: &str) -> HttpResponse {
 
 /// The name of the session cookie: `__Host-` prefixed when the issuer is https (the cookie
 /// is then `Secure`, host-only and for the whole origin).
-// spec: PF-14
+// spec: PF-15
 pub fn session_cookie_name(server: &AuthorizationServer) -> &'static str {
     if is_https(server) {
         "__Host-mcp-auth-session"
@@ -145,7 +145,7 @@ fn is_https(server: &AuthorizationServer) -> bool {
 
 /// The `Set-Cookie` value for a new session: `HttpOnly`, `SameSite=Lax`, `Path=/`, and
 /// `Secure` over https; no expiry (the server enforces the idle and absolute lifetimes).
-// spec: PF-14
+// spec: PF-15
 pub fn set_session_cookie(server: &AuthorizationServer, value: &str) -> String {
     let secure = if is_https(server) { "; Secure" } else { "" };
     format!(
@@ -398,7 +398,7 @@ fn field(params: &Params, name: &str) -> String {
     params.one(name).ok().flatten().unwrap_or("").to_owned()
 }
 
-// spec: AZ-7, AZ-28
+// spec: AZ-7, AZ-29
 fn authorize(
     server: &mut AuthorizationServer,
     now: UnixTime,
@@ -462,7 +462,7 @@ fn show_pending(
     respond(server, answer)
 }
 
-// spec: AZ-19, AZ-26, AZ-28
+// spec: AZ-19, AZ-26, AZ-29
 fn consent(
     server: &mut AuthorizationServer,
     now: UnixTime,
@@ -483,7 +483,7 @@ fn consent(
     respond(server, outcome.into())
 }
 
-// spec: AZ-19, AZ-29
+// spec: AZ-19, AZ-30
 fn login(
     server: &mut AuthorizationServer,
     now: UnixTime,

@@ -282,7 +282,7 @@ pub struct ConsentPrompt {
 }
 
 /// An authorization waiting for the user, bound to the browser session that started it and,
-/// once known, the user (AZ-28).
+/// once known, the user (AZ-29).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct Pending {
     prompt: ConsentPrompt,
@@ -552,7 +552,7 @@ impl AuthorizationServer {
     /// A valid request becomes a pending authorization bound to the browser session (a new
     /// one if the browser has none); the answer is the login page, or the consent page for
     /// the logged-in user.
-    // spec: AZ-2, AZ-3, AZ-4, AZ-6, AZ-7, AZ-10, PKCE-6, PKCE-7, PKCE-8, RES-12, AZ-28
+    // spec: AZ-2, AZ-3, AZ-4, AZ-6, AZ-7, AZ-10, PKCE-6, PKCE-7, PKCE-8, RES-12, AZ-29
     pub fn authorize(
         &mut self,
         now: UnixTime,
@@ -647,10 +647,10 @@ impl AuthorizationServer {
     }
 
     /// The user's decision on a consent prompt. It counts only if it comes from the browser
-    /// session the prompt was shown in, logged in as the user it was shown to (AZ-28: no
+    /// session the prompt was shown in, logged in as the user it was shown to (AZ-29: no
     /// consent CSRF). Approval mints a code for that user, bound to everything the request
     /// named; denial redirects with `access_denied`. Either way the prompt is used up.
-    // spec: AZ-10, AZ-14, AZ-15, AZ-16, AZ-21, AZ-25, AZ-28, AZ-29
+    // spec: AZ-10, AZ-14, AZ-15, AZ-16, AZ-21, AZ-25, AZ-29, AZ-30
     pub fn consent(
         &mut self,
         now: UnixTime,

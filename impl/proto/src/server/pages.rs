@@ -54,7 +54,7 @@ pub fn escape(s: &str) -> String {
 /// The `form-action` sources for a page whose forms may end in a redirect to
 /// `redirect_uri`: this server and the redirect URI's origin. An IP-literal host cannot be
 /// written as a CSP host source, so an `[::1]` loopback redirect allows its scheme.
-// spec: AZ-26, PF-13
+// spec: AZ-26, PF-14
 pub fn form_action_for(redirect_uri: &str) -> String {
     match crate::uri::parse_uri(redirect_uri) {
         Ok(p) if p.host.starts_with('[') => format!("'self' {}:", p.scheme.to_ascii_lowercase()),
@@ -71,7 +71,7 @@ pub fn form_action_for(redirect_uri: &str) -> String {
 }
 
 /// A complete page with its security headers. `form_action` is the CSP `form-action` value.
-// spec: AZ-26, PF-13
+// spec: AZ-26, PF-14
 pub fn page(
     status: u16,
     server_name: &str,
@@ -120,7 +120,7 @@ fn hidden(id: &str, csrf: &str) -> String {
 }
 
 /// The login page.
-// spec: AZ-29
+// spec: AZ-30
 pub fn login(server_name: &str, p: &LoginPrompt) -> HttpResponse {
     let error = match p.error {
         None => String::new(),

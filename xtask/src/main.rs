@@ -1,0 +1,104 @@
+//! Project tasks, run with `cargo xtask <task>` (an alias in `.cargo/config.toml`).
+//!
+//! - `cargo xtask install`: install what the tests need if it is missing: Debian's `chromium`
+//!   and `chromium-driver` (the browser tests in `impl/mcp-auth/tests/browser.rs`).
+//! - `cargo xtask test [ARGS...]`: `install`, then `cargo test --workspace ARGS...`, with
+//!   cargo's exit code.
+
+use std::path::Path;
+use std::process::{Command, ExitCode};
+
+/// What the browser tests run, and the Debian packages that provide them.
+const NEEDED: &[(&str, &str)] = &[
+    ("/usr/bin/chromium", "chromium"),
+    ("/usr/bin/chromedriver", "chromium-driver"),
+];
+
+const USAGE: &str = "usage: cargo xtask install | cargo xtask test [ARGS for cargo test...]";
+
+fn main() -> ExitCode {
+    let mut args = std::env::args().skip(1);
+    let task = args.next();
+    let rest: Vec<String> = args.collect();
+    let result = match task.as_deref() {
+        Some("install") if rest.is_empty() => install(),
+        Some("test") => install().and_then(|()| test(&rest)),
+        Some("-h" | "--help") => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        _ => Err(USAGE.to_owned()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("xtask: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Install the missing Debian packages with apt-get (`--no-install-recommends`: without it apt
+/// wants over a hundred more packages and upgrades systemd). `apt-get update` only if the first
+/// attempt fails; sudo only when not root.
+fn install() -> Result<(), String> {
+    let missing: Vec<&str> = NEEDED
+        .iter()
+        .filter(|(path, _)| !Path::new(path).exists())
+        .map(|(_, package)| *package)
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    eprintln!("xtask: installing {}", missing.join(" "));
+    let mut install = vec!["install", "-y", "-q", "--no-install-recommends"];
+    install.extend(&missing);
+    if !apt_get(&install)? {
+        eprintln!("xtask: apt-get install failed; running apt-get update and retrying");
+        if !apt_get(&["update"])? || !apt_get(&install)? {
+            return Err(format!("could not install {}", missing.join(" ")));
+        }
+    }
+    match NEEDED.iter().find(|(path, _)| !Path::new(path).exists()) {
+        Some((path, package)) => Err(format!("{package} is installed but {path} is missing")),
+        None => Ok(()),
+    }
+}
+
+/// Run apt-get (through sudo unless root); `Ok(false)` if it ran and failed.
+fn apt_get(args: &[&str]) -> Result<bool, String> {
+    let mut command = if is_root() {
+        Command::new("apt-get")
+    } else {
+        let mut sudo = Command::new("sudo");
+        sudo.arg("apt-get");
+        sudo
+    };
+    command.args(args).env("DEBIAN_FRONTEND", "noninteractive");
+    let status = command
+        .status()
+        .map_err(|e| format!("cannot run apt-get: {e}"))?;
+    Ok(status.success())
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|out| out.stdout.trim_ascii() == b"0")
+}
+
+/// `cargo test --workspace ARGS...`; exits with cargo's code.
+fn test(args: &[String]) -> Result<(), String> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = Command::new(cargo)
+        .args(["test", "--workspace"])
+        .args(args)
+        .status()
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    match status.code() {
+        Some(0) => Ok(()),
+        Some(code) => std::process::exit(code),
+        None => Err(format!("cargo test ended by a signal: {status}")),
+    }
+}

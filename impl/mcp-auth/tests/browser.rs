@@ -32,10 +32,14 @@ use tokio::sync::mpsc;
 /// One Chromium at a time: the machines have two cores.
 static ONE_BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-/// The user the login step (not built yet) will sign in as.
+/// The user the browser signs in as.
 const USER: &str = "alice";
 /// That user's password.
 const PASSWORD: &str = "correct horse battery staple";
+/// Another user (the other party of the consent CSRF test).
+const OTHER: &str = "bob";
+/// That user's password.
+const OTHER_PASSWORD: &str = "bob's own password";
 
 /// How long the listener waits for the browser to arrive at the redirect URI. A working
 /// redirect takes milliseconds.
@@ -143,11 +147,16 @@ fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
         .map(|(_, v)| v.as_str())
 }
 
+/// The test's HTTP client: trusts the stack's throwaway CA when it speaks https.
+static ROOTS: Mutex<Option<rustls::RootCertStore>> = Mutex::new(None);
+
 async fn send(request: HttpRequest) -> HttpResponse {
-    Http::new(HttpPolicy::AllowLoopbackHttp)
-        .send(&request)
-        .await
-        .expect("the server answers")
+    let roots = ROOTS.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let http = match roots {
+        Some(roots) => Http::with_roots(HttpPolicy::AllowLoopbackHttp, roots),
+        None => Http::new(HttpPolicy::AllowLoopbackHttp),
+    };
+    http.send(&request).await.expect("the server answers")
 }
 
 fn json_body(response: &HttpResponse) -> Value {
@@ -256,7 +265,7 @@ fn screenshot_path(name: &str) -> PathBuf {
 }
 
 /// Open the authorization URL, log in if asked, and press `button` on the consent page
-/// (taking its screenshot first if `screenshot` is given).
+/// (taking the screenshots of both pages first if `screenshot` is given).
 async fn decide_in_browser(
     b: &Browser,
     url: &str,
@@ -264,6 +273,10 @@ async fn decide_in_browser(
     screenshot: Option<&str>,
 ) -> Result<(), String> {
     b.goto(url).await?;
+    if screenshot.is_some() {
+        b.wait_for("input[name=password]").await?;
+        b.screenshot(&screenshot_path("login.png")).await?;
+    }
     fill_login_if_shown(b, USER, PASSWORD).await?;
     b.wait_for(button).await?;
     if let Some(name) = screenshot {
@@ -277,10 +290,42 @@ async fn browser() -> Browser {
     Browser::start().await.unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// The accounts of the test stack: alice and bob, argon2id with small costs (a debug build
+/// verifies them quickly).
+fn users() -> mcp_auth_proto::server::Users {
+    let record = |name: &str, display: &str, password: &str| mcp_auth_proto::server::UserRecord {
+        username: name.into(),
+        display_name: display.into(),
+        password_hash: mcp_auth_proto::server::users::hash_password(
+            password,
+            b"browser-test-salt",
+            1024,
+            1,
+        )
+        .expect("hash"),
+    };
+    mcp_auth_proto::server::Users::new([
+        record(USER, "Alice Liddell", PASSWORD),
+        record(OTHER, "Bob", OTHER_PASSWORD),
+    ])
+    .expect("valid accounts")
+}
+
+/// A stack with accounts (login before consent), over http, or https with a throwaway CA
+/// that the test's HTTP client trusts.
+async fn stack_with(tls: Option<&mcp_auth::tls::LocalCa>) -> Stack {
+    *ROOTS.lock().unwrap_or_else(|e| e.into_inner()) = tls.map(|ca| ca.roots.clone());
+    Stack::start(StackOptions {
+        users: Some(users()),
+        tls: tls.map(mcp_auth::tls::LocalCa::server_tls),
+        ..StackOptions::default()
+    })
+    .await
+    .expect("the stack starts")
+}
+
 async fn stack() -> Stack {
-    Stack::start(StackOptions::default())
-        .await
-        .expect("the stack starts")
+    stack_with(None).await
 }
 
 /// The authorization response a client received after the user's decision in the browser.
@@ -294,11 +339,26 @@ struct Decided {
 /// presses `button` on the consent page. Fails with the browser's URL, console and a
 /// screenshot if a step fails or the listener receives nothing.
 async fn decide(button: &str, screenshot: Option<&str>) -> Decided {
+    decide_on(None, button, screenshot).await
+}
+
+/// [`decide`], over https with `ca`'s certificates when given (Chromium then runs with
+/// `--ignore-certificate-errors`, for this throwaway CA only).
+async fn decide_on(
+    ca: Option<&mcp_auth::tls::LocalCa>,
+    button: &str,
+    screenshot: Option<&str>,
+) -> Decided {
     let _one = ONE_BROWSER.lock().await;
-    let stack = stack().await;
+    let stack = stack_with(ca).await;
     let mut listener = listener().await;
     let request = authorization_request(&stack, &listener).await;
-    let b = browser().await;
+    let b = match ca {
+        Some(_) => Browser::start_with(&["--ignore-certificate-errors"])
+            .await
+            .unwrap_or_else(|e| panic!("{e}")),
+        None => browser().await,
+    };
     if let Err(e) = decide_in_browser(&b, &request.url, button, screenshot).await {
         panic!("{}", b.report(&e).await);
     }
@@ -325,9 +385,9 @@ async fn decide(button: &str, screenshot: Option<&str>) -> Decided {
 // Tests
 // ---------------------------------------------------------------------------------------------
 
-// spec: AZ-10, AZ-21, AZ-25
+// spec: AZ-10, AZ-21, AZ-25, AZ-30
 #[tokio::test]
-async fn approve_in_a_real_browser_delivers_the_code() {
+async fn login_and_approve_in_a_real_browser_delivers_the_code() {
     let Decided {
         stack: s,
         request,
@@ -431,6 +491,232 @@ async fn the_consent_page_cannot_be_framed() {
             .await
         );
     }
+    b.close().await;
+    s.stop().await;
+}
+
+/// The subject of a code the stack issued.
+fn code_subject(stack: &Stack, code: &str) -> Option<String> {
+    stack.as_state.with_server(|s| {
+        s.codes()
+            .find(|(c, _)| *c == code)
+            .map(|(_, state)| match state {
+                mcp_auth_proto::server::CodeState::Issued(b)
+                | mcp_auth_proto::server::CodeState::Redeemed { binding: b, .. } => {
+                    b.subject.0.clone()
+                }
+            })
+    })
+}
+
+// spec: AZ-30, GEN-7
+#[tokio::test]
+async fn over_https_the_user_logs_in_and_the_code_is_theirs() {
+    let ca = mcp_auth::tls::LocalCa::new().expect("a throwaway CA");
+    let Decided {
+        stack: s,
+        request,
+        params,
+    } = decide_on(Some(&ca), APPROVE, None).await;
+    assert!(s.issuer.starts_with("https://"), "{}", s.issuer);
+    assert!(request.url.starts_with("https://"));
+    assert_eq!(param(&params, "iss"), Some(s.issuer.as_str()));
+    let code = param(&params, "code").expect("a code");
+    assert_eq!(code_subject(&s, code).as_deref(), Some(USER));
+    s.stop().await;
+}
+
+// spec: SEC-14
+#[tokio::test]
+async fn a_wrong_password_in_a_real_browser_gets_no_further() {
+    let _one = ONE_BROWSER.lock().await;
+    let s = stack().await;
+    let mut l = listener().await;
+    let request = authorization_request(&s, &l).await;
+    let b = browser().await;
+    let result = async {
+        b.goto(&request.url).await?;
+        fill_login_if_shown(&b, USER, "not the password").await?;
+        let alert = b.wait_for("p.error").await?;
+        let text = alert.text().await.map_err(|e| e.to_string())?;
+        if !b.find_all(APPROVE).await?.is_empty() {
+            return Err("the consent page after a wrong password".to_owned());
+        }
+        Ok::<_, String>(text)
+    }
+    .await;
+    let text = match result {
+        Ok(t) => t,
+        Err(e) => panic!("{}", b.report(&e).await),
+    };
+    assert_eq!(text, "Wrong username or password.");
+    assert!(
+        tokio::time::timeout(Duration::from_millis(500), l.callbacks.recv())
+            .await
+            .is_err(),
+        "nothing reaches the client"
+    );
+    b.close().await;
+    s.stop().await;
+}
+
+// spec: AZ-29
+#[tokio::test]
+async fn a_consent_form_with_another_sessions_id_and_csrf_mints_nothing() {
+    let _one = ONE_BROWSER.lock().await;
+    let s = stack().await;
+    let mut l = listener().await;
+    let request = authorization_request(&s, &l).await;
+    // The other party (bob, over plain HTTP with its own cookie) opens an authorization and
+    // keeps its consent form's id and csrf.
+    let login = send(HttpRequest::new(Method::Get, &request.url)).await;
+    let cookie = login
+        .header_value("set-cookie")
+        .and_then(|c| c.split(';').next())
+        .expect("a session")
+        .to_owned();
+    let form = mcp_auth::client::ConsentForm::parse(&String::from_utf8_lossy(&login.body))
+        .expect("the login form");
+    let body = form_urlencoded::Serializer::new(String::new())
+        .append_pair("id", &form.id)
+        .append_pair("csrf", &form.csrf)
+        .append_pair("username", OTHER)
+        .append_pair("password", OTHER_PASSWORD)
+        .finish();
+    let logged_in = send(
+        HttpRequest::new(Method::Post, format!("{}/login", s.issuer))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("cookie", cookie)
+            .body(body),
+    )
+    .await;
+    assert_eq!(logged_in.status, 303);
+    let bobs = logged_in
+        .header_value("set-cookie")
+        .and_then(|c| c.split(';').next())
+        .expect("bob's session")
+        .to_owned();
+    let consent = send(
+        HttpRequest::new(
+            Method::Get,
+            format!(
+                "{}/{}",
+                s.issuer,
+                logged_in.header_value("location").unwrap()
+            ),
+        )
+        .header("cookie", bobs),
+    )
+    .await;
+    let bobs_form = mcp_auth::client::ConsentForm::parse(&String::from_utf8_lossy(&consent.body))
+        .expect("bob's consent form");
+    // Alice, in the browser, logs in and is shown her own consent page; the form she submits
+    // carries bob's id and csrf instead of hers (what a forged form would post).
+    let b = browser().await;
+    let result = async {
+        b.goto(&request.url).await?;
+        fill_login_if_shown(&b, USER, PASSWORD).await?;
+        b.wait_for(APPROVE).await?;
+        b.execute(&format!(
+            "document.querySelector('form[action=consent] input[name=id]').value = {};\
+             document.querySelector('form[action=consent] input[name=csrf]').value = {};",
+            json!(bobs_form.id),
+            json!(bobs_form.csrf)
+        ))
+        .await?;
+        b.click(APPROVE).await?;
+        let text = b
+            .wait_for("p.error")
+            .await?
+            .text()
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok::<_, String>(text)
+    }
+    .await;
+    let text = match result {
+        Ok(t) => t,
+        Err(e) => panic!("{}", b.report(&e).await),
+    };
+    assert!(text.contains("another browser session"), "{text}");
+    assert!(
+        tokio::time::timeout(Duration::from_millis(500), l.callbacks.recv())
+            .await
+            .is_err(),
+        "nothing reaches the client"
+    );
+    assert_eq!(
+        s.as_state.with_server(|a| a.codes().count()),
+        0,
+        "no code minted"
+    );
+    b.close().await;
+    s.stop().await;
+}
+
+// spec: CLI-1, AZ-30
+#[tokio::test]
+async fn connect_with_a_browser_command_completes_through_the_real_pages() {
+    let _one = ONE_BROWSER.lock().await;
+    let s = stack().await;
+    let dir = temp_dir("mcp-auth-connect");
+    let url_file = dir.join("authorization-url");
+    // `connect --browser CMD` runs `sh -c 'CMD "$1"' sh URL`: this command hands the URL to
+    // the test, which plays the person in Chromium.
+    let command = format!(
+        "open_url() {{ printf %s \"$1\" > '{}'; }}; open_url",
+        url_file.display()
+    );
+    let config = dir.join("config");
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_mcp-auth"))
+        .args([
+            "connect",
+            &s.mcp_url,
+            "--tool",
+            "whoami",
+            "--no-store",
+            "--browser",
+            &command,
+        ])
+        .env("XDG_CONFIG_HOME", &config)
+        .env_remove("BROWSER")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("mcp-auth connect starts");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let url = loop {
+        if let Ok(url) = std::fs::read_to_string(&url_file)
+            && !url.is_empty()
+        {
+            break url;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "connect never opened the browser"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let b = browser().await;
+    if let Err(e) = decide_in_browser(&b, &url, APPROVE, None).await {
+        panic!("{}", b.report(&e).await);
+    }
+    let output = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
+        .await
+        .expect("connect finishes")
+        .expect("connect ran");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "connect failed:\n{stdout}\n{stderr}"
+    );
+    assert!(stdout.contains("connected:"), "{stdout}");
+    assert!(
+        stdout.contains(USER),
+        "whoami names the user who logged in: {stdout}"
+    );
     b.close().await;
     s.stop().await;
 }

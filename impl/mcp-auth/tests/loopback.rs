@@ -70,7 +70,7 @@ async fn authorized_client(stack: &Stack, url: &str, scope: Option<&str>) -> Mcp
 // spec: PRM-1, PRM-8, DISC-1, DCR-1, PKCE-1, AZ-11, RES-2, RES-13, RS-1, RS-2, RS-6, ERR-2, ERR-7, RT-1, RT-2, RT-5, RT-7
 #[tokio::test]
 async fn the_demo_flow_passes_every_check() {
-    let transcript = mcp_auth::demo::run().await.unwrap();
+    let transcript = mcp_auth::demo::run(false).await.unwrap();
     let t = transcript.lock().unwrap().clone();
     assert!(
         t.all_ok(),
@@ -81,6 +81,28 @@ async fn the_demo_flow_passes_every_check() {
     assert!(t.checks.len() >= 12);
     assert_eq!(t.exchanges[0].status, 401);
     assert!(t.render_mermaid().starts_with("sequenceDiagram"));
+}
+
+// spec: GEN-7, GEN-8
+#[tokio::test]
+async fn the_demo_over_https_passes_every_check_and_every_url_is_https() {
+    let transcript = mcp_auth::demo::run(true).await.unwrap();
+    let t = transcript.lock().unwrap().clone();
+    assert!(
+        t.all_ok(),
+        "{}\n{}",
+        t.render_exchanges(),
+        t.render_checks()
+    );
+    // Every request to the AS and the MCP server went over https (the loopback redirect
+    // listener of the client is the only http URL, as RFC 8252 allows).
+    for e in &t.exchanges {
+        let url = &e.url;
+        assert!(
+            url.starts_with("https://") || url.contains("/callback"),
+            "{url} is not https"
+        );
+    }
 }
 
 // spec: ASM-1, ASM-2, DCR-9, TOK-1, TOK-14, AZ-4, AZ-26, SEC-12

@@ -121,6 +121,11 @@ impl Browser {
     /// Start chromedriver and open a headless Chromium session. Fails (never skips) when
     /// Chromium or chromedriver is missing, naming the command that installs them.
     pub async fn start() -> Result<Self, String> {
+        Self::start_with(&[]).await
+    }
+
+    /// [`Browser::start`] with more Chromium arguments.
+    pub async fn start_with(extra_args: &[&str]) -> Result<Self, String> {
         for (path, package) in [(CHROMIUM, "chromium"), (CHROMEDRIVER, "chromium-driver")] {
             if !Path::new(path).exists() {
                 return Err(format!(
@@ -148,24 +153,23 @@ impl Browser {
         let webdriver = format!("http://127.0.0.1:{port}");
         wait_ready(&mut driver, &webdriver).await?;
 
+        let mut args = vec![
+            "--headless=new".to_owned(),
+            "--no-sandbox".to_owned(),
+            "--disable-gpu".to_owned(),
+            "--disable-quic".to_owned(),
+            "--no-first-run".to_owned(),
+            "--disable-background-networking".to_owned(),
+            "--disable-component-update".to_owned(),
+            "--disable-sync".to_owned(),
+            "--window-size=800,700".to_owned(),
+            format!("--user-data-dir={}", driver.profile.display()),
+        ];
+        args.extend(extra_args.iter().map(|a| (*a).to_owned()));
         let mut capabilities = serde_json::Map::new();
         capabilities.insert(
             "goog:chromeOptions".into(),
-            json!({
-                "binary": CHROMIUM,
-                "args": [
-                    "--headless=new",
-                    "--no-sandbox",
-                    "--disable-gpu",
-                    "--disable-quic",
-                    "--no-first-run",
-                    "--disable-background-networking",
-                    "--disable-component-update",
-                    "--disable-sync",
-                    "--window-size=800,700",
-                    format!("--user-data-dir={}", driver.profile.display()),
-                ],
-            }),
+            json!({ "binary": CHROMIUM, "args": args }),
         );
         // The console (CSP violations among it), read through chromedriver's log endpoint.
         capabilities.insert("goog:loggingPrefs".into(), json!({ "browser": "ALL" }));

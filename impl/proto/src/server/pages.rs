@@ -178,9 +178,9 @@ pub fn consent(
     };
     let who = match (&p.user, p.can_logout) {
         (Some(user), true) => format!(
-            "<p class=\"muted\">Signed in as <strong>{}</strong>. \
+            "<div class=\"muted\">Signed in as <strong>{}</strong>. \
              <form class=\"inline\" method=\"post\" action=\"logout\">{}\
-             <button type=\"submit\" class=\"link\">Not you?</button></form></p>",
+             <button type=\"submit\" class=\"link\">Not you?</button></form></div>",
             escape(user),
             hidden(&p.id, &p.csrf)
         ),

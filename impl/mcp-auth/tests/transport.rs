@@ -51,7 +51,7 @@ fn post(url: &str, method: &str, bearer: Option<&str>) -> HttpRequest {
     request
 }
 
-// spec: TRN-1, TRN-2, TRN-5, CLI-2
+// spec: TRN-1, TRN-2, TRN-5
 #[tokio::test]
 async fn the_client_sends_the_protocol_version_on_every_request_after_initialize() {
     let s = stack().await;
@@ -90,6 +90,42 @@ async fn the_client_sends_the_protocol_version_on_every_request_after_initialize
         assert!(header("mcp-session-id").is_some(), "{}", e.step);
         assert!(header("authorization").is_some(), "{}", e.step);
     }
+}
+
+// spec: CLI-2, CLI-1
+#[tokio::test]
+async fn every_request_after_the_first_challenge_carries_the_bearer_token() {
+    let s = stack().await;
+    let (mut c, bearer) = authorized(&s).await;
+    c.initialize().await.unwrap();
+    c.list_tools().await.unwrap();
+    c.call_tool("whoami", json!({})).await.unwrap();
+    let t = c.transcript().lock().unwrap().clone();
+    let mcp: Vec<_> = t
+        .exchanges
+        .iter()
+        .filter(|e| e.step.starts_with("MCP"))
+        .collect();
+    // The first request is the unauthenticated probe that gets the 401 of discovery.
+    let (probe, rest) = mcp.split_first().expect("MCP exchanges");
+    assert_eq!(probe.status, 401);
+    assert!(
+        rest.len() >= 4,
+        "initialize, initialized, tools/list, tools/call"
+    );
+    for e in rest {
+        let authorization: Vec<&str> = e
+            .request_headers
+            .iter()
+            .filter(|(n, _)| n == "authorization")
+            .map(|(_, v)| v.as_str())
+            .collect();
+        // The transcript redacts the token after its first characters.
+        assert_eq!(authorization.len(), 1, "{}", e.step);
+        assert!(authorization[0].starts_with(&bearer[..12]), "{}", e.step);
+        assert!(e.status < 400, "{}", e.step);
+    }
+    s.stop().await;
 }
 
 // spec: TRN-4

@@ -201,8 +201,7 @@ fn lex(text: &str) -> Vec<Line> {
             debug_assert_eq!(chars.get(j), Some(&'"'));
             j += 1;
             let mut content = String::new();
-            loop {
-                let Some(&d) = chars.get(j) else { break };
+            while let Some(&d) = chars.get(j) {
                 if d == '\n' {
                     newline(&mut lines);
                     content.push(d);

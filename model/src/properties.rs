@@ -79,7 +79,7 @@ fn owner(w: &World, client: &str) -> Option<Party> {
     w.audit.owners.get(client).copied()
 }
 
-// spec: TOK-5, PKCE-9, AZ-14
+// spec: TOK-5, PKCE-9
 fn authz(_: &AuthModel, w: &World) -> bool {
     w.audit.events.iter().all(|e| match e {
         Event::Issued { to, claims, .. } if claims.sub == ALICE => {
@@ -130,7 +130,7 @@ fn redirect(_: &AuthModel, w: &World) -> bool {
     })
 }
 
-// spec: RS-1, RS-2, RS-5, RS-8, RS-13
+// spec: RS-2, RS-5, RS-8, RS-13
 fn aud(_: &AuthModel, w: &World) -> bool {
     w.audit.events.iter().all(|e| match e {
         Event::Served { by, claims } => {

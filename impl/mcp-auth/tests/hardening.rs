@@ -711,3 +711,57 @@ async fn a_rotated_key_is_fetched_once_and_unknown_kids_cannot_force_refetches()
     rotated.list_tools().await.unwrap();
     assert_eq!(r.fetches(), before);
 }
+
+// spec: RS-7
+#[tokio::test]
+async fn no_handler_runs_and_nothing_is_returned_before_the_token_is_valid() {
+    use tower::{Layer as _, ServiceExt as _};
+
+    let h = mcp_auth_proto::harness::Harness::new();
+    let rs = mcp_auth_proto::harness::resource_server(
+        &h.authorization_server,
+        mcp_auth_proto::harness::RESOURCE,
+    );
+    let layer = AuthLayer::new(rs, "https://as.example/jwks");
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&calls);
+    let handler = tower::service_fn(
+        move |_: http::Request<http_body_util::Full<bytes::Bytes>>| {
+            counted.fetch_add(1, Ordering::SeqCst);
+            async { Ok::<_, std::convert::Infallible>(http::Response::new(full("SECRET"))) }
+        },
+    );
+    let service = layer.layer(handler);
+    for authorization in [
+        None,
+        Some("Bearer"),
+        Some("Bearer not.a.jwt"),
+        Some("Basic abc"),
+    ] {
+        let mut request = http::Request::post("/mcp")
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream");
+        if let Some(value) = authorization {
+            request = request.header("authorization", value);
+        }
+        let request = request
+            .body(http_body_util::Full::new(bytes::Bytes::from_static(
+                br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"whoami"}}"#,
+            )))
+            .unwrap();
+        let response = service.clone().oneshot(request).await.unwrap();
+        assert!(
+            [400, 401].contains(&response.status().as_u16()),
+            "{authorization:?}"
+        );
+        let body = http_body_util::BodyExt::collect(response.into_body())
+            .await
+            .unwrap()
+            .to_bytes();
+        assert!(
+            !body.windows(6).any(|w| w == b"SECRET"),
+            "{authorization:?}"
+        );
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 0, "the handler never ran");
+}

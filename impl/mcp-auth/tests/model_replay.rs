@@ -926,7 +926,7 @@ fn replay_attack(name: &str) {
     }
 }
 
-// spec: PRM-1, PRM-8, DISC-1, DCR-1, PKCE-1, AZ-11, RES-2, RES-13, TOK-1, RS-1, RS-2
+// spec: PRM-8, DISC-1, RS-2
 #[test]
 fn honest_flow_replays_on_the_real_servers() {
     replay_example(p::HONEST_FLOW);

@@ -4,7 +4,7 @@
 
 use mcp_auth::client::{Http, McpClient, Options, initialize_params};
 use mcp_auth::demo::{Stack, StackOptions};
-use mcp_auth::transcript::Transcript;
+use mcp_auth::transcript::{Exchange, Transcript};
 use mcp_auth_proto::http::{HttpRequest, HttpResponse, Method};
 use mcp_auth_proto::uri::HttpPolicy;
 use serde_json::json;
@@ -34,6 +34,21 @@ async fn authorized(stack: &Stack) -> (McpClient, String) {
     (c, bearer)
 }
 
+/// An authorized client initializes, lists and calls a tool; its MCP exchanges and its bearer.
+async fn a_session(stack: &Stack) -> (Vec<Exchange>, String) {
+    let (mut c, bearer) = authorized(stack).await;
+    c.initialize().await.unwrap();
+    c.list_tools().await.unwrap();
+    c.call_tool("whoami", json!({})).await.unwrap();
+    let t = c.transcript().lock().unwrap().clone();
+    let mcp = t
+        .exchanges
+        .into_iter()
+        .filter(|e| e.step.starts_with("MCP"))
+        .collect();
+    (mcp, bearer)
+}
+
 fn post(url: &str, method: &str, bearer: Option<&str>) -> HttpRequest {
     let params = if method == "initialize" {
         initialize_params()
@@ -51,25 +66,16 @@ fn post(url: &str, method: &str, bearer: Option<&str>) -> HttpRequest {
     request
 }
 
-// spec: TRN-1, TRN-2, TRN-5, CLI-2
+// spec: TRN-1, TRN-2, TRN-5
 #[tokio::test]
 async fn the_client_sends_the_protocol_version_on_every_request_after_initialize() {
     let s = stack().await;
-    let (mut c, _) = authorized(&s).await;
-    c.initialize().await.unwrap();
-    c.list_tools().await.unwrap();
-    c.call_tool("whoami", json!({})).await.unwrap();
-    let t = c.transcript().lock().unwrap().clone();
-    let mcp: Vec<_> = t
-        .exchanges
-        .iter()
-        .filter(|e| e.step.starts_with("MCP"))
-        .collect();
+    let (mcp, _) = a_session(&s).await;
     let first_init = mcp
         .iter()
         .rposition(|e| e.step.contains("initialize") && !e.step.contains("initialized"))
         .unwrap_or_else(|| {
-            let steps: Vec<_> = t.exchanges.iter().map(|e| e.step.as_str()).collect();
+            let steps: Vec<_> = mcp.iter().map(|e| e.step.as_str()).collect();
             panic!("no initialize in {steps:?}")
         });
     let after = &mcp[first_init + 1..];
@@ -90,6 +96,33 @@ async fn the_client_sends_the_protocol_version_on_every_request_after_initialize
         assert!(header("mcp-session-id").is_some(), "{}", e.step);
         assert!(header("authorization").is_some(), "{}", e.step);
     }
+}
+
+// spec: CLI-2, CLI-1
+#[tokio::test]
+async fn every_request_after_the_first_challenge_carries_the_bearer_token() {
+    let s = stack().await;
+    let (mcp, bearer) = a_session(&s).await;
+    // The first request is the unauthenticated probe that gets the 401 of discovery.
+    let (probe, rest) = mcp.split_first().expect("MCP exchanges");
+    assert_eq!(probe.status, 401);
+    assert!(
+        rest.len() >= 4,
+        "initialize, initialized, tools/list, tools/call"
+    );
+    for e in rest {
+        let authorization: Vec<&str> = e
+            .request_headers
+            .iter()
+            .filter(|(n, _)| n == "authorization")
+            .map(|(_, v)| v.as_str())
+            .collect();
+        // The transcript redacts the token after its first characters.
+        assert_eq!(authorization.len(), 1, "{}", e.step);
+        assert!(authorization[0].starts_with(&bearer[..12]), "{}", e.step);
+        assert!(e.status < 400, "{}", e.step);
+    }
+    s.stop().await;
 }
 
 // spec: TRN-4

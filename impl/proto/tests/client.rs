@@ -842,7 +842,7 @@ fn no_registration_endpoint_and_no_credentials_stops_the_client() {
 
 // ---- the authorization request ----------------------------------------------------------------
 
-// spec: AZ-1, AZ-6, AZ-13, PKCE-1, PKCE-2, PKCE-3, PKCE-4, RES-1, RES-2, RES-3, RES-4, RES-8, CLI-7
+// spec: AZ-1, RES-1, RES-3, RES-8, PF-13
 #[test]
 fn the_authorization_url_carries_pkce_state_and_resource() {
     let mut run = Run::new();
@@ -868,6 +868,15 @@ fn the_authorization_url_carries_pkce_state_and_resource() {
     assert_eq!(query["redirect_uri"], REDIRECT);
     assert_eq!(query["code_challenge_method"], "S256");
     assert_eq!(query["resource"], SERVER);
+}
+
+// spec: AZ-13, PKCE-1, PKCE-2, PKCE-3, RES-2
+#[test]
+fn the_state_is_opaque_and_the_verifier_is_the_challenges_preimage() {
+    let mut run = Run::new();
+    let url = run.until_browser();
+    let query = url_query(&url);
+    assert_eq!(query["code_challenge_method"], "S256");
     // state: an opaque 256-bit handle, nothing readable in it.
     let state = &query["state"];
     assert_eq!(state.len(), 43);
@@ -1179,7 +1188,7 @@ fn a_callback_without_a_code_ends_the_flow() {
 
 // ---- the token request ------------------------------------------------------------------------
 
-// spec: TOK-1, TOK-3, PKCE-1, RES-2, AZ-6, AZ-20
+// spec: TOK-1, TOK-3, PKCE-1, RES-2, AZ-6
 #[test]
 fn the_token_request_is_a_form_post_to_the_issuers_token_endpoint() {
     // The token endpoint lives on another host than the authorization endpoint: the code goes
@@ -1333,7 +1342,7 @@ fn a_token_error_is_reported_with_its_code() {
 
 // ---- using and refreshing tokens --------------------------------------------------------------
 
-// spec: CLI-1, CLI-3, CLI-4, CLI-5, RT-10, RES-5, RES-6
+// spec: CLI-1, CLI-3, CLI-4, CLI-5, RT-10
 #[test]
 fn the_token_is_offered_only_to_its_server_in_the_header() {
     let mut run = Run::new();
@@ -1886,7 +1895,7 @@ impl Allowed {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(1024))]
 
-    // spec: SEC-12, DISC-1, GEN-6, RT-10, CLI-3, CLI-5
+    // spec: SEC-12, DISC-1, GEN-6, RT-10, CLI-3
     #[test]
     fn arbitrary_answers_never_panic_nor_lead_elsewhere(
         header in proptest::option::of(prop_oneof![

@@ -85,7 +85,7 @@ fn refresh(
     h.route(&form_post(&token_url(), &pairs))
 }
 
-// spec: PRM-8, DISC-1, DISC-3, DISC-7, DISC-9, DCR-2, DCR-6, AZ-1, PKCE-1, RES-1, RES-2, RES-3, RES-4, TOK-11, RS-1, RS-2, CLI-1, CLI-2, GEN-5
+// spec: DISC-1, DISC-3, DISC-7, DISC-9, RES-3
 #[test]
 fn full_flow_yields_a_token_the_resource_server_accepts() {
     let mut h = Harness::new();
@@ -168,7 +168,7 @@ fn a_leaked_code_is_useless_without_the_verifier() {
     assert_eq!(missing.status, 400);
 }
 
-// spec: PKCE-9, PKCE-10
+// spec: PKCE-9
 #[test]
 fn token_request_without_verifier_is_refused() {
     let mut h = Harness::new();
@@ -240,7 +240,7 @@ fn a_replay_with_a_wrong_verifier_revokes_nothing() {
     assert_eq!(r.status, 200, "the honest grant survives a bogus replay");
 }
 
-// spec: RS-2, RS-5, RS-6, RS-8, RS-13, RES-13, JWT-4, JWT-8
+// spec: RS-2, RS-5, RS-6, RS-8, RES-13
 #[test]
 fn a_token_for_another_resource_is_rejected() {
     let mut h = Harness::new();
@@ -266,7 +266,7 @@ fn a_token_for_another_resource_is_rejected() {
     );
 }
 
-// spec: RT-1, RT-2, RT-5, RT-7, RT-10, RES-2
+// spec: RT-1, RT-2, RT-5, RT-10, RES-2
 #[test]
 fn refresh_rotates_and_a_replayed_refresh_token_revokes_the_family() {
     let mut h = Harness::new();
@@ -411,7 +411,7 @@ fn deny_at_the_consent_page_redirects_access_denied() {
     assert_eq!(again.status, 400);
 }
 
-// spec: AZ-26, AZ-19, AZ-7
+// spec: AZ-26
 #[test]
 fn the_consent_page_resists_framing_and_escapes_the_client_name() {
     let mut h = Harness::new();
@@ -513,7 +513,7 @@ fn request_errors_after_verification_carry_the_right_code() {
     assert_eq!(q["error"], "invalid_target");
 }
 
-// spec: ASM-1, ASM-2, ASM-3, ASM-4, ASM-5, ASM-8, ASM-9, ASM-10, PRM-2, PRM-3, JWT-7
+// spec: ASM-3, ASM-5, ASM-8, ASM-9, PRM-2
 #[test]
 fn issuer_is_identical_across_documents_and_tokens() {
     let mut h = Harness::new();
@@ -563,7 +563,7 @@ fn base64_decode(s: &str) -> Vec<u8> {
         .unwrap()
 }
 
-// spec: DCR-5, DCR-6, DCR-7, DCR-9, DCR-10, TOK-12, SEC-12
+// spec: DCR-5, DCR-6, DCR-7, DCR-9, TOK-12
 #[test]
 fn registration_policy_and_answers() {
     let mut h = Harness::new();
@@ -634,7 +634,7 @@ fn registration_policy_and_answers() {
     );
 }
 
-// spec: TOK-1, TOK-2, TOK-3, TOK-4, TOK-12, TOK-14, GEN-4
+// spec: TOK-2, TOK-3, TOK-12, TOK-14
 #[test]
 fn token_endpoint_request_rules() {
     let mut h = Harness::new();
@@ -678,7 +678,16 @@ fn token_endpoint_request_rules() {
     assert_eq!(ok.status, 200, "{}", String::from_utf8_lossy(&ok.body));
     assert_eq!(ok.header_value("cache-control"), Some("no-store"));
     assert_eq!(json(&ok)["token_type"], "Bearer");
+}
 
+// spec: TOK-4, GEN-4, TOK-14
+#[test]
+fn public_clients_use_pkce_and_confidential_clients_authenticate() {
+    let mut h = Harness::new();
+    let v = verifier(1);
+    // A public client: no secret, PKCE alone redeems its code.
+    let (client_id, code) = obtain_code(&mut h, &v, RESOURCE);
+    assert_eq!(redeem(&mut h, &client_id, &code, &v, RESOURCE).status, 200);
     // A confidential client: the registered method and the right secret are required.
     let r = h.route(&json_post(&format!("{ISSUER}/register"), &serde_json::json!({"redirect_uris": [REDIRECT_URI], "token_endpoint_auth_method": "client_secret_basic"})));
     let conf = json(&r);
@@ -924,4 +933,144 @@ fn a_full_table_frees_up_once_its_entries_expire() {
     assert_eq!(full["error"], "temporarily_unavailable");
     h.advance(601);
     assert_eq!(h.route(&HttpRequest::new(Method::Get, &url)).status, 200);
+}
+
+// spec: TOK-11
+#[test]
+fn a_token_response_is_json_with_the_bearer_type_and_a_lifetime() {
+    let mut h = Harness::new();
+    let v = verifier(1);
+    let (client_id, code) = obtain_code(&mut h, &v, RESOURCE);
+    let r = redeem(&mut h, &client_id, &code, &v, RESOURCE);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header_value("content-type"), Some("application/json"));
+    let body = json(&r);
+    assert!(body["access_token"].as_str().is_some_and(|t| !t.is_empty()));
+    assert_eq!(body["token_type"], "Bearer");
+    assert!(body["expires_in"].as_u64().is_some_and(|s| s > 0));
+}
+
+// spec: ASM-2, ASM-4, ASM-10
+#[test]
+fn the_authorization_server_metadata_is_at_the_well_known_url_and_names_the_endpoints() {
+    let mut h = Harness::new();
+    let r = h.route(&HttpRequest::new(
+        Method::Get,
+        format!("{ISSUER}/.well-known/oauth-authorization-server"),
+    ));
+    assert_eq!(r.status, 200);
+    let doc = json(&r);
+    assert_eq!(doc["issuer"], ISSUER);
+    assert_eq!(doc["authorization_endpoint"], format!("{ISSUER}/authorize"));
+    assert_eq!(doc["token_endpoint"], format!("{ISSUER}/token"));
+    assert_eq!(doc["response_types_supported"], serde_json::json!(["code"]));
+    let listed = |member: &str, value: &str| {
+        doc[member]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|v| v == value))
+    };
+    assert!(listed("grant_types_supported", "refresh_token"));
+    assert!(listed("token_endpoint_auth_methods_supported", "none"));
+}
+
+// spec: AZ-28
+#[test]
+fn an_authorization_response_keeps_the_query_of_the_redirect_uri() {
+    let mut h = Harness::new();
+    let with_query = "https://client.example/cb?app=1";
+    let client_id = register(&mut h, &[with_query]);
+    let v = verifier(1);
+    let mut location = |extra: &[(&str, &str)]| {
+        let r = h.route(&HttpRequest::new(
+            Method::Get,
+            authorize_url(&client_id, &v, RESOURCE, extra),
+        ));
+        assert_eq!(r.status, 303);
+        let location = r.header_value("location").unwrap().to_owned();
+        let query = location
+            .strip_prefix("https://client.example/cb?")
+            .expect("the registered redirect URI");
+        query_map(query)
+    };
+    let q = location(&[("redirect_uri", with_query)]);
+    assert_eq!((q["app"].as_str(), q["state"].as_str()), ("1", "xyz"));
+    assert!(q.contains_key("code"));
+    let q = location(&[("redirect_uri", with_query), ("scope", "no-such-scope")]);
+    assert_eq!(q["app"], "1");
+    assert!(q.contains_key("error"));
+}
+
+// spec: PKCE-10, PKCE-7
+#[test]
+fn no_code_is_issued_without_a_challenge_so_no_token_request_can_redeem_one() {
+    // A code record always holds its challenge (`CodeBinding::challenge` is not optional), and
+    // the authorization endpoint refuses to mint a code without one.
+    let mut h = Harness::new();
+    let client_id = register(&mut h, &[REDIRECT_URI]);
+    let v = verifier(1);
+    let query = h
+        .browse(&authorize_url(
+            &client_id,
+            &v,
+            RESOURCE,
+            &[("code_challenge", ""), ("code_challenge_method", "")],
+        ))
+        .expect("an error redirect");
+    let q = query_map(&query);
+    assert_eq!(q["error"], "invalid_request");
+    assert!(!q.contains_key("code"));
+}
+
+// spec: AZ-19
+#[test]
+fn the_consent_form_post_is_answered_with_303_never_307() {
+    let mut h = Harness::new();
+    h.user.auto_approve = false;
+    let client_id = register(&mut h, &[REDIRECT_URI]);
+    let page = h.route(&HttpRequest::new(
+        Method::Get,
+        authorize_url(&client_id, &verifier(1), RESOURCE, &[]),
+    ));
+    let html = String::from_utf8(page.body.clone()).unwrap();
+    let field = |name: &str| {
+        let marker = format!("name=\"{name}\" value=\"");
+        let start = html.find(&marker).unwrap() + marker.len();
+        html[start..start + html[start..].find('"').unwrap()].to_owned()
+    };
+    let approved = h.route(&form_post(
+        &format!("{ISSUER}/consent"),
+        &[
+            ("id", &field("id")),
+            ("csrf", &field("csrf")),
+            ("decision", "approve"),
+        ],
+    ));
+    assert_eq!(approved.status, 303);
+    assert!(approved.header_value("location").is_some());
+}
+
+// spec: RS-14
+#[test]
+fn the_authorization_server_accepts_only_codes_and_refresh_tokens_it_issued() {
+    let v = verifier(1);
+    let mut first = Harness::new();
+    let tokens = first.drive().unwrap();
+    let (client_id, code) = obtain_code(&mut first, &v, RESOURCE);
+    // Another authorization server, with the same client registered, never issued these.
+    let mut second = Harness::new();
+    let again = register(&mut second, &[REDIRECT_URI]);
+    let _ = register(&mut second, &[REDIRECT_URI]);
+    let foreign_code = redeem(&mut second, &client_id, &code, &v, RESOURCE);
+    assert_ne!(foreign_code.status, 200);
+    assert!(["invalid_grant", "invalid_client"].contains(&error_of(&foreign_code).as_str()));
+    let foreign_refresh = refresh(
+        &mut second,
+        &Tokens {
+            client_id: again,
+            ..tokens.clone()
+        },
+        tokens.refresh_token.as_deref().unwrap(),
+        &[],
+    );
+    assert_eq!(error_of(&foreign_refresh), "invalid_grant");
 }

@@ -1584,7 +1584,7 @@ fn a_failed_key_fetch_counts_toward_the_rate_limit_and_keeps_keys_and_cache() {
 // Protected Resource Metadata
 // ---------------------------------------------------------------------------------------------
 
-// spec: PRM-1, PRM-2, PRM-3, PRM-5, PRM-6, RS-12
+// spec: PRM-1, PRM-2, PRM-3, PRM-5, PRM-6
 #[test]
 fn the_prm_document() {
     let mut config = config_for("HTTPS://MCP.Example.COM:443/mcp");

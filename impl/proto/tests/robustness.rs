@@ -121,7 +121,7 @@ proptest! {
         }
     }
 
-    // spec: ERR-3, ERR-9, RS-7
+    // spec: ERR-3, ERR-9
     #[test]
     fn the_resource_server_always_answers_a_challenge(values in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..200), 0..3)) {
         let h = Harness::new();

@@ -285,15 +285,20 @@ pub fn authorize_url(
 /// instead of redirecting (a verified client sent a bad request; no user was involved yet).
 /// `None` if the answer redirects or has no such link.
 pub fn error_link_query(response: &HttpResponse) -> Option<String> {
+    let href = error_link(response)?;
+    let rest = href.strip_prefix(REDIRECT_URI)?;
+    rest.strip_prefix('?').map(str::to_owned)
+}
+
+/// The link back to the client on an error page shown instead of a redirect (the whole URL).
+pub fn error_link(response: &HttpResponse) -> Option<String> {
     if response.header_value("location").is_some() {
         return None;
     }
     let html = std::str::from_utf8(&response.body).ok()?;
     let (_, rest) = html.split_once("<a class=\"button\" href=\"")?;
     let (href, _) = rest.split_once('"')?;
-    let href = href.replace("&amp;", "&");
-    let rest = href.strip_prefix(REDIRECT_URI)?;
-    rest.strip_prefix('?').map(str::to_owned)
+    Some(href.replace("&amp;", "&"))
 }
 
 /// The query of a 303 redirect to [`REDIRECT_URI`].

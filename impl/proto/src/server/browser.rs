@@ -315,21 +315,29 @@ impl AuthorizationServer {
         accounts: &Accounts,
         browser: &Browser,
         form: &LoginForm,
-    ) -> Result<LoginAttempt, AuthorizeOutcome> {
+    ) -> Result<LoginAttempt, Box<AuthorizeOutcome>> {
         let Accounts::Users(users) = accounts else {
-            return Err(AuthorizeOutcome::Refuse(Rejection::UnknownConsent));
+            return Err(Box::new(AuthorizeOutcome::Refuse(
+                Rejection::UnknownConsent,
+            )));
         };
         let session = self.session(now, browser.session.as_deref());
         let pending = self
             .pending_for_form(&form.id, &form.csrf, session.as_ref())
-            .map_err(AuthorizeOutcome::Refuse)?;
+            .map_err(|r| Box::new(AuthorizeOutcome::Refuse(r)))?;
         if now >= pending.expires_at {
-            return Err(AuthorizeOutcome::Refuse(Rejection::UnknownConsent));
+            return Err(Box::new(AuthorizeOutcome::Refuse(
+                Rejection::UnknownConsent,
+            )));
         }
         let session = pending.session;
         let username = form.username.trim();
         if username.len() > FIELD_LEN_MAX || form.password.len() > FIELD_LEN_MAX {
-            return Err(self.login_page(&form.id, Some(LoginError::WrongCredentials), ""));
+            return Err(Box::new(self.login_page(
+                &form.id,
+                Some(LoginError::WrongCredentials),
+                "",
+            )));
         }
         let limits = &self.config.limits;
         let over_user = self.throttled(
@@ -345,7 +353,11 @@ impl AuthorizationServer {
             )
         });
         if over_user || over_address {
-            return Err(self.login_page(&form.id, Some(LoginError::TooManyAttempts), username));
+            return Err(Box::new(self.login_page(
+                &form.id,
+                Some(LoginError::TooManyAttempts),
+                username,
+            )));
         }
         let (hash, known) = users.hash_for(username);
         Ok(LoginAttempt {

@@ -503,7 +503,7 @@ fn login(
     let browser = browser_of(server, request);
     match server.begin_login(now, &user.accounts, &browser, &form) {
         Ok(attempt) => Prepared::Login(attempt),
-        Err(outcome) => Prepared::Done(respond(server, outcome.into())),
+        Err(outcome) => Prepared::Done(respond(server, (*outcome).into())),
     }
 }
 

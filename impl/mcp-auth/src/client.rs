@@ -97,6 +97,14 @@ impl Http {
         self.policy
     }
 
+    /// The same client (connection pool, trusted roots) under another policy.
+    pub fn with_policy(&self, policy: HttpPolicy) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            policy,
+        }
+    }
+
     fn build(&self, request: &HttpRequest) -> Result<http::Request<Full<Bytes>>, Error> {
         if !self.policy.permits(&request.url) {
             return Err(Error::Transport(format!(
@@ -264,8 +272,13 @@ pub struct Options {
     pub user_agent: UserAgent,
     /// Scopes to request (else the challenge's, else PRM's).
     pub scope: Option<String>,
-    /// Accept http URLs for loopback hosts.
+    /// Accept http URLs for loopback hosts, honoured only when [`Options::mcp_url`] is itself
+    /// loopback http: an https server never moves the client to plain http (the core's
+    /// [`Client::transport_policy`] decides).
     pub allow_loopback_http: bool,
+    /// Let URLs from challenges and metadata name private-network addresses although the
+    /// MCP server is not on one (the core's `ClientConfig::allow_private_addresses`; off).
+    pub allow_private_addresses: bool,
     /// The client name sent at registration.
     pub client_name: String,
     /// Trust exactly these root certificates instead of the Mozilla roots (a private CA).
@@ -284,6 +297,7 @@ impl fmt::Debug for Options {
             .field("user_agent", &self.user_agent)
             .field("scope", &self.scope)
             .field("allow_loopback_http", &self.allow_loopback_http)
+            .field("allow_private_addresses", &self.allow_private_addresses)
             .field("client_name", &self.client_name)
             .field("roots", &self.roots.as_ref().map(|r| r.len()))
             .field(
@@ -299,13 +313,15 @@ impl fmt::Debug for Options {
 }
 
 impl Options {
-    /// Options for `mcp_url` with headless approval and loopback http allowed.
+    /// Options for `mcp_url` with headless approval, and loopback http allowed if `mcp_url`
+    /// is itself loopback http.
     pub fn headless(mcp_url: impl Into<String>) -> Self {
         Self {
             mcp_url: mcp_url.into(),
             user_agent: UserAgent::Headless(Consent::Approve),
             scope: None,
             allow_loopback_http: true,
+            allow_private_addresses: false,
             client_name: "mcp-auth demo client".into(),
             roots: None,
             reauthorize: 0,
@@ -383,17 +399,21 @@ impl McpClient {
         if options.allow_loopback_http {
             config.http_policy = HttpPolicy::AllowLoopbackHttp;
         }
+        config.allow_private_addresses = options.allow_private_addresses;
         if let Some(scope) = &options.scope {
             config.scope = Some(
                 ScopeSet::parse(scope).map_err(|e| Error::Protocol(format!("bad scope: {e}")))?,
             );
         }
+        let core = Client::new(config.clone());
+        // spec: DISC-11, PF-8
+        let policy = core.transport_policy();
         let http = match &options.roots {
-            Some(roots) => Http::with_roots(config.http_policy, roots.clone()),
-            None => Http::new(config.http_policy),
+            Some(roots) => Http::with_roots(policy, roots.clone()),
+            None => Http::new(policy),
         };
         Ok(Self {
-            core: Client::new(config.clone()),
+            core,
             config,
             http,
             options,
@@ -496,13 +516,35 @@ impl McpClient {
     /// GET the authorization URL, answer the consent form, follow the 303 to our listener.
     async fn headless(&self, url: &str, consent: Consent) -> Result<(), Error> {
         let location = self.consent_headless(url, consent).await?;
-        self.exchange(
+        let request = self.callback_request(&location)?;
+        // Our own loopback listener is plain http (RFC 8252 §7.3) whatever the server's policy.
+        let http = self.http.with_policy(HttpPolicy::AllowLoopbackHttp);
+        let response = http.send(&request).await?;
+        self.record(
             "redirect to the client's loopback listener",
             "User agent",
-            &HttpRequest::new(Method::Get, location),
-        )
-        .await?;
+            &request,
+            &response,
+        );
         Ok(())
+    }
+
+    /// The user agent's GET of the authorization server's redirect: only to our own redirect
+    /// URI, else an authorization server could make the headless driver send a GET anywhere,
+    /// loopback services included.
+    // spec: DISC-11, CLI-7
+    fn callback_request(&self, location: &str) -> Result<HttpRequest, Error> {
+        let ours = location == self.redirect_uri
+            || location
+                .strip_prefix(self.redirect_uri.as_str())
+                .is_some_and(|rest| rest.starts_with('?'));
+        if !ours {
+            return Err(Error::Protocol(format!(
+                "the authorization server redirected to {}, not to our redirect URI",
+                crate::transcript::shorten_url(location)
+            )));
+        }
+        Ok(HttpRequest::new(Method::Get, location))
     }
 
     /// Play the user against our own AS: GET the authorization URL, answer its consent form,

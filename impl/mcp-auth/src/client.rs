@@ -109,7 +109,7 @@ impl Http {
         if !self.policy.permits(&request.url) {
             return Err(Error::Transport(format!(
                 "refused to send to {} (https only{})",
-                request.url,
+                shown(request),
                 if self.policy == HttpPolicy::AllowLoopbackHttp {
                     ", or http to a loopback host"
                 } else {
@@ -125,7 +125,7 @@ impl Http {
         }
         builder
             .body(Full::new(Bytes::from(request.body.clone())))
-            .map_err(|e| Error::Transport(format!("bad request {}: {e}", request.url)))
+            .map_err(|e| Error::Transport(format!("bad request {}: {e}", shown(request))))
     }
 
     /// Send a request and read the whole answer (bounded by [`CLIENT_BODY_LIMIT`]).
@@ -139,7 +139,7 @@ impl Http {
                     Error::Transport(format!(
                         "{} {}: {}",
                         request.method.as_str(),
-                        request.url,
+                        shown(request),
                         causes(&e)
                     ))
                 })?;
@@ -147,13 +147,13 @@ impl Http {
             let body = Limited::new(body, CLIENT_BODY_LIMIT)
                 .collect()
                 .await
-                .map_err(|e| Error::Transport(format!("reading {}: {e}", request.url)))?
+                .map_err(|e| Error::Transport(format!("reading {}: {e}", shown(request))))?
                 .to_bytes();
             Ok(from_parts(&parts, body.to_vec()))
         };
         tokio::time::timeout(EXCHANGE_TIMEOUT, call)
             .await
-            .map_err(|_| Error::Transport(format!("timeout: {}", request.url)))?
+            .map_err(|_| Error::Transport(format!("timeout: {}", shown(request))))?
     }
 
     /// Send a JSON-RPC POST and read until the JSON-RPC response with `id` arrives, whether
@@ -168,7 +168,9 @@ impl Http {
                 .inner
                 .request(self.build(request)?)
                 .await
-                .map_err(|e| Error::Transport(format!("POST {}: {}", request.url, causes(&e))))?;
+                .map_err(|e| {
+                    Error::Transport(format!("POST {}: {}", shown(request), causes(&e)))
+                })?;
             let (parts, mut body) = response.into_parts();
             let is_sse = parts
                 .headers
@@ -195,8 +197,15 @@ impl Http {
         };
         tokio::time::timeout(EXCHANGE_TIMEOUT, call)
             .await
-            .map_err(|_| Error::Transport(format!("timeout: {}", request.url)))?
+            .map_err(|_| Error::Transport(format!("timeout: {}", shown(request))))?
     }
+}
+
+/// The URL of a request as error messages show it: query secrets (`code`, `state`, ...)
+/// shortened, as in the logs (CLI-6).
+// spec: CLI-6
+fn shown(request: &HttpRequest) -> String {
+    crate::transcript::shorten_url(&request.url)
 }
 
 /// An error and its sources, e.g. "client error (Connect): invalid peer certificate: UnknownIssuer".

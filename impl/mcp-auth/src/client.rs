@@ -395,7 +395,7 @@ type CallbackSlot = Arc<Mutex<Option<mpsc::Sender<Callback>>>>;
 /// flow's verdict: 200 when it was the pending authorization's response, 400 when its
 /// `state` is foreign or no authorization is waiting, 503 when the flow does not take it in
 /// time.
-// spec: AZ-11, AZ-24, PF-14
+// spec: AZ-11, AZ-24, PF-17
 async fn on_listener_request(
     path: &str,
     query: String,
@@ -633,7 +633,7 @@ impl McpClient {
     /// foreign `state` is answered with an error page and ignored, without restarting the
     /// authorization, at most [`Options::foreign_callbacks`] times, and the whole wait lasts
     /// at most [`Options::redirect_timeout`].
-    // spec: AZ-11, PF-14
+    // spec: AZ-11, PF-17
     async fn await_callback(&mut self, queue: &mut CallbackQueue) -> Result<(), Error> {
         let deadline = tokio::time::Instant::now() + self.options.redirect_timeout;
         let mut foreign = 0u32;

@@ -133,7 +133,7 @@ pub fn origin_of(listener: &TcpListener) -> std::io::Result<String> {
 
 /// The HTTP limits of a server: every server here runs with them ([`serve`] uses the
 /// defaults). Each refusal is an answer, never a hang.
-// spec: SEC-12, PF-15
+// spec: SEC-12, PF-18
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ServeLimits {
     /// Largest request head (request line and header fields) in bytes; a larger one gets 431
@@ -202,7 +202,7 @@ where
 }
 
 /// [`serve`] under the given limits.
-// spec: SEC-12, PF-15
+// spec: SEC-12, PF-18
 pub async fn serve_with<S>(
     listener: TcpListener,
     service: S,

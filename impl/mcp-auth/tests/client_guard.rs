@@ -30,7 +30,7 @@ async fn policy_for(mcp_url: &str) -> HttpPolicy {
         .policy()
 }
 
-// spec: DISC-11, PF-8, PF-13
+// spec: DISC-11, PF-8, PF-16
 #[tokio::test]
 async fn plain_http_is_allowed_only_when_the_mcp_url_is_loopback_http() {
     for (url, policy) in [
@@ -42,7 +42,7 @@ async fn plain_http_is_allowed_only_when_the_mcp_url_is_loopback_http() {
     }
 }
 
-// spec: AZ-11, PF-14
+// spec: AZ-11, PF-17
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_local_flood_of_foreign_callbacks_neither_restarts_nor_derails_the_flow() {
     let s = stack().await;
@@ -97,7 +97,7 @@ async fn a_local_flood_of_foreign_callbacks_neither_restarts_nor_derails_the_flo
     s.stop().await;
 }
 
-// spec: AZ-11, PF-14
+// spec: AZ-11, PF-17
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn foreign_callbacks_are_bounded_in_count_and_the_wait_in_time() {
     let s = stack().await;

@@ -56,7 +56,7 @@ fn request_with_header(authority: &str, path: &str, header_len: usize) -> Vec<u8
     .into_bytes()
 }
 
-// spec: SEC-14, PF-15
+// spec: SEC-16, PF-18
 #[tokio::test]
 async fn an_oversized_header_block_gets_431_from_the_as_and_the_mcp_server() {
     let s = Stack::start(StackOptions::default())
@@ -95,7 +95,7 @@ async fn tiny_server(limits: ServeLimits) -> String {
     addr
 }
 
-// spec: SEC-14, PF-15
+// spec: SEC-16, PF-18
 #[tokio::test]
 async fn a_request_head_that_does_not_arrive_in_time_gets_408() {
     let limits = ServeLimits {
@@ -118,7 +118,7 @@ async fn a_request_head_that_does_not_arrive_in_time_gets_408() {
     assert_eq!(status_after(&mut stream, request).await, 200);
 }
 
-// spec: SEC-14, PF-15
+// spec: SEC-16, PF-18
 #[tokio::test]
 async fn a_connection_over_the_cap_gets_503_and_a_freed_slot_serves_again() {
     let limits = ServeLimits {

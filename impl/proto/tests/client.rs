@@ -781,7 +781,7 @@ const INTERNAL: [&str; 6] = [
     "192.168.1.1",
 ];
 
-// spec: DISC-11, PF-8, PF-13
+// spec: DISC-11, PF-8, PF-16
 #[test]
 fn a_public_server_cannot_point_the_client_at_loopback_or_private_addresses() {
     // resource_metadata in the challenge.
@@ -836,7 +836,7 @@ fn a_public_server_cannot_point_the_client_at_loopback_or_private_addresses() {
     }
 }
 
-// spec: DISC-11, PF-13
+// spec: DISC-11, PF-16
 #[test]
 fn private_addresses_need_the_named_switch_and_loopback_needs_a_loopback_server() {
     let prm = with(

@@ -4,7 +4,7 @@
 //! by hand over hyper: initialize, tools/list, tools/call) with the bearer token.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -19,15 +19,22 @@ use mcp_auth_proto::types::ScopeSet;
 use mcp_auth_proto::uri::HttpPolicy;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::net::{CLIENT_BODY_LIMIT, OsEntropy, full, now, serve};
 use crate::transcript::SharedTranscript;
 
 /// How long one HTTP exchange may take.
 const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(15);
-/// How long to wait for the user to come back through the redirect.
-const REDIRECT_TIMEOUT: Duration = Duration::from_secs(300);
+/// Default of [`Options::redirect_timeout`].
+pub const REDIRECT_TIMEOUT: Duration = Duration::from_secs(300);
+/// Default of [`Options::foreign_callbacks`].
+pub const FOREIGN_CALLBACKS: u32 = 32;
+/// How long the redirect listener holds one callback request while the flow judges it.
+const CALLBACK_ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Callbacks queued between the redirect listener and the flow (the listener waits, it never
+/// drops one).
+const CALLBACK_QUEUE: usize = 16;
 
 /// A failure of the client driver.
 #[derive(Debug)]
@@ -97,11 +104,19 @@ impl Http {
         self.policy
     }
 
+    /// The same client (connection pool, trusted roots) under another policy.
+    pub fn with_policy(&self, policy: HttpPolicy) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            policy,
+        }
+    }
+
     fn build(&self, request: &HttpRequest) -> Result<http::Request<Full<Bytes>>, Error> {
         if !self.policy.permits(&request.url) {
             return Err(Error::Transport(format!(
                 "refused to send to {} (https only{})",
-                request.url,
+                shown(request),
                 if self.policy == HttpPolicy::AllowLoopbackHttp {
                     ", or http to a loopback host"
                 } else {
@@ -117,7 +132,7 @@ impl Http {
         }
         builder
             .body(Full::new(Bytes::from(request.body.clone())))
-            .map_err(|e| Error::Transport(format!("bad request {}: {e}", request.url)))
+            .map_err(|e| Error::Transport(format!("bad request {}: {e}", shown(request))))
     }
 
     /// Send a request and read the whole answer (bounded by [`CLIENT_BODY_LIMIT`]).
@@ -131,7 +146,7 @@ impl Http {
                     Error::Transport(format!(
                         "{} {}: {}",
                         request.method.as_str(),
-                        request.url,
+                        shown(request),
                         causes(&e)
                     ))
                 })?;
@@ -139,13 +154,13 @@ impl Http {
             let body = Limited::new(body, CLIENT_BODY_LIMIT)
                 .collect()
                 .await
-                .map_err(|e| Error::Transport(format!("reading {}: {e}", request.url)))?
+                .map_err(|e| Error::Transport(format!("reading {}: {e}", shown(request))))?
                 .to_bytes();
             Ok(from_parts(&parts, body.to_vec()))
         };
         tokio::time::timeout(EXCHANGE_TIMEOUT, call)
             .await
-            .map_err(|_| Error::Transport(format!("timeout: {}", request.url)))?
+            .map_err(|_| Error::Transport(format!("timeout: {}", shown(request))))?
     }
 
     /// Send a JSON-RPC POST and read until the JSON-RPC response with `id` arrives, whether
@@ -160,7 +175,9 @@ impl Http {
                 .inner
                 .request(self.build(request)?)
                 .await
-                .map_err(|e| Error::Transport(format!("POST {}: {}", request.url, causes(&e))))?;
+                .map_err(|e| {
+                    Error::Transport(format!("POST {}: {}", shown(request), causes(&e)))
+                })?;
             let (parts, mut body) = response.into_parts();
             let is_sse = parts
                 .headers
@@ -187,8 +204,15 @@ impl Http {
         };
         tokio::time::timeout(EXCHANGE_TIMEOUT, call)
             .await
-            .map_err(|_| Error::Transport(format!("timeout: {}", request.url)))?
+            .map_err(|_| Error::Transport(format!("timeout: {}", shown(request))))?
     }
+}
+
+/// The URL of a request as error messages show it: query secrets (`code`, `state`, ...)
+/// shortened, as in the logs (CLI-6).
+// spec: CLI-6
+fn shown(request: &HttpRequest) -> String {
+    crate::transcript::shorten_url(&request.url)
 }
 
 /// An error and its sources, e.g. "client error (Connect): invalid peer certificate: UnknownIssuer".
@@ -253,6 +277,9 @@ pub enum UserAgent {
     Headless(Consent),
     /// Open the system browser (or print the URL) and wait for the redirect.
     Browser,
+    /// Print the authorization URL on stderr, start no browser, and wait for the redirect
+    /// (a terminal without a browser, or a test playing the user).
+    PrintUrl,
 }
 
 /// Options of a client run. `Debug` leaves out the pre-registered client secret.
@@ -264,8 +291,13 @@ pub struct Options {
     pub user_agent: UserAgent,
     /// Scopes to request (else the challenge's, else PRM's).
     pub scope: Option<String>,
-    /// Accept http URLs for loopback hosts.
+    /// Accept http URLs for loopback hosts, honoured only when [`Options::mcp_url`] is itself
+    /// loopback http: an https server never moves the client to plain http (the core's
+    /// [`Client::transport_policy`] decides).
     pub allow_loopback_http: bool,
+    /// Let URLs from challenges and metadata name private-network addresses although the
+    /// MCP server is not on one (the core's `ClientConfig::allow_private_addresses`; off).
+    pub allow_private_addresses: bool,
     /// The client name sent at registration.
     pub client_name: String,
     /// Trust exactly these root certificates instead of the Mozilla roots (a private CA).
@@ -278,6 +310,13 @@ pub struct Options {
     /// With [`UserAgent::Browser`]: the command that opens the authorization URL (run by
     /// `sh -c`, the URL appended as one quoted argument), else the system's opener.
     pub browser_command: Option<String>,
+    /// How long one authorization waits for the redirect back to the listener (default
+    /// [`REDIRECT_TIMEOUT`], 300 s).
+    pub redirect_timeout: Duration,
+    /// How many callbacks with a `state` that is not the pending one (another local process,
+    /// a stale tab) the listener answers with an error page and ignores before the flow gives
+    /// up (default [`FOREIGN_CALLBACKS`]). The authorization is never restarted for them.
+    pub foreign_callbacks: u32,
 }
 
 impl fmt::Debug for Options {
@@ -287,6 +326,7 @@ impl fmt::Debug for Options {
             .field("user_agent", &self.user_agent)
             .field("scope", &self.scope)
             .field("allow_loopback_http", &self.allow_loopback_http)
+            .field("allow_private_addresses", &self.allow_private_addresses)
             .field("client_name", &self.client_name)
             .field("roots", &self.roots.as_ref().map(|r| r.len()))
             .field(
@@ -298,24 +338,132 @@ impl fmt::Debug for Options {
             )
             .field("reauthorize", &self.reauthorize)
             .field("browser_command", &self.browser_command)
+            .field("redirect_timeout", &self.redirect_timeout)
+            .field("foreign_callbacks", &self.foreign_callbacks)
             .finish()
     }
 }
 
 impl Options {
-    /// Options for `mcp_url` with headless approval and loopback http allowed.
+    /// Options for `mcp_url` with headless approval, and loopback http allowed if `mcp_url`
+    /// is itself loopback http.
     pub fn headless(mcp_url: impl Into<String>) -> Self {
         Self {
             mcp_url: mcp_url.into(),
             user_agent: UserAgent::Headless(Consent::Approve),
             scope: None,
             allow_loopback_http: true,
+            allow_private_addresses: false,
             client_name: "mcp-auth demo client".into(),
             roots: None,
             reauthorize: 0,
             preregistered: None,
             browser_command: None,
+            redirect_timeout: REDIRECT_TIMEOUT,
+            foreign_callbacks: FOREIGN_CALLBACKS,
         }
+    }
+}
+
+/// A request that reached the redirect listener's `/callback`, waiting for the flow's verdict.
+#[derive(Debug)]
+struct Callback {
+    query: String,
+    verdict: oneshot::Sender<Verdict>,
+}
+
+/// What the flow made of a callback; the listener's answer follows from it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Verdict {
+    /// The pending authorization's response: the flow goes on (or ends, e.g. access denied).
+    Taken,
+    /// Not the pending authorization's `state`: ignored, the flow keeps waiting.
+    Foreign,
+}
+
+/// The redirect listener's answer: a plain-text page, never a redirect (AZ-24).
+fn listener_page(status: u16, text: &'static str) -> http::Response<crate::net::Body> {
+    http::Response::builder()
+        .status(status)
+        .header("content-type", "text/plain; charset=utf-8")
+        .header("cache-control", "no-store")
+        .body(full(text))
+        .unwrap_or_else(|_| http::Response::new(full("")))
+}
+
+/// Where the redirect listener hands callbacks: the queue of the authorization step in
+/// progress, if any (a fresh queue per step; closing it answers whatever is still queued).
+type CallbackSlot = Arc<Mutex<Option<mpsc::Sender<Callback>>>>;
+
+/// Answer one request to the redirect listener. A callback is handed to the waiting flow
+/// (never dropped: a full queue makes the request wait, bounded) and answered after the
+/// flow's verdict: 200 when it was the pending authorization's response, 400 when its
+/// `state` is foreign or no authorization is waiting, 503 when the flow does not take it in
+/// time.
+// spec: AZ-11, AZ-24, PF-17
+async fn on_listener_request(
+    path: &str,
+    query: String,
+    slot: &CallbackSlot,
+) -> http::Response<crate::net::Body> {
+    const NOT_WAITING: &str = "No authorization is waiting for this response.";
+    if path != "/callback" {
+        return listener_page(404, "Not found");
+    }
+    let callbacks = slot.lock().unwrap_or_else(PoisonError::into_inner).clone();
+    let Some(callbacks) = callbacks else {
+        return listener_page(400, NOT_WAITING);
+    };
+    let (verdict, answer) = oneshot::channel();
+    let queued = tokio::time::timeout(
+        CALLBACK_ANSWER_TIMEOUT,
+        callbacks.send(Callback { query, verdict }),
+    )
+    .await;
+    drop(callbacks);
+    match queued {
+        Ok(Ok(())) => {}
+        Ok(Err(_)) => return listener_page(400, NOT_WAITING),
+        Err(_) => return listener_page(503, "Busy: try the authorization again."),
+    }
+    match tokio::time::timeout(CALLBACK_ANSWER_TIMEOUT, answer).await {
+        Ok(Ok(Verdict::Taken)) => {
+            listener_page(200, "Authorization finished. You can close this window.")
+        }
+        Ok(Ok(Verdict::Foreign)) => listener_page(
+            400,
+            "This response does not belong to the authorization in progress and was ignored.",
+        ),
+        Ok(Err(_)) => listener_page(400, NOT_WAITING),
+        Err(_) => listener_page(503, "Busy: try the authorization again."),
+    }
+}
+
+/// An authorization step's callback queue, open in the listener's slot while this lives.
+struct CallbackQueue {
+    slot: CallbackSlot,
+    callbacks: mpsc::Receiver<Callback>,
+}
+
+impl CallbackQueue {
+    fn open(slot: &CallbackSlot) -> Self {
+        let (tx, callbacks) = mpsc::channel(CALLBACK_QUEUE);
+        *slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(tx);
+        Self {
+            slot: Arc::clone(slot),
+            callbacks,
+        }
+    }
+}
+
+impl Drop for CallbackQueue {
+    fn drop(&mut self) {
+        // Closing the queue answers the requests still in it or on their way ("no
+        // authorization is waiting"); none is left hanging.
+        self.slot
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
     }
 }
 
@@ -329,7 +477,7 @@ pub struct McpClient {
     http: Http,
     options: Options,
     transcript: SharedTranscript,
-    redirects: mpsc::Receiver<String>,
+    callback_slot: CallbackSlot,
     listener_task: tokio::task::JoinHandle<()>,
     /// The redirect URI registered for this run.
     pub redirect_uri: String,
@@ -358,27 +506,14 @@ impl McpClient {
             .map_err(|e| Error::Transport(e.to_string()))?
             .port();
         let redirect_uri = format!("http://127.0.0.1:{port}/callback");
-        let (tx, rx) = mpsc::channel(4);
+        let callback_slot = CallbackSlot::default();
+        let slot = Arc::clone(&callback_slot);
         let service = tower::service_fn(move |request: http::Request<hyper::body::Incoming>| {
-            let tx = tx.clone();
+            let slot = Arc::clone(&slot);
             async move {
-                let is_callback = request.uri().path() == "/callback";
+                let path = request.uri().path().to_owned();
                 let query = request.uri().query().unwrap_or("").to_owned();
-                if is_callback {
-                    let _ = tx.try_send(query);
-                }
-                let (status, text) = if is_callback {
-                    (200, "Authorization finished. You can close this window.")
-                } else {
-                    (404, "Not found")
-                };
-                Ok::<_, std::convert::Infallible>(
-                    http::Response::builder()
-                        .status(status)
-                        .header("content-type", "text/plain; charset=utf-8")
-                        .body(full(text))
-                        .unwrap_or_else(|_| http::Response::new(full(""))),
-                )
+                Ok::<_, std::convert::Infallible>(on_listener_request(&path, query, &slot).await)
             }
         });
         let listener_task = tokio::spawn(serve(listener, service, std::future::pending()));
@@ -388,22 +523,26 @@ impl McpClient {
         if options.allow_loopback_http {
             config.http_policy = HttpPolicy::AllowLoopbackHttp;
         }
+        config.allow_private_addresses = options.allow_private_addresses;
         if let Some(scope) = &options.scope {
             config.scope = Some(
                 ScopeSet::parse(scope).map_err(|e| Error::Protocol(format!("bad scope: {e}")))?,
             );
         }
+        let core = Client::new(config.clone());
+        // spec: DISC-11, PF-8
+        let policy = core.transport_policy();
         let http = match &options.roots {
-            Some(roots) => Http::with_roots(config.http_policy, roots.clone()),
-            None => Http::new(config.http_policy),
+            Some(roots) => Http::with_roots(policy, roots.clone()),
+            None => Http::new(policy),
         };
         Ok(Self {
-            core: Client::new(config.clone()),
+            core,
             config,
             http,
             options,
             transcript,
-            redirects: rx,
+            callback_slot,
             listener_task,
             redirect_uri,
             session_id: None,
@@ -465,16 +604,7 @@ impl McpClient {
                     let response = self.exchange(&step, "Client", &request).await?;
                     self.core.handle_response(now(), &mut OsEntropy, &response);
                 }
-                Action::OpenBrowser(url) => {
-                    let query = self.user_agent(&url).await?;
-                    if let Err(error) = self.core.handle_redirect(&query)
-                        && error == ClientError::StateMismatch
-                    {
-                        // The core discarded a callback that is not ours and keeps waiting.
-                        tracing::warn!("discarded a redirect with a foreign state");
-                        continue;
-                    }
-                }
+                Action::OpenBrowser(url) => self.user_agent(&url).await?,
                 Action::Authorized(tokens) => return Ok(tokens),
                 Action::Failed(error) => return Err(Error::Flow(error)),
                 Action::Idle => {
@@ -484,30 +614,100 @@ impl McpClient {
         }
     }
 
-    /// Play the user: return the query string of the redirect to our redirect URI.
-    async fn user_agent(&mut self, url: &str) -> Result<String, Error> {
+    /// Play the user once for the authorization URL `url`, and hand the callbacks that reach
+    /// the listener to the core until it takes the one of this authorization.
+    async fn user_agent(&mut self, url: &str) -> Result<(), Error> {
+        // From here on the listener hands callbacks to this step (opened before any user
+        // agent can reach it, closed when the step ends).
+        let mut queue = CallbackQueue::open(&self.callback_slot);
         match self.options.user_agent {
-            UserAgent::Headless(consent) => {
-                self.headless(url, consent).await?;
+            UserAgent::Headless(consent) => self.headless(url, consent, &mut queue).await,
+            UserAgent::Browser => {
+                open_browser(url, self.options.browser_command.as_deref());
+                self.await_callback(&mut queue).await
             }
-            UserAgent::Browser => open_browser(url, self.options.browser_command.as_deref()),
+            UserAgent::PrintUrl => {
+                eprintln!("Open this URL in a browser to authorize:\n  {url}");
+                self.await_callback(&mut queue).await
+            }
         }
-        tokio::time::timeout(REDIRECT_TIMEOUT, self.redirects.recv())
-            .await
-            .map_err(|_| Error::Transport("no redirect arrived".into()))?
-            .ok_or_else(|| Error::Transport("redirect listener stopped".into()))
     }
 
-    /// GET the authorization URL, answer the consent form, follow the 303 to our listener.
-    async fn headless(&self, url: &str, consent: Consent) -> Result<(), Error> {
+    /// Feed the callbacks of the redirect listener to the core until it takes one (the
+    /// pending authorization's `state`; the flow then goes on or ends). A callback with a
+    /// foreign `state` is answered with an error page and ignored, without restarting the
+    /// authorization, at most [`Options::foreign_callbacks`] times, and the whole wait lasts
+    /// at most [`Options::redirect_timeout`].
+    // spec: AZ-11, PF-17
+    async fn await_callback(&mut self, queue: &mut CallbackQueue) -> Result<(), Error> {
+        let deadline = tokio::time::Instant::now() + self.options.redirect_timeout;
+        let mut foreign = 0u32;
+        loop {
+            let callback = tokio::time::timeout_at(deadline, queue.callbacks.recv())
+                .await
+                .map_err(|_| Error::Transport("no redirect arrived in time".into()))?
+                .ok_or_else(|| Error::Transport("redirect listener stopped".into()))?;
+            let taken =
+                self.core.handle_redirect(&callback.query) != Err(ClientError::StateMismatch);
+            let verdict = if taken {
+                Verdict::Taken
+            } else {
+                Verdict::Foreign
+            };
+            let _ = callback.verdict.send(verdict);
+            if taken {
+                return Ok(());
+            }
+            foreign = foreign.saturating_add(1);
+            tracing::warn!(foreign, "ignored a callback with a foreign state");
+            if foreign > self.options.foreign_callbacks {
+                return Err(Error::Transport(format!(
+                    "more than {} callbacks with a foreign state reached the redirect listener",
+                    self.options.foreign_callbacks
+                )));
+            }
+        }
+    }
+
+    /// GET the authorization URL, answer the consent form, follow the 303 to our listener
+    /// while the flow waits for that callback.
+    async fn headless(
+        &mut self,
+        url: &str,
+        consent: Consent,
+        queue: &mut CallbackQueue,
+    ) -> Result<(), Error> {
         let location = self.consent_headless(url, consent).await?;
-        self.exchange(
+        let request = self.callback_request(&location)?;
+        // Our own loopback listener is plain http (RFC 8252 §7.3) whatever the server's policy.
+        let http = self.http.with_policy(HttpPolicy::AllowLoopbackHttp);
+        // The listener answers only once the flow has judged the callback: both at once.
+        let (response, ()) = tokio::try_join!(http.send(&request), self.await_callback(queue))?;
+        self.record(
             "redirect to the client's loopback listener",
             "User agent",
-            &HttpRequest::new(Method::Get, location),
-        )
-        .await?;
+            &request,
+            &response,
+        );
         Ok(())
+    }
+
+    /// The user agent's GET of the authorization server's redirect: only to our own redirect
+    /// URI, else an authorization server could make the headless driver send a GET anywhere,
+    /// loopback services included.
+    // spec: DISC-11, CLI-7
+    fn callback_request(&self, location: &str) -> Result<HttpRequest, Error> {
+        let ours = location == self.redirect_uri
+            || location
+                .strip_prefix(self.redirect_uri.as_str())
+                .is_some_and(|rest| rest.starts_with('?'));
+        if !ours {
+            return Err(Error::Protocol(format!(
+                "the authorization server redirected to {}, not to our redirect URI",
+                crate::transcript::shorten_url(location)
+            )));
+        }
+        Ok(HttpRequest::new(Method::Get, location))
     }
 
     /// Play the user against our own AS: GET the authorization URL, answer its consent form,

@@ -3,19 +3,23 @@
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use mcp_auth_proto::http::{HttpRequest, HttpResponse, Method};
 use mcp_auth_proto::{Entropy, Rejection, UnixTime};
-use tokio::net::TcpListener;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
 
 /// The response body type of every server here (the same as rmcp's, so layers compose).
 pub type Body = BoxBody<Bytes, Infallible>;
@@ -140,9 +144,65 @@ pub fn origin_of(listener: &TcpListener) -> std::io::Result<String> {
     Ok(format!("http://{}", listener.local_addr()?))
 }
 
+/// The HTTP limits of a server: every server here runs with them ([`serve`] uses the
+/// defaults). Each refusal is an answer, never a hang.
+// spec: SEC-12, PF-18
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ServeLimits {
+    /// Largest request head (request line and header fields) in bytes; a larger one gets 431
+    /// (HTTP/1.1; HTTP/2 advertises it as its header list size). Default 16 KiB; hyper's
+    /// floor is 8 KiB.
+    pub header_bytes: usize,
+    /// How long a connection may take to deliver its first request head, and any later one
+    /// on a kept-alive connection; the first gets 408 when late, a later one is closed.
+    /// Default 10 s.
+    pub header_timeout: Duration,
+    /// Most connections served at once; one more gets 503 and is closed. Default 1024.
+    pub max_connections: usize,
+}
+
+impl Default for ServeLimits {
+    fn default() -> Self {
+        Self {
+            header_bytes: 16 * 1024,
+            header_timeout: Duration::from_secs(10),
+            max_connections: 1024,
+        }
+    }
+}
+
+/// How long a refusal (408, 503) may take to read the head it answers and to be written.
+const REFUSAL_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Answer `status` on a connection hyper does not (or no longer) serve: read what the client
+/// sends for a short while (so that closing does not reset the answer away), write a minimal
+/// `Connection: close` response, close.
+async fn refuse(mut tcp: TcpStream, status: u16, reason: &str) {
+    let _ = tokio::time::timeout(REFUSAL_TIMEOUT, async {
+        let mut seen = Vec::new();
+        let mut chunk = [0u8; 2048];
+        while seen.len() < 16 * 1024 && !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+            match tcp.read(&mut chunk).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => seen.extend_from_slice(&chunk[..n]),
+            }
+        }
+    })
+    .await;
+    let answer = format!(
+        "HTTP/1.1 {status} {reason}\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nconnection: close\r\nretry-after: 1\r\n\r\n{reason}",
+        reason.len()
+    );
+    let _ = tokio::time::timeout(REFUSAL_TIMEOUT, async {
+        let _ = tcp.write_all(answer.as_bytes()).await;
+        let _ = tcp.shutdown().await;
+    })
+    .await;
+}
+
 /// Accept connections on `listener` and serve each with a clone of `service` (HTTP/1.1 and
-/// HTTP/2), until `shutdown` completes; then let open connections finish for up to two
-/// seconds (SSE streams would otherwise hold the process).
+/// HTTP/2) under the default [`ServeLimits`], until `shutdown` completes; then let open
+/// connections finish for up to two seconds (SSE streams would otherwise hold the process).
 pub async fn serve<S>(listener: TcpListener, service: S, shutdown: impl Future<Output = ()>)
 where
     S: tower::Service<http::Request<Incoming>, Response = http::Response<Body>, Error = Infallible>
@@ -151,7 +211,24 @@ where
         + 'static,
     S::Future: Send + 'static,
 {
-    serve_tls(listener, None, service, shutdown).await;
+    serve_with(listener, service, shutdown, ServeLimits::default()).await;
+}
+
+/// [`serve`] under the given limits.
+// spec: SEC-12, PF-18
+pub async fn serve_with<S>(
+    listener: TcpListener,
+    service: S,
+    shutdown: impl Future<Output = ()>,
+    limits: ServeLimits,
+) where
+    S: tower::Service<http::Request<Incoming>, Response = http::Response<Body>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    serve_tls_with(listener, None, service, shutdown, limits).await;
 }
 
 /// Longest a TLS handshake may take before the connection is dropped.
@@ -171,52 +248,122 @@ pub async fn serve_tls<S>(
         + 'static,
     S::Future: Send + 'static,
 {
+    serve_tls_with(listener, tls, service, shutdown, ServeLimits::default()).await;
+}
+
+/// [`serve_with`], over TLS when `tls` is given. Over TLS, a connection over the cap is
+/// closed (no plain-text 503 inside a TLS port), and a late request head is left to hyper's
+/// header timeout (no plain-text 408).
+pub async fn serve_tls_with<S>(
+    listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    service: S,
+    shutdown: impl Future<Output = ()>,
+    limits: ServeLimits,
+) where
+    S: tower::Service<http::Request<Incoming>, Response = http::Response<Body>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
     let graceful = GracefulShutdown::new();
-    let builder = auto::Builder::new(TokioExecutor::new());
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        // hyper's own timer, a little later than ours: it closes a kept-alive connection whose
+        // next head is late; ours answers 408 for the first head.
+        .header_read_timeout(limits.header_timeout + REFUSAL_TIMEOUT)
+        .max_buf_size(limits.header_bytes.max(8192));
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(limits.header_bytes).unwrap_or(u32::MAX));
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
             accepted = listener.accept() => {
                 let Ok((tcp, peer)) = accepted else { continue };
-                let service = tower::ServiceExt::map_request(
-                    service.clone(),
-                    move |mut request: http::Request<Incoming>| {
+                let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+                    if tls.is_none() {
+                        tokio::spawn(refuse(tcp, 503, "Service Unavailable"));
+                    }
+                    continue;
+                };
+                // The first request head must arrive in time: the service being called is
+                // the sign that it did. Every request learns its peer's address.
+                let started = Arc::new(AtomicBool::new(false));
+                let service = {
+                    let started = Arc::clone(&started);
+                    let inner = service.clone();
+                    tower::service_fn(move |mut request: http::Request<Incoming>| {
+                        started.store(true, Ordering::SeqCst);
                         request.extensions_mut().insert(PeerAddr(peer));
-                        request
-                    },
-                );
-                let service = TowerToHyperService::new(service);
-                match &tls {
-                    None => {
-                        let connection = graceful
-                            .watch(builder.serve_connection(TokioIo::new(tcp), service).into_owned());
-                        tokio::spawn(async move {
-                            if let Err(error) = connection.await {
-                                tracing::debug!(%error, "connection ended with an error");
+                        let mut inner = inner.clone();
+                        async move { tower::Service::call(&mut inner, request).await }
+                    })
+                };
+                if let Some(acceptor) = &tls {
+                    let handshake = acceptor.accept(tcp);
+                    let builder = builder.clone();
+                    let watcher = graceful.watcher();
+                    tokio::spawn(async move {
+                        let _slot = slot;
+                        let stream = match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, handshake).await {
+                            Ok(Ok(stream)) => stream,
+                            Ok(Err(error)) => {
+                                tracing::debug!(%error, "TLS handshake failed");
+                                return;
                             }
-                        });
-                    }
-                    Some(acceptor) => {
-                        let handshake = acceptor.accept(tcp);
-                        let builder = builder.clone();
-                        let watcher = graceful.watcher();
-                        tokio::spawn(async move {
-                            let stream = match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, handshake).await {
-                                Ok(Ok(stream)) => stream,
-                                Ok(Err(error)) => {
-                                    tracing::debug!(%error, "TLS handshake failed");
-                                    return;
-                                }
-                                Err(_) => return,
-                            };
-                            let connection = watcher
-                                .watch(builder.serve_connection(TokioIo::new(stream), service).into_owned());
-                            if let Err(error) = connection.await {
-                                tracing::debug!(%error, "connection ended with an error");
-                            }
-                        });
-                    }
+                            Err(_) => return,
+                        };
+                        let connection = watcher.watch(
+                            builder
+                                .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service))
+                                .into_owned(),
+                        );
+                        if let Err(error) = connection.await {
+                            tracing::debug!(%error, "connection ended with an error");
+                        }
+                    });
+                    continue;
                 }
+                // A second handle on the socket, to answer 408 after hyper is dropped.
+                let Some((tcp, spare)) = split_handle(tcp) else { continue };
+                let connection = builder
+                    .serve_connection(TokioIo::new(tcp), TowerToHyperService::new(service))
+                    .into_owned();
+                let connection = graceful.watch(connection);
+                let header_timeout = limits.header_timeout;
+                tokio::spawn(async move {
+                    let _slot = slot;
+                    let mut connection = Box::pin(connection);
+                    let late = tokio::select! {
+                        result = &mut connection => {
+                            let Err(error) = result else { return };
+                            tracing::debug!(%error, "connection ended with an error");
+                            let timeout = error
+                                .downcast_ref::<hyper::Error>()
+                                .is_some_and(hyper::Error::is_timeout);
+                            if timeout && !started.load(Ordering::SeqCst) {
+                                refuse(spare, 408, "Request Timeout").await;
+                            }
+                            return;
+                        }
+                        () = tokio::time::sleep(header_timeout) => !started.load(Ordering::SeqCst),
+                    };
+                    if late {
+                        drop(connection);
+                        refuse(spare, 408, "Request Timeout").await;
+                        return;
+                    }
+                    drop(spare);
+                    if let Err(error) = connection.await {
+                        tracing::debug!(%error, "connection ended with an error");
+                    }
+                });
             }
             () = &mut shutdown => break,
         }
@@ -225,4 +372,14 @@ pub async fn serve_tls<S>(
         () = graceful.shutdown() => {}
         () = tokio::time::sleep(Duration::from_secs(2)) => {}
     }
+}
+
+/// The socket and a second handle on it (the same connection).
+fn split_handle(tcp: TcpStream) -> Option<(TcpStream, TcpStream)> {
+    let std = tcp.into_std().ok()?;
+    let spare = std.try_clone().ok()?;
+    Some((
+        TcpStream::from_std(std).ok()?,
+        TcpStream::from_std(spare).ok()?,
+    ))
 }

@@ -55,8 +55,17 @@ pub struct ClientConfig {
     pub scope: Option<ScopeSet>,
     /// Pre-registered credentials (client id, optional secret) instead of DCR.
     pub preregistered: Option<(String, Option<String>)>,
-    /// Whether http URLs are acceptable for loopback hosts (spec PF-8; off by default).
+    /// Whether http URLs are acceptable for loopback hosts (spec PF-8; off by default). URLs
+    /// taken from challenges and metadata may be plain http only when the MCP server URL
+    /// itself is loopback http (see [`Client::transport_policy`]).
     pub http_policy: HttpPolicy,
+    /// SSRF switch, off by default: URLs from challenges and metadata may name
+    /// private-network addresses (10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16, fc00::/7) even
+    /// when the MCP server is not on one, e.g. an authorization server on a company network.
+    /// Loopback targets still need a loopback MCP server, and link-local or reserved
+    /// addresses are refused whatever this says (see [`crate::address`]).
+    // spec: DISC-11
+    pub allow_private_addresses: bool,
     /// Compatibility switch, off by default: proceed when AS metadata omits
     /// `code_challenge_methods_supported` entirely (it must still not exclude S256).
     // spec: PF-12
@@ -81,6 +90,7 @@ impl std::fmt::Debug for ClientConfig {
                     .map(|(id, secret)| (id, secret.as_deref().map(Redacted))),
             )
             .field("http_policy", &self.http_policy)
+            .field("allow_private_addresses", &self.allow_private_addresses)
             .field(
                 "allow_missing_pkce_metadata",
                 &self.allow_missing_pkce_metadata,
@@ -101,6 +111,7 @@ impl ClientConfig {
             scope: None,
             preregistered: None,
             http_policy: HttpPolicy::HttpsOnly,
+            allow_private_addresses: false,
             allow_missing_pkce_metadata: false,
             #[cfg(feature = "mutations")]
             mutations: crate::mutations::Mutations::default(),
@@ -168,6 +179,12 @@ pub enum ClientError {
     BadTokenResponse,
     /// The call does not fit the current state (caller's bug).
     UnexpectedInput,
+    /// A URL from a challenge or from metadata names a loopback, private-network,
+    /// link-local or reserved host that the MCP server may not send us to (SSRF guard).
+    ForbiddenAddress {
+        /// The refused URL.
+        url: String,
+    },
 }
 
 impl ClientError {
@@ -194,6 +211,7 @@ impl ClientError {
             Self::TokenRejected { .. } => "TOK-14",
             Self::BadTokenResponse => "TOK-13",
             Self::UnexpectedInput => "SEC-12",
+            Self::ForbiddenAddress { .. } => "DISC-11",
         }
     }
 }
@@ -402,6 +420,35 @@ impl Client {
         self.resource.as_ref()
     }
 
+    /// The transport policy for every URL of this flow: plain http (to a loopback host) only
+    /// when the configuration allows it *and* the MCP server URL itself is loopback http, so
+    /// that an https server can never move the client to plain http. Drivers use it for
+    /// their HTTP client.
+    // spec: GEN-6, PF-8, DISC-11
+    pub fn transport_policy(&self) -> HttpPolicy {
+        match &self.resource {
+            Ok(r)
+                if self.config.http_policy == HttpPolicy::AllowLoopbackHttp
+                    && r.as_str().starts_with("http:") =>
+            {
+                HttpPolicy::AllowLoopbackHttp
+            }
+            _ => HttpPolicy::HttpsOnly,
+        }
+    }
+
+    /// The SSRF guard: may we fetch `url`, taken from a challenge or metadata, for our
+    /// server? See [`crate::address::may_follow`].
+    // spec: DISC-11
+    fn may_follow(&self, url: &str) -> bool {
+        let Ok(resource) = &self.resource else {
+            return false;
+        };
+        crate::uri::parse_uri(resource.as_str()).is_ok_and(|server| {
+            crate::address::may_follow(server.host, url, self.config.allow_private_addresses)
+        })
+    }
+
     /// What to do next.
     pub fn poll_action(&self) -> Action {
         match &self.state {
@@ -429,7 +476,7 @@ impl Client {
     }
 
     /// The MCP server answered 401: start (or restart) discovery from its challenge.
-    // spec: DISC-1, DISC-2, PRM-8, DISC-10, DCR-10, AZ-5, GEN-6
+    // spec: DISC-1, DISC-2, PRM-8, DISC-10, DCR-10, AZ-5, GEN-6, DISC-11
     pub fn handle_unauthorized<'a>(&mut self, www_authenticate: impl IntoIterator<Item = &'a str>) {
         let resource = match &self.resource {
             Ok(r) => r.clone(),
@@ -452,9 +499,13 @@ impl Client {
                 .and_then(|s| ScopeSet::parse(s).ok())
         });
         let candidates = match challenge.resource_metadata {
-            // A metadata URL is fetched only over https (or loopback http under the policy).
-            Some(url) if !endpoint_ok(&url, self.config.http_policy) => {
+            // A metadata URL is fetched only over https (or loopback http under the policy),
+            // and never from a host the server may not send us to.
+            Some(url) if !endpoint_ok(&url, self.transport_policy()) => {
                 return self.fail(ClientError::BadChallenge);
+            }
+            Some(url) if !self.may_follow(&url) => {
+                return self.fail(ClientError::ForbiddenAddress { url });
             }
             Some(url) => vec![url],
             None => {
@@ -635,7 +686,7 @@ impl Client {
         }
     }
 
-    // spec: DISC-4, DISC-5, DISC-6, PRM-2, RES-4
+    // spec: DISC-4, DISC-5, DISC-6, PRM-2, RES-4, DISC-11
     fn on_resource_metadata(
         &mut self,
         response: &HttpResponse,
@@ -660,12 +711,20 @@ impl Client {
         {
             return self.fail(ClientError::ResourceMismatch { got: prm.resource });
         }
-        let Some(issuer) = prm
-            .authorization_servers
-            .iter()
-            .find_map(|s| Issuer::parse(s, self.config.http_policy).ok())
-        else {
-            return self.fail(ClientError::NoAuthorizationServer);
+        let policy = self.transport_policy();
+        let mut forbidden = None;
+        let Some(issuer) = prm.authorization_servers.iter().find_map(|s| {
+            let issuer = Issuer::parse(s, policy).ok()?;
+            if self.may_follow(issuer.as_str()) {
+                Some(issuer)
+            } else {
+                forbidden.get_or_insert_with(|| s.clone());
+                None
+            }
+        }) else {
+            return self.fail(forbidden.map_or(ClientError::NoAuthorizationServer, |url| {
+                ClientError::ForbiddenAddress { url }
+            }));
         };
         let scope = scope.or_else(|| {
             // 2025-11-25 scope selection: without a challenged scope, what PRM lists.
@@ -690,7 +749,7 @@ impl Client {
         self.next_candidate();
     }
 
-    // spec: DISC-7, DISC-8, PKCE-11, GEN-6, RES-8
+    // spec: DISC-7, DISC-8, PKCE-11, GEN-6, RES-8, DISC-11
     fn on_server_metadata(
         &mut self,
         entropy: &mut impl Entropy,
@@ -717,7 +776,7 @@ impl Client {
                 got: metadata.issuer,
             });
         }
-        let policy = self.config.http_policy;
+        let policy = self.transport_policy();
         let endpoints_ok = [&metadata.authorization_endpoint, &metadata.token_endpoint]
             .iter()
             .all(|e| e.as_deref().is_some_and(|u| endpoint_ok(u, policy)))
@@ -727,6 +786,18 @@ impl Client {
                 .is_none_or(|u| endpoint_ok(u, policy));
         if !endpoints_ok {
             return self.fail(ClientError::BadServerMetadata);
+        }
+        let endpoints = [
+            &metadata.authorization_endpoint,
+            &metadata.token_endpoint,
+            &metadata.registration_endpoint,
+        ];
+        if let Some(url) = endpoints
+            .into_iter()
+            .flatten()
+            .find(|u| !self.may_follow(u))
+        {
+            return self.fail(ClientError::ForbiddenAddress { url: url.clone() });
         }
         let methods = &metadata.code_challenge_methods_supported;
         let pkce_ok = methods.iter().any(|m| m == S256)

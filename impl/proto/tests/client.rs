@@ -755,6 +755,150 @@ fn an_invalid_redirect_uri_is_never_used() {
     }
 }
 
+// ---- the SSRF guard: where URLs from challenges and metadata may point ------------------------
+
+/// A client for the public https server [`SERVER`] with the loopback leniency on, as the CLI
+/// used to configure it: the discovered URLs must still not reach loopback or private hosts.
+fn lenient_public() -> Run {
+    let mut config = config();
+    config.http_policy = HttpPolicy::AllowLoopbackHttp;
+    Run::with(config)
+}
+
+fn no_request_to(run: &Run, hosts: &[&str]) {
+    for req in &run.sent {
+        let h = host(&req.url);
+        assert!(!hosts.contains(&h.as_str()), "request sent to {}", req.url);
+    }
+}
+
+const INTERNAL: [&str; 6] = [
+    "127.0.0.1",
+    "localhost",
+    "[::1]",
+    "10.0.0.1",
+    "169.254.169.254",
+    "192.168.1.1",
+];
+
+// spec: DISC-11, PF-8, PF-16
+#[test]
+fn a_public_server_cannot_point_the_client_at_loopback_or_private_addresses() {
+    // resource_metadata in the challenge.
+    for url in [
+        "http://127.0.0.1:6379/prm",
+        "https://127.0.0.1/prm",
+        "http://localhost:8080/prm",
+        "https://10.0.0.1/prm",
+        "https://169.254.169.254/latest/meta-data",
+        "https://[::1]/prm",
+    ] {
+        let mut run = lenient_public();
+        let www = format!(r#"Bearer resource_metadata="{url}""#);
+        assert!(
+            matches!(run.unauthorized(&[&www]), Action::Failed(_)),
+            "{url}"
+        );
+        no_request_to(&run, &INTERNAL);
+    }
+    // The authorization server named by the PRM.
+    for issuer in [
+        "http://127.0.0.1:9000",
+        "https://192.168.1.1",
+        "https://169.254.169.254",
+    ] {
+        let mut run = lenient_public();
+        send(run.unauthorized(&[&challenge()]));
+        let prm = with(prm_doc(), "authorization_servers", json!([issuer]));
+        assert!(
+            matches!(run.respond(ok(&prm)), Action::Failed(_)),
+            "{issuer}"
+        );
+        no_request_to(&run, &INTERNAL);
+    }
+    // Endpoints in the AS metadata.
+    for (name, url) in [
+        ("registration_endpoint", "http://127.0.0.1:5555/register"),
+        ("registration_endpoint", "https://10.0.0.1/register"),
+        ("token_endpoint", "http://localhost:5555/token"),
+        (
+            "authorization_endpoint",
+            "https://169.254.169.254/authorize",
+        ),
+    ] {
+        let mut run = lenient_public();
+        let action = run.discover_with(&prm_doc(), &with(asm_doc(), name, json!(url)));
+        assert!(
+            matches!(action, Action::Failed(_)),
+            "{name} {url}: {action:?}"
+        );
+        no_request_to(&run, &INTERNAL);
+    }
+}
+
+// spec: DISC-11, PF-16
+#[test]
+fn private_addresses_need_the_named_switch_and_loopback_needs_a_loopback_server() {
+    let prm = with(
+        prm_doc(),
+        "authorization_servers",
+        json!(["https://10.1.2.3/t1"]),
+    );
+    // Off by default: refused, with the SSRF error.
+    let mut run = Run::new();
+    send(run.unauthorized(&[&challenge()]));
+    assert_eq!(
+        failed(run.respond(ok(&prm))),
+        ClientError::ForbiddenAddress {
+            url: "https://10.1.2.3/t1".into()
+        }
+    );
+    assert_eq!(
+        ClientError::ForbiddenAddress { url: String::new() }.requirement(),
+        "DISC-11"
+    );
+    // On: the private AS is fetched; loopback and link-local stay refused.
+    let mut config = config();
+    config.allow_private_addresses = true;
+    let mut run = Run::with(config.clone());
+    send(run.unauthorized(&[&challenge()]));
+    assert_get(
+        &send(run.respond(ok(&prm))),
+        "https://10.1.2.3/.well-known/oauth-authorization-server/t1",
+    );
+    for url in ["https://127.0.0.1/prm", "https://169.254.169.254/prm"] {
+        let mut run = Run::with(config.clone());
+        let www = format!(r#"Bearer resource_metadata="{url}""#);
+        assert_eq!(
+            failed(run.unauthorized(&[&www])),
+            ClientError::ForbiddenAddress { url: url.into() }
+        );
+    }
+    // An https server on loopback may name loopback hosts, but never plain http.
+    let mut config = ClientConfig::new("https://127.0.0.1:8443/mcp", REDIRECT);
+    config.http_policy = HttpPolicy::AllowLoopbackHttp;
+    assert_eq!(
+        Client::new(config.clone()).transport_policy(),
+        HttpPolicy::HttpsOnly
+    );
+    let mut run = Run::with(config.clone());
+    let www = r#"Bearer resource_metadata="http://127.0.0.1:8443/prm""#;
+    assert_eq!(failed(run.unauthorized(&[www])), ClientError::BadChallenge);
+    let mut run = Run::with(config);
+    let www = r#"Bearer resource_metadata="https://localhost:9443/prm""#;
+    assert_get(
+        &send(run.unauthorized(&[www])),
+        "https://localhost:9443/prm",
+    );
+    // A loopback http server keeps the leniency.
+    let mut config = ClientConfig::new("http://127.0.0.1:8080/mcp", REDIRECT);
+    config.http_policy = HttpPolicy::AllowLoopbackHttp;
+    assert_eq!(
+        Client::new(config).transport_policy(),
+        HttpPolicy::AllowLoopbackHttp
+    );
+}
+
 // ---- registration -----------------------------------------------------------------------------
 
 // spec: DCR-4, DCR-5, DCR-10, CLI-7, DCR-2

@@ -40,6 +40,8 @@ pub enum ErrorCode {
     InvalidRedirectUri,
     /// `invalid_client_metadata` (RFC 7591).
     InvalidClientMetadata,
+    /// `server_error` (OAuth 2.1 §4.1.2.1): the server failed; the request was not at fault.
+    ServerError,
 }
 
 impl ErrorCode {
@@ -60,6 +62,7 @@ impl ErrorCode {
             Self::InsufficientScope => "insufficient_scope",
             Self::InvalidRedirectUri => "invalid_redirect_uri",
             Self::InvalidClientMetadata => "invalid_client_metadata",
+            Self::ServerError => "server_error",
         }
     }
 
@@ -70,6 +73,7 @@ impl ErrorCode {
             Self::InvalidClient | Self::InvalidToken => 401,
             Self::InsufficientScope => 403,
             Self::TemporarilyUnavailable => 503,
+            Self::ServerError => 500,
             Self::InvalidRequest
             | Self::InvalidGrant
             | Self::UnauthorizedClient
@@ -139,6 +143,9 @@ rejections! {
     WrongMethod => InvalidRequest, "TOK-1", "Method not allowed";
     /// A bounded table (clients, pending consents, codes, grants) is full.
     Full => TemporarilyUnavailable, "SEC-12", "The server is at capacity; try again later";
+    /// The server failed (a signature could not be made, an internal invariant broke): its own
+    /// fault, never the peer's, and never reported as a full table.
+    Internal => ServerError, "GEN-10", "Internal server error; the request was not at fault";
 
     // ---- registration (RFC 7591) -------------------------------------------------------
     /// No redirect URI was registered for a redirect-based client.

@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::error::Rejection;
 use crate::http::{HttpResponse, Method};
 use crate::jwt::Access;
 use crate::resource::{Challenge, ResourceServer};
@@ -64,12 +65,11 @@ pub fn challenge_response(challenge: &Challenge) -> HttpResponse {
     )
 }
 
-/// A request body that exceeds [`BODY_LEN_MAX`].
+/// A request body that exceeds [`BODY_LEN_MAX`]: 400 `invalid_request`, as the catalogue says
+/// for [`Rejection::TooLarge`] and RFC 6750 §3.1 for `invalid_request` (ERR-8).
+// spec: ERR-8, SEC-12
 pub fn body_too_large() -> HttpResponse {
-    with_cors(HttpResponse::json(
-        413,
-        &serde_json::json!({"error": "invalid_request", "error_description": "request body too large"}),
-    ))
+    with_cors(crate::http::oauth_error(Rejection::TooLarge))
 }
 
 /// A request body that could not be read.
@@ -264,12 +264,18 @@ pub fn origin_allowed(values: &[&[u8]], allowed: &[String]) -> bool {
     })
 }
 
-/// The answer to a request whose `Origin` is not allowed: 403, before authentication.
+/// The answer to a request whose `Origin` is not allowed: 403, before authentication. Not an
+/// OAuth matter (no token was looked at), so no OAuth `error` code: a JSON-RPC error, as MCP
+/// servers answer transport-level refusals.
 // spec: SEC-8
 pub fn origin_refused() -> HttpResponse {
     HttpResponse::json(
         403,
-        &serde_json::json!({"error": "forbidden", "error_description": "Origin not allowed"}),
+        &serde_json::json!({
+            "jsonrpc": "2.0",
+            "id": null,
+            "error": {"code": -32000, "message": "Origin not allowed"}
+        }),
     )
 }
 
@@ -426,5 +432,24 @@ mod tests {
             &[]
         ));
         assert_eq!(origin_refused().status, 403);
+    }
+
+    // spec: ERR-8, SEC-8, SEC-12
+    #[test]
+    fn refusals_carry_a_real_oauth_error_code_or_none() {
+        let oauth = ["invalid_request", "invalid_token", "insufficient_scope"];
+        let origin = origin_refused();
+        assert_eq!(origin.status, 403);
+        let body: serde_json::Value = serde_json::from_slice(&origin.body).unwrap_or_default();
+        assert!(
+            body["error"].as_str().is_none_or(|e| oauth.contains(&e)),
+            "{body}"
+        );
+        // The catalogue: an oversized request is invalid_request, answered as such (ERR-8).
+        let big = body_too_large();
+        let body: serde_json::Value = serde_json::from_slice(&big.body).unwrap_or_default();
+        let rejection = crate::Rejection::TooLarge;
+        assert_eq!(big.status, rejection.code().status());
+        assert_eq!(body["error"], rejection.code().as_str());
     }
 }

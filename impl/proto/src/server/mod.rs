@@ -926,7 +926,9 @@ impl AuthorizationServer {
         self.issue(now, entropy, grant_id, true, RefreshVerified(()))
     }
 
-    /// Mint an access token (and a rotated refresh token) for a grant.
+    /// Mint an access token (and a rotated refresh token) for a grant. A failure here is the
+    /// server's own ([`Rejection::Internal`]): the grant was just checked or made.
+    // spec: GEN-10
     fn issue(
         &mut self,
         now: UnixTime,
@@ -938,10 +940,8 @@ impl AuthorizationServer {
         let lifetime = self.config.lifetimes.access_token;
         let jti = mint(entropy);
         let refresh = with_refresh.then(|| mint(entropy));
-        let grant = self
-            .grants
-            .get_mut(&grant_id)
-            .ok_or(Rejection::UnknownRefreshToken)?;
+        // Every caller has just found or made this grant: its absence is our bug (GEN-10).
+        let grant = self.grants.get_mut(&grant_id).ok_or(Rejection::Internal)?;
         let claims = AccessClaims {
             iss: self.config.issuer.as_str().to_owned(),
             sub: grant.subject.0.clone(),
@@ -956,7 +956,7 @@ impl AuthorizationServer {
         let access_token = self
             .signer
             .sign_access_token(&claims)
-            .map_err(|_| Rejection::Full)?;
+            .map_err(|_| Rejection::Internal)?;
         grant.access_tokens.push(jti);
         grant.last_used = now;
         if let Some(new) = &refresh {
@@ -1123,5 +1123,54 @@ mod tests {
         // A new key reusing a retired kid replaces it: never two keys under one kid.
         server.rotate_key(ed25519("k4", 99));
         assert_eq!(kids(&server), ["k4", "k5", "k3"]);
+    }
+
+    /// A signer whose key store is gone: every signature fails.
+    struct Broken;
+
+    impl crate::jwt::TokenSigner for Broken {
+        fn alg(&self) -> crate::jwt::Alg {
+            crate::jwt::Alg::EdDSA
+        }
+        fn kid(&self) -> &str {
+            "broken"
+        }
+        fn sign(&self, _message: &[u8]) -> Result<Vec<u8>, crate::jwt::SignError> {
+            Err(crate::jwt::SignError("key store unavailable".into()))
+        }
+        fn public_jwk(&self) -> jsonwebtoken::jwk::Jwk {
+            Ed25519Signer::from_seed("broken", [3; 32]).public_jwk()
+        }
+    }
+
+    // spec: GEN-10
+    #[test]
+    fn a_signing_failure_is_the_servers_fault_not_a_full_table() {
+        let mut h = Harness::new();
+        h.drive().expect("tokens");
+        h.authorization_server.rotate_key(Signer::new(Broken));
+        h.client.start_refresh();
+        let _ = h.drive();
+        let (_, response) = h.log.last().expect("the refresh was sent");
+        let body: serde_json::Value = serde_json::from_slice(&response.body).unwrap_or_default();
+        assert_eq!(response.status, 500, "{body}");
+        assert_eq!(body["error"], "server_error");
+        assert_ne!(
+            body["error_description"],
+            Rejection::Full.description(),
+            "an internal failure has its own description"
+        );
+    }
+
+    // spec: GEN-10
+    #[test]
+    fn a_broken_invariant_is_not_blamed_on_the_refresh_token() {
+        let mut h = Harness::new();
+        let refused = h
+            .authorization_server
+            .issue(h.now, &mut h.entropy, 999, true, RefreshVerified(()))
+            .expect_err("no grant 999");
+        assert_eq!(refused.code().as_str(), "server_error");
+        assert_eq!(refused.code().status(), 500);
     }
 }

@@ -857,6 +857,7 @@ impl AuthorizationServer {
                     revoked: false,
                 };
                 self.grants.insert(grant_id, grant);
+                let scopes = binding.scopes.clone();
                 if !mutated!(self.config, reusable_codes) {
                     self.codes.insert(
                         code.to_owned(),
@@ -866,7 +867,7 @@ impl AuthorizationServer {
                         },
                     );
                 }
-                self.issue(now, entropy, grant_id, with_refresh, proof)
+                self.issue(now, entropy, grant_id, &scopes, with_refresh, proof)
             }
         }
     }
@@ -910,12 +911,18 @@ impl AuthorizationServer {
         {
             return Err(Rejection::RefreshExpired);
         }
-        if let Some(scope) = params.one("scope")? {
-            let asked = ScopeSet::parse(scope).map_err(|_| Rejection::ScopeWidened)?;
-            if !asked.is_subset(&grant.scopes) {
-                return Err(Rejection::ScopeWidened);
+        // The asked scope (never wider than the grant's) is the new token's scope; none asked
+        // means the grant's. The grant keeps its scope for later refreshes (RT-8, RT-12).
+        let scopes = match params.one("scope")? {
+            Some(scope) => {
+                let asked = ScopeSet::parse(scope).map_err(|_| Rejection::ScopeWidened)?;
+                if !asked.is_subset(&grant.scopes) {
+                    return Err(Rejection::ScopeWidened);
+                }
+                asked
             }
-        }
+            None => grant.scopes.clone(),
+        };
         if let Some(resource) = params.one("resource")? {
             let asked = ResourceUri::parse(resource, self.config.http_policy)
                 .map_err(|_| Rejection::ResourceChanged)?;
@@ -923,17 +930,19 @@ impl AuthorizationServer {
                 return Err(Rejection::ResourceChanged);
             }
         }
-        self.issue(now, entropy, grant_id, true, RefreshVerified(()))
+        self.issue(now, entropy, grant_id, &scopes, true, RefreshVerified(()))
     }
 
-    /// Mint an access token (and a rotated refresh token) for a grant. A failure here is the
-    /// server's own ([`Rejection::Internal`]): the grant was just checked or made.
-    // spec: GEN-10
+    /// Mint an access token with `scopes` (a subset of the grant's, checked by the caller) and
+    /// a rotated refresh token for a grant. A failure here is the server's own
+    /// ([`Rejection::Internal`]): the grant was just checked or made.
+    // spec: GEN-10, RT-12
     fn issue(
         &mut self,
         now: UnixTime,
         entropy: &mut impl Entropy,
         grant_id: u64,
+        scopes: &ScopeSet,
         with_refresh: bool,
         _proof: impl Proof,
     ) -> Result<TokenResponse, Rejection> {
@@ -951,7 +960,7 @@ impl AuthorizationServer {
             nbf: Some(now.as_secs()),
             jti: jti.clone(),
             client_id: grant.client_id.0.clone(),
-            scope: grant.scopes.to_option(),
+            scope: scopes.to_option(),
         };
         let access_token = self
             .signer
@@ -974,7 +983,7 @@ impl AuthorizationServer {
             token_type: "Bearer".into(),
             expires_in: Some(lifetime),
             refresh_token: refresh,
-            scope: grant.scopes.to_option(),
+            scope: scopes.to_option(),
         })
     }
 
@@ -1168,9 +1177,89 @@ mod tests {
         let mut h = Harness::new();
         let refused = h
             .authorization_server
-            .issue(h.now, &mut h.entropy, 999, true, RefreshVerified(()))
+            .issue(
+                h.now,
+                &mut h.entropy,
+                999,
+                &ScopeSet::default(),
+                true,
+                RefreshVerified(()),
+            )
             .expect_err("no grant 999");
         assert_eq!(refused.code().as_str(), "server_error");
         assert_eq!(refused.code().status(), 500);
+    }
+
+    /// The claims of a JWT, decoded without verification (the tests' own tokens).
+    fn claims_of(token: &str) -> serde_json::Value {
+        use base64::Engine as _;
+        let payload = token.split('.').nth(1).unwrap_or("");
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .unwrap_or_default();
+        serde_json::from_slice(&bytes).unwrap_or_default()
+    }
+
+    /// A refresh request of the harness's public client.
+    fn refresh_request(
+        tokens: &crate::client::Tokens,
+        refresh_token: &str,
+        extra: &[(&str, &str)],
+    ) -> TokenRequest {
+        let mut pairs = vec![
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token),
+        ];
+        pairs.extend_from_slice(extra);
+        TokenRequest {
+            credentials: ClientCredentials {
+                client_id: Some(tokens.client_id.clone()),
+                ..ClientCredentials::default()
+            },
+            params: Params::decode(crate::form::encode(pairs).as_bytes()).unwrap_or_default(),
+        }
+    }
+
+    /// A harness whose client asks for both scopes the resource knows.
+    fn harness_with_both_scopes() -> Harness {
+        let mut h = Harness::new();
+        h.client = crate::client::Client::new(crate::client::ClientConfig {
+            scope: Some(ScopeSet::from_tokens(["mcp:tools", "mcp:admin"])),
+            ..crate::client::ClientConfig::new(RESOURCE, harness::REDIRECT_URI)
+        });
+        h
+    }
+
+    // spec: RT-6, RT-8, RT-12
+    #[test]
+    fn a_narrower_scope_on_refresh_is_exactly_the_new_tokens_scope() {
+        let mut h = harness_with_both_scopes();
+        let tokens = h.drive().expect("tokens");
+        assert_eq!(
+            claims_of(&tokens.access_token)["scope"],
+            "mcp:admin mcp:tools"
+        );
+        let rt = tokens.refresh_token.clone().unwrap_or_default();
+        let narrow = h
+            .authorization_server
+            .token(
+                h.now,
+                &mut h.entropy,
+                &refresh_request(&tokens, &rt, &[("scope", "mcp:tools")]),
+            )
+            .expect("a narrower refresh");
+        assert_eq!(claims_of(&narrow.access_token)["scope"], "mcp:tools");
+        assert_eq!(narrow.scope.as_deref(), Some("mcp:tools"));
+        // The grant keeps its scope: a later refresh without `scope` gets all of it (RT-8).
+        let rt = narrow.refresh_token.unwrap_or_default();
+        let full = h
+            .authorization_server
+            .token(h.now, &mut h.entropy, &refresh_request(&tokens, &rt, &[]))
+            .expect("a refresh without scope");
+        assert_eq!(
+            claims_of(&full.access_token)["scope"],
+            "mcp:admin mcp:tools"
+        );
+        assert_eq!(full.scope.as_deref(), Some("mcp:admin mcp:tools"));
     }
 }

@@ -2246,8 +2246,7 @@ impl Ops {
         assert!(granted.is_subset(scopes));
         let (id, grant) = self
             .server
-            .grants()
-            .find(|(_, g)| g.access_tokens.contains(&claims.jti))
+            .grant_of_access_token(&claims.jti)
             .expect("the token's grant exists");
         assert!(!grant.revoked, "token issued from a revoked grant");
         assert!(

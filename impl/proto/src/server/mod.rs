@@ -207,8 +207,11 @@ pub struct Grant {
     pub last_used: UnixTime,
     /// Creation, for the absolute limit.
     pub created: UnixTime,
-    /// `jti`s of the access tokens issued under this grant.
-    pub access_tokens: Vec<String>,
+    /// A random handle that starts the `jti` of every access token issued under this grant
+    /// (`handle.random`), so that revocation reaches all of them
+    /// ([`AuthorizationServer::is_revoked`]) without remembering each `jti`: a refresh loop
+    /// cannot grow the grant.
+    pub handle: String,
     /// Revoked (code replay or refresh replay).
     pub revoked: bool,
 }
@@ -393,11 +396,18 @@ impl AuthorizationServer {
         self.grants.iter()
     }
 
+    /// The grant an access token with this `jti` was issued under, while it is remembered
+    /// (the `jti` starts with the grant's [`Grant::handle`]).
+    pub fn grant_of_access_token(&self, jti: &str) -> Option<(&u64, &Grant)> {
+        let (handle, _) = jti.split_once('.')?;
+        self.grants.iter().find(|(_, g)| g.handle == handle)
+    }
+
     /// Is the access token with this `jti` from a revoked grant?
+    // spec: RT-2, TOK-8
     pub fn is_revoked(&self, jti: &str) -> bool {
-        self.grants
-            .values()
-            .any(|g| g.revoked && g.access_tokens.iter().any(|j| j == jti))
+        self.grant_of_access_token(jti)
+            .is_some_and(|(_, g)| g.revoked)
     }
 
     /// RFC 8414 metadata.
@@ -853,7 +863,7 @@ impl AuthorizationServer {
                     rotated: Vec::new(),
                     last_used: now,
                     created: now,
-                    access_tokens: Vec::new(),
+                    handle: mint(entropy),
                     revoked: false,
                 };
                 self.grants.insert(grant_id, grant);
@@ -947,10 +957,11 @@ impl AuthorizationServer {
         _proof: impl Proof,
     ) -> Result<TokenResponse, Rejection> {
         let lifetime = self.config.lifetimes.access_token;
-        let jti = mint(entropy);
+        let random = mint(entropy);
         let refresh = with_refresh.then(|| mint(entropy));
         // Every caller has just found or made this grant: its absence is our bug (GEN-10).
         let grant = self.grants.get_mut(&grant_id).ok_or(Rejection::Internal)?;
+        let jti = format!("{}.{random}", grant.handle);
         let claims = AccessClaims {
             iss: self.config.issuer.as_str().to_owned(),
             sub: grant.subject.0.clone(),
@@ -966,7 +977,6 @@ impl AuthorizationServer {
             .signer
             .sign_access_token(&claims)
             .map_err(|_| Rejection::Internal)?;
-        grant.access_tokens.push(jti);
         grant.last_used = now;
         if let Some(new) = &refresh {
             if let Some(old) = grant.refresh_token.replace(new.clone()) {
@@ -1261,5 +1271,60 @@ mod tests {
             "mcp:admin mcp:tools"
         );
         assert_eq!(full.scope.as_deref(), Some("mcp:admin mcp:tools"));
+    }
+
+    // spec: RT-1, RT-2, SEC-12
+    #[test]
+    fn a_refresh_loop_does_not_grow_the_grant_and_revocation_still_reaches_every_token() {
+        let mut h = Harness::new();
+        let tokens = h.drive().expect("tokens");
+        let first_jti = claims_of(&tokens.access_token)["jti"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let mut rt = tokens.refresh_token.clone().unwrap_or_default();
+        let refresh = |h: &mut Harness, rt: &mut String| {
+            let r = h
+                .authorization_server
+                .token(h.now, &mut h.entropy, &refresh_request(&tokens, rt, &[]))
+                .expect("refresh");
+            *rt = r.refresh_token.unwrap_or_default();
+            r.access_token
+        };
+        // Past the rotated-token memory, so that only unbounded state can still grow.
+        for _ in 0..ROTATED_MAX + 2 {
+            refresh(&mut h, &mut rt);
+        }
+        let size = |h: &Harness| format!("{:?}", h.authorization_server).len();
+        let before = size(&h);
+        let mut last = String::new();
+        let mut previous = String::new();
+        for _ in 0..100 {
+            previous = rt.clone();
+            last = refresh(&mut h, &mut rt);
+        }
+        assert_eq!(size(&h), before, "the server state grew with refreshes");
+        let last_jti = claims_of(&last)["jti"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        assert!(!h.authorization_server.is_revoked(&first_jti));
+        // A replayed rotated-out refresh token revokes the grant: its first and its last
+        // access token alike are revoked (RT-2).
+        let replay = h.authorization_server.token(
+            h.now,
+            &mut h.entropy,
+            &refresh_request(&tokens, &previous, &[]),
+        );
+        assert!(replay.is_err());
+        let old = h.authorization_server.token(
+            h.now,
+            &mut h.entropy,
+            &refresh_request(&tokens, &rt, &[]),
+        );
+        assert!(old.is_err(), "the family is dead");
+        assert!(h.authorization_server.is_revoked(&first_jti));
+        assert!(h.authorization_server.is_revoked(&last_jti));
+        assert!(!h.authorization_server.is_revoked("unknown"));
     }
 }

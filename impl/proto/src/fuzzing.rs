@@ -2124,12 +2124,10 @@ impl Ops {
             Err(e) => {
                 if e.rejection == Rejection::CodeReused && all_ok && live {
                     // A valid replay revokes what the first redemption produced.
-                    let grant = self.server.codes().find_map(|(c, s)| match s {
-                        crate::server::CodeState::Redeemed { grant, .. } if *c == code_value => {
-                            Some(*grant)
-                        }
+                    let grant = match self.server.code_state(&code_value) {
+                        Some(crate::server::CodeState::Redeemed { grant, .. }) => Some(*grant),
                         _ => None,
-                    });
+                    };
                     if let Some(id) = grant
                         && let Some((_, g)) = self.server.grants().find(|(i, _)| **i == id)
                     {
@@ -2223,7 +2221,8 @@ impl Ops {
         self.server
             .grants()
             .find(|(_, g)| {
-                g.refresh_token.as_deref() == Some(token) || g.rotated.iter().any(|t| t == token)
+                let token = crate::types::SecretDigest::of(token);
+                g.refresh_token == Some(token) || g.rotated.contains(&token)
             })
             .map(|(id, _)| *id)
     }
@@ -2282,12 +2281,14 @@ impl Ops {
                 self.revoked.insert(*id);
             }
         }
+        let redeemed: BTreeSet<_> = self
+            .redeemed
+            .iter()
+            .map(|c| crate::types::SecretDigest::of(c))
+            .collect();
         for (code, state) in self.server.codes() {
             if let crate::server::CodeState::Redeemed { .. } = state {
-                assert!(
-                    self.redeemed.contains(code),
-                    "{code} redeemed behind our back"
-                );
+                assert!(redeemed.contains(code), "{code:?} redeemed behind our back");
             }
         }
     }

@@ -23,7 +23,7 @@ use crate::metadata::AuthorizationServerMetadata;
 use crate::mutations::mutated;
 use crate::pkce::{CodeChallenge, PkceVerified, S256};
 use crate::time::UnixTime;
-use crate::types::{ClientId, ScopeSet, Subject};
+use crate::types::{ClientId, ScopeSet, SecretDigest, Subject};
 use crate::uri::{HttpPolicy, Issuer, RedirectUri, ResourceUri};
 
 /// Lifetimes, in seconds.
@@ -199,10 +199,10 @@ pub struct Grant {
     pub resource: ResourceUri,
     /// Scopes (never widened).
     pub scopes: ScopeSet,
-    /// The current refresh token, if any.
-    pub refresh_token: Option<String>,
-    /// Refresh tokens rotated out; presenting one again revokes the grant.
-    pub rotated: Vec<String>,
+    /// The digest of the current refresh token, if any.
+    pub refresh_token: Option<SecretDigest>,
+    /// Digests of the refresh tokens rotated out; presenting one again revokes the grant.
+    pub rotated: Vec<SecretDigest>,
     /// Last use, for the idle limit.
     pub last_used: UnixTime,
     /// Creation, for the absolute limit.
@@ -344,9 +344,11 @@ pub struct AuthorizationServer {
     retired: Vec<jsonwebtoken::jwk::Jwk>,
     clients: BTreeMap<ClientId, RegisteredClient>,
     pending: BTreeMap<String, Pending>,
-    codes: BTreeMap<String, CodeState>,
+    /// Codes by the digest of their value.
+    codes: BTreeMap<SecretDigest, CodeState>,
     grants: BTreeMap<u64, Grant>,
-    refresh_index: BTreeMap<String, u64>,
+    /// Grants by the digest of a current or rotated refresh token.
+    refresh_index: BTreeMap<SecretDigest, u64>,
     next_grant: u64,
 }
 
@@ -386,9 +388,14 @@ impl AuthorizationServer {
         self.clients.iter()
     }
 
-    /// Codes and their state.
-    pub fn codes(&self) -> impl Iterator<Item = (&String, &CodeState)> {
+    /// Codes (by the digest of their value) and their state.
+    pub fn codes(&self) -> impl Iterator<Item = (&SecretDigest, &CodeState)> {
         self.codes.iter()
+    }
+
+    /// The state of the code `code`, if it is remembered.
+    pub fn code_state(&self, code: &str) -> Option<&CodeState> {
+        self.codes.get(&SecretDigest::of(code))
     }
 
     /// Grants.
@@ -474,7 +481,7 @@ impl AuthorizationServer {
         let secret = (client.auth_method != TokenAuthMethod::None).then(|| mint(entropy));
         let response = client.response(&client_id, secret.as_deref(), now);
         let registered = RegisteredClient {
-            secret,
+            secret: secret.as_deref().map(SecretDigest::of),
             issued_at: now,
             ..client
         };
@@ -602,7 +609,8 @@ impl AuthorizationServer {
             expires_at: now.plus(self.config.lifetimes.code.min(600)),
             ..binding
         };
-        self.codes.insert(code.clone(), CodeState::Issued(binding));
+        self.codes
+            .insert(SecretDigest::of(&code), CodeState::Issued(binding));
         AuthorizeOutcome::Redirect(self.redirect(&redirect_uri, Ok(code), state))
     }
 
@@ -803,11 +811,7 @@ impl AuthorizationServer {
         }
         match (&client.secret, secret) {
             (None, None) => Ok(client_id),
-            (Some(expected), Some(given))
-                if bool::from(expected.as_bytes().ct_eq(given.as_bytes())) =>
-            {
-                Ok(client_id)
-            }
+            (Some(expected), Some(given)) if expected.matches(given) => Ok(client_id),
             _ => Err(Rejection::ClientAuthFailed),
         }
     }
@@ -819,8 +823,8 @@ impl AuthorizationServer {
         client_id: &ClientId,
         params: &Params,
     ) -> Result<TokenResponse, Rejection> {
-        let code = params.one("code")?.ok_or(Rejection::MissingParameter)?;
-        match self.codes.get(code) {
+        let code = SecretDigest::of(params.one("code")?.ok_or(Rejection::MissingParameter)?);
+        match self.codes.get(&code) {
             None => Err(Rejection::UnknownCode),
             Some(CodeState::Redeemed { binding, grant }) => {
                 // A replay with valid parameters is a sign the code leaked: revoke what the
@@ -870,7 +874,7 @@ impl AuthorizationServer {
                 let scopes = binding.scopes.clone();
                 if !mutated!(self.config, reusable_codes) {
                     self.codes.insert(
-                        code.to_owned(),
+                        code,
                         CodeState::Redeemed {
                             binding,
                             grant: grant_id,
@@ -889,12 +893,14 @@ impl AuthorizationServer {
         client_id: &ClientId,
         params: &Params,
     ) -> Result<TokenResponse, Rejection> {
-        let token = params
-            .one("refresh_token")?
-            .ok_or(Rejection::MissingParameter)?;
+        let token = SecretDigest::of(
+            params
+                .one("refresh_token")?
+                .ok_or(Rejection::MissingParameter)?,
+        );
         let grant_id = *self
             .refresh_index
-            .get(token)
+            .get(&token)
             .ok_or(Rejection::UnknownRefreshToken)?;
         let grant = self
             .grants
@@ -906,9 +912,7 @@ impl AuthorizationServer {
         if grant.revoked {
             return Err(Rejection::GrantRevoked);
         }
-        if !mutated!(self.config, skip_refresh_rotation)
-            && grant.refresh_token.as_deref() != Some(token)
-        {
+        if !mutated!(self.config, skip_refresh_rotation) && grant.refresh_token != Some(token) {
             // A rotated token came back: the family is compromised (RFC 9700 §4.14.2).
             if !mutated!(self.config, skip_refresh_revocation) {
                 self.revoke(grant_id);
@@ -978,15 +982,15 @@ impl AuthorizationServer {
             .sign_access_token(&claims)
             .map_err(|_| Rejection::Internal)?;
         grant.last_used = now;
-        if let Some(new) = &refresh {
-            if let Some(old) = grant.refresh_token.replace(new.clone()) {
+        if let Some(new) = refresh.as_deref().map(SecretDigest::of) {
+            if let Some(old) = grant.refresh_token.replace(new) {
                 grant.rotated.push(old);
                 if grant.rotated.len() > ROTATED_MAX {
                     let forgotten = grant.rotated.remove(0);
                     self.refresh_index.remove(&forgotten);
                 }
             }
-            self.refresh_index.insert(new.clone(), grant_id);
+            self.refresh_index.insert(new, grant_id);
         }
         Ok(TokenResponse {
             access_token,
@@ -1326,5 +1330,79 @@ mod tests {
         assert!(h.authorization_server.is_revoked(&first_jti));
         assert!(h.authorization_server.is_revoked(&last_jti));
         assert!(!h.authorization_server.is_revoked("unknown"));
+    }
+
+    // spec: AZ-27, TOK-4, RT-4
+    #[test]
+    fn codes_refresh_tokens_and_client_secrets_are_kept_only_as_hashes() {
+        let mut h = Harness::new();
+        let tokens = h.drive().expect("tokens");
+        let code = h
+            .log
+            .iter()
+            .filter_map(|(_, response)| harness::redirect_query(response))
+            .find_map(|q| harness::query_map(&q).get("code").cloned())
+            .expect("the code went to the client");
+        let first_rt = tokens.refresh_token.clone().unwrap_or_default();
+        let refreshed = h
+            .authorization_server
+            .token(
+                h.now,
+                &mut h.entropy,
+                &refresh_request(&tokens, &first_rt, &[]),
+            )
+            .expect("refresh");
+        let current_rt = refreshed.refresh_token.unwrap_or_default();
+        let registered = h
+            .authorization_server
+            .register(
+                h.now,
+                &mut h.entropy,
+                ClientMetadata {
+                    redirect_uris: vec![harness::REDIRECT_URI.into()],
+                    token_endpoint_auth_method: Some("client_secret_post".into()),
+                    ..ClientMetadata::default()
+                },
+            )
+            .expect("registered");
+        let secret = registered.client_secret.clone().unwrap_or_default();
+        let state = format!("{:?}", h.authorization_server);
+        for (name, value) in [
+            ("code", &code),
+            ("rotated refresh token", &first_rt),
+            ("current refresh token", &current_rt),
+            ("client secret", &secret),
+        ] {
+            assert!(!value.is_empty(), "{name}");
+            assert!(!state.contains(value.as_str()), "{name} kept in clear");
+        }
+        // Nothing the client sees changes: the secret still authenticates, the current refresh
+        // token still refreshes, the code is still known (as redeemed).
+        let auth = ClientCredentials {
+            client_id: Some(registered.client_id.0.clone()),
+            client_secret: Some(secret.clone()),
+            basic: None,
+        };
+        assert_eq!(
+            h.authorization_server.authenticate(&auth),
+            Ok(registered.client_id.clone())
+        );
+        let wrong = ClientCredentials {
+            client_secret: Some(format!("{secret}x")),
+            ..auth
+        };
+        assert_eq!(
+            h.authorization_server.authenticate(&wrong),
+            Err(Rejection::ClientAuthFailed)
+        );
+        assert!(
+            h.authorization_server
+                .token(
+                    h.now,
+                    &mut h.entropy,
+                    &refresh_request(&tokens, &current_rt, &[])
+                )
+                .is_ok()
+        );
     }
 }

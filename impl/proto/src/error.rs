@@ -257,6 +257,8 @@ rejections! {
     TokenExpired => InvalidToken, "JWT-10", "The access token expired";
     /// `nbf` is in the future.
     TokenNotYetValid => InvalidToken, "JWT-11", "The access token is not yet valid";
+    /// `iat` is in the future beyond the clock-skew leeway.
+    IssuedInFuture => InvalidToken, "JWT-15", "The access token was issued in the future";
     /// A required claim is missing or has the wrong type.
     MissingClaim => InvalidToken, "JWT-3", "The access token lacks a required claim";
     /// The token lacks a scope the request needs.

@@ -86,27 +86,35 @@ pub struct ToolScopes(pub BTreeMap<String, ScopeSet>);
 
 impl ToolScopes {
     /// The scopes the `tools/call` messages of a JSON-RPC body (single or batch) need, if any.
-    pub fn needed(&self, body: &[u8]) -> Option<ScopeSet> {
-        if self.0.is_empty() {
-            return None;
-        }
-        let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    /// Fails closed: a body that is not JSON, or a `tools/call` without a string
+    /// `params.name`, is [`Rejection::Malformed`], never "no scope needed".
+    pub fn needed(&self, body: &[u8]) -> Result<Option<ScopeSet>, Rejection> {
+        let value: serde_json::Value =
+            serde_json::from_slice(body).map_err(|_| Rejection::Malformed)?;
         let messages = match value {
             serde_json::Value::Array(items) => items,
             single => vec![single],
         };
-        let needed: Vec<String> = messages
-            .iter()
-            .filter(|m| m.get("method").and_then(|v| v.as_str()) == Some("tools/call"))
-            .filter_map(|m| m.pointer("/params/name").and_then(|v| v.as_str()))
-            .filter_map(|name| self.0.get(name))
-            .flat_map(|s| s.iter().map(str::to_owned).collect::<Vec<_>>())
-            .collect();
-        (!needed.is_empty()).then(|| ScopeSet::from_tokens(needed))
+        let mut needed = Vec::new();
+        for message in &messages {
+            if message.get("method").and_then(|v| v.as_str()) != Some("tools/call") {
+                continue;
+            }
+            let name = message
+                .pointer("/params/name")
+                .and_then(|v| v.as_str())
+                .ok_or(Rejection::Malformed)?;
+            if let Some(scopes) = self.0.get(name) {
+                needed.extend(scopes.iter().map(str::to_owned));
+            }
+        }
+        Ok((!needed.is_empty()).then(|| ScopeSet::from_tokens(needed)))
     }
 
-    /// Check a POST body against the token: `Err` is the 403 `insufficient_scope` challenge.
-    // spec: ERR-2, RS-1
+    /// Check a POST body against the token: `Err` is the 403 `insufficient_scope` challenge,
+    /// or 400 `invalid_request` for a body it cannot read (RFC 6750 §3.1: "otherwise
+    /// malformed").
+    // spec: ERR-2, ERR-3, RS-1
     pub fn check(
         &self,
         rs: &ResourceServer,
@@ -114,8 +122,9 @@ impl ToolScopes {
         body: &[u8],
     ) -> Result<(), Challenge> {
         match self.needed(body) {
-            Some(needed) => rs.require_scopes(access, &needed),
-            None => Ok(()),
+            Ok(Some(needed)) => rs.require_scopes(access, &needed),
+            Ok(None) => Ok(()),
+            Err(rejection) => Err(rs.challenge(rejection, None)),
         }
     }
 }
@@ -451,5 +460,82 @@ mod tests {
         let rejection = crate::Rejection::TooLarge;
         assert_eq!(big.status, rejection.code().status());
         assert_eq!(body["error"], rejection.code().as_str());
+    }
+
+    // spec: ERR-3, RS-1, SEC-12
+    #[test]
+    fn a_body_the_scope_check_cannot_read_is_refused_not_waved_through() {
+        let h = Harness::new();
+        let scopes =
+            ToolScopes([("admin".to_owned(), ScopeSet::from_tokens(["mcp:admin"]))].into());
+        let a = access("a");
+        for unreadable in [
+            &b"not json"[..],
+            b"",
+            b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"admin\"}",
+            b"\xff\xfe",
+            br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":7}}"#,
+            br#"{"jsonrpc":"2.0","id":1,"method":"tools/call"}"#,
+        ] {
+            let refused = scopes
+                .check(&h.resource_server, &a, unreadable)
+                .expect_err(&String::from_utf8_lossy(unreadable));
+            assert_eq!(refused.status, 400, "{unreadable:?}");
+            assert!(refused.www_authenticate.contains("invalid_request"));
+        }
+        let list = br#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#;
+        assert!(scopes.check(&h.resource_server, &a, list).is_ok());
+    }
+
+    fn token(h: &Harness, edit: impl FnOnce(&mut crate::jwt::AccessClaims)) -> String {
+        let now = h.now.as_secs();
+        let mut claims = crate::jwt::AccessClaims {
+            iss: crate::harness::ISSUER.into(),
+            sub: "alice".into(),
+            aud: crate::jwt::Audience::One(crate::harness::RESOURCE.into()),
+            exp: now + 600,
+            iat: now,
+            nbf: None,
+            jti: "j1".into(),
+            client_id: "c".into(),
+            scope: Some("mcp:tools".into()),
+        };
+        edit(&mut claims);
+        let signed = h
+            .authorization_server
+            .signer()
+            .sign_access_token(&claims)
+            .unwrap_or_default();
+        format!("Bearer {signed}")
+    }
+
+    // spec: RS-1, ERR-2, PF-13
+    #[test]
+    fn a_token_without_the_base_scope_is_refused_on_every_request() {
+        let mut h = Harness::new();
+        assert!(h.mcp_request(Some(&token(&h, |_| {}))).is_ok());
+        for scope in [None, Some("mcp:admin".to_owned())] {
+            let bare = token(&h, |c| c.scope = scope.clone());
+            let refused = h.mcp_request(Some(&bare)).expect_err("no base scope");
+            assert_eq!(refused.status, 403, "{scope:?}");
+            assert!(refused.www_authenticate.contains("insufficient_scope"));
+            assert!(refused.www_authenticate.contains("scope=\"mcp:tools\""));
+            let mut rs = h.resource_server.clone();
+            let cached = rs.authenticate_cached(h.now, [bare.as_bytes()]);
+            assert_eq!(cached.map_err(|c| c.status), Err(403));
+        }
+    }
+
+    // spec: JWT-15
+    #[test]
+    fn a_token_issued_in_the_future_beyond_the_leeway_is_refused() {
+        let mut h = Harness::new();
+        let leeway = h.resource_server.config().validation.leeway_secs;
+        let skewed = token(&h, |c| c.iat += leeway);
+        assert!(h.mcp_request(Some(&skewed)).is_ok(), "within the leeway");
+        let future = token(&h, |c| c.iat += leeway + 1);
+        let refused = h.mcp_request(Some(&future)).expect_err("iat in the future");
+        assert_eq!(refused.status, 401);
+        assert!(refused.www_authenticate.contains("invalid_token"));
     }
 }

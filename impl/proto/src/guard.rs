@@ -19,8 +19,6 @@ pub const ALLOW_HEADERS: &str =
     "authorization, content-type, accept, mcp-protocol-version, mcp-session-id, last-event-id";
 /// Largest MCP request body buffered (1 MiB).
 pub const BODY_LEN_MAX: usize = 1024 * 1024;
-/// Most MCP sessions remembered for identity binding.
-pub const SESSIONS_MAX: usize = 10_000;
 
 /// Add the CORS headers of the MCP endpoint and its metadata to a response.
 pub fn with_cors(response: HttpResponse) -> HttpResponse {
@@ -147,63 +145,114 @@ impl From<&Access> for Owner {
     }
 }
 
-/// MCP sessions bound to the identity that created them (bounded; the oldest is forgotten).
-/// A session id is never a credential: every request is authenticated, and a session used
-/// by anyone but its owner does not exist for them.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+/// MCP sessions bound to the identity that created them, with no table: the session id handed
+/// to the client is the MCP server's own id, a `.`, and an HMAC-SHA256 (under a key only this
+/// guard knows) of that id and the owner's `sub` and `client_id`. A binding can therefore
+/// neither be evicted nor forged: a session keeps its owner for as long as it lives, however
+/// many sessions follow, and nobody else can make an id that passes for theirs. A session id is
+/// never a credential: every request is authenticated, and a session used by anyone but its
+/// owner does not exist for them (404). The key is drawn once; a restart invalidates every
+/// id, which a client handles like an expired session (404, then a new `initialize`).
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Sessions {
-    owners: BTreeMap<String, (Owner, u64)>,
-    order: BTreeMap<u64, String>,
-    next: u64,
+    key: [u8; 32],
 }
 
+impl std::fmt::Debug for Sessions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Sessions { key: <redacted> }")
+    }
+}
+
+/// Longest `Mcp-Session-Id` a client may present (the MCP server's id plus 44 bytes).
+pub const SESSION_ID_LEN_MAX: usize = 256;
+
 impl Sessions {
-    /// May `access` use session `id`? Unknown sessions are the MCP server's business (it
-    /// answers 404 itself); a known session of someone else is answered 404 here.
+    /// A guard with a fresh key from `entropy`.
+    pub fn new(entropy: &mut impl crate::entropy::Entropy) -> Self {
+        let mut key = [0u8; 32];
+        entropy.fill(&mut key);
+        Self { key }
+    }
+
+    fn tag(&self, inner: &str, owner: &Owner) -> [u8; 32] {
+        let field = |s: &str| -> Vec<u8> {
+            let mut out = (s.len() as u64).to_be_bytes().to_vec();
+            out.extend_from_slice(s.as_bytes());
+            out
+        };
+        hmac_sha256(
+            &self.key,
+            &[
+                &field(&owner.subject),
+                &field(&owner.client_id),
+                &field(inner),
+            ],
+        )
+    }
+
+    /// The MCP server created session `inner` for `access`: the id to hand to the client
+    /// instead (visible ASCII, SEC-11, when `inner` is).
+    // spec: SEC-6, SEC-11
+    pub fn created(&self, inner: &str, access: &Access) -> String {
+        use base64::Engine as _;
+        let tag = self.tag(inner, &Owner::from(access));
+        format!(
+            "{inner}.{}",
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(tag)
+        )
+    }
+
+    /// May `access` use the session id `presented`? `Ok`: the MCP server's own id, to forward
+    /// instead. Anything else (another owner's session, an id this guard never handed out, an
+    /// oversized one) is answered 404, as a session that does not exist.
     // spec: SEC-2, SEC-3, SEC-6
-    pub fn check(&self, id: &str, access: &Access) -> Result<(), HttpResponse> {
-        match self.owners.get(id) {
-            Some((owner, _)) if *owner != Owner::from(access) => Err(with_cors(
+    pub fn check(&self, presented: &str, access: &Access) -> Result<String, HttpResponse> {
+        use base64::Engine as _;
+        use subtle::ConstantTimeEq as _;
+        let not_found = || {
+            with_cors(
                 HttpResponse::new(404)
                     .header("content-type", "text/plain")
                     .with_body("session not found"),
-            )),
-            _ => Ok(()),
+            )
+        };
+        if presented.len() > SESSION_ID_LEN_MAX {
+            return Err(not_found());
+        }
+        let Some((inner, tag)) = presented.rsplit_once('.') else {
+            return Err(not_found());
+        };
+        let Ok(tag) = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(tag) else {
+            return Err(not_found());
+        };
+        let expected = self.tag(inner, &Owner::from(access));
+        if bool::from(expected.as_slice().ct_eq(tag.as_slice())) {
+            Ok(inner.to_owned())
+        } else {
+            Err(not_found())
         }
     }
+}
 
-    /// The MCP server created session `id` for `access`.
-    pub fn created(&mut self, id: &str, access: &Access) {
-        if self.owners.contains_key(id) {
-            return;
-        }
-        if self.owners.len() >= SESSIONS_MAX
-            && let Some((_, oldest)) = self.order.pop_first()
-        {
-            self.owners.remove(&oldest);
-        }
-        self.owners
-            .insert(id.to_owned(), (Owner::from(access), self.next));
-        self.order.insert(self.next, id.to_owned());
-        self.next += 1;
+/// HMAC-SHA256 (RFC 2104) of the concatenation of `parts` under a key of at most 64 bytes.
+fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
+    use sha2::{Digest as _, Sha256};
+    let mut inner_pad = [0x36u8; 64];
+    let mut outer_pad = [0x5cu8; 64];
+    for (i, k) in key.iter().take(64).enumerate() {
+        inner_pad[i] ^= k;
+        outer_pad[i] ^= k;
     }
-
-    /// Session `id` was deleted.
-    pub fn ended(&mut self, id: &str) {
-        if let Some((_, seq)) = self.owners.remove(id) {
-            self.order.remove(&seq);
-        }
+    let mut inner = Sha256::new();
+    inner.update(inner_pad);
+    for part in parts {
+        inner.update(part);
     }
-
-    /// Number of sessions remembered.
-    pub fn len(&self) -> usize {
-        self.owners.len()
-    }
-
-    /// None remembered?
-    pub fn is_empty(&self) -> bool {
-        self.owners.is_empty()
-    }
+    let mut outer = Sha256::new();
+    outer.update(outer_pad);
+    outer.update(inner.finalize());
+    outer.finalize().into()
 }
 
 /// The `MCP-Protocol-Version` header values this endpoint accepts: the one revision it serves.
@@ -306,32 +355,43 @@ mod tests {
         }
     }
 
-    // spec: SEC-2, SEC-3, SEC-6
+    fn sessions() -> Sessions {
+        Sessions::new(&mut crate::entropy::Sequential(9))
+    }
+
+    // spec: SEC-2, SEC-3, SEC-6, SEC-11
     #[test]
     fn a_session_belongs_to_its_creator() {
-        let mut s = Sessions::default();
-        s.created("s1", &access("alice"));
-        assert!(s.check("s1", &access("alice")).is_ok());
-        assert_eq!(s.check("s1", &access("mallory")).unwrap_err().status, 404);
-        assert!(s.check("unknown", &access("mallory")).is_ok());
-        s.ended("s1");
-        assert!(s.is_empty());
+        let s = sessions();
+        let id = s.created("s1", &access("alice"));
+        assert!(id.starts_with("s1.") && id.bytes().all(|b| (0x21..=0x7e).contains(&b)));
+        assert_eq!(s.check(&id, &access("alice")), Ok("s1".to_owned()));
+        assert_eq!(s.check(&id, &access("mallory")).unwrap_err().status, 404);
+        let other_client = Access {
+            client_id: "c2".into(),
+            ..access("alice")
+        };
+        assert!(s.check(&id, &other_client).is_err());
+        // Ids it never handed out do not exist, whoever asks.
+        for forged in ["s1", "s1.", "s1.AAAA", "unknown", "", &"x".repeat(300)] {
+            assert!(s.check(forged, &access("alice")).is_err(), "{forged}");
+        }
+        // Another guard (another key, e.g. after a restart) knows none of them.
+        assert!(
+            Sessions::new(&mut crate::entropy::Sequential(10))
+                .check(&id, &access("alice"))
+                .is_err()
+        );
     }
 
     #[test]
-    fn sessions_are_bounded() {
-        let mut s = Sessions::default();
-        for i in 0..SESSIONS_MAX + 5 {
-            s.created(&i.to_string(), &access("a"));
-        }
-        assert_eq!(s.len(), SESSIONS_MAX);
-        assert!(
-            s.check("0", &access("b")).is_ok(),
-            "the oldest was forgotten"
-        );
-        assert!(
-            s.check(&(SESSIONS_MAX + 4).to_string(), &access("b"))
-                .is_err()
+    fn hmac_sha256_matches_rfc_4231() {
+        // RFC 4231 test case 2.
+        let tag = hmac_sha256(b"Jefe", &[b"what do ya want ", b"for nothing?"]);
+        let hex: String = tag.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(
+            hex,
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
         );
     }
 
@@ -537,5 +597,24 @@ mod tests {
         let refused = h.mcp_request(Some(&future)).expect_err("iat in the future");
         assert_eq!(refused.status, 401);
         assert!(refused.www_authenticate.contains("invalid_token"));
+    }
+
+    // spec: SEC-3, SEC-6
+    #[test]
+    fn a_session_keeps_its_owner_however_many_sessions_follow() {
+        let s = sessions();
+        let victim = s.created("victim", &access("alice"));
+        let mut mallorys = Vec::new();
+        for i in 0..10_001 {
+            mallorys.push(s.created(&format!("s{i}"), &access("mallory")));
+        }
+        assert!(s.check(&victim, &access("mallory")).is_err());
+        assert_eq!(s.check(&victim, &access("alice")), Ok("victim".to_owned()));
+        // Mallory's own tags do not open the victim's session either.
+        for theirs in &mallorys[..3] {
+            let (_, tag) = theirs.rsplit_once('.').unwrap_or_default();
+            let forged = format!("victim.{tag}");
+            assert!(s.check(&forged, &access("mallory")).is_err());
+        }
     }
 }

@@ -145,7 +145,7 @@ rejections! {
     Full => TemporarilyUnavailable, "SEC-12", "The server is at capacity; try again later";
     /// The server failed (a signature could not be made, an internal invariant broke): its own
     /// fault, never the peer's, and never reported as a full table.
-    Internal => ServerError, "GEN-10", "Internal server error; the request was not at fault";
+    Internal => ServerError, "GEN-11", "Internal server error; the request was not at fault";
 
     // ---- registration (RFC 7591) -------------------------------------------------------
     /// No redirect URI was registered for a redirect-based client.

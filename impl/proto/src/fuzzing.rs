@@ -293,7 +293,7 @@ pub fn token_validate(data: &[u8]) {
 }
 
 /// What the resource server answers for a validator verdict: a valid token without the
-/// configured base scopes is refused with `insufficient_scope` (PF-13).
+/// configured base scopes is refused with `insufficient_scope` (PF-19).
 fn base_scopes(
     rs: &crate::resource::ResourceServer,
     verdict: Result<crate::jwt::Access, Rejection>,
@@ -2300,7 +2300,7 @@ impl Ops {
         if right.config().base_scopes.is_subset(&granted) {
             verdict.expect("valid for its resource");
         } else {
-            // A token without the base scope reaches nothing (PF-13).
+            // A token without the base scope reaches nothing (PF-19).
             assert_eq!(
                 verdict.map_err(|c| c.rejection).err(),
                 Some(Rejection::InsufficientScope)

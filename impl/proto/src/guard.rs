@@ -569,7 +569,7 @@ mod tests {
         format!("Bearer {signed}")
     }
 
-    // spec: RS-1, ERR-2, PF-13
+    // spec: RS-1, ERR-2, PF-19
     #[test]
     fn a_token_without_the_base_scope_is_refused_on_every_request() {
         let mut h = Harness::new();

@@ -34,7 +34,7 @@ pub struct RsConfig {
     /// naming them otherwise); tool scopes come on top. Default: [`DEFAULT_BASE_SCOPE`], so
     /// that a token issued with no scope at all (or only for something else) reaches nothing.
     /// A deployment whose scopes have other names sets its own; only an explicit empty set
-    /// turns the check off (spec PF-13).
+    /// turns the check off (spec PF-19).
     pub base_scopes: ScopeSet,
 }
 
@@ -209,7 +209,7 @@ impl ResourceServer {
     }
 
     /// A valid token must still carry [`RsConfig::base_scopes`], on every request.
-    // spec: RS-1, ERR-2, PF-13
+    // spec: RS-1, ERR-2, PF-19
     fn require_base_scopes(&self, access: Access) -> Result<Access, Challenge> {
         self.require_scopes(&access, &self.config.base_scopes)?;
         Ok(access)

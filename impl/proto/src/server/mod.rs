@@ -950,7 +950,7 @@ impl AuthorizationServer {
     /// Mint an access token with `scopes` (a subset of the grant's, checked by the caller) and
     /// a rotated refresh token for a grant. A failure here is the server's own
     /// ([`Rejection::Internal`]): the grant was just checked or made.
-    // spec: GEN-10, RT-12
+    // spec: GEN-11, RT-12
     fn issue(
         &mut self,
         now: UnixTime,
@@ -963,7 +963,7 @@ impl AuthorizationServer {
         let lifetime = self.config.lifetimes.access_token;
         let random = mint(entropy);
         let refresh = with_refresh.then(|| mint(entropy));
-        // Every caller has just found or made this grant: its absence is our bug (GEN-10).
+        // Every caller has just found or made this grant: its absence is our bug (GEN-11).
         let grant = self.grants.get_mut(&grant_id).ok_or(Rejection::Internal)?;
         let jti = format!("{}.{random}", grant.handle);
         let claims = AccessClaims {
@@ -1166,7 +1166,7 @@ mod tests {
         }
     }
 
-    // spec: GEN-10
+    // spec: GEN-11
     #[test]
     fn a_signing_failure_is_the_servers_fault_not_a_full_table() {
         let mut h = Harness::new();
@@ -1185,7 +1185,7 @@ mod tests {
         );
     }
 
-    // spec: GEN-10
+    // spec: GEN-11
     #[test]
     fn a_broken_invariant_is_not_blamed_on_the_refresh_token() {
         let mut h = Harness::new();

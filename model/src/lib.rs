@@ -678,7 +678,7 @@ impl AuthModel {
 
     /// (client id, redirect URI, resource) a code of the honest AS is bound to.
     fn binding(w: &World, code: &str) -> Option<(String, String, String)> {
-        w.honest_as.codes().find(|(c, _)| *c == code).map(|(_, s)| {
+        w.honest_as.code_state(code).map(|s| {
             let b = match s {
                 CodeState::Issued(b) | CodeState::Redeemed { binding: b, .. } => b,
             };
@@ -1017,9 +1017,9 @@ impl AuthModel {
                 };
                 let form = query_map(std::str::from_utf8(&request.body).unwrap_or(""));
                 if let Some(code) = form.get("code") {
-                    let minter = if w.honest_as.codes().any(|(c, _)| c == code) {
+                    let minter = if w.honest_as.code_state(code).is_some() {
                         Some(format!("{HONEST_ISSUER}/token"))
-                    } else if w.evil_as.codes().any(|(c, _)| c == code) {
+                    } else if w.evil_as.code_state(code).is_some() {
                         Some(format!("{EVIL_ISSUER}/token"))
                     } else {
                         None

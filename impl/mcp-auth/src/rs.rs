@@ -17,7 +17,9 @@
 //!   when [`ResourceServer::should_refetch_keys`] says so (rate-limited by the core);
 //! - optionally requires scopes per tool on `tools/call` (403 `insufficient_scope` from
 //!   [`ResourceServer::require_scopes`]);
-//! - binds each MCP session to the identity (subject and client) that created it;
+//! - binds each MCP session to the identity (subject and client) that created it, by handing
+//!   out the ids of the core's [`Sessions`] (the MCP server's id plus a MAC of the owner) and
+//!   forwarding only the MCP server's own id;
 //! - inserts the validated [`Access`] (and a [`ScopeCheck`]) into the request extensions,
 //!   where rmcp hands them to tool handlers inside `http::request::Parts`.
 
@@ -53,19 +55,13 @@ struct Shared {
     http: Http,
     refetch: tokio::sync::Mutex<()>,
     tool_scopes: ToolScopes,
-    sessions: Mutex<Sessions>,
+    sessions: Sessions,
     allowed_origins: std::sync::RwLock<Vec<String>>,
 }
 
 impl Shared {
     fn rs(&self) -> Guard<'_> {
         self.rs
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    fn sessions(&self) -> std::sync::MutexGuard<'_, Sessions> {
-        self.sessions
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
@@ -103,7 +99,7 @@ impl AuthLayer {
                 http: Http::new(policy),
                 refetch: tokio::sync::Mutex::new(()),
                 tool_scopes: ToolScopes(tool_scopes),
-                sessions: Mutex::new(Sessions::default()),
+                sessions: Sessions::new(&mut crate::net::OsEntropy),
                 allowed_origins: std::sync::RwLock::new(Vec::new()),
             }),
         }
@@ -321,37 +317,43 @@ where
         .get("mcp-session-id")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    if let Some(session) = &session
-        && let Err(answer) = shared.sessions().check(session, &access)
-    {
-        return to_hyper(answer);
+    if let Some(session) = &session {
+        match shared.sessions.check(session, &access) {
+            Ok(inner) => match http::HeaderValue::from_str(&inner) {
+                Ok(value) => {
+                    parts.headers.insert("mcp-session-id", value);
+                }
+                Err(_) => return to_hyper(mcp_auth_proto::http::HttpResponse::new(404)),
+            },
+            Err(answer) => return to_hyper(answer),
+        }
     }
     parts.extensions.insert(access.clone());
     parts.extensions.insert(ScopeCheck {
         shared: Arc::clone(&shared),
     });
-    let response = match inner
+    let mut response = match inner
         .oneshot(http::Request::from_parts(parts, Full::new(body)))
         .await
     {
         Ok(response) => response,
         Err(never) => match never {},
     };
-    let mut sessions = shared.sessions();
-    if let Some(created) = response
-        .headers()
-        .get("mcp-session-id")
-        .and_then(|v| v.to_str().ok())
-    {
-        sessions.created(created, &access);
+    // The client gets the bound id (the MCP server's id and its owner's MAC), never the bare
+    // one; an id that cannot be bound is not handed out.
+    if let Some(created) = response.headers_mut().remove("mcp-session-id") {
+        let bound = created
+            .to_str()
+            .ok()
+            .map(|inner| shared.sessions.created(inner, &access))
+            .and_then(|bound| http::HeaderValue::from_str(&bound).ok());
+        match bound {
+            Some(value) => {
+                response.headers_mut().insert("mcp-session-id", value);
+            }
+            None => return to_hyper(mcp_auth_proto::http::HttpResponse::new(500)),
+        }
     }
-    if method == Method::Delete
-        && response.status().is_success()
-        && let Some(session) = &session
-    {
-        sessions.ended(session);
-    }
-    drop(sessions);
     with_cors(response)
 }
 

@@ -583,7 +583,7 @@ impl Real {
                 // As in the model: client id and redirect URI from the code's binding (any
                 // other choice is refused by checks no mutation turns off).
                 let binding = self.s.honest_as.with_server(|s| {
-                    s.codes().find(|(c, _)| **c == code).map(|(_, state)| {
+                    s.code_state(&code).map(|state| {
                         let b = match state {
                             CodeState::Issued(b) | CodeState::Redeemed { binding: b, .. } => b,
                         };

@@ -40,6 +40,8 @@ pub enum ErrorCode {
     InvalidRedirectUri,
     /// `invalid_client_metadata` (RFC 7591).
     InvalidClientMetadata,
+    /// `server_error` (OAuth 2.1 §4.1.2.1): the server failed; the request was not at fault.
+    ServerError,
 }
 
 impl ErrorCode {
@@ -60,6 +62,7 @@ impl ErrorCode {
             Self::InsufficientScope => "insufficient_scope",
             Self::InvalidRedirectUri => "invalid_redirect_uri",
             Self::InvalidClientMetadata => "invalid_client_metadata",
+            Self::ServerError => "server_error",
         }
     }
 
@@ -70,6 +73,7 @@ impl ErrorCode {
             Self::InvalidClient | Self::InvalidToken => 401,
             Self::InsufficientScope => 403,
             Self::TemporarilyUnavailable => 503,
+            Self::ServerError => 500,
             Self::InvalidRequest
             | Self::InvalidGrant
             | Self::UnauthorizedClient
@@ -143,6 +147,9 @@ rejections! {
     CrossOrigin => InvalidRequest, "SEC-15", "The form was sent from another site";
     /// A bounded table (clients, pending consents, codes, grants) is full.
     Full => TemporarilyUnavailable, "SEC-12", "The server is at capacity; try again later";
+    /// The server failed (a signature could not be made, an internal invariant broke): its own
+    /// fault, never the peer's, and never reported as a full table.
+    Internal => ServerError, "GEN-11", "Internal server error; the request was not at fault";
 
     // ---- registration (RFC 7591) -------------------------------------------------------
     /// No redirect URI was registered for a redirect-based client.
@@ -257,6 +264,8 @@ rejections! {
     TokenExpired => InvalidToken, "JWT-10", "The access token expired";
     /// `nbf` is in the future.
     TokenNotYetValid => InvalidToken, "JWT-11", "The access token is not yet valid";
+    /// `iat` is in the future beyond the clock-skew leeway.
+    IssuedInFuture => InvalidToken, "JWT-15", "The access token was issued in the future";
     /// A required claim is missing or has the wrong type.
     MissingClaim => InvalidToken, "JWT-3", "The access token lacks a required claim";
     /// The token lacks a scope the request needs.

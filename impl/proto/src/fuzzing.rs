@@ -252,11 +252,14 @@ pub fn token_validate(data: &[u8]) {
     // separator, not part of the token).
     match parse_bearer_authorization(&header) {
         Ok(extracted) => {
-            let expected = if extracted == token {
-                direct.clone()
-            } else {
-                crate::jwt::validate(policy(), keys(), now, extracted)
-            };
+            let expected = base_scopes(
+                &f.rs,
+                if extracted == token {
+                    direct.clone()
+                } else {
+                    crate::jwt::validate(policy(), keys(), now, extracted)
+                },
+            );
             match (&expected, &via_header) {
                 (Ok(a), Ok(b)) => assert_eq!(a, b),
                 (Err(r), Err(c)) => {
@@ -287,6 +290,21 @@ pub fn token_validate(data: &[u8]) {
         Ok(access) => assert_eq!(access.audience, RESOURCE),
         Err(c) => check_rs_challenge(&c),
     }
+}
+
+/// What the resource server answers for a validator verdict: a valid token without the
+/// configured base scopes is refused with `insufficient_scope` (PF-19).
+fn base_scopes(
+    rs: &crate::resource::ResourceServer,
+    verdict: Result<crate::jwt::Access, Rejection>,
+) -> Result<crate::jwt::Access, Rejection> {
+    verdict.and_then(|access| {
+        if rs.config().base_scopes.is_subset(&access.scopes) {
+            Ok(access)
+        } else {
+            Err(Rejection::InsufficientScope)
+        }
+    })
 }
 
 /// A resource-server refusal is 400, 401 or 403 with a Bearer challenge that names the PRM and
@@ -726,7 +744,7 @@ pub fn token_claims(data: &[u8]) {
     let via_rs = fixture()
         .rs
         .authenticate(UnixTime::from_secs(now), [header.as_bytes()]);
-    match (&result, via_rs) {
+    match (&base_scopes(&fixture().rs, result.clone()), via_rs) {
         (Ok(a), Ok(b)) => assert_eq!(*a, b),
         (Err(r), Err(c)) if parse_bearer_authorization(header.as_bytes()).is_ok() => {
             assert_eq!(*r, c.rejection);
@@ -801,9 +819,9 @@ fn jsonwebtoken_verdict(token: &str, key: &jsonwebtoken::DecodingKey) -> Result<
 }
 
 /// Our checks that jsonwebtoken does not make: size, `typ`, forbidden header parameters, the
-/// `kid` of the key set, objects rather than arrays, non-empty `sub`/`jti`/`client_id`, and a
-/// valid `scope`.
-fn extra_checks(token: &str) -> Result<(), String> {
+/// `kid` of the key set, objects rather than arrays, non-empty `sub`/`jti`/`client_id`, a
+/// valid `scope`, and `iat` no later than `now` plus the leeway (JWT-15).
+fn extra_checks(token: &str, now: u64) -> Result<(), String> {
     if token.len() > crate::jwt::TOKEN_LEN_MAX {
         return Err("too long".into());
     }
@@ -833,6 +851,12 @@ fn extra_checks(token: &str) -> Result<(), String> {
         None | Some(Value::Null) => {}
         Some(Value::String(s)) if ScopeSet::parse(s).is_ok() => {}
         Some(_) => return Err("scope".into()),
+    }
+    if c.get("iat")
+        .and_then(Value::as_u64)
+        .is_some_and(|iat| now.saturating_add(LEEWAY) < iat)
+    {
+        return Err("iat in the future".into());
     }
     Ok(())
 }
@@ -868,7 +892,7 @@ pub fn token_differential(data: &[u8]) {
     let t0 = jsonwebtoken::get_current_timestamp();
     let token = gen_token(&mut g, t0);
     let ours = crate::jwt::validate(policy(), keys(), UnixTime::from_secs(t0), &token);
-    let theirs = jsonwebtoken_verdict(&token, key).and_then(|()| extra_checks(&token));
+    let theirs = jsonwebtoken_verdict(&token, key).and_then(|()| extra_checks(&token, t0));
     if jsonwebtoken::get_current_timestamp() != t0 {
         return; // the clock ticked in between: the verdicts are not comparable
     }
@@ -946,7 +970,10 @@ pub fn bearer_header(data: &[u8]) {
                     assert_eq!(c.rejection, Rejection::MalformedAuthorization);
                     assert_eq!(c.status, 400);
                 }
-                Ok(_) => assert_eq!(c.status, 401, "{c:?}"),
+                Ok(_) => assert!(
+                    c.status == 401 || c.rejection == Rejection::InsufficientScope,
+                    "{c:?}"
+                ),
             }
         }
     }
@@ -1732,8 +1759,17 @@ fn check_as_response(h: &Harness, request: &HttpRequest, response: &HttpResponse
             let (_, claims) = token_json(token).expect("issued token decodes");
             let aud = claims["aud"].as_str().unwrap_or("");
             let rs = harness::resource_server(server, aud);
-            rs.authenticate(h.now, [format!("Bearer {token}").as_bytes()])
-                .expect("an issued token is valid for its audience");
+            let verdict = rs.authenticate(h.now, [format!("Bearer {token}").as_bytes()]);
+            let scopes =
+                ScopeSet::parse(claims["scope"].as_str().unwrap_or("")).unwrap_or_default();
+            if rs.config().base_scopes.is_subset(&scopes) {
+                verdict.expect("an issued token is valid for its audience");
+            } else {
+                assert_eq!(
+                    verdict.map_err(|c| c.rejection).err(),
+                    Some(Rejection::InsufficientScope)
+                );
+            }
         }
     }
     if content_type.starts_with("text/html") {
@@ -2176,12 +2212,10 @@ impl Ops {
             Err(e) => {
                 if e.rejection == Rejection::CodeReused && all_ok && live {
                     // A valid replay revokes what the first redemption produced.
-                    let grant = self.server.codes().find_map(|(c, s)| match s {
-                        crate::server::CodeState::Redeemed { grant, .. } if *c == code_value => {
-                            Some(*grant)
-                        }
+                    let grant = match self.server.code_state(&code_value) {
+                        Some(crate::server::CodeState::Redeemed { grant, .. }) => Some(*grant),
                         _ => None,
-                    });
+                    };
                     if let Some(id) = grant
                         && let Some((_, g)) = self.server.grants().find(|(i, _)| **i == id)
                     {
@@ -2275,7 +2309,8 @@ impl Ops {
         self.server
             .grants()
             .find(|(_, g)| {
-                g.refresh_token.as_deref() == Some(token) || g.rotated.iter().any(|t| t == token)
+                let token = crate::types::SecretDigest::of(token);
+                g.refresh_token == Some(token) || g.rotated.contains(&token)
             })
             .map(|(id, _)| *id)
     }
@@ -2298,8 +2333,7 @@ impl Ops {
         assert!(granted.is_subset(scopes));
         let (id, grant) = self
             .server
-            .grants()
-            .find(|(_, g)| g.access_tokens.contains(&claims.jti))
+            .grant_of_access_token(&claims.jti)
             .expect("the token's grant exists");
         assert!(!grant.revoked, "token issued from a revoked grant");
         assert!(
@@ -2314,9 +2348,16 @@ impl Ops {
         } else {
             (&f.other_rs, &f.rs)
         };
-        right
-            .authenticate(self.now, [header.as_bytes()])
-            .expect("valid for its resource");
+        let verdict = right.authenticate(self.now, [header.as_bytes()]);
+        if right.config().base_scopes.is_subset(&granted) {
+            verdict.expect("valid for its resource");
+        } else {
+            // A token without the base scope reaches nothing (PF-19).
+            assert_eq!(
+                verdict.map_err(|c| c.rejection).err(),
+                Some(Rejection::InsufficientScope)
+            );
+        }
         assert_eq!(
             wrong
                 .authenticate(self.now, [header.as_bytes()])
@@ -2335,12 +2376,14 @@ impl Ops {
                 self.revoked.insert(*id);
             }
         }
+        let redeemed: BTreeSet<_> = self
+            .redeemed
+            .iter()
+            .map(|c| crate::types::SecretDigest::of(c))
+            .collect();
         for (code, state) in self.server.codes() {
             if let crate::server::CodeState::Redeemed { .. } = state {
-                assert!(
-                    self.redeemed.contains(code),
-                    "{code} redeemed behind our back"
-                );
+                assert!(redeemed.contains(code), "{code:?} redeemed behind our back");
             }
         }
     }

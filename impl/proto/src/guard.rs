@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::error::Rejection;
 use crate::http::{HttpResponse, Method};
 use crate::jwt::Access;
 use crate::resource::{Challenge, ResourceServer};
@@ -18,8 +19,6 @@ pub const ALLOW_HEADERS: &str =
     "authorization, content-type, accept, mcp-protocol-version, mcp-session-id, last-event-id";
 /// Largest MCP request body buffered (1 MiB).
 pub const BODY_LEN_MAX: usize = 1024 * 1024;
-/// Most MCP sessions remembered for identity binding.
-pub const SESSIONS_MAX: usize = 10_000;
 
 /// Add the CORS headers of the MCP endpoint and its metadata to a response.
 pub fn with_cors(response: HttpResponse) -> HttpResponse {
@@ -64,12 +63,11 @@ pub fn challenge_response(challenge: &Challenge) -> HttpResponse {
     )
 }
 
-/// A request body that exceeds [`BODY_LEN_MAX`].
+/// A request body that exceeds [`BODY_LEN_MAX`]: 400 `invalid_request`, as the catalogue says
+/// for [`Rejection::TooLarge`] and RFC 6750 §3.1 for `invalid_request` (ERR-8).
+// spec: ERR-8, SEC-12
 pub fn body_too_large() -> HttpResponse {
-    with_cors(HttpResponse::json(
-        413,
-        &serde_json::json!({"error": "invalid_request", "error_description": "request body too large"}),
-    ))
+    with_cors(crate::http::oauth_error(Rejection::TooLarge))
 }
 
 /// A request body that could not be read.
@@ -86,27 +84,35 @@ pub struct ToolScopes(pub BTreeMap<String, ScopeSet>);
 
 impl ToolScopes {
     /// The scopes the `tools/call` messages of a JSON-RPC body (single or batch) need, if any.
-    pub fn needed(&self, body: &[u8]) -> Option<ScopeSet> {
-        if self.0.is_empty() {
-            return None;
-        }
-        let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    /// Fails closed: a body that is not JSON, or a `tools/call` without a string
+    /// `params.name`, is [`Rejection::Malformed`], never "no scope needed".
+    pub fn needed(&self, body: &[u8]) -> Result<Option<ScopeSet>, Rejection> {
+        let value: serde_json::Value =
+            serde_json::from_slice(body).map_err(|_| Rejection::Malformed)?;
         let messages = match value {
             serde_json::Value::Array(items) => items,
             single => vec![single],
         };
-        let needed: Vec<String> = messages
-            .iter()
-            .filter(|m| m.get("method").and_then(|v| v.as_str()) == Some("tools/call"))
-            .filter_map(|m| m.pointer("/params/name").and_then(|v| v.as_str()))
-            .filter_map(|name| self.0.get(name))
-            .flat_map(|s| s.iter().map(str::to_owned).collect::<Vec<_>>())
-            .collect();
-        (!needed.is_empty()).then(|| ScopeSet::from_tokens(needed))
+        let mut needed = Vec::new();
+        for message in &messages {
+            if message.get("method").and_then(|v| v.as_str()) != Some("tools/call") {
+                continue;
+            }
+            let name = message
+                .pointer("/params/name")
+                .and_then(|v| v.as_str())
+                .ok_or(Rejection::Malformed)?;
+            if let Some(scopes) = self.0.get(name) {
+                needed.extend(scopes.iter().map(str::to_owned));
+            }
+        }
+        Ok((!needed.is_empty()).then(|| ScopeSet::from_tokens(needed)))
     }
 
-    /// Check a POST body against the token: `Err` is the 403 `insufficient_scope` challenge.
-    // spec: ERR-2, RS-1
+    /// Check a POST body against the token: `Err` is the 403 `insufficient_scope` challenge,
+    /// or 400 `invalid_request` for a body it cannot read (RFC 6750 §3.1: "otherwise
+    /// malformed").
+    // spec: ERR-2, ERR-3, RS-1
     pub fn check(
         &self,
         rs: &ResourceServer,
@@ -114,8 +120,9 @@ impl ToolScopes {
         body: &[u8],
     ) -> Result<(), Challenge> {
         match self.needed(body) {
-            Some(needed) => rs.require_scopes(access, &needed),
-            None => Ok(()),
+            Ok(Some(needed)) => rs.require_scopes(access, &needed),
+            Ok(None) => Ok(()),
+            Err(rejection) => Err(rs.challenge(rejection, None)),
         }
     }
 }
@@ -138,63 +145,114 @@ impl From<&Access> for Owner {
     }
 }
 
-/// MCP sessions bound to the identity that created them (bounded; the oldest is forgotten).
-/// A session id is never a credential: every request is authenticated, and a session used
-/// by anyone but its owner does not exist for them.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+/// MCP sessions bound to the identity that created them, with no table: the session id handed
+/// to the client is the MCP server's own id, a `.`, and an HMAC-SHA256 (under a key only this
+/// guard knows) of that id and the owner's `sub` and `client_id`. A binding can therefore
+/// neither be evicted nor forged: a session keeps its owner for as long as it lives, however
+/// many sessions follow, and nobody else can make an id that passes for theirs. A session id is
+/// never a credential: every request is authenticated, and a session used by anyone but its
+/// owner does not exist for them (404). The key is drawn once; a restart invalidates every
+/// id, which a client handles like an expired session (404, then a new `initialize`).
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Sessions {
-    owners: BTreeMap<String, (Owner, u64)>,
-    order: BTreeMap<u64, String>,
-    next: u64,
+    key: [u8; 32],
 }
 
+impl std::fmt::Debug for Sessions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Sessions { key: <redacted> }")
+    }
+}
+
+/// Longest `Mcp-Session-Id` a client may present (the MCP server's id plus 44 bytes).
+pub const SESSION_ID_LEN_MAX: usize = 256;
+
 impl Sessions {
-    /// May `access` use session `id`? Unknown sessions are the MCP server's business (it
-    /// answers 404 itself); a known session of someone else is answered 404 here.
+    /// A guard with a fresh key from `entropy`.
+    pub fn new(entropy: &mut impl crate::entropy::Entropy) -> Self {
+        let mut key = [0u8; 32];
+        entropy.fill(&mut key);
+        Self { key }
+    }
+
+    fn tag(&self, inner: &str, owner: &Owner) -> [u8; 32] {
+        let field = |s: &str| -> Vec<u8> {
+            let mut out = (s.len() as u64).to_be_bytes().to_vec();
+            out.extend_from_slice(s.as_bytes());
+            out
+        };
+        hmac_sha256(
+            &self.key,
+            &[
+                &field(&owner.subject),
+                &field(&owner.client_id),
+                &field(inner),
+            ],
+        )
+    }
+
+    /// The MCP server created session `inner` for `access`: the id to hand to the client
+    /// instead (visible ASCII, SEC-11, when `inner` is).
+    // spec: SEC-6, SEC-11
+    pub fn created(&self, inner: &str, access: &Access) -> String {
+        use base64::Engine as _;
+        let tag = self.tag(inner, &Owner::from(access));
+        format!(
+            "{inner}.{}",
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(tag)
+        )
+    }
+
+    /// May `access` use the session id `presented`? `Ok`: the MCP server's own id, to forward
+    /// instead. Anything else (another owner's session, an id this guard never handed out, an
+    /// oversized one) is answered 404, as a session that does not exist.
     // spec: SEC-2, SEC-3, SEC-6
-    pub fn check(&self, id: &str, access: &Access) -> Result<(), HttpResponse> {
-        match self.owners.get(id) {
-            Some((owner, _)) if *owner != Owner::from(access) => Err(with_cors(
+    pub fn check(&self, presented: &str, access: &Access) -> Result<String, HttpResponse> {
+        use base64::Engine as _;
+        use subtle::ConstantTimeEq as _;
+        let not_found = || {
+            with_cors(
                 HttpResponse::new(404)
                     .header("content-type", "text/plain")
                     .with_body("session not found"),
-            )),
-            _ => Ok(()),
+            )
+        };
+        if presented.len() > SESSION_ID_LEN_MAX {
+            return Err(not_found());
+        }
+        let Some((inner, tag)) = presented.rsplit_once('.') else {
+            return Err(not_found());
+        };
+        let Ok(tag) = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(tag) else {
+            return Err(not_found());
+        };
+        let expected = self.tag(inner, &Owner::from(access));
+        if bool::from(expected.as_slice().ct_eq(tag.as_slice())) {
+            Ok(inner.to_owned())
+        } else {
+            Err(not_found())
         }
     }
+}
 
-    /// The MCP server created session `id` for `access`.
-    pub fn created(&mut self, id: &str, access: &Access) {
-        if self.owners.contains_key(id) {
-            return;
-        }
-        if self.owners.len() >= SESSIONS_MAX
-            && let Some((_, oldest)) = self.order.pop_first()
-        {
-            self.owners.remove(&oldest);
-        }
-        self.owners
-            .insert(id.to_owned(), (Owner::from(access), self.next));
-        self.order.insert(self.next, id.to_owned());
-        self.next += 1;
+/// HMAC-SHA256 (RFC 2104) of the concatenation of `parts` under a key of at most 64 bytes.
+fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
+    use sha2::{Digest as _, Sha256};
+    let mut inner_pad = [0x36u8; 64];
+    let mut outer_pad = [0x5cu8; 64];
+    for (i, k) in key.iter().take(64).enumerate() {
+        inner_pad[i] ^= k;
+        outer_pad[i] ^= k;
     }
-
-    /// Session `id` was deleted.
-    pub fn ended(&mut self, id: &str) {
-        if let Some((_, seq)) = self.owners.remove(id) {
-            self.order.remove(&seq);
-        }
+    let mut inner = Sha256::new();
+    inner.update(inner_pad);
+    for part in parts {
+        inner.update(part);
     }
-
-    /// Number of sessions remembered.
-    pub fn len(&self) -> usize {
-        self.owners.len()
-    }
-
-    /// None remembered?
-    pub fn is_empty(&self) -> bool {
-        self.owners.is_empty()
-    }
+    let mut outer = Sha256::new();
+    outer.update(outer_pad);
+    outer.update(inner.finalize());
+    outer.finalize().into()
 }
 
 /// The `MCP-Protocol-Version` header values this endpoint accepts: the one revision it serves.
@@ -264,12 +322,18 @@ pub fn origin_allowed(values: &[&[u8]], allowed: &[String]) -> bool {
     })
 }
 
-/// The answer to a request whose `Origin` is not allowed: 403, before authentication.
+/// The answer to a request whose `Origin` is not allowed: 403, before authentication. Not an
+/// OAuth matter (no token was looked at), so no OAuth `error` code: a JSON-RPC error, as MCP
+/// servers answer transport-level refusals.
 // spec: SEC-8
 pub fn origin_refused() -> HttpResponse {
     HttpResponse::json(
         403,
-        &serde_json::json!({"error": "forbidden", "error_description": "Origin not allowed"}),
+        &serde_json::json!({
+            "jsonrpc": "2.0",
+            "id": null,
+            "error": {"code": -32000, "message": "Origin not allowed"}
+        }),
     )
 }
 
@@ -291,32 +355,43 @@ mod tests {
         }
     }
 
-    // spec: SEC-2, SEC-3, SEC-6
+    fn sessions() -> Sessions {
+        Sessions::new(&mut crate::entropy::Sequential(9))
+    }
+
+    // spec: SEC-2, SEC-3, SEC-6, SEC-11
     #[test]
     fn a_session_belongs_to_its_creator() {
-        let mut s = Sessions::default();
-        s.created("s1", &access("alice"));
-        assert!(s.check("s1", &access("alice")).is_ok());
-        assert_eq!(s.check("s1", &access("mallory")).unwrap_err().status, 404);
-        assert!(s.check("unknown", &access("mallory")).is_ok());
-        s.ended("s1");
-        assert!(s.is_empty());
+        let s = sessions();
+        let id = s.created("s1", &access("alice"));
+        assert!(id.starts_with("s1.") && id.bytes().all(|b| (0x21..=0x7e).contains(&b)));
+        assert_eq!(s.check(&id, &access("alice")), Ok("s1".to_owned()));
+        assert_eq!(s.check(&id, &access("mallory")).unwrap_err().status, 404);
+        let other_client = Access {
+            client_id: "c2".into(),
+            ..access("alice")
+        };
+        assert!(s.check(&id, &other_client).is_err());
+        // Ids it never handed out do not exist, whoever asks.
+        for forged in ["s1", "s1.", "s1.AAAA", "unknown", "", &"x".repeat(300)] {
+            assert!(s.check(forged, &access("alice")).is_err(), "{forged}");
+        }
+        // Another guard (another key, e.g. after a restart) knows none of them.
+        assert!(
+            Sessions::new(&mut crate::entropy::Sequential(10))
+                .check(&id, &access("alice"))
+                .is_err()
+        );
     }
 
     #[test]
-    fn sessions_are_bounded() {
-        let mut s = Sessions::default();
-        for i in 0..SESSIONS_MAX + 5 {
-            s.created(&i.to_string(), &access("a"));
-        }
-        assert_eq!(s.len(), SESSIONS_MAX);
-        assert!(
-            s.check("0", &access("b")).is_ok(),
-            "the oldest was forgotten"
-        );
-        assert!(
-            s.check(&(SESSIONS_MAX + 4).to_string(), &access("b"))
-                .is_err()
+    fn hmac_sha256_matches_rfc_4231() {
+        // RFC 4231 test case 2.
+        let tag = hmac_sha256(b"Jefe", &[b"what do ya want ", b"for nothing?"]);
+        let hex: String = tag.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(
+            hex,
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
         );
     }
 
@@ -426,5 +501,120 @@ mod tests {
             &[]
         ));
         assert_eq!(origin_refused().status, 403);
+    }
+
+    // spec: ERR-8, SEC-8, SEC-12
+    #[test]
+    fn refusals_carry_a_real_oauth_error_code_or_none() {
+        let oauth = ["invalid_request", "invalid_token", "insufficient_scope"];
+        let origin = origin_refused();
+        assert_eq!(origin.status, 403);
+        let body: serde_json::Value = serde_json::from_slice(&origin.body).unwrap_or_default();
+        assert!(
+            body["error"].as_str().is_none_or(|e| oauth.contains(&e)),
+            "{body}"
+        );
+        // The catalogue: an oversized request is invalid_request, answered as such (ERR-8).
+        let big = body_too_large();
+        let body: serde_json::Value = serde_json::from_slice(&big.body).unwrap_or_default();
+        let rejection = crate::Rejection::TooLarge;
+        assert_eq!(big.status, rejection.code().status());
+        assert_eq!(body["error"], rejection.code().as_str());
+    }
+
+    // spec: ERR-3, RS-1, SEC-12
+    #[test]
+    fn a_body_the_scope_check_cannot_read_is_refused_not_waved_through() {
+        let h = Harness::new();
+        let scopes =
+            ToolScopes([("admin".to_owned(), ScopeSet::from_tokens(["mcp:admin"]))].into());
+        let a = access("a");
+        for unreadable in [
+            &b"not json"[..],
+            b"",
+            b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"admin\"}",
+            b"\xff\xfe",
+            br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":7}}"#,
+            br#"{"jsonrpc":"2.0","id":1,"method":"tools/call"}"#,
+        ] {
+            let refused = scopes
+                .check(&h.resource_server, &a, unreadable)
+                .expect_err(&String::from_utf8_lossy(unreadable));
+            assert_eq!(refused.status, 400, "{unreadable:?}");
+            assert!(refused.www_authenticate.contains("invalid_request"));
+        }
+        let list = br#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#;
+        assert!(scopes.check(&h.resource_server, &a, list).is_ok());
+    }
+
+    fn token(h: &Harness, edit: impl FnOnce(&mut crate::jwt::AccessClaims)) -> String {
+        let now = h.now.as_secs();
+        let mut claims = crate::jwt::AccessClaims {
+            iss: crate::harness::ISSUER.into(),
+            sub: "alice".into(),
+            aud: crate::jwt::Audience::One(crate::harness::RESOURCE.into()),
+            exp: now + 600,
+            iat: now,
+            nbf: None,
+            jti: "j1".into(),
+            client_id: "c".into(),
+            scope: Some("mcp:tools".into()),
+        };
+        edit(&mut claims);
+        let signed = h
+            .authorization_server
+            .signer()
+            .sign_access_token(&claims)
+            .unwrap_or_default();
+        format!("Bearer {signed}")
+    }
+
+    // spec: RS-1, ERR-2, PF-19
+    #[test]
+    fn a_token_without_the_base_scope_is_refused_on_every_request() {
+        let mut h = Harness::new();
+        assert!(h.mcp_request(Some(&token(&h, |_| {}))).is_ok());
+        for scope in [None, Some("mcp:admin".to_owned())] {
+            let bare = token(&h, |c| c.scope = scope.clone());
+            let refused = h.mcp_request(Some(&bare)).expect_err("no base scope");
+            assert_eq!(refused.status, 403, "{scope:?}");
+            assert!(refused.www_authenticate.contains("insufficient_scope"));
+            assert!(refused.www_authenticate.contains("scope=\"mcp:tools\""));
+            let mut rs = h.resource_server.clone();
+            let cached = rs.authenticate_cached(h.now, [bare.as_bytes()]);
+            assert_eq!(cached.map_err(|c| c.status), Err(403));
+        }
+    }
+
+    // spec: JWT-15
+    #[test]
+    fn a_token_issued_in_the_future_beyond_the_leeway_is_refused() {
+        let mut h = Harness::new();
+        let leeway = h.resource_server.config().validation.leeway_secs;
+        let skewed = token(&h, |c| c.iat += leeway);
+        assert!(h.mcp_request(Some(&skewed)).is_ok(), "within the leeway");
+        let future = token(&h, |c| c.iat += leeway + 1);
+        let refused = h.mcp_request(Some(&future)).expect_err("iat in the future");
+        assert_eq!(refused.status, 401);
+        assert!(refused.www_authenticate.contains("invalid_token"));
+    }
+
+    // spec: SEC-3, SEC-6
+    #[test]
+    fn a_session_keeps_its_owner_however_many_sessions_follow() {
+        let s = sessions();
+        let victim = s.created("victim", &access("alice"));
+        let mut mallorys = Vec::new();
+        for i in 0..10_001 {
+            mallorys.push(s.created(&format!("s{i}"), &access("mallory")));
+        }
+        assert!(s.check(&victim, &access("mallory")).is_err());
+        assert_eq!(s.check(&victim, &access("alice")), Ok("victim".to_owned()));
+        // Mallory's own tags do not open the victim's session either.
+        for theirs in &mallorys[..3] {
+            let (_, tag) = theirs.rsplit_once('.').unwrap_or_default();
+            let forged = format!("victim.{tag}");
+            assert!(s.check(&forged, &access("mallory")).is_err());
+        }
     }
 }

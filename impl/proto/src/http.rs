@@ -179,3 +179,23 @@ impl HttpResponse {
             .map(|(_, v)| v.as_str())
     }
 }
+
+/// The one encoder of OAuth error answers (OAuth 2.1 §3.2.4, RFC 7591 §3.2.2, RFC 6750 §3.1):
+/// the rejection's status, JSON `{"error", "error_description"}`, `Cache-Control: no-store`.
+// spec: TOK-14, ERR-8, GEN-11
+pub fn oauth_error(rejection: crate::Rejection) -> HttpResponse {
+    #[derive(serde::Serialize)]
+    struct Body {
+        error: &'static str,
+        error_description: &'static str,
+    }
+    let code = rejection.code();
+    HttpResponse::json(
+        code.status(),
+        &Body {
+            error: code.as_str(),
+            error_description: rejection.description(),
+        },
+    )
+    .header("cache-control", "no-store")
+}

@@ -723,8 +723,7 @@ struct ClaimsRef<'a> {
     #[serde(borrow)]
     aud: AudienceRef<'a>,
     exp: u64,
-    #[serde(rename = "iat")]
-    _iat: u64,
+    iat: u64,
     #[serde(default, deserialize_with = "present_value")]
     nbf: Option<u64>,
     #[serde(borrow)]
@@ -900,6 +899,10 @@ pub(crate) fn validate_with_nbf(
         .is_some_and(|nbf| now.as_secs().saturating_add(leeway) < nbf)
     {
         return Err(Rejection::TokenNotYetValid);
+    }
+    // spec: JWT-15
+    if now.as_secs().saturating_add(leeway) < claims.iat {
+        return Err(Rejection::IssuedInFuture);
     }
     if claims.sub.is_empty() || claims.jti.is_empty() || claims.client_id.is_empty() {
         return Err(Rejection::MissingClaim);

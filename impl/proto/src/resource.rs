@@ -11,6 +11,10 @@ use crate::time::UnixTime;
 use crate::types::ScopeSet;
 use crate::uri::{Issuer, ResourceUri, well_known_insert, well_known_root};
 
+/// The scope every MCP request's token must carry by default ([`RsConfig::base_scopes`]): the
+/// scope this implementation's AS grants by default and its clients ask for.
+pub const DEFAULT_BASE_SCOPE: &str = "mcp:tools";
+
 /// The resource server's configuration.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct RsConfig {
@@ -26,6 +30,12 @@ pub struct RsConfig {
     pub validation: ValidationPolicy,
     /// Least time between two JWKS refetches triggered by an unknown `kid`.
     pub jwks_refetch_interval_secs: u64,
+    /// Scopes every request's token must carry, whatever it asks (403 `insufficient_scope`
+    /// naming them otherwise); tool scopes come on top. Default: [`DEFAULT_BASE_SCOPE`], so
+    /// that a token issued with no scope at all (or only for something else) reaches nothing.
+    /// A deployment whose scopes have other names sets its own; only an explicit empty set
+    /// turns the check off (spec PF-19).
+    pub base_scopes: ScopeSet,
 }
 
 impl RsConfig {
@@ -39,6 +49,7 @@ impl RsConfig {
             resource_name: None,
             validation,
             jwks_refetch_interval_secs: 10,
+            base_scopes: ScopeSet::from_tokens([DEFAULT_BASE_SCOPE]),
         }
     }
 }
@@ -192,8 +203,16 @@ impl ResourceServer {
         authorization: impl IntoIterator<Item = &'a [u8]>,
     ) -> Result<Access, Challenge> {
         let token = self.bearer_token(authorization)?;
-        validate(&self.config.validation, &self.keys, now, token)
-            .map_err(|r| self.challenge(r, None))
+        let access = validate(&self.config.validation, &self.keys, now, token)
+            .map_err(|r| self.challenge(r, None))?;
+        self.require_base_scopes(access)
+    }
+
+    /// A valid token must still carry [`RsConfig::base_scopes`], on every request.
+    // spec: RS-1, ERR-2, PF-19
+    fn require_base_scopes(&self, access: Access) -> Result<Access, Challenge> {
+        self.require_scopes(&access, &self.config.base_scopes)?;
+        Ok(access)
     }
 
     /// [`ResourceServer::authenticate`] through the verified-token cache
@@ -215,7 +234,8 @@ impl ResourceServer {
                 access
             }),
         };
-        verdict.map_err(|r| self.challenge(r, None))
+        let access = verdict.map_err(|r| self.challenge(r, None))?;
+        self.require_base_scopes(access)
     }
 
     /// The bearer token of a request's `Authorization` values, or the challenge for none, for

@@ -108,6 +108,38 @@ impl ClientId {
 #[serde(transparent)]
 pub struct Subject(pub String);
 
+/// The SHA-256 digest of a secret the authorization server hands out (authorization code,
+/// refresh token, client secret). The server keeps and looks up only this: a memory dump or a
+/// `Debug` print of its state yields no usable credential, and table lookups compare digests,
+/// never the secret's bytes (RFC 9700 §4.14.2 and §2.4: secrets stored so that their
+/// disclosure does not compromise them).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SecretDigest([u8; 32]);
+
+impl SecretDigest {
+    /// The digest of `secret`.
+    pub fn of(secret: &str) -> Self {
+        use sha2::Digest as _;
+        Self(sha2::Sha256::digest(secret.as_bytes()).into())
+    }
+
+    /// Is this the digest of `secret`? Compared in constant time.
+    pub fn matches(&self, secret: &str) -> bool {
+        use subtle::ConstantTimeEq as _;
+        bool::from(self.0.ct_eq(&Self::of(secret).0))
+    }
+}
+
+impl fmt::Debug for SecretDigest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("sha256:")?;
+        for b in self.0.iter().take(4) {
+            write!(f, "{b:02x}")?;
+        }
+        f.write_str("…")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -125,6 +157,15 @@ mod tests {
             ScopeSet::parse("a c").unwrap().missing_from(&s).to_string(),
             "c"
         );
+    }
+
+    #[test]
+    fn a_secret_digest_matches_its_secret_only() {
+        let d = SecretDigest::of("s3cret");
+        assert!(d.matches("s3cret"));
+        assert!(!d.matches("s3cret "));
+        assert_eq!(d, SecretDigest::of("s3cret"));
+        assert!(!format!("{d:?}").contains("s3cret"));
     }
 
     proptest! {

@@ -392,18 +392,28 @@ impl AsRef<str> for Issuer {
 pub struct RedirectUri(String);
 
 impl RedirectUri {
-    /// Validates `s` as a redirect URI; keeps it exactly as given.
+    /// Validates `s` as a redirect URI; keeps it exactly as given. The host must name one
+    /// host (RFC 9700 §2.1, §4.1.3: no patterns): a DNS host name (RFC 1123 labels of
+    /// letters, digits and inner hyphens, no empty label, no trailing dot), a dotted-decimal
+    /// IPv4 address, or an IP literal; `*`, percent-encoding and other sub-delimiters are
+    /// refused, and so are numeric spellings a browser would read as another address
+    /// (`0x7f.0.0.1`, `1.2.3`) ([`UriError::Host`]).
     ///
     /// # Errors
     ///
-    /// Any [`parse_uri`] error; [`UriError::ForbiddenScheme`] for a scheme
+    /// Any [`parse_uri`] error; [`UriError::Host`] for a host that is not one host name or IP
+    /// address; [`UriError::ForbiddenScheme`] for a scheme
     /// other than http/https; [`UriError::Fragment`] when a fragment is
     /// present; [`UriError::InsecureScheme`] for http with a non-loopback
     /// host.
+    // spec: DCR-10, DCR-11
     pub fn parse(s: &str) -> Result<Self, UriError> {
         let p = split_http(s)?;
         if p.fragment.is_some() {
             return Err(UriError::Fragment);
+        }
+        if !is_host_name_or_ip(p.host) {
+            return Err(UriError::Host);
         }
         check_transport(&p.scheme.to_ascii_lowercase(), p.host, true)?;
         Ok(Self(s.to_owned()))
@@ -721,6 +731,38 @@ fn host_port(authority: &str) -> Result<(&str, Option<u16>), UriError> {
         Some(p) => Some(parse_port(p)?),
     };
     Ok((host, port))
+}
+
+/// Does `host` (as split, so an IP literal keeps its brackets and was checked already) name
+/// exactly one host: a DNS host name of RFC 1123 labels (1 to 63 letters, digits and hyphens,
+/// no hyphen at either end, at most 253 bytes, no empty label), or a dotted-decimal IPv4
+/// address? A host whose last label looks numeric (digits, or `0x`) must be such an address,
+/// as WHATWG URL parsers (browsers) read it as an IPv4 number.
+fn is_host_name_or_ip(host: &str) -> bool {
+    if host.starts_with('[') {
+        return true;
+    }
+    if host.is_empty() || host.len() > 253 {
+        return false;
+    }
+    let last = host.rsplit('.').next().unwrap_or("");
+    let numeric = last.bytes().all(|b| b.is_ascii_digit())
+        || last.get(..2).is_some_and(|p| p.eq_ignore_ascii_case("0x"));
+    if numeric {
+        let mut count = 0usize;
+        return host.split('.').all(|o| {
+            count = count.saturating_add(1);
+            is_dec_octet(o)
+        }) && count == 4;
+    }
+    host.split('.').all(|label| {
+        (1..=63).contains(&label.len())
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+    })
 }
 
 /// Loose IPv6 check for the inside of an IP literal: non-empty, only hex
@@ -1659,6 +1701,61 @@ mod tests {
             if let Some(f) = frag {
                 prop_assert_eq!(ResourceUri::parse(&format!("{mixed}#{f}"), ALLOW), Err(UriError::Fragment));
             }
+        }
+    }
+
+    // spec: DCR-10, DCR-11
+    #[test]
+    fn a_redirect_host_is_one_host_name_or_ip_address() {
+        let long_label = format!("https://{}.example/cb", "a".repeat(64));
+        for bad in [
+            "https://*.example.com/cb",
+            "https://*/cb",
+            "https://exa%2Ample.com/cb",
+            "https://a!b.example/cb",
+            "https://a,b.example/cb",
+            "https://a$b.example/cb",
+            "https://a_b.example/cb",
+            "https://a~b.example/cb",
+            "https://a..example/cb",
+            "https://.example/cb",
+            "https://example.com./cb",
+            "https://-a.example/cb",
+            "https://a-.example/cb",
+            "https://0x7f.0.0.1/cb",
+            "https://example.0x7f/cb",
+            "https://1.2.3/cb",
+            "https://256.1.1.1/cb",
+            "https://example.123/cb",
+            long_label.as_str(),
+        ] {
+            assert_eq!(RedirectUri::parse(bad), Err(UriError::Host), "{bad}");
+            let registration = crate::server::ClientMetadata {
+                redirect_uris: vec![bad.to_owned()],
+                ..crate::server::ClientMetadata::default()
+            };
+            assert_eq!(
+                registration
+                    .validate(&crate::server::Limits::default())
+                    .map(|_| ()),
+                Err(crate::Rejection::RedirectUriInvalid),
+                "{bad}"
+            );
+        }
+        for good in [
+            "https://app.example.com/cb",
+            "https://APP.Example.COM/cb",
+            "https://xn--bcher-kva.example/cb",
+            "https://a-b.example/cb",
+            "https://123.example/cb",
+            "https://app/cb",
+            "https://192.0.2.1/cb",
+            "https://[2001:db8::1]/cb",
+            "http://127.0.0.1:8080/cb",
+            "http://localhost/cb",
+            "http://[::1]:9/cb",
+        ] {
+            assert!(RedirectUri::parse(good).is_ok(), "{good}");
         }
     }
 }

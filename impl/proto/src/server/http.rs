@@ -14,7 +14,7 @@ use super::{
 use crate::entropy::Entropy;
 use crate::error::Rejection;
 use crate::form::Params;
-use crate::http::{HttpRequest, HttpResponse, Method};
+use crate::http::{HttpRequest, HttpResponse, Method, oauth_error};
 use crate::metadata::{ASM_SUFFIX, OIDC_SUFFIX};
 use crate::server::register::REGISTRATION_LEN_MAX;
 use crate::time::UnixTime;
@@ -99,23 +99,6 @@ fn cors(response: HttpResponse) -> HttpResponse {
             "authorization, content-type, mcp-protocol-version",
         )
         .header("access-control-max-age", "600")
-}
-
-fn oauth_error(rejection: Rejection) -> HttpResponse {
-    #[derive(serde::Serialize)]
-    struct Body {
-        error: &'static str,
-        error_description: &'static str,
-    }
-    let code = rejection.code();
-    HttpResponse::json(
-        code.status(),
-        &Body {
-            error: code.as_str(),
-            error_description: rejection.description(),
-        },
-    )
-    .header("cache-control", "no-store")
 }
 
 fn method_not_allowed(allow: &str) -> HttpResponse {

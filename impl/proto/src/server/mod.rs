@@ -30,7 +30,7 @@ use crate::metadata::AuthorizationServerMetadata;
 use crate::mutations::mutated;
 use crate::pkce::{CodeChallenge, PkceVerified, S256};
 use crate::time::UnixTime;
-use crate::types::{ClientId, ScopeSet, Subject};
+use crate::types::{ClientId, ScopeSet, SecretDigest, Subject};
 use crate::uri::{HttpPolicy, Issuer, RedirectUri, ResourceUri};
 
 /// Lifetimes, in seconds.
@@ -238,16 +238,19 @@ pub struct Grant {
     pub resource: ResourceUri,
     /// Scopes (never widened).
     pub scopes: ScopeSet,
-    /// The current refresh token, if any.
-    pub refresh_token: Option<String>,
-    /// Refresh tokens rotated out; presenting one again revokes the grant.
-    pub rotated: Vec<String>,
+    /// The digest of the current refresh token, if any.
+    pub refresh_token: Option<SecretDigest>,
+    /// Digests of the refresh tokens rotated out; presenting one again revokes the grant.
+    pub rotated: Vec<SecretDigest>,
     /// Last use, for the idle limit.
     pub last_used: UnixTime,
     /// Creation, for the absolute limit.
     pub created: UnixTime,
-    /// `jti`s of the access tokens issued under this grant.
-    pub access_tokens: Vec<String>,
+    /// A random handle that starts the `jti` of every access token issued under this grant
+    /// (`handle.random`), so that revocation reaches all of them
+    /// ([`AuthorizationServer::is_revoked`]) without remembering each `jti`: a refresh loop
+    /// cannot grow the grant.
+    pub handle: String,
     /// Revoked (code replay or refresh replay).
     pub revoked: bool,
 }
@@ -410,9 +413,11 @@ pub struct AuthorizationServer {
     retired: Vec<jsonwebtoken::jwk::Jwk>,
     clients: BTreeMap<ClientId, RegisteredClient>,
     pending: BTreeMap<String, Pending>,
-    codes: BTreeMap<String, CodeState>,
+    /// Codes by the digest of their value.
+    codes: BTreeMap<SecretDigest, CodeState>,
     grants: BTreeMap<u64, Grant>,
-    refresh_index: BTreeMap<String, u64>,
+    /// Grants by the digest of a current or rotated refresh token.
+    refresh_index: BTreeMap<SecretDigest, u64>,
     next_grant: u64,
     sessions: BTreeMap<SessionKey, BrowserSession>,
     throttle: BTreeMap<browser::ThrottleKey, browser::Failures>,
@@ -456,9 +461,14 @@ impl AuthorizationServer {
         self.clients.iter()
     }
 
-    /// Codes and their state.
-    pub fn codes(&self) -> impl Iterator<Item = (&String, &CodeState)> {
+    /// Codes (by the digest of their value) and their state.
+    pub fn codes(&self) -> impl Iterator<Item = (&SecretDigest, &CodeState)> {
         self.codes.iter()
+    }
+
+    /// The state of the code `code`, if it is remembered.
+    pub fn code_state(&self, code: &str) -> Option<&CodeState> {
+        self.codes.get(&SecretDigest::of(code))
     }
 
     /// Grants.
@@ -466,11 +476,18 @@ impl AuthorizationServer {
         self.grants.iter()
     }
 
+    /// The grant an access token with this `jti` was issued under, while it is remembered
+    /// (the `jti` starts with the grant's [`Grant::handle`]).
+    pub fn grant_of_access_token(&self, jti: &str) -> Option<(&u64, &Grant)> {
+        let (handle, _) = jti.split_once('.')?;
+        self.grants.iter().find(|(_, g)| g.handle == handle)
+    }
+
     /// Is the access token with this `jti` from a revoked grant?
+    // spec: RT-2, TOK-8
     pub fn is_revoked(&self, jti: &str) -> bool {
-        self.grants
-            .values()
-            .any(|g| g.revoked && g.access_tokens.iter().any(|j| j == jti))
+        self.grant_of_access_token(jti)
+            .is_some_and(|(_, g)| g.revoked)
     }
 
     /// RFC 8414 metadata.
@@ -537,7 +554,7 @@ impl AuthorizationServer {
         let secret = (client.auth_method != TokenAuthMethod::None).then(|| mint(entropy));
         let response = client.response(&client_id, secret.as_deref(), now);
         let registered = RegisteredClient {
-            secret,
+            secret: secret.as_deref().map(SecretDigest::of),
             issued_at: now,
             ..client
         };
@@ -717,7 +734,8 @@ impl AuthorizationServer {
             expires_at: now.plus(self.config.lifetimes.code.min(600)),
             ..binding
         };
-        self.codes.insert(code.clone(), CodeState::Issued(binding));
+        self.codes
+            .insert(SecretDigest::of(&code), CodeState::Issued(binding));
         AuthorizeOutcome::Redirect(self.redirect(&redirect_uri, Ok(code), state))
     }
 
@@ -918,11 +936,7 @@ impl AuthorizationServer {
         }
         match (&client.secret, secret) {
             (None, None) => Ok(client_id),
-            (Some(expected), Some(given))
-                if bool::from(expected.as_bytes().ct_eq(given.as_bytes())) =>
-            {
-                Ok(client_id)
-            }
+            (Some(expected), Some(given)) if expected.matches(given) => Ok(client_id),
             _ => Err(Rejection::ClientAuthFailed),
         }
     }
@@ -934,8 +948,8 @@ impl AuthorizationServer {
         client_id: &ClientId,
         params: &Params,
     ) -> Result<TokenResponse, Rejection> {
-        let code = params.one("code")?.ok_or(Rejection::MissingParameter)?;
-        match self.codes.get(code) {
+        let code = SecretDigest::of(params.one("code")?.ok_or(Rejection::MissingParameter)?);
+        match self.codes.get(&code) {
             None => Err(Rejection::UnknownCode),
             Some(CodeState::Redeemed { binding, grant }) => {
                 // A replay with valid parameters is a sign the code leaked: revoke what the
@@ -978,20 +992,21 @@ impl AuthorizationServer {
                     rotated: Vec::new(),
                     last_used: now,
                     created: now,
-                    access_tokens: Vec::new(),
+                    handle: mint(entropy),
                     revoked: false,
                 };
                 self.grants.insert(grant_id, grant);
+                let scopes = binding.scopes.clone();
                 if !mutated!(self.config, reusable_codes) {
                     self.codes.insert(
-                        code.to_owned(),
+                        code,
                         CodeState::Redeemed {
                             binding,
                             grant: grant_id,
                         },
                     );
                 }
-                self.issue(now, entropy, grant_id, with_refresh, proof)
+                self.issue(now, entropy, grant_id, &scopes, with_refresh, proof)
             }
         }
     }
@@ -1003,12 +1018,14 @@ impl AuthorizationServer {
         client_id: &ClientId,
         params: &Params,
     ) -> Result<TokenResponse, Rejection> {
-        let token = params
-            .one("refresh_token")?
-            .ok_or(Rejection::MissingParameter)?;
+        let token = SecretDigest::of(
+            params
+                .one("refresh_token")?
+                .ok_or(Rejection::MissingParameter)?,
+        );
         let grant_id = *self
             .refresh_index
-            .get(token)
+            .get(&token)
             .ok_or(Rejection::UnknownRefreshToken)?;
         let grant = self
             .grants
@@ -1020,9 +1037,7 @@ impl AuthorizationServer {
         if grant.revoked {
             return Err(Rejection::GrantRevoked);
         }
-        if !mutated!(self.config, skip_refresh_rotation)
-            && grant.refresh_token.as_deref() != Some(token)
-        {
+        if !mutated!(self.config, skip_refresh_rotation) && grant.refresh_token != Some(token) {
             // A rotated token came back: the family is compromised (RFC 9700 §4.14.2).
             if !mutated!(self.config, skip_refresh_revocation) {
                 self.revoke(grant_id);
@@ -1035,12 +1050,18 @@ impl AuthorizationServer {
         {
             return Err(Rejection::RefreshExpired);
         }
-        if let Some(scope) = params.one("scope")? {
-            let asked = ScopeSet::parse(scope).map_err(|_| Rejection::ScopeWidened)?;
-            if !asked.is_subset(&grant.scopes) {
-                return Err(Rejection::ScopeWidened);
+        // The asked scope (never wider than the grant's) is the new token's scope; none asked
+        // means the grant's. The grant keeps its scope for later refreshes (RT-8, RT-12).
+        let scopes = match params.one("scope")? {
+            Some(scope) => {
+                let asked = ScopeSet::parse(scope).map_err(|_| Rejection::ScopeWidened)?;
+                if !asked.is_subset(&grant.scopes) {
+                    return Err(Rejection::ScopeWidened);
+                }
+                asked
             }
-        }
+            None => grant.scopes.clone(),
+        };
         if let Some(resource) = params.one("resource")? {
             let asked = ResourceUri::parse(resource, self.config.http_policy)
                 .map_err(|_| Rejection::ResourceChanged)?;
@@ -1048,25 +1069,28 @@ impl AuthorizationServer {
                 return Err(Rejection::ResourceChanged);
             }
         }
-        self.issue(now, entropy, grant_id, true, RefreshVerified(()))
+        self.issue(now, entropy, grant_id, &scopes, true, RefreshVerified(()))
     }
 
-    /// Mint an access token (and a rotated refresh token) for a grant.
+    /// Mint an access token with `scopes` (a subset of the grant's, checked by the caller) and
+    /// a rotated refresh token for a grant. A failure here is the server's own
+    /// ([`Rejection::Internal`]): the grant was just checked or made.
+    // spec: GEN-11, RT-12
     fn issue(
         &mut self,
         now: UnixTime,
         entropy: &mut impl Entropy,
         grant_id: u64,
+        scopes: &ScopeSet,
         with_refresh: bool,
         _proof: impl Proof,
     ) -> Result<TokenResponse, Rejection> {
         let lifetime = self.config.lifetimes.access_token;
-        let jti = mint(entropy);
+        let random = mint(entropy);
         let refresh = with_refresh.then(|| mint(entropy));
-        let grant = self
-            .grants
-            .get_mut(&grant_id)
-            .ok_or(Rejection::UnknownRefreshToken)?;
+        // Every caller has just found or made this grant: its absence is our bug (GEN-11).
+        let grant = self.grants.get_mut(&grant_id).ok_or(Rejection::Internal)?;
+        let jti = format!("{}.{random}", grant.handle);
         let claims = AccessClaims {
             iss: self.config.issuer.as_str().to_owned(),
             sub: grant.subject.0.clone(),
@@ -1076,30 +1100,29 @@ impl AuthorizationServer {
             nbf: Some(now.as_secs()),
             jti: jti.clone(),
             client_id: grant.client_id.0.clone(),
-            scope: grant.scopes.to_option(),
+            scope: scopes.to_option(),
         };
         let access_token = self
             .signer
             .sign_access_token(&claims)
-            .map_err(|_| Rejection::Full)?;
-        grant.access_tokens.push(jti);
+            .map_err(|_| Rejection::Internal)?;
         grant.last_used = now;
-        if let Some(new) = &refresh {
-            if let Some(old) = grant.refresh_token.replace(new.clone()) {
+        if let Some(new) = refresh.as_deref().map(SecretDigest::of) {
+            if let Some(old) = grant.refresh_token.replace(new) {
                 grant.rotated.push(old);
                 if grant.rotated.len() > ROTATED_MAX {
                     let forgotten = grant.rotated.remove(0);
                     self.refresh_index.remove(&forgotten);
                 }
             }
-            self.refresh_index.insert(new.clone(), grant_id);
+            self.refresh_index.insert(new, grant_id);
         }
         Ok(TokenResponse {
             access_token,
             token_type: "Bearer".into(),
             expires_in: Some(lifetime),
             refresh_token: refresh,
-            scope: grant.scopes.to_option(),
+            scope: scopes.to_option(),
         })
     }
 
@@ -1248,5 +1271,263 @@ mod tests {
         // A new key reusing a retired kid replaces it: never two keys under one kid.
         server.rotate_key(ed25519("k4", 99));
         assert_eq!(kids(&server), ["k4", "k5", "k3"]);
+    }
+
+    /// A signer whose key store is gone: every signature fails.
+    struct Broken;
+
+    impl crate::jwt::TokenSigner for Broken {
+        fn alg(&self) -> crate::jwt::Alg {
+            crate::jwt::Alg::EdDSA
+        }
+        fn kid(&self) -> &str {
+            "broken"
+        }
+        fn sign(&self, _message: &[u8]) -> Result<Vec<u8>, crate::jwt::SignError> {
+            Err(crate::jwt::SignError("key store unavailable".into()))
+        }
+        fn public_jwk(&self) -> jsonwebtoken::jwk::Jwk {
+            Ed25519Signer::from_seed("broken", [3; 32]).public_jwk()
+        }
+    }
+
+    // spec: GEN-11
+    #[test]
+    fn a_signing_failure_is_the_servers_fault_not_a_full_table() {
+        let mut h = Harness::new();
+        h.drive().expect("tokens");
+        h.authorization_server.rotate_key(Signer::new(Broken));
+        h.client.start_refresh();
+        let _ = h.drive();
+        let (_, response) = h.log.last().expect("the refresh was sent");
+        let body: serde_json::Value = serde_json::from_slice(&response.body).unwrap_or_default();
+        assert_eq!(response.status, 500, "{body}");
+        assert_eq!(body["error"], "server_error");
+        assert_ne!(
+            body["error_description"],
+            Rejection::Full.description(),
+            "an internal failure has its own description"
+        );
+    }
+
+    // spec: GEN-11
+    #[test]
+    fn a_broken_invariant_is_not_blamed_on_the_refresh_token() {
+        let mut h = Harness::new();
+        let refused = h
+            .authorization_server
+            .issue(
+                h.now,
+                &mut h.entropy,
+                999,
+                &ScopeSet::default(),
+                true,
+                RefreshVerified(()),
+            )
+            .expect_err("no grant 999");
+        assert_eq!(refused.code().as_str(), "server_error");
+        assert_eq!(refused.code().status(), 500);
+    }
+
+    /// The claims of a JWT, decoded without verification (the tests' own tokens).
+    fn claims_of(token: &str) -> serde_json::Value {
+        use base64::Engine as _;
+        let payload = token.split('.').nth(1).unwrap_or("");
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .unwrap_or_default();
+        serde_json::from_slice(&bytes).unwrap_or_default()
+    }
+
+    /// A refresh request of the harness's public client.
+    fn refresh_request(
+        tokens: &crate::client::Tokens,
+        refresh_token: &str,
+        extra: &[(&str, &str)],
+    ) -> TokenRequest {
+        let mut pairs = vec![
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token),
+        ];
+        pairs.extend_from_slice(extra);
+        TokenRequest {
+            credentials: ClientCredentials {
+                client_id: Some(tokens.client_id.clone()),
+                ..ClientCredentials::default()
+            },
+            params: Params::decode(crate::form::encode(pairs).as_bytes()).unwrap_or_default(),
+        }
+    }
+
+    /// A harness whose client asks for both scopes the resource knows.
+    fn harness_with_both_scopes() -> Harness {
+        let mut h = Harness::new();
+        h.client = crate::client::Client::new(crate::client::ClientConfig {
+            scope: Some(ScopeSet::from_tokens(["mcp:tools", "mcp:admin"])),
+            ..crate::client::ClientConfig::new(RESOURCE, harness::REDIRECT_URI)
+        });
+        h
+    }
+
+    // spec: RT-6, RT-8, RT-12
+    #[test]
+    fn a_narrower_scope_on_refresh_is_exactly_the_new_tokens_scope() {
+        let mut h = harness_with_both_scopes();
+        let tokens = h.drive().expect("tokens");
+        assert_eq!(
+            claims_of(&tokens.access_token)["scope"],
+            "mcp:admin mcp:tools"
+        );
+        let rt = tokens.refresh_token.clone().unwrap_or_default();
+        let narrow = h
+            .authorization_server
+            .token(
+                h.now,
+                &mut h.entropy,
+                &refresh_request(&tokens, &rt, &[("scope", "mcp:tools")]),
+            )
+            .expect("a narrower refresh");
+        assert_eq!(claims_of(&narrow.access_token)["scope"], "mcp:tools");
+        assert_eq!(narrow.scope.as_deref(), Some("mcp:tools"));
+        // The grant keeps its scope: a later refresh without `scope` gets all of it (RT-8).
+        let rt = narrow.refresh_token.unwrap_or_default();
+        let full = h
+            .authorization_server
+            .token(h.now, &mut h.entropy, &refresh_request(&tokens, &rt, &[]))
+            .expect("a refresh without scope");
+        assert_eq!(
+            claims_of(&full.access_token)["scope"],
+            "mcp:admin mcp:tools"
+        );
+        assert_eq!(full.scope.as_deref(), Some("mcp:admin mcp:tools"));
+    }
+
+    // spec: RT-1, RT-2, SEC-12
+    #[test]
+    fn a_refresh_loop_does_not_grow_the_grant_and_revocation_still_reaches_every_token() {
+        let mut h = Harness::new();
+        let tokens = h.drive().expect("tokens");
+        let first_jti = claims_of(&tokens.access_token)["jti"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let mut rt = tokens.refresh_token.clone().unwrap_or_default();
+        let refresh = |h: &mut Harness, rt: &mut String| {
+            let r = h
+                .authorization_server
+                .token(h.now, &mut h.entropy, &refresh_request(&tokens, rt, &[]))
+                .expect("refresh");
+            *rt = r.refresh_token.unwrap_or_default();
+            r.access_token
+        };
+        // Past the rotated-token memory, so that only unbounded state can still grow.
+        for _ in 0..ROTATED_MAX + 2 {
+            refresh(&mut h, &mut rt);
+        }
+        let size = |h: &Harness| format!("{:?}", h.authorization_server).len();
+        let before = size(&h);
+        let mut last = String::new();
+        let mut previous = String::new();
+        for _ in 0..100 {
+            previous = rt.clone();
+            last = refresh(&mut h, &mut rt);
+        }
+        assert_eq!(size(&h), before, "the server state grew with refreshes");
+        let last_jti = claims_of(&last)["jti"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        assert!(!h.authorization_server.is_revoked(&first_jti));
+        // A replayed rotated-out refresh token revokes the grant: its first and its last
+        // access token alike are revoked (RT-2).
+        let replay = h.authorization_server.token(
+            h.now,
+            &mut h.entropy,
+            &refresh_request(&tokens, &previous, &[]),
+        );
+        assert!(replay.is_err());
+        let old = h.authorization_server.token(
+            h.now,
+            &mut h.entropy,
+            &refresh_request(&tokens, &rt, &[]),
+        );
+        assert!(old.is_err(), "the family is dead");
+        assert!(h.authorization_server.is_revoked(&first_jti));
+        assert!(h.authorization_server.is_revoked(&last_jti));
+        assert!(!h.authorization_server.is_revoked("unknown"));
+    }
+
+    // spec: AZ-27, TOK-4, RT-4
+    #[test]
+    fn codes_refresh_tokens_and_client_secrets_are_kept_only_as_hashes() {
+        let mut h = Harness::new();
+        let tokens = h.drive().expect("tokens");
+        let code = h
+            .log
+            .iter()
+            .filter_map(|(_, response)| harness::redirect_query(response))
+            .find_map(|q| harness::query_map(&q).get("code").cloned())
+            .expect("the code went to the client");
+        let first_rt = tokens.refresh_token.clone().unwrap_or_default();
+        let refreshed = h
+            .authorization_server
+            .token(
+                h.now,
+                &mut h.entropy,
+                &refresh_request(&tokens, &first_rt, &[]),
+            )
+            .expect("refresh");
+        let current_rt = refreshed.refresh_token.unwrap_or_default();
+        let registered = h
+            .authorization_server
+            .register(
+                h.now,
+                &mut h.entropy,
+                ClientMetadata {
+                    redirect_uris: vec![harness::REDIRECT_URI.into()],
+                    token_endpoint_auth_method: Some("client_secret_post".into()),
+                    ..ClientMetadata::default()
+                },
+            )
+            .expect("registered");
+        let secret = registered.client_secret.clone().unwrap_or_default();
+        let state = format!("{:?}", h.authorization_server);
+        for (name, value) in [
+            ("code", &code),
+            ("rotated refresh token", &first_rt),
+            ("current refresh token", &current_rt),
+            ("client secret", &secret),
+        ] {
+            assert!(!value.is_empty(), "{name}");
+            assert!(!state.contains(value.as_str()), "{name} kept in clear");
+        }
+        // Nothing the client sees changes: the secret still authenticates, the current refresh
+        // token still refreshes, the code is still known (as redeemed).
+        let auth = ClientCredentials {
+            client_id: Some(registered.client_id.0.clone()),
+            client_secret: Some(secret.clone()),
+            basic: None,
+        };
+        assert_eq!(
+            h.authorization_server.authenticate(&auth),
+            Ok(registered.client_id.clone())
+        );
+        let wrong = ClientCredentials {
+            client_secret: Some(format!("{secret}x")),
+            ..auth
+        };
+        assert_eq!(
+            h.authorization_server.authenticate(&wrong),
+            Err(Rejection::ClientAuthFailed)
+        );
+        assert!(
+            h.authorization_server
+                .token(
+                    h.now,
+                    &mut h.entropy,
+                    &refresh_request(&tokens, &current_rt, &[])
+                )
+                .is_ok()
+        );
     }
 }

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use super::Limits;
 use crate::error::Rejection;
 use crate::time::UnixTime;
-use crate::types::{ClientId, ScopeSet};
+use crate::types::{ClientId, ScopeSet, SecretDigest};
 use crate::uri::RedirectUri;
 
 /// Longest registration request body.
@@ -96,8 +96,9 @@ pub struct RegisteredClient {
     pub client_name: Option<String>,
     /// The rest of the metadata, echoed in the response.
     pub metadata: ClientMetadata,
-    /// Secret of a confidential client.
-    pub secret: Option<String>,
+    /// The digest of a confidential client's secret (the secret itself is only in the
+    /// registration response).
+    pub secret: Option<SecretDigest>,
     /// Registration time.
     pub issued_at: UnixTime,
 }

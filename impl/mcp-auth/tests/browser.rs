@@ -498,14 +498,10 @@ async fn the_consent_page_cannot_be_framed() {
 /// The subject of a code the stack issued.
 fn code_subject(stack: &Stack, code: &str) -> Option<String> {
     stack.as_state.with_server(|s| {
-        s.codes()
-            .find(|(c, _)| *c == code)
-            .map(|(_, state)| match state {
-                mcp_auth_proto::server::CodeState::Issued(b)
-                | mcp_auth_proto::server::CodeState::Redeemed { binding: b, .. } => {
-                    b.subject.0.clone()
-                }
-            })
+        s.code_state(code).map(|state| match state {
+            mcp_auth_proto::server::CodeState::Issued(b)
+            | mcp_auth_proto::server::CodeState::Redeemed { binding: b, .. } => b.subject.0.clone(),
+        })
     })
 }
 

@@ -77,9 +77,8 @@ fn with_users(h: &mut Harness) {
 fn code_subject(h: &Harness, location_query: &str) -> String {
     let code = query_map(location_query)["code"].clone();
     h.authorization_server
-        .codes()
-        .find(|(c, _)| **c == code)
-        .map(|(_, s)| match s {
+        .code_state(&code)
+        .map(|s| match s {
             CodeState::Issued(b) | CodeState::Redeemed { binding: b, .. } => b.subject.0.clone(),
         })
         .expect("the code is known")

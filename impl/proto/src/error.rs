@@ -141,6 +141,8 @@ rejections! {
     WrongContentType => InvalidRequest, "TOK-1", "Unsupported content type";
     /// The HTTP method is not the one the endpoint takes.
     WrongMethod => InvalidRequest, "TOK-1", "Method not allowed";
+    /// Too many requests from one address to one endpoint within a minute.
+    RateLimited => TemporarilyUnavailable, "SEC-17", "Too many requests from this address; try again later";
     /// The `Host` header names another server than the issuer (DNS rebinding).
     WrongHost => InvalidRequest, "SEC-15", "The Host header does not name this server";
     /// A form was posted from another origin than the authorization server's.
@@ -270,6 +272,17 @@ rejections! {
     MissingClaim => InvalidToken, "JWT-3", "The access token lacks a required claim";
     /// The token lacks a scope the request needs.
     InsufficientScope => InsufficientScope, "ERR-2", "The access token lacks a required scope";
+}
+
+impl Rejection {
+    /// The HTTP status of a direct answer: the error code's, except 429 Too Many Requests
+    /// for [`Rejection::RateLimited`] (RFC 6585 §4).
+    pub const fn status(self) -> u16 {
+        match self {
+            Self::RateLimited => 429,
+            _ => self.code().status(),
+        }
+    }
 }
 
 impl fmt::Display for Rejection {

@@ -190,12 +190,17 @@ pub fn oauth_error(rejection: crate::Rejection) -> HttpResponse {
         error_description: &'static str,
     }
     let code = rejection.code();
-    HttpResponse::json(
-        code.status(),
+    let response = HttpResponse::json(
+        rejection.status(),
         &Body {
             error: code.as_str(),
             error_description: rejection.description(),
         },
     )
-    .header("cache-control", "no-store")
+    .header("cache-control", "no-store");
+    if rejection == crate::Rejection::RateLimited {
+        response.header("retry-after", crate::server::RATE_WINDOW.to_string())
+    } else {
+        response
+    }
 }

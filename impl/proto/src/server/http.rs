@@ -9,7 +9,8 @@ use super::pages;
 pub use super::pages::escape;
 use super::{
     Accounts, Answer, AuthorizationServer, AuthorizeOutcome, Browser, ClientCredentials,
-    ClientMetadata, ConsentDecision, LoginAttempt, LoginForm, TokenRequest, Users, paths,
+    ClientMetadata, ConsentDecision, LoginAttempt, LoginForm, RateRoute, TokenRequest, Users,
+    paths,
 };
 use crate::entropy::Entropy;
 use crate::error::Rejection;
@@ -256,6 +257,20 @@ pub fn prepare(
         return Prepared::Done(match request.method {
             Method::Get => cors(HttpResponse::json(200, &server.metadata())),
             _ => cors(method_not_allowed("GET, OPTIONS")),
+        });
+    }
+    let rate_route = match (route, request.method) {
+        (paths::REGISTER, Method::Post) => Some(RateRoute::Register),
+        (paths::AUTHORIZE, Method::Get) => Some(RateRoute::Authorize),
+        (paths::TOKEN, Method::Post) => Some(RateRoute::Token),
+        _ => None,
+    };
+    if let Some(rate_route) = rate_route
+        && let Err(r) = server.admit(now, rate_route, request.peer)
+    {
+        return Prepared::Done(match rate_route {
+            RateRoute::Authorize => respond(server, AuthorizeOutcome::Refuse(r).into()),
+            RateRoute::Register | RateRoute::Token => cors(oauth_error(r)),
         });
     }
     let response = match (route, request.method) {

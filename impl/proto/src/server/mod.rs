@@ -52,6 +52,9 @@ pub struct Lifetimes {
     pub session_absolute: u64,
     /// The window in which failed logins count toward the limits; default 15 min.
     pub login_window: u64,
+    /// A registered client that has redeemed no code for this long may be forgotten when the
+    /// client table is full; default 1 h.
+    pub unused_client: u64,
 }
 
 impl Default for Lifetimes {
@@ -65,6 +68,7 @@ impl Default for Lifetimes {
             session_idle: 30 * 60,
             session_absolute: 12 * 3600,
             login_window: 15 * 60,
+            unused_client: 3600,
         }
     }
 }
@@ -93,7 +97,52 @@ pub struct Limits {
     pub login_failures_per_address: u32,
     /// Usernames and addresses with failed logins remembered.
     pub throttle: usize,
+    /// Pending authorizations per client.
+    pub pending_per_client: usize,
+    /// Pending authorizations per peer address.
+    pub pending_per_address: usize,
+    /// Grants per client.
+    pub grants_per_client: usize,
+    /// Requests per peer address and minute, per endpoint (`0`: no limit).
+    pub rates: RateLimits,
+    /// (endpoint, address) rate counters remembered.
+    pub rate_entries: usize,
 }
+
+/// Requests per peer address and minute at each endpoint anyone can call (SEC-17).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct RateLimits {
+    /// `POST /register`; default 30.
+    pub register: u32,
+    /// `GET /authorize`; default 120.
+    pub authorize: u32,
+    /// `POST /token`; default 300.
+    pub token: u32,
+}
+
+impl Default for RateLimits {
+    fn default() -> Self {
+        Self {
+            register: 30,
+            authorize: 120,
+            token: 300,
+        }
+    }
+}
+
+/// An endpoint whose requests are counted per address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum RateRoute {
+    /// Registration.
+    Register,
+    /// The authorization endpoint.
+    Authorize,
+    /// The token endpoint.
+    Token,
+}
+
+/// The window of [`RateLimits`], in seconds.
+pub const RATE_WINDOW: u64 = 60;
 
 impl Default for Limits {
     fn default() -> Self {
@@ -108,6 +157,11 @@ impl Default for Limits {
             login_failures_per_user: 5,
             login_failures_per_address: 20,
             throttle: 10_000,
+            pending_per_client: 32,
+            pending_per_address: 64,
+            grants_per_client: 1_000,
+            rates: RateLimits::default(),
+            rate_entries: 10_000,
         }
     }
 }
@@ -294,6 +348,7 @@ struct Pending {
     expires_at: UnixTime,
     session: SessionKey,
     subject: Option<Subject>,
+    peer: Option<std::net::IpAddr>,
 }
 
 /// An error the user is told about, with a link back to the client they may follow: the
@@ -421,6 +476,7 @@ pub struct AuthorizationServer {
     next_grant: u64,
     sessions: BTreeMap<SessionKey, BrowserSession>,
     throttle: BTreeMap<browser::ThrottleKey, browser::Failures>,
+    rates: BTreeMap<(RateRoute, std::net::IpAddr), (u32, UnixTime)>,
 }
 
 impl AuthorizationServer {
@@ -438,6 +494,7 @@ impl AuthorizationServer {
             next_grant: 0,
             sessions: BTreeMap::new(),
             throttle: BTreeMap::new(),
+            rates: BTreeMap::new(),
         }
     }
 
@@ -547,6 +604,12 @@ impl AuthorizationServer {
         metadata: ClientMetadata,
     ) -> Result<RegistrationResponse, Rejection> {
         if self.clients.len() >= self.config.limits.clients {
+            // Clients that never completed a flow are forgotten after a while (SEC-17).
+            let unused = self.config.lifetimes.unused_client;
+            self.clients
+                .retain(|_, c| c.completed || now < c.issued_at.plus(unused));
+        }
+        if self.clients.len() >= self.config.limits.clients {
             return Err(Rejection::Full);
         }
         let client = metadata.validate(&self.config.limits)?;
@@ -560,6 +623,52 @@ impl AuthorizationServer {
         };
         self.clients.insert(client_id, registered);
         Ok(response)
+    }
+
+    /// Count a request from `peer` to `route`: refused once the address has sent
+    /// [`Limits::rates`] requests to that endpoint within [`RATE_WINDOW`] seconds (fixed
+    /// windows). Requests whose address the driver does not know are not counted. The counter
+    /// table is bounded: when full, expired windows go, then the oldest.
+    // spec: SEC-17
+    pub fn admit(
+        &mut self,
+        now: UnixTime,
+        route: RateRoute,
+        peer: Option<std::net::IpAddr>,
+    ) -> Result<(), Rejection> {
+        let Some(ip) = peer else { return Ok(()) };
+        let rates = self.config.limits.rates;
+        let limit = match route {
+            RateRoute::Register => rates.register,
+            RateRoute::Authorize => rates.authorize,
+            RateRoute::Token => rates.token,
+        };
+        if limit == 0 {
+            return Ok(());
+        }
+        let key = (route, ip);
+        if !self.rates.contains_key(&key) && self.rates.len() >= self.config.limits.rate_entries {
+            self.rates
+                .retain(|_, (_, since)| now < since.plus(RATE_WINDOW));
+            if self.rates.len() >= self.config.limits.rate_entries
+                && let Some(oldest) = self
+                    .rates
+                    .iter()
+                    .min_by_key(|(_, (_, since))| *since)
+                    .map(|(k, _)| *k)
+            {
+                self.rates.remove(&oldest);
+            }
+        }
+        let entry = self.rates.entry(key).or_insert((0, now));
+        if now >= entry.1.plus(RATE_WINDOW) {
+            *entry = (0, now);
+        }
+        if entry.0 >= limit {
+            return Err(Rejection::RateLimited);
+        }
+        entry.0 += 1;
+        Ok(())
     }
 
     /// The authorization endpoint. Until the client and redirect URI are verified, an error is
@@ -618,6 +727,16 @@ impl AuthorizationServer {
         if self.pending.len() >= self.config.limits.pending {
             return inform(self, Rejection::Full);
         }
+        // One client or one address cannot take the whole table (SEC-17).
+        let limits = &self.config.limits;
+        let (mut per_client, mut per_address) = (0usize, 0usize);
+        for p in self.pending.values().filter(|p| now < p.expires_at) {
+            per_client += usize::from(p.prompt.client_id == client_id);
+            per_address += usize::from(browser.peer.is_some() && p.peer == browser.peer);
+        }
+        if per_client >= limits.pending_per_client || per_address >= limits.pending_per_address {
+            return inform(self, Rejection::Full);
+        }
         let (set_session, session) = match self.session(now, browser.session.as_deref()) {
             Some(key) => (None, key),
             None => {
@@ -655,6 +774,7 @@ impl AuthorizationServer {
                 expires_at,
                 session,
                 subject,
+                peer: browser.peer,
             },
         );
         Answer {
@@ -975,6 +1095,26 @@ impl AuthorizationServer {
                 self.make_room(now, self.grants.len(), self.config.limits.grants);
                 if self.grants.len() >= self.config.limits.grants {
                     return Err(Rejection::Full);
+                }
+                // One client cannot take the whole grant table (SEC-17).
+                let live = self
+                    .grants
+                    .values()
+                    .filter(|g| &g.client_id == client_id && !g.revoked)
+                    .count();
+                if live >= self.config.limits.grants_per_client {
+                    self.prune(now);
+                    let live = self
+                        .grants
+                        .values()
+                        .filter(|g| &g.client_id == client_id && !g.revoked)
+                        .count();
+                    if live >= self.config.limits.grants_per_client {
+                        return Err(Rejection::Full);
+                    }
+                }
+                if let Some(c) = self.clients.get_mut(client_id) {
+                    c.completed = true;
                 }
                 let grant_id = self.next_grant;
                 self.next_grant += 1;

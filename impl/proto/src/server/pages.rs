@@ -238,7 +238,7 @@ pub fn inform(server_name: &str, i: &Inform) -> HttpResponse {
         href = escape(&i.redirect.location),
         id = escape(i.client_id.as_str()),
     );
-    let status = rejection.map_or(400, |r| r.code().status());
+    let status = rejection.map_or(400, Rejection::status);
     page(status, server_name, "Request refused", &body, "'none'")
 }
 
@@ -262,7 +262,7 @@ pub fn error(server_name: &str, r: Rejection) -> HttpResponse {
         r.code().as_str()
     );
     page(
-        r.code().status(),
+        r.status(),
         server_name,
         "Authorization error",
         &body,

@@ -101,6 +101,10 @@ pub struct RegisteredClient {
     pub secret: Option<SecretDigest>,
     /// Registration time.
     pub issued_at: UnixTime,
+    /// Whether the client ever redeemed a code. One that did not within
+    /// [`Lifetimes::unused_client`](super::Lifetimes::unused_client) may be forgotten when the
+    /// client table is full.
+    pub completed: bool,
 }
 
 /// The registration response (RFC 7591 §3.2.1).
@@ -203,6 +207,7 @@ impl ClientMetadata {
             metadata: self,
             secret: None,
             issued_at: UnixTime::default(),
+            completed: false,
         })
     }
 }

@@ -4,7 +4,6 @@
 
 use mcp_auth_proto::Rejection;
 use mcp_auth_proto::client::{ClientConfig, ClientError, Tokens};
-use mcp_auth_proto::form;
 use mcp_auth_proto::harness::{
     self, Harness, ISSUER, OTHER_RESOURCE, REDIRECT_URI, RESOURCE, authorize_url, form_post,
     query_map, redirect_query,

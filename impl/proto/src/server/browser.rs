@@ -309,6 +309,10 @@ impl AuthorizationServer {
     /// Check a login form (pending authorization, CSRF token, session, attempt limits) and
     /// prepare the password verification. An `Err` is the answer to show.
     // spec: AZ-29, SEC-14
+    #[allow(
+        clippy::result_large_err,
+        reason = "the Err is the page to show, built once per login form; boxing it would only move the allocation"
+    )]
     pub fn begin_login(
         &mut self,
         now: UnixTime,

@@ -18,7 +18,7 @@ fn full() -> RunOptions {
     }
 }
 
-// spec: TOK-5, TOK-6, TOK-7, PKCE-9, AZ-3, AZ-4, AZ-11, AZ-12, AZ-20, RS-2, RS-5, RS-8, RT-1, RT-2, RES-14, DISC-4, CLI-5
+// spec: TOK-5, TOK-6, TOK-7, PKCE-9, AZ-3, AZ-4, AZ-11, AZ-12, AZ-20, AZ-28, AZ-29, RS-2, RS-5, RS-8, RT-1, RT-2, RES-14, DISC-4, CLI-5
 #[test]
 fn every_property_holds_with_every_defense() {
     let o = report::run(Config::small(), &full());
@@ -72,6 +72,7 @@ teeth_tests! {
     resource_binding_has_teeth => "resource",
     prm_resource_check_has_teeth => "prm",
     token_target_check_has_teeth => "token-target",
+    session_binding_has_teeth => "session",
 }
 
 /// `state` alone has no teeth: with PKCE enforced by the AS, an injected code (bound to the

@@ -14,10 +14,10 @@
 //! ## Browsers and users
 //!
 //! The honest AS has two accounts, `alice` and `mallory` (argon2id hashes with the cheapest
-//! costs, passwords known to the model's user agents: AZ-29). Each browser (alice's, the
+//! costs, passwords known to the model's user agents: AZ-30). Each browser (alice's, the
 //! attacker's as `mallory`) keeps its session cookie in the [`World`]; a user agent step is
 //! GET authorize with the cookie → the login form if the login page is shown → the consent
-//! page → Approve, following the AS's pages as a browser does (AZ-28 binds the prompt to the
+//! page → Approve, following the AS's pages as a browser does (AZ-29 binds the prompt to the
 //! session and the user).
 //!
 //! Tokens are real Ed25519 JWTs (deterministic signatures), entropy is [`Sequential`] and part
@@ -35,7 +35,7 @@
 //! - **consent CSRF**: starts an authorization for its own client (its redirect URI, the
 //!   honest MCP server) in its own browser (in the initial state), reads the consent form's
 //!   `id` and `csrf`, and makes
-//!   alice's browser post them to the honest AS with alice's session cookie (AZ-28). The model
+//!   alice's browser post them to the honest AS with alice's session cookie (AZ-29). The model
 //!   gives the attacker that POST without an `Origin` header and with the cookie, i.e. it does
 //!   not rely on `SameSite=Lax` or the `Origin` check (SEC-15): the binding alone must hold;
 //! - runs a **malicious MCP server** ([`EVIL_RS`], a resource the honest AS knows): it learns
@@ -210,7 +210,7 @@ pub enum Action {
         /// The refresh token.
         token: String,
     },
-    /// Consent CSRF (AZ-28): the attacker has started an authorization for its own client (its
+    /// Consent CSRF (AZ-29): the attacker has started an authorization for its own client (its
     /// redirect URI, the honest MCP server) in its own browser, logged in as `mallory` (in the
     /// initial state: its preparation does not depend on alice, and its place in the
     /// interleaving would only multiply states), and makes alice's browser post that consent
@@ -390,7 +390,7 @@ pub fn user_record(username: &str, password: &str) -> UserRecord {
     }
 }
 
-/// The honest AS's accounts: alice and mallory, with a login page (AZ-29).
+/// The honest AS's accounts: alice and mallory, with a login page (AZ-30).
 pub fn honest_users() -> UserAgentPolicy {
     UserAgentPolicy::users(
         Users::new([
@@ -740,7 +740,7 @@ impl AuthModel {
     /// `user`'s browser opens an authorization URL at the honest AS, and logs in as `user` if
     /// the login page is shown (then follows the AS's redirect back to the pending
     /// authorization's page). Returns the page it ends on (the consent page, unless refused).
-    // spec: AZ-28, AZ-29
+    // spec: AZ-29, AZ-30
     fn open_authorization(
         &self,
         w: &mut World,
@@ -831,7 +831,7 @@ impl AuthModel {
     /// The attacker prepares a consent CSRF: mallory's browser opens an authorization of the
     /// attacker's own client (its redirect URI) for the honest MCP server, logs in, and stops
     /// at the consent page, whose form's `id` and `csrf` the attacker keeps.
-    // spec: AZ-28
+    // spec: AZ-29
     fn prepare_consent_csrf(&self, w: &mut World) {
         let mut entropy = w.stream(Party::Attacker).clone();
         let url =
@@ -847,7 +847,7 @@ impl AuthModel {
     /// Consent CSRF: alice's browser posts the consent form mallory was shown (approve), with
     /// alice's session cookie. Where the redirect lands, the attacker reads the code (its own
     /// redirect URI).
-    // spec: AZ-28
+    // spec: AZ-29
     fn consent_csrf(&self, w: &mut World) {
         let Some((id, csrf)) = w.attacker.consent_form.clone() else {
             return;

@@ -107,7 +107,7 @@ pub fn cases() -> Vec<MutationCase> {
         MutationCase {
             name: "session",
             defense: "AS accepts a consent decision only from the browser session and user the \
-                      prompt was shown to (AZ-28)",
+                      prompt was shown to (AZ-29)",
             mutations: m(|m| m.skip_session_binding = true),
             property: p::AUTHZ,
             note: "",

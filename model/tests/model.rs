@@ -18,7 +18,7 @@ fn full() -> RunOptions {
     }
 }
 
-// spec: TOK-5, TOK-6, TOK-7, PKCE-9, AZ-3, AZ-4, AZ-11, AZ-12, AZ-20, AZ-28, AZ-29, RS-2, RS-5, RS-8, RT-1, RT-2, RES-14, DISC-4, CLI-5
+// spec: TOK-5, TOK-6, TOK-7, PKCE-9, AZ-3, AZ-4, AZ-11, AZ-12, AZ-20, AZ-29, AZ-30, RS-2, RS-5, RS-8, RT-1, RT-2, RES-14, DISC-4, CLI-5
 #[test]
 fn every_property_holds_with_every_defense() {
     let o = report::run(Config::small(), &full());

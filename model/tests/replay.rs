@@ -116,10 +116,10 @@ fn a_refused_step_is_recorded_and_changes_nothing() {
     );
 }
 
-/// Consent CSRF (AZ-28): mallory's consent form (prepared in the initial state), posted by
+/// Consent CSRF (AZ-29): mallory's consent form (prepared in the initial state), posted by
 /// alice's browser with alice's session cookie, is refused and changes nothing; with the binding off it mints a code for
 /// alice that lands at the attacker's redirect URI.
-// spec: AZ-28, AZ-29
+// spec: AZ-29, AZ-30
 #[test]
 fn consent_csrf_is_refused_and_has_teeth() {
     let mut actions = honest_flow().actions;

@@ -1083,7 +1083,7 @@ attack_replays! {
     refresh_replay_revokes => "revocation";
     // spec: RES-14
     resource_swap_is_refused => "resource";
-    // spec: AZ-28, AZ-29
+    // spec: AZ-29, AZ-30
     consent_csrf_is_refused => "session";
     // spec: DISC-4
     spoofed_prm_is_refused => "prm";

@@ -8,7 +8,17 @@
 //! `handle_unauthorized` / `handle_response` / `handle_redirect` / `authorization_for` — with
 //! requests and responses as [`HttpRequest`] / [`HttpResponse`] values through the same HTTP
 //! codecs. The model itself has no protocol logic: it routes requests by origin, plays the user
-//! (who approves every consent page it is shown, the worst case), and plays the attacker.
+//! (who logs in when asked and approves every consent page it is shown, the worst case), and
+//! plays the attacker.
+//!
+//! ## Browsers and users
+//!
+//! The honest AS has two accounts, `alice` and `mallory` (argon2id hashes with the cheapest
+//! costs, passwords known to the model's user agents: AZ-30). Each browser (alice's, the
+//! attacker's as `mallory`) keeps its session cookie in the [`World`]; a user agent step is
+//! GET authorize with the cookie → the login form if the login page is shown → the consent
+//! page → Approve, following the AS's pages as a browser does (AZ-29 binds the prompt to the
+//! session and the user).
 //!
 //! Tokens are real Ed25519 JWTs (deterministic signatures), entropy is [`Sequential`] and part
 //! of the state, time is simulated.
@@ -22,6 +32,12 @@
 //! - **A3**: reads every authorization response that reaches an honest client's callback.
 //! - registers its own clients at the honest AS (one with its own redirect URI, one with the
 //!   victims' loopback redirect URI), and logs in there as `mallory`;
+//! - **consent CSRF**: starts an authorization for its own client (its redirect URI, the
+//!   honest MCP server) in its own browser (in the initial state), reads the consent form's
+//!   `id` and `csrf`, and makes
+//!   alice's browser post them to the honest AS with alice's session cookie (AZ-29). The model
+//!   gives the attacker that POST without an `Origin` header and with the cookie, i.e. it does
+//!   not rely on `SameSite=Lax` or the `Origin` check (SEC-15): the binding alone must hold;
 //! - runs a **malicious MCP server** ([`EVIL_RS`], a resource the honest AS knows): it learns
 //!   every token sent to it, and answers PRM in one of three ways ([`Prm`]): naming the honest
 //!   AS, naming its own AS (mix-up), or spoofing the honest server's `resource`;
@@ -68,8 +84,9 @@ use mcp_auth_proto::mutations::Mutations;
 use mcp_auth_proto::pkce::CodeVerifier;
 use mcp_auth_proto::resource::{ResourceServer, RsConfig};
 use mcp_auth_proto::server::http::{UserAgentPolicy, handle};
-use mcp_auth_proto::server::{AsConfig, AuthorizationServer, CodeState};
-use mcp_auth_proto::types::{ScopeSet, Subject};
+use mcp_auth_proto::server::users::hash_password;
+use mcp_auth_proto::server::{AsConfig, AuthorizationServer, CodeState, UserRecord, Users};
+use mcp_auth_proto::types::ScopeSet;
 use mcp_auth_proto::uri::{HttpPolicy, Issuer, ResourceUri};
 use mcp_auth_proto::{Sequential, UnixTime};
 use stateright::{Model, Property};
@@ -92,6 +109,12 @@ pub const ATTACKER_REDIRECT: &str = "https://attacker.example/cb";
 pub const ALICE: &str = "alice";
 /// The attacker's own account at the honest AS.
 pub const MALLORY: &str = "mallory";
+/// Alice's password at the honest AS (known to her browser in the model).
+pub const ALICE_PASSWORD: &str = "alice-password";
+/// Mallory's password at the honest AS.
+pub const MALLORY_PASSWORD: &str = "mallory-password";
+/// The honest AS's session cookie (its issuer is https: `__Host-` prefixed, PF-14).
+pub const SESSION_COOKIE: &str = "__Host-mcp-auth-session";
 /// The PKCE verifier the attacker uses in its own flows.
 pub const ATTACKER_VERIFIER: &str = "attacker-verifier-0123456789-0123456789-0123456789";
 /// How far one tick moves the clock: past code, consent and access-token lifetimes.
@@ -137,8 +160,9 @@ pub enum Action {
         /// The malicious server's PRM (only `Genuine` for the honest server).
         prm: Prm,
     },
-    /// The user opens the session's authorization URL and approves; the redirect reaches the
-    /// callback (and the attacker, A3).
+    /// Alice opens the session's authorization URL in her browser (with its session cookie),
+    /// logs in if the login page is shown, and approves; the redirect reaches the callback
+    /// (and the attacker, A3).
     Browse {
         /// The session.
         session: u8,
@@ -186,6 +210,12 @@ pub enum Action {
         /// The refresh token.
         token: String,
     },
+    /// Consent CSRF (AZ-29): the attacker has started an authorization for its own client (its
+    /// redirect URI, the honest MCP server) in its own browser, logged in as `mallory` (in the
+    /// initial state: its preparation does not depend on alice, and its place in the
+    /// interleaving would only multiply states), and makes alice's browser post that consent
+    /// form's `id` and `csrf`, with alice's session cookie, as an approval.
+    ConsentCsrf,
     /// The attacker delivers a code to a session's callback (without that session's `state`).
     Inject {
         /// The victim.
@@ -281,6 +311,10 @@ pub struct AuthModel {
     pub cfg: Config,
     /// The malicious MCP server's genuine face (its 401 challenge and PRM).
     evil_rs: ResourceServer,
+    /// The honest AS's accounts (login page first).
+    honest_users: UserAgentPolicy,
+    /// The attacker's AS: one implicit user, consent page only.
+    evil_users: UserAgentPolicy,
     honest_as_origin: String,
     evil_as_origin: String,
     honest_rs_origin: String,
@@ -342,6 +376,62 @@ pub fn claims_of(token: &str) -> Option<Claims> {
     })
 }
 
+/// An account of the honest AS, hashed with the cheapest argon2id costs (m = 64 KiB, t = 1)
+/// and a fixed salt: logins stay fast in the checker and in the replay.
+pub fn user_record(username: &str, password: &str) -> UserRecord {
+    let mut salt = [0_u8; 16];
+    for (s, b) in salt.iter_mut().zip(username.bytes().cycle()) {
+        *s = b;
+    }
+    UserRecord {
+        username: username.to_owned(),
+        display_name: username.to_owned(),
+        password_hash: hash_password(password, &salt, 64, 1).expect("valid argon2 costs"),
+    }
+}
+
+/// The honest AS's accounts: alice and mallory, with a login page (AZ-30).
+pub fn honest_users() -> UserAgentPolicy {
+    UserAgentPolicy::users(
+        Users::new([
+            user_record(ALICE, ALICE_PASSWORD),
+            user_record(MALLORY, MALLORY_PASSWORD),
+        ])
+        .expect("valid accounts"),
+    )
+}
+
+/// The password a browser's user types at the login page.
+pub fn password_of(user: &str) -> &'static str {
+    if user == MALLORY {
+        MALLORY_PASSWORD
+    } else {
+        ALICE_PASSWORD
+    }
+}
+
+/// What a consent page asks: (client id, resource, id, csrf).
+pub fn consent_form(html: &str) -> Option<(String, String, String, String)> {
+    let client = between(html, "<code data-client-id>", "</code>")?;
+    let resource = between(html, "<code data-resource>", "</code>")?;
+    let id = between(html, "name=\"id\" value=\"", "\"")?;
+    let csrf = between(html, "name=\"csrf\" value=\"", "\"")?;
+    Some((
+        replay::unescape_html(client),
+        replay::unescape_html(resource),
+        replay::unescape_html(id),
+        replay::unescape_html(csrf),
+    ))
+}
+
+/// What a login page asks: (id, csrf) of its form, if the page is the login page.
+pub fn login_form(html: &str) -> Option<(String, String)> {
+    let form = &html[html.find("action=\"login\"")?..];
+    let id = between(form, "name=\"id\" value=\"", "\"")?;
+    let csrf = between(form, "name=\"csrf\" value=\"", "\"")?;
+    Some((replay::unescape_html(id), replay::unescape_html(csrf)))
+}
+
 fn form_request(url: &str, pairs: &[(&str, &str)]) -> HttpRequest {
     HttpRequest::new(Method::Post, url)
         .header("content-type", "application/x-www-form-urlencoded")
@@ -367,6 +457,8 @@ impl AuthModel {
         let honest = authorization_server(HONEST_ISSUER, &[HONEST_RS, EVIL_RS], 7, m);
         Self {
             evil_rs: resource_server(EVIL_RS, &honest, m),
+            honest_users: honest_users(),
+            evil_users: UserAgentPolicy::single(ALICE),
             honest_as_origin: origin(HONEST_ISSUER),
             evil_as_origin: origin(EVIL_ISSUER),
             honest_rs_origin: origin(HONEST_RS),
@@ -390,6 +482,7 @@ impl AuthModel {
             honest_as: Arc::new(honest_as),
             rs: Arc::new(rs),
             sessions: vec![None; usize::from(self.cfg.sessions)],
+            cookies: BTreeMap::new(),
             attacker: Arc::default(),
             audit: Arc::default(),
         };
@@ -408,6 +501,7 @@ impl AuthModel {
             let id = json_field(&response.body, "client_id").expect("registered");
             w.knows().clients.push(id);
         }
+        self.prepare_consent_csrf(&mut w);
         w
     }
 
@@ -418,13 +512,6 @@ impl AuthModel {
         };
         config.mutations = self.cfg.mutations;
         config
-    }
-
-    fn user(subject: &str) -> UserAgentPolicy {
-        UserAgentPolicy {
-            subject: Subject(subject.into()),
-            auto_approve: false,
-        }
     }
 
     /// Which party a URL's origin belongs to.
@@ -506,7 +593,7 @@ impl AuthModel {
                 Arc::make_mut(&mut w.honest_as),
                 now,
                 &mut entropy,
-                &Self::user(ALICE),
+                &self.honest_users,
                 &local,
             );
             *w.stream(from) = entropy;
@@ -527,7 +614,7 @@ impl AuthModel {
                 Arc::make_mut(&mut w.evil_as),
                 now,
                 &mut entropy,
-                &Self::user(ALICE),
+                &self.evil_users,
                 &local,
             );
             *w.stream(from) = entropy;
@@ -611,58 +698,89 @@ impl AuthModel {
         }
     }
 
-    /// A user agent logged in as `subject` opens an authorization URL at the honest AS and
-    /// approves the consent page it is shown. Returns the redirect location, if any.
-    fn user_agent(&self, w: &mut World, stream: Party, subject: &str, url: &str) -> Option<String> {
-        let mut entropy = w.stream(stream).clone();
-        let location = self.user_agent_with(w, &mut entropy, subject, url);
-        *w.stream(stream) = entropy;
-        location
-    }
-
-    fn user_agent_with(
+    /// A request of `user`'s browser to the honest AS: with the browser's session cookie, if
+    /// it has one, keeping the one the AS sets (recorded as that browser's).
+    fn browser_request(
         &self,
         w: &mut World,
         entropy: &mut Sequential,
-        subject: &str,
+        user: &str,
+        request: HttpRequest,
+    ) -> HttpResponse {
+        let request = match w.cookies.get(user) {
+            Some(value) => request.header("cookie", format!("{SESSION_COOKIE}={value}")),
+            None => request,
+        };
+        let response = handle(
+            Arc::make_mut(&mut w.honest_as),
+            w.now,
+            entropy,
+            &self.honest_users,
+            &request,
+        );
+        if let Some(value) = response
+            .header_value("set-cookie")
+            .and_then(|c| c.split(';').next())
+            .and_then(|pair| pair.strip_prefix(SESSION_COOKIE))
+            .and_then(|rest| rest.strip_prefix('='))
+        {
+            w.cookies.insert(user.to_owned(), value.to_owned());
+        }
+        replay::record(|| {
+            self.observation(
+                Role::Browser(user.to_owned()),
+                Endpoint::HonestAs,
+                &request,
+                &response,
+            )
+        });
+        response
+    }
+
+    /// `user`'s browser opens an authorization URL at the honest AS, and logs in as `user` if
+    /// the login page is shown (then follows the AS's redirect back to the pending
+    /// authorization's page). Returns the page it ends on (the consent page, unless refused).
+    // spec: AZ-29, AZ-30
+    fn open_authorization(
+        &self,
+        w: &mut World,
+        entropy: &mut Sequential,
+        user: &str,
         url: &str,
-    ) -> Option<String> {
+    ) -> Option<HttpResponse> {
         let (_, path, query) = split_url(url)?;
-        let user = Self::user(subject);
         let get = HttpRequest {
             query,
             ..HttpRequest::new(Method::Get, path)
         };
-        let page = handle(Arc::make_mut(&mut w.honest_as), w.now, entropy, &user, &get);
-        let browser = || Role::Browser(subject.to_owned());
-        replay::record(|| self.observation(browser(), Endpoint::HonestAs, &get, &page));
-        let response = if page.status == 200 {
-            let html = std::str::from_utf8(&page.body).ok()?.to_owned();
-            let client = between(&html, "(client id <code>", "</code>")?;
-            let resource = between(&html, "asks to access <code>", "</code>")?;
-            let id = between(&html, "name=\"id\" value=\"", "\"")?;
-            let csrf = between(&html, "name=\"csrf\" value=\"", "\"")?;
-            w.audit_mut().consents.insert((
-                subject.to_owned(),
-                client.to_owned(),
-                resource.to_owned(),
-            ));
-            let post = form_request(
-                "/consent",
-                &[("id", id), ("csrf", csrf), ("decision", "approve")],
-            );
-            let answer = handle(
-                Arc::make_mut(&mut w.honest_as),
-                w.now,
-                entropy,
-                &user,
-                &post,
-            );
-            replay::record(|| self.observation(browser(), Endpoint::HonestAs, &post, &answer));
-            answer
-        } else {
-            page
+        let page = self.browser_request(w, entropy, user, get);
+        let login = (page.status == 200)
+            .then(|| std::str::from_utf8(&page.body).ok().and_then(login_form))
+            .flatten();
+        let Some((id, csrf)) = login else {
+            return Some(page);
         };
+        let post = form_request(
+            "/login",
+            &[
+                ("id", &id),
+                ("csrf", &csrf),
+                ("username", user),
+                ("password", password_of(user)),
+            ],
+        );
+        let answer = self.browser_request(w, entropy, user, post);
+        let location = answer.header_value("location")?;
+        let (_, query) = location.split_once('?')?;
+        let get = HttpRequest {
+            query: Some(query.to_owned()),
+            ..HttpRequest::new(Method::Get, "/consent")
+        };
+        Some(self.browser_request(w, entropy, user, get))
+    }
+
+    /// The redirect an answer of the honest AS sends the browser to, recording a code in it.
+    fn redirect_of(w: &mut World, response: &HttpResponse) -> Option<String> {
         let location = response.header_value("location")?.to_owned();
         let (target, query) = location.split_once('?').unwrap_or((&location, ""));
         if let Some(code) = query_map(query).get("code")
@@ -674,6 +792,76 @@ impl AuthModel {
             });
         }
         Some(location)
+    }
+
+    /// `user`'s browser opens an authorization URL at the honest AS (logging in if asked) and
+    /// approves the consent page it is shown. Returns the redirect location, if any.
+    fn user_agent(&self, w: &mut World, stream: Party, user: &str, url: &str) -> Option<String> {
+        let mut entropy = w.stream(stream).clone();
+        let location = self.user_agent_with(w, &mut entropy, user, url);
+        *w.stream(stream) = entropy;
+        location
+    }
+
+    fn user_agent_with(
+        &self,
+        w: &mut World,
+        entropy: &mut Sequential,
+        user: &str,
+        url: &str,
+    ) -> Option<String> {
+        let page = self.open_authorization(w, entropy, user, url)?;
+        let response = if page.status == 200 {
+            let html = std::str::from_utf8(&page.body).ok()?;
+            let (client, resource, id, csrf) = consent_form(html)?;
+            w.audit_mut()
+                .consents
+                .insert((user.to_owned(), client, resource));
+            let post = form_request(
+                "/consent",
+                &[("id", &id), ("csrf", &csrf), ("decision", "approve")],
+            );
+            self.browser_request(w, entropy, user, post)
+        } else {
+            page
+        };
+        Self::redirect_of(w, &response)
+    }
+
+    /// The attacker prepares a consent CSRF: mallory's browser opens an authorization of the
+    /// attacker's own client (its redirect URI) for the honest MCP server, logs in, and stops
+    /// at the consent page, whose form's `id` and `csrf` the attacker keeps.
+    // spec: AZ-29
+    fn prepare_consent_csrf(&self, w: &mut World) {
+        let mut entropy = w.stream(Party::Attacker).clone();
+        let url =
+            Self::attacker_authorize_url(&w.attacker.clients[0], ATTACKER_REDIRECT, HONEST_RS);
+        let form = self
+            .open_authorization(w, &mut entropy, MALLORY, &url)
+            .filter(|page| page.status == 200)
+            .and_then(|page| consent_form(std::str::from_utf8(&page.body).ok()?));
+        *w.stream(Party::Attacker) = entropy;
+        w.knows().consent_form = form.map(|(_, _, id, csrf)| (id, csrf));
+    }
+
+    /// Consent CSRF: alice's browser posts the consent form mallory was shown (approve), with
+    /// alice's session cookie. Where the redirect lands, the attacker reads the code (its own
+    /// redirect URI).
+    // spec: AZ-29
+    fn consent_csrf(&self, w: &mut World) {
+        let Some((id, csrf)) = w.attacker.consent_form.clone() else {
+            return;
+        };
+        let mut entropy = w.stream(Party::Attacker).clone();
+        let post = form_request(
+            "/consent",
+            &[("id", &id), ("csrf", &csrf), ("decision", "approve")],
+        );
+        let answer = self.browser_request(w, &mut entropy, ALICE, post);
+        *w.stream(Party::Attacker) = entropy;
+        if let Some(location) = Self::redirect_of(w, &answer) {
+            Self::land(w, &location, Party::Attacker);
+        }
     }
 
     /// (client id, redirect URI, resource) a code of the honest AS is bound to.
@@ -1120,6 +1308,10 @@ impl AuthModel {
                     ],
                 );
             }
+            Action::ConsentCsrf => {
+                Self::bump(w, "consent-csrf".into());
+                self.consent_csrf(w);
+            }
             Action::Inject { session: n, code } => {
                 let query =
                     mcp_auth_proto::form::encode([("code", code.as_str()), ("iss", HONEST_ISSUER)]);
@@ -1218,6 +1410,13 @@ impl Model for AuthModel {
         if Self::sent(w, &format!("{:?}", Whose::Own)) == 0 {
             actions.push(Action::AttackerAuthorize { whose: Whose::Own });
         }
+        // Consent CSRF needs a victim browser with a session (and the prepared form).
+        if w.cookies.contains_key(ALICE)
+            && w.attacker.consent_form.is_some()
+            && Self::sent(w, "consent-csrf") == 0
+        {
+            actions.push(Action::ConsentCsrf);
+        }
         for code in &w.attacker.codes {
             let Some((_, _, bound)) = Self::binding(w, code) else {
                 continue;
@@ -1252,6 +1451,7 @@ impl Model for AuthModel {
         let changed = next.honest_as != w.honest_as
             || next.evil_as != w.evil_as
             || next.sessions != w.sessions
+            || next.cookies != w.cookies
             || next.audit != w.audit
             || next.now != w.now
             || next.entropy != w.entropy

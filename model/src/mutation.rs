@@ -105,6 +105,14 @@ pub fn cases() -> Vec<MutationCase> {
                    (its `resource` is always its own server, RES-3), so no token goes astray",
         },
         MutationCase {
+            name: "session",
+            defense: "AS accepts a consent decision only from the browser session and user the \
+                      prompt was shown to (AZ-29)",
+            mutations: m(|m| m.skip_session_binding = true),
+            property: p::AUTHZ,
+            note: "",
+        },
+        MutationCase {
             name: "token-target",
             defense: "client attaches a token only to its own server (CLI-5)",
             mutations: m(|m| m.skip_token_target_check = true),

@@ -9,7 +9,8 @@ use crate::world::{Event, Party, Via, World};
 use crate::{ALICE, AuthModel, HONEST_ISSUER, HONEST_RS, Target, claims_of};
 
 /// AUTHZ: the AS issues alice's tokens only to the party that runs the client, and only for a
-/// client she approved.
+/// client she approved herself, on a consent page shown to her (a consent CSRF, AZ-29, gives
+/// the attacker a token for alice she never approved).
 pub const AUTHZ: &str =
     "AUTHZ (TOK-5, PKCE-9): alice's tokens go only to the client she authorized";
 /// SESSION: an honest session never ends up with someone else's authorization.
@@ -79,7 +80,7 @@ fn owner(w: &World, client: &str) -> Option<Party> {
     w.audit.owners.get(client).copied()
 }
 
-// spec: TOK-5, PKCE-9
+// spec: TOK-5, PKCE-9, AZ-29, AZ-30
 fn authz(_: &AuthModel, w: &World) -> bool {
     w.audit.events.iter().all(|e| match e {
         Event::Issued { to, claims, .. } if claims.sub == ALICE => {

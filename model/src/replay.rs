@@ -183,7 +183,7 @@ fn quoted_after<'a>(text: &'a str, start: &str, end: &str) -> Option<&'a str> {
     Some(&text[from..from + len])
 }
 
-fn unescape_html(s: &str) -> String {
+pub(crate) fn unescape_html(s: &str) -> String {
     s.replace("&lt;", "<")
         .replace("&gt;", ">")
         .replace("&quot;", "\"")
@@ -191,8 +191,24 @@ fn unescape_html(s: &str) -> String {
         .replace("&amp;", "&")
 }
 
+/// The OAuth `error` and the description an HTML page of the AS shows: the error page (no
+/// way back to the client) or the page that informs the user and links back to the client.
+fn error_page(html: &str) -> Option<(String, String)> {
+    if html.contains("<h1>Authorization error</h1>") {
+        let description = quoted_after(html, "<p class=\"error\">", ".</p>")?;
+        let code = quoted_after(html, "Error code <code>", "</code>")?;
+        Some((code.to_owned(), unescape_html(description)))
+    } else if html.contains("<h1>This request cannot be completed</h1>") {
+        let description = quoted_after(html, "<p class=\"error\">", ". <span")?;
+        let code = quoted_after(html, "<span class=\"muted\">(", ")</span>")?;
+        Some((code.to_owned(), unescape_html(description)))
+    } else {
+        None
+    }
+}
+
 /// The answer of an HTTP response: `error` and `error_description` from a JSON body, else from
-/// the `WWW-Authenticate` Bearer challenge, else from the AS's HTML error page, else from a
+/// the `WWW-Authenticate` Bearer challenge, else from the AS's HTML error pages, else from a
 /// redirect's query; `redirect` classifies a 3xx `Location` (without its query).
 pub fn answer_of(response: &HttpResponse, redirect: impl Fn(&str) -> RedirectTo) -> Answer {
     let mut answer = Answer {
@@ -216,13 +232,12 @@ pub fn answer_of(response: &HttpResponse, redirect: impl Fn(&str) -> RedirectTo)
     } else if let Some(c) = challenge.as_ref().filter(|c| c.param("error").is_some()) {
         answer.error = c.param("error").map(str::to_owned);
         answer.description = c.param("error_description").map(str::to_owned);
-    } else if let Some(page) = std::str::from_utf8(&response.body)
+    } else if let Some((code, description)) = std::str::from_utf8(&response.body)
         .ok()
-        .and_then(|html| quoted_after(html, "<h1>Authorization error</h1><p>", "</p>"))
+        .and_then(error_page)
     {
-        let (code, description) = page.split_once(": ").unwrap_or((page, ""));
-        answer.error = Some(code.to_owned());
-        answer.description = Some(unescape_html(description));
+        answer.error = Some(code);
+        answer.description = Some(description);
     } else if let Some(location) = location {
         let query = query_map(location.split_once('?').map_or("", |(_, q)| q));
         answer.error = query.get("error").cloned();

@@ -175,7 +175,7 @@ pub fn format_action(action: &Action) -> String {
         },
         Action::Browse { session } => {
             format!(
-                "alice opens session {session}'s authorization URL, approves; redirect to the callback (leaked: A3)"
+                "alice opens session {session}'s authorization URL, logs in if asked, approves; redirect to the callback (leaked: A3)"
             )
         }
         Action::Redeem { session } => {
@@ -217,6 +217,7 @@ pub fn format_action(action: &Action) -> String {
         Action::AttackerRefresh { token } => {
             format!("attacker presents refresh token {}", abbrev(token))
         }
+        Action::ConsentCsrf => "consent CSRF: mallory opens the attacker's client's consent page; alice's browser posts its id and csrf (approve)".into(),
         Action::Inject { session, code } => {
             format!(
                 "attacker injects code {} into session {session}'s callback",
@@ -275,6 +276,7 @@ pub fn mermaid(trace: &[(World, Option<Action>)]) -> String {
             Action::AttackerRedeem { .. } | Action::AttackerRefresh { .. } => {
                 format!("  X->>AS: {}", format_action(action))
             }
+            Action::ConsentCsrf => "  X->>AS: mallory: authorize (attacker's client), consent page\n  X->>U: page that posts mallory's consent form\n  U->>AS: consent (approve) with alice's cookie".into(),
             Action::Inject { session, code } => {
                 format!("  X->>C: s{session}: callback with code {}", abbrev(code))
             }

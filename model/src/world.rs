@@ -81,6 +81,9 @@ pub struct Knowledge {
     /// The attacker's clients at the honest AS: `[0]` with the attacker's redirect URI,
     /// `[1]` with the victims' loopback redirect URI (DCR lets anyone register it).
     pub clients: Vec<String>,
+    /// The consent form (`id`, `csrf`) mallory's browser was shown for the attacker's own
+    /// client, kept for a consent CSRF.
+    pub consent_form: Option<(String, String)>,
     /// Templates already used (each attacker message is sent a bounded number of times).
     pub sent: BTreeMap<String, u8>,
     /// Refreshes attempted.
@@ -227,6 +230,9 @@ pub struct World {
     pub rs: Arc<ResourceServer>,
     /// Honest sessions, `None` until started.
     pub sessions: Vec<Option<Arc<Session>>>,
+    /// Each browser's session cookie at the honest AS (its value), by the user the browser
+    /// belongs to (`alice`, `mallory`), as the AS last set it.
+    pub cookies: BTreeMap<String, String>,
     /// The attacker.
     pub attacker: Arc<Knowledge>,
     /// The audit.

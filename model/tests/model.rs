@@ -72,6 +72,7 @@ teeth_tests! {
     resource_binding_has_teeth => "resource",
     prm_resource_check_has_teeth => "prm",
     token_target_check_has_teeth => "token-target",
+    session_binding_has_teeth => "session",
 }
 
 /// `state` alone has no teeth: with PKCE enforced by the AS, an injected code (bound to the

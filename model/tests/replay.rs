@@ -1,7 +1,7 @@
 //! Paths as data and the recording of the core's answers (`replay`), without the checker:
 //! the honest flow written out by hand.
 
-use mcp_auth_model::replay::{self, Endpoint, ModelPath, Role};
+use mcp_auth_model::replay::{self, Endpoint, ModelPath};
 use mcp_auth_model::{Action, Config, Prm, Target, properties as p};
 
 fn honest_flow() -> ModelPath {
@@ -31,16 +31,17 @@ fn the_honest_flow_is_recorded_exchange_by_exchange() {
     );
     assert_eq!(path.minimal().actions, path.actions);
     let observed = replay::observe(Config::small(), &path.actions);
+    let initial: Vec<String> = observed.initial.iter().map(|o| o.summary()).collect();
     assert_eq!(
-        observed.initial.len(),
-        2,
-        "the attacker's two registrations"
-    );
-    assert!(
-        observed
-            .initial
-            .iter()
-            .all(|o| o.from == Role::Attacker && o.answer.status == 201)
+        initial,
+        [
+            "Attacker → HonestAs: POST /register → 201 +client_id",
+            "Attacker → HonestAs: POST /register → 201 +client_id",
+            "Browser(\"mallory\") → HonestAs: GET /authorize → 200",
+            "Browser(\"mallory\") → HonestAs: POST /login → 303 redirect to Other",
+            "Browser(\"mallory\") → HonestAs: GET /consent → 200",
+        ],
+        "the attacker's two registrations, and mallory's consent page kept for a consent CSRF"
     );
     let lines: Vec<Vec<String>> = observed
         .steps
@@ -58,6 +59,8 @@ fn the_honest_flow_is_recorded_exchange_by_exchange() {
             ],
             vec![
                 "Browser(\"alice\") → HonestAs: GET /authorize → 200",
+                "Browser(\"alice\") → HonestAs: POST /login → 303 redirect to Other",
+                "Browser(\"alice\") → HonestAs: GET /consent → 200",
                 "Browser(\"alice\") → HonestAs: POST /consent → 303 redirect to Session(0) +code",
                 "Browser(\"alice\") → Client(0): GET /callback → 0",
             ],
@@ -110,5 +113,38 @@ fn a_refused_step_is_recorded_and_changes_nothing() {
             .map(|o| o.summary())
             .collect::<Vec<_>>(),
         ["Attacker → HonestAs: POST /token → 400 invalid_grant (PKCE verification failed)"]
+    );
+}
+
+/// Consent CSRF (AZ-29): mallory's consent form (prepared in the initial state), posted by
+/// alice's browser with alice's session cookie, is refused and changes nothing; with the binding off it mints a code for
+/// alice that lands at the attacker's redirect URI.
+// spec: AZ-29, AZ-30
+#[test]
+fn consent_csrf_is_refused_and_has_teeth() {
+    let mut actions = honest_flow().actions;
+    actions.truncate(2);
+    actions.push(Action::ConsentCsrf);
+    let lines = |cfg: Config| -> Vec<String> {
+        let mutated = cfg.mutations != Config::small().mutations;
+        let observed = replay::observe(cfg, &actions);
+        let last = observed.steps.last().expect("three steps");
+        // Refused, it changes nothing (no transition); accepted, it mints a code.
+        assert!(last.enabled && last.changed == mutated);
+        last.observations.iter().map(|o| o.summary()).collect()
+    };
+    let defended = lines(Config::small());
+    assert_eq!(
+        defended,
+        [
+            "Browser(\"alice\") → HonestAs: POST /consent → 400 invalid_request (This authorization \
+          was started in another browser session; start again from the application)"
+        ]
+    );
+    let case = mcp_auth_model::mutation::case("session").expect("known mutation");
+    let mutated = lines(Config::small().with_mutations(case.mutations));
+    assert_eq!(
+        mutated,
+        ["Browser(\"alice\") → HonestAs: POST /consent → 303 redirect to Attacker +code"]
     );
 }

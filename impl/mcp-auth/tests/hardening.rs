@@ -21,7 +21,7 @@ use mcp_auth_proto::jwt::{AccessClaims, Audience, Ed25519Signer, Signer};
 use mcp_auth_proto::resource::{ResourceServer, RsConfig};
 use mcp_auth_proto::server::AsConfig;
 use mcp_auth_proto::server::http::UserAgentPolicy;
-use mcp_auth_proto::types::{ScopeSet, Subject};
+use mcp_auth_proto::types::ScopeSet;
 use mcp_auth_proto::uri::{HttpPolicy, Issuer, ResourceUri};
 use serde_json::{Value, json};
 
@@ -538,10 +538,7 @@ async fn rotating_stack(interval: u64) -> Rotating {
     let as_state = AsState::new(
         config,
         mcp_auth::keys::ephemeral(),
-        UserAgentPolicy {
-            subject: Subject(DEMO_SUBJECT.into()),
-            auto_approve: true,
-        },
+        UserAgentPolicy::single(DEMO_SUBJECT).auto_approving(),
     );
     let probe = Arc::new(JwksProbe::default());
     let service = {

@@ -27,10 +27,13 @@
 //! they are plain fields that default to off, and the drivers never set them. Every test below
 //! asserts that the real AS, RS and clients run with the default, all-defenses-on switches.
 //!
-//! The real authorization server has a single user (its [`UserAgentPolicy`]); the model's
-//! `mallory` logs in at the same AS as the attacker's own account. Here both browsers are that
-//! one user: only the subject of the codes and tokens mallory obtains differs from the model,
-//! which no status or error depends on.
+//! The real honest authorization server has the model's accounts, `alice` and `mallory`
+//! ([`mcp_auth_model::honest_users`]: the same cheap argon2id hashes), and a login page. Each
+//! browser role keeps its own session cookie, and does what the model's user agent does: GET
+//! authorize with its cookie, log in if the login page is shown, follow the redirect to the
+//! consent page, approve. The consent CSRF of the model (mallory's consent form posted by
+//! alice's browser with alice's cookie) is replayed the same way; the attacker's own AS keeps
+//! a single implicit user, as in the model.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -38,7 +41,7 @@ use std::sync::{Arc, Mutex};
 
 use http_body_util::{BodyExt, Full};
 use mcp_auth::as_server::{self, AsState};
-use mcp_auth::client::{ConsentForm, Http, initialize_params};
+use mcp_auth::client::{Http, initialize_params};
 use mcp_auth::mcp;
 use mcp_auth::net::{self, OsEntropy, now};
 use mcp_auth::rs::AuthLayer;
@@ -56,9 +59,9 @@ use mcp_auth_proto::http::{HttpRequest, HttpResponse, Method};
 use mcp_auth_proto::metadata::ProtectedResourceMetadata;
 use mcp_auth_proto::mutations::Mutations;
 use mcp_auth_proto::resource::{ResourceServer, RsConfig};
-use mcp_auth_proto::server::http::UserAgentPolicy;
+use mcp_auth_proto::server::http::{UserAgentPolicy, session_cookie_name};
 use mcp_auth_proto::server::{AsConfig, CodeState};
-use mcp_auth_proto::types::{ScopeSet, Subject};
+use mcp_auth_proto::types::ScopeSet;
 use mcp_auth_proto::uri::{HttpPolicy, Issuer, ResourceUri};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -77,8 +80,9 @@ fn origin(url: &str) -> String {
         .unwrap_or_default()
 }
 
-/// The real AS, as the model configures its own (default scopes, resources), on loopback.
-fn as_state(issuer: &str, resources: &[&str]) -> Arc<AsState> {
+/// The real AS, as the model configures its own (default scopes, resources, accounts), on
+/// loopback.
+fn as_state(issuer: &str, resources: &[&str], users: UserAgentPolicy) -> Arc<AsState> {
     let mut config = AsConfig::new(
         Issuer::parse(issuer, POLICY).expect("issuer"),
         resources
@@ -87,14 +91,7 @@ fn as_state(issuer: &str, resources: &[&str]) -> Arc<AsState> {
     );
     config.http_policy = POLICY;
     config.default_scopes = ScopeSet::from_tokens([SCOPE]);
-    AsState::new(
-        config,
-        mcp_auth::keys::ephemeral(),
-        UserAgentPolicy {
-            subject: Subject(ALICE.into()),
-            auto_approve: false,
-        },
-    )
+    AsState::new(config, mcp_auth::keys::ephemeral(), users)
 }
 
 /// The attacker's MCP server: its PRM face for the next connection, and what it was sent.
@@ -186,8 +183,16 @@ impl Servers {
         let (issuer, evil_issuer) = (o(&as_l), o(&evil_as_l));
         let honest_rs = format!("{}/mcp", o(&rs_l));
         let evil_rs_url = format!("{}/mcp", o(&evil_rs_l));
-        let honest_as = as_state(&issuer, &[&honest_rs, &evil_rs_url]);
-        let evil_as = as_state(&evil_issuer, &[&evil_rs_url]);
+        let honest_as = as_state(
+            &issuer,
+            &[&honest_rs, &evil_rs_url],
+            mcp_auth_model::honest_users(),
+        );
+        let evil_as = as_state(
+            &evil_issuer,
+            &[&evil_rs_url],
+            UserAgentPolicy::single(ALICE),
+        );
         for state in [&honest_as, &evil_as] {
             assert_eq!(
                 state.with_server(|s| s.config().mutations),
@@ -306,6 +311,12 @@ impl RoleMap {
         }
     }
 
+    /// The real value, if one played the role (a code the model minted only with a defense
+    /// off has none).
+    fn get(&self, model: &str) -> Option<String> {
+        self.values.get(model).cloned()
+    }
+
     fn real(&self, model: &str) -> String {
         self.values
             .get(model)
@@ -334,6 +345,10 @@ struct Real {
     codes: Vec<String>,
     verifiers: BTreeMap<String, String>,
     refresh_tokens: BTreeMap<String, String>,
+    /// Each browser's session cookie at the honest AS (its value), by user.
+    cookies: BTreeMap<String, String>,
+    /// The consent form (`id`, `csrf`) mallory was shown for the attacker's own client.
+    consent_form: Option<(String, String)>,
     log: Vec<Observation>,
 }
 
@@ -368,6 +383,8 @@ impl Real {
             codes: Vec::new(),
             verifiers: BTreeMap::new(),
             refresh_tokens: BTreeMap::new(),
+            cookies: BTreeMap::new(),
+            consent_form: None,
             log: Vec::new(),
         };
         // The model's initial state: the attacker registers its two clients.
@@ -386,6 +403,7 @@ impl Real {
             let id = replay::minted_of(&response).client_id.expect("registered");
             real.attacker_clients.push(id);
         }
+        real.prepare_consent_csrf().await;
         real
     }
 
@@ -579,7 +597,9 @@ impl Real {
                 }
             }
             Action::AttackerRedeem { code, resource } => {
-                let code = roles.real(code);
+                // A code minted only with a defense off does not exist here, nor in the
+                // defended model (which then does nothing).
+                let Some(code) = roles.get(code) else { return };
                 // As in the model: client id and redirect URI from the code's binding (any
                 // other choice is refused by checks no mutation turns off).
                 let binding = self.s.honest_as.with_server(|s| {
@@ -619,6 +639,7 @@ impl Real {
                 ])
                 .await;
             }
+            Action::ConsentCsrf => self.consent_csrf().await,
             Action::Inject { session: n, code } => {
                 let code = roles.real(code);
                 let query = mcp_auth_proto::form::encode([
@@ -645,33 +666,106 @@ impl Real {
         format!("{}/authorize?{query}", self.s.issuer)
     }
 
-    /// A browser logged in as `user` opens an authorization URL and approves the consent page
-    /// it is shown; the redirect's `Location`, not followed.
-    async fn user_agent(&mut self, user: &str, url: &str) -> Option<String> {
+    /// A request of `user`'s browser to the honest AS, with its session cookie, keeping the
+    /// one the AS sets.
+    async fn browser_send(&mut self, user: &str, request: HttpRequest) -> HttpResponse {
+        let name = self.s.honest_as.with_server(session_cookie_name);
+        let request = match self.cookies.get(user) {
+            Some(value) => request.header("cookie", format!("{name}={value}")),
+            None => request,
+        };
+        let response = self.send(Role::Browser(user.to_owned()), &request).await;
+        if let Some(value) = response
+            .header_value("set-cookie")
+            .and_then(|c| c.split(';').next())
+            .and_then(|pair| pair.strip_prefix(name))
+            .and_then(|rest| rest.strip_prefix('='))
+        {
+            self.cookies.insert(user.to_owned(), value.to_owned());
+        }
+        response
+    }
+
+    /// `user`'s browser opens an authorization URL, logs in as `user` if the login page is
+    /// shown and follows the redirect to the pending authorization's page: the page it ends on.
+    async fn open_authorization(&mut self, user: &str, url: &str) -> Option<HttpResponse> {
         assert_eq!(self.s.endpoint_of(url), Endpoint::HonestAs, "{url}");
-        let browser = Role::Browser(user.to_owned());
         let get = HttpRequest::new(Method::Get, url).header("accept", "text/html");
-        let page = self.send(browser.clone(), &get).await;
+        let page = self.browser_send(user, get).await;
+        let login = (page.status == 200)
+            .then(|| {
+                std::str::from_utf8(&page.body)
+                    .ok()
+                    .and_then(mcp_auth_model::login_form)
+            })
+            .flatten();
+        let Some((id, csrf)) = login else {
+            return Some(page);
+        };
+        let post = form_request(
+            &format!("{}/login", self.s.issuer),
+            &[
+                ("id", &id),
+                ("csrf", &csrf),
+                ("username", user),
+                ("password", mcp_auth_model::password_of(user)),
+            ],
+        );
+        let answer = self.browser_send(user, post).await;
+        let (_, query) = answer.header_value("location")?.split_once('?')?;
+        let get = HttpRequest::new(Method::Get, format!("{}/consent?{query}", self.s.issuer))
+            .header("accept", "text/html");
+        Some(self.browser_send(user, get).await)
+    }
+
+    fn approval(&self, id: &str, csrf: &str) -> HttpRequest {
+        form_request(
+            &format!("{}/consent", self.s.issuer),
+            &[("id", id), ("csrf", csrf), ("decision", "approve")],
+        )
+    }
+
+    /// `user`'s browser opens an authorization URL (logging in if asked) and approves the
+    /// consent page it is shown; the redirect's `Location`, not followed.
+    async fn user_agent(&mut self, user: &str, url: &str) -> Option<String> {
+        let page = self.open_authorization(user, url).await?;
         let response = if page.status == 200 {
-            let form = ConsentForm::parse(std::str::from_utf8(&page.body).ok()?)?;
-            let action = if form.action.contains("://") {
-                form.action.clone()
-            } else {
-                format!("{}/{}", self.s.issuer, form.action.trim_start_matches('/'))
-            };
-            let post = form_request(
-                &action,
-                &[
-                    ("id", &form.id),
-                    ("csrf", &form.csrf),
-                    ("decision", "approve"),
-                ],
-            );
-            self.send(browser, &post).await
+            let (_, _, id, csrf) =
+                mcp_auth_model::consent_form(std::str::from_utf8(&page.body).ok()?)?;
+            let post = self.approval(&id, &csrf);
+            self.browser_send(user, post).await
         } else {
             page
         };
         response.header_value("location").map(str::to_owned)
+    }
+
+    /// As in the model's initial state: mallory's browser stops at the consent page of the
+    /// attacker's own client for the honest MCP server, whose form the attacker keeps.
+    async fn prepare_consent_csrf(&mut self) {
+        let url = self.attacker_authorize_url(
+            &self.attacker_clients[0].clone(),
+            ATTACKER_REDIRECT,
+            &self.s.honest_rs.clone(),
+        );
+        let page = self.open_authorization(MALLORY, &url).await;
+        self.consent_form = page
+            .filter(|page| page.status == 200)
+            .and_then(|page| mcp_auth_model::consent_form(std::str::from_utf8(&page.body).ok()?))
+            .map(|(_, _, id, csrf)| (id, csrf));
+    }
+
+    /// Consent CSRF, as in the model: alice's browser posts mallory's consent form (approve)
+    /// with alice's cookie.
+    async fn consent_csrf(&mut self) {
+        let Some((id, csrf)) = self.consent_form.clone() else {
+            return;
+        };
+        let post = self.approval(&id, &csrf);
+        let answer = self.browser_send(ALICE, post).await;
+        if let Some(location) = answer.header_value("location") {
+            self.land(location, true);
+        }
     }
 
     /// Where a redirect lands: the attacker reads its code (A3); a session's callback hands
@@ -989,6 +1083,8 @@ attack_replays! {
     refresh_replay_revokes => "revocation";
     // spec: RES-14
     resource_swap_is_refused => "resource";
+    // spec: AZ-29, AZ-30
+    consent_csrf_is_refused => "session";
     // spec: DISC-4
     spoofed_prm_is_refused => "prm";
     // spec: CLI-5, RS-6

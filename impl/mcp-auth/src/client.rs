@@ -950,9 +950,20 @@ pub struct ConsentForm {
 }
 
 impl ConsentForm {
-    /// Find the form and its hidden `id` and `csrf` inputs in a page.
+    /// Find the form and its hidden `id` and `csrf` inputs in a page: the form with
+    /// Approve/Deny buttons if there is one (a consent page may also carry a "not you?"
+    /// logout form), else the first form (a login page).
     pub fn parse(html: &str) -> Option<Self> {
-        let form_start = html.find("<form")?;
+        let starts: Vec<usize> = html.match_indices("<form").map(|(i, _)| i).collect();
+        let form_start = starts
+            .iter()
+            .copied()
+            .find(|&i| {
+                let rest = &html[i..];
+                let end = rest.find("</form>").unwrap_or(rest.len());
+                rest[..end].contains("name=\"decision\"")
+            })
+            .or_else(|| starts.first().copied())?;
         let form = &html[form_start..];
         let action = attribute(&form[..form.find('>')?], "action").unwrap_or_default();
         let input_value = |name: &str| {
@@ -1053,6 +1064,18 @@ fn open_browser(url: &str, command: Option<&str>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn picks_the_consent_form_over_the_logout_form() {
+        let html = "<form class=\"inline\" method=\"post\" action=\"logout\">\
+            <input type=\"hidden\" name=\"id\" value=\"1\"><input type=\"hidden\" name=\"csrf\" value=\"c\">\
+            <button type=\"submit\">Not you?</button></form>\
+            <form method=\"post\" action=\"consent\"><input type=\"hidden\" name=\"id\" value=\"1\">\
+            <input type=\"hidden\" name=\"csrf\" value=\"c\">\
+            <button name=\"decision\" value=\"approve\">Approve</button></form>";
+        let form = ConsentForm::parse(html).expect("form");
+        assert_eq!(form.action, "consent");
+    }
 
     #[test]
     fn parses_the_consent_form() {

@@ -42,7 +42,7 @@ pub struct RsConfig {
     pub base_scopes: ScopeSet,
     /// Ask the authorization server whether a valid JWT is still active (RFC 7662), with a
     /// short cache ([`ResourceServer::authenticate_active`]); `None` (the default): the JWT
-    /// alone decides, and a revoked grant's token is accepted until its `exp` (PF-20).
+    /// alone decides, and a revoked grant's token is accepted until its `exp` (PF-21).
     pub introspection: Option<IntrospectionConfig>,
 }
 

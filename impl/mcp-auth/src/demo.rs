@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use mcp_auth_proto::introspection::IntrospectionConfig;
 use mcp_auth_proto::jwt::Signer;
 use mcp_auth_proto::resource::{ResourceServer, RsConfig};
 use mcp_auth_proto::server::AsConfig;
@@ -40,6 +41,11 @@ pub struct StackOptions {
     pub users: Option<Users>,
     /// Serve https with this certificate, trusting `roots` (its CA) for the key fetch.
     pub tls: Option<crate::tls::ServerTls>,
+    /// Access-token lifetime in seconds (else the core's default, 300 s).
+    pub access_token_lifetime: Option<u64>,
+    /// The MCP servers introspect (RFC 7662) every valid token at the AS, caching answers this
+    /// many seconds; each gets a random credential configured on the AS. `None`: JWT only.
+    pub introspection_cache_secs: Option<u64>,
 }
 
 impl Default for StackOptions {
@@ -52,6 +58,8 @@ impl Default for StackOptions {
             auto_approve: false,
             users: None,
             tls: None,
+            access_token_lifetime: None,
+            introspection_cache_secs: None,
         }
     }
 }
@@ -113,7 +121,27 @@ impl Stack {
         if let Some(other) = &other_resource {
             resources.push((other.clone(), scopes(&[TOOLS_SCOPE])));
         }
+        // One random introspection secret per resource server, its digest on the AS.
+        let secrets: Vec<(ResourceUri, String)> = match options.introspection_cache_secs {
+            None => Vec::new(),
+            Some(_) => resources
+                .iter()
+                .map(|(r, _)| {
+                    (
+                        r.clone(),
+                        mcp_auth_proto::entropy::mint(&mut crate::net::OsEntropy),
+                    )
+                })
+                .collect(),
+        };
         let mut config = AsConfig::new(issuer_id.clone(), resources);
+        config.resource_credentials = secrets
+            .iter()
+            .map(|(r, s)| (r.clone(), mcp_auth_proto::types::SecretDigest::of(s)))
+            .collect();
+        if let Some(secs) = options.access_token_lifetime {
+            config.lifetimes.access_token = secs;
+        }
         config.http_policy = policy;
         config.default_scopes = scopes(&[TOOLS_SCOPE]);
         config.name = "mcp-auth authorization server".into();
@@ -136,9 +164,14 @@ impl Stack {
                 }
             },
         );
-        let jwks_uri = as_state
-            .with_server(|s| s.metadata().jwks_uri)
-            .unwrap_or_else(|| format!("{issuer}/jwks"));
+        let (jwks_uri, introspection_endpoint) = as_state.with_server(|s| {
+            let m = s.metadata();
+            (
+                m.jwks_uri.unwrap_or_else(|| format!("{issuer}/jwks")),
+                m.introspection_endpoint
+                    .unwrap_or_else(|| format!("{issuer}/introspect")),
+            )
+        });
         let (shutdown, rx) = watch::channel(false);
         let stopped = |mut rx: watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|stop| *stop).await;
@@ -150,8 +183,15 @@ impl Stack {
             stopped(rx.clone()),
         ))];
         let make_layer = |resource: ResourceUri, supported: ScopeSet| {
-            let mut rs_config = RsConfig::new(resource, issuer_id.clone(), supported);
+            let mut rs_config = RsConfig::new(resource.clone(), issuer_id.clone(), supported);
             rs_config.resource_name = Some("mcp-auth demo MCP server".into());
+            let secret = secrets.iter().find(|(r, _)| *r == resource);
+            if let (Some(secs), Some((_, secret))) = (options.introspection_cache_secs, secret) {
+                let mut introspection =
+                    IntrospectionConfig::new(introspection_endpoint.clone(), secret.clone());
+                introspection.cache_secs = secs;
+                rs_config.introspection = Some(introspection);
+            }
             let layer = AuthLayer::with_tool_scopes(
                 ResourceServer::new(rs_config),
                 jwks_uri.clone(),

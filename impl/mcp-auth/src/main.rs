@@ -65,6 +65,19 @@ enum Command {
         /// private CA of --tls-cert); default: Mozilla's roots.
         #[arg(long, value_name = "FILE")]
         ca_file: Option<PathBuf>,
+        /// Access-token lifetime in seconds: without --introspect, a revoked grant's token is
+        /// accepted by the MCP server until it expires.
+        #[arg(long, value_name = "SECS", default_value_t = mcp_auth_proto::server::ACCESS_TOKEN_LIFETIME_DEFAULT)]
+        access_token_lifetime: u64,
+        /// The MCP server also asks the AS whether each token is still active (RFC 7662
+        /// introspection), caching answers for --introspection-cache seconds: a revoked
+        /// grant's token is refused within that time. If the AS cannot be asked, requests get
+        /// 503.
+        #[arg(long)]
+        introspect: bool,
+        /// How long the MCP server uses an introspection answer, in seconds.
+        #[arg(long, value_name = "SECS", default_value_t = mcp_auth_proto::introspection::INTROSPECTION_CACHE_SECS_DEFAULT, requires = "introspect")]
+        introspection_cache: u64,
     },
     /// Read a password on standard input and print its argon2id hash (PHC format) for the
     /// users file of `serve --users`.
@@ -106,6 +119,10 @@ enum Command {
         /// argument); default: $BROWSER, else the system's opener.
         #[arg(long, value_name = "CMD", env = "BROWSER")]
         browser: Option<String>,
+        /// Log out: revoke the stored tokens for this MCP server at its AS (RFC 7009; the
+        /// grant and its access tokens with them) and remove them from the token store.
+        #[arg(long, conflicts_with_all = ["tool", "call_first_tool", "no_store"])]
+        logout: bool,
     },
 }
 
@@ -131,6 +148,9 @@ async fn main() -> ExitCode {
             tls_cert,
             tls_key,
             ca_file,
+            access_token_lifetime,
+            introspect,
+            introspection_cache,
         } => {
             let tls = match tls_cert.zip(tls_key) {
                 None => None,
@@ -153,7 +173,18 @@ async fn main() -> ExitCode {
                     }
                 }
             };
-            serve(as_addr, rs_addr, signing_key, (auto_approve, users, tls)).await
+            let tokens = (
+                access_token_lifetime,
+                introspect.then_some(introspection_cache),
+            );
+            serve(
+                as_addr,
+                rs_addr,
+                signing_key,
+                (auto_approve, users, tls),
+                tokens,
+            )
+            .await
         }
         Command::HashPassword => hash_password(),
         Command::Connect {
@@ -168,6 +199,7 @@ async fn main() -> ExitCode {
             call_first_tool,
             browser,
             ca_file,
+            logout,
         } => {
             let roots = match ca_file
                 .as_deref()
@@ -180,6 +212,9 @@ async fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
+            if logout {
+                return interruptible(self::logout(mcp_url, roots)).await;
+            }
             let preregistered = client_id.map(|id| (id, client_secret));
             let run = connect(
                 mcp_url,
@@ -273,11 +308,15 @@ fn hash_password() -> ExitCode {
 /// How `serve` meets users: auto-approval, the users file, TLS.
 type ServeUsers = (bool, Option<PathBuf>, Option<mcp_auth::tls::ServerTls>);
 
+/// The access-token lifetime, and the introspection cache time if the MCP server introspects.
+type ServeTokens = (u64, Option<u64>);
+
 async fn serve(
     as_addr: String,
     rs_addr: String,
     signing_key: Option<PathBuf>,
     (auto_approve, users, tls): ServeUsers,
+    (access_token_lifetime, introspection_cache_secs): ServeTokens,
 ) -> ExitCode {
     let users = match users.as_deref().map(mcp_auth::users::load).transpose() {
         Ok(u) => u,
@@ -314,6 +353,8 @@ async fn serve(
         auto_approve,
         users,
         tls,
+        access_token_lifetime: Some(access_token_lifetime),
+        introspection_cache_secs,
     })
     .await
     {
@@ -353,12 +394,17 @@ fn load_store() -> Store {
 }
 
 fn save_tokens(tokens: &Tokens) {
-    let Some(path) = store_path() else { return };
     let mut store = load_store();
     store
         .entry(tokens.issuer.clone())
         .or_default()
         .insert(tokens.resource.clone(), tokens.clone());
+    write_store(&store);
+}
+
+/// Replace the token store (private directory and file, written atomically).
+fn write_store(store: &Store) {
+    let Some(path) = store_path() else { return };
     // spec: CLI-6
     let write = || -> std::io::Result<()> {
         if let Some(dir) = path.parent() {
@@ -390,12 +436,71 @@ fn save_tokens(tokens: &Tokens) {
             }
             options
                 .open(&tmp)?
-                .write_all(&serde_json::to_vec_pretty(&store).unwrap_or_default())?;
+                .write_all(&serde_json::to_vec_pretty(store).unwrap_or_default())?;
         }
         std::fs::rename(tmp, &path)
     };
     if let Err(e) = write() {
         tracing::warn!(error = %e, "could not save tokens");
+    }
+}
+
+/// `connect --logout`: revoke the stored tokens of the MCP server `mcp_url` at their AS's
+/// revocation endpoint (RFC 7009: the refresh token, which revokes the grant and its access
+/// tokens) and remove them from the store. The resource is found as `connect` finds it; the
+/// tokens are removed even if the AS cannot be reached (then the exit code says so).
+// spec: RT-13
+async fn logout(mcp_url: String, roots: Option<rustls::RootCertStore>) -> ExitCode {
+    let mut options = Options::headless(mcp_url);
+    options.roots = roots;
+    let c = match McpClient::new(options, Transcript::shared()).await {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let Ok(resource) = c.core.resource().map(|r| r.as_str().to_owned()) else {
+        eprintln!("error: not an MCP server URL");
+        return ExitCode::FAILURE;
+    };
+    let mut store = load_store();
+    let mut removed = Vec::new();
+    for by_resource in store.values_mut() {
+        removed.extend(by_resource.remove(&resource));
+    }
+    store.retain(|_, by_resource| !by_resource.is_empty());
+    if removed.is_empty() {
+        println!("no stored tokens for {resource}");
+        return ExitCode::SUCCESS;
+    }
+    write_store(&store);
+    let mut ok = true;
+    for tokens in removed {
+        let Some(request) = tokens.revocation_request() else {
+            eprintln!(
+                "{}: no revocation endpoint known; tokens removed, not revoked",
+                tokens.issuer
+            );
+            ok = false;
+            continue;
+        };
+        match c.http().send(&request).await {
+            Ok(r) if r.status == 200 => println!("logged out: revoked at {}", tokens.issuer),
+            Ok(r) => {
+                eprintln!("{}: revocation answered {}", tokens.issuer, r.status);
+                ok = false;
+            }
+            Err(e) => {
+                eprintln!("{}: revocation failed: {e}", tokens.issuer);
+                ok = false;
+            }
+        }
+    }
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }
 

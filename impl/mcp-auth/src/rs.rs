@@ -15,6 +15,11 @@
 //!   `WWW-Authenticate` of the core's [`Challenge`];
 //! - fetches the issuer's JWKS from its `jwks_uri`, caches it in the core, and refetches it
 //!   when [`ResourceServer::should_refetch_keys`] says so (rate-limited by the core);
+//! - with [`RsConfig::introspection`](mcp_auth_proto::resource::RsConfig::introspection),
+//!   asks the AS whether a valid token is still active (RFC 7662) when the core says so
+//!   ([`ResourceServer::authenticate_active`]), and hands the answer back; a revoked grant's
+//!   token is refused once the core's cached answer (30 s by default) is stale, and an AS
+//!   that cannot be asked gets the core's fail-closed 503;
 //! - optionally requires scopes per tool on `tools/call` (403 `insufficient_scope` from
 //!   [`ResourceServer::require_scopes`]);
 //! - binds each MCP session to the identity (subject and client) that created it, by handing
@@ -35,7 +40,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use mcp_auth_proto::guard::{self, Sessions, ToolScopes};
 use mcp_auth_proto::http::{HttpRequest, Method};
 use mcp_auth_proto::jwt::{Access, KeySet};
-use mcp_auth_proto::resource::{Challenge, ResourceServer};
+use mcp_auth_proto::resource::{Authenticated, Challenge, ResourceServer};
 use mcp_auth_proto::types::ScopeSet;
 use mcp_auth_proto::uri::HttpPolicy;
 use tower::{Layer, Service, ServiceExt};
@@ -226,23 +231,45 @@ where
 }
 
 /// Authenticate through the core's verified-token cache (a repeat of a valid token skips the
-/// signature check; `exp`/`nbf` are checked every time, and fetched keys empty the cache).
+/// signature check; `exp`/`nbf` are checked every time, and fetched keys empty the cache),
+/// then introspect if the core asks for it.
 async fn authenticate(shared: &Shared, authorization: &[Vec<u8>]) -> Result<Access, Challenge> {
+    match validate(shared, authorization).await {
+        Authenticated::Done(verdict) => verdict,
+        Authenticated::Introspect(call) => {
+            let response = match shared.http.send(&call.request).await {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    tracing::warn!(error = %e, "introspection failed");
+                    None
+                }
+            };
+            shared.rs().introspected(now(), call, response.as_ref())
+        }
+    }
+}
+
+/// The core's verdict, refetching the JWKS once when it says so.
+async fn validate(shared: &Shared, authorization: &[Vec<u8>]) -> Authenticated {
     let values = || authorization.iter().map(Vec::as_slice);
-    let first = shared.rs().authenticate_cached(now(), values());
-    let Err(challenge) = first else { return first };
-    if !shared.rs().should_refetch_keys(now(), &challenge) {
-        return Err(challenge);
+    let first = shared.rs().authenticate_active(now(), values());
+    let Authenticated::Done(Err(challenge)) = &first else {
+        return first;
+    };
+    if !shared.rs().should_refetch_keys(now(), challenge) {
+        return first;
     }
     // One fetch at a time; whoever waited re-checks first (the keys may be fresh now).
     let _single = shared.refetch.lock().await;
-    let again = shared.rs().authenticate_cached(now(), values());
-    match again {
-        Err(challenge) if shared.rs().should_refetch_keys(now(), &challenge) => {
+    let again = shared.rs().authenticate_active(now(), values());
+    match &again {
+        Authenticated::Done(Err(challenge))
+            if shared.rs().should_refetch_keys(now(), challenge) =>
+        {
             let _ = fetch_keys(shared).await;
-            shared.rs().authenticate_cached(now(), values())
+            shared.rs().authenticate_active(now(), values())
         }
-        other => other,
+        _ => again,
     }
 }
 

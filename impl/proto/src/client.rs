@@ -9,8 +9,6 @@
 //! dynamic (RFC 7591). The authorization request carries PKCE S256, `state` and `resource`; the
 //! callback must return the same `state` and, when present or advertised, the issuer as `iss`.
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
 use serde::{Deserialize, Serialize};
 
 use crate::challenge::{BearerChallenge, parse_www_authenticate};
@@ -254,6 +252,9 @@ pub struct Tokens {
     /// Granted scopes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
+    /// The issuer's revocation endpoint (RFC 7009), if its metadata named one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revocation_endpoint: Option<String>,
 }
 
 /// How long before `expires_at` a token is treated as expired: `expires_in` is counted from
@@ -281,11 +282,34 @@ impl std::fmt::Debug for Tokens {
             )
             .field("expires_at", &self.expires_at)
             .field("scope", &self.scope)
+            .field("revocation_endpoint", &self.revocation_endpoint)
             .finish()
     }
 }
 
 impl Tokens {
+    /// The revocation request (RFC 7009 §2.1) that ends this authorization: the refresh
+    /// token (the AS revokes the grant, and the access tokens with it), else the access
+    /// token, authenticated as at the token endpoint. `None` without a revocation endpoint.
+    // spec: RT-13
+    pub fn revocation_request(&self) -> Option<HttpRequest> {
+        let endpoint = self.revocation_endpoint.as_deref()?;
+        let (token, hint) = match &self.refresh_token {
+            Some(rt) => (rt.as_str(), "refresh_token"),
+            None => (self.access_token.as_str(), "access_token"),
+        };
+        let reg = Registration {
+            client_id: self.client_id.clone(),
+            client_secret: self.client_secret.clone(),
+            secret_post: self.client_secret_post,
+        };
+        Some(token_request(
+            endpoint,
+            &[("token", token), ("token_type_hint", hint)],
+            &reg,
+        ))
+    }
+
     /// Should the access token be refreshed before use at `now`?
     // spec: TOK-13
     pub fn is_expired(&self, now: UnixTime) -> bool {
@@ -945,6 +969,12 @@ impl Client {
             access_token: token.access_token,
             refresh_token: token.refresh_token,
             scope: token.scope,
+            // Taken only if it passes the checks of the other endpoints.
+            revocation_endpoint: flow
+                .metadata
+                .revocation_endpoint
+                .clone()
+                .filter(|u| endpoint_ok(u, self.transport_policy()) && self.may_follow(u)),
         };
         self.state = State::Authorized { tokens };
     }
@@ -1038,10 +1068,10 @@ fn token_request(endpoint: &str, pairs: &[(&str, &str)], reg: &Registration) -> 
         .header("accept", "application/json")
         .body(form::encode(pairs));
     if let (Some(secret), false) = (&reg.client_secret, reg.secret_post) {
-        // RFC 6749 §2.3.1: id and secret are form-encoded before Basic encoding.
-        let enc = |s: &str| form::encode([("", s)]).trim_start_matches('=').to_owned();
-        let basic = STANDARD.encode(format!("{}:{}", enc(&reg.client_id), enc(secret)));
-        request = request.header("authorization", format!("Basic {basic}"));
+        request = request.header(
+            "authorization",
+            form::basic_authorization(&reg.client_id, secret),
+        );
     }
     request
 }

@@ -272,6 +272,12 @@ rejections! {
     MissingClaim => InvalidToken, "JWT-3", "The access token lacks a required claim";
     /// The token lacks a scope the request needs.
     InsufficientScope => InsufficientScope, "ERR-2", "The access token lacks a required scope";
+    /// The authorization server says the token is not active (its grant was revoked, or it
+    /// is unknown there), per an introspection answer (RFC 7662).
+    TokenInactive => InvalidToken, "RT-2", "The access token is no longer active";
+    /// The resource server introspects, and the authorization server could not be asked or
+    /// gave no usable answer: refused (fail closed) with 503, not blamed on the token.
+    IntrospectionUnavailable => TemporarilyUnavailable, "RT-2", "The authorization server cannot confirm the token; try again later";
 }
 
 impl Rejection {

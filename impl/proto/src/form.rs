@@ -58,6 +58,16 @@ pub fn encode<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> String
     s.finish()
 }
 
+/// The `Authorization` value of HTTP Basic client authentication: id and secret are
+/// form-encoded before the Basic encoding (RFC 6749 §2.3.1).
+pub fn basic_authorization(id: &str, secret: &str) -> String {
+    use base64::Engine as _;
+    let enc = |s: &str| encode([("", s)]).trim_start_matches('=').to_owned();
+    let basic =
+        base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", enc(id), enc(secret)));
+    format!("Basic {basic}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

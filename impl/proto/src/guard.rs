@@ -56,11 +56,19 @@ pub fn unauthenticated(rs: &ResourceServer, method: Method, path: &str) -> Optio
 /// Encode a refusal: its status and exact `WWW-Authenticate`, no body.
 // spec: ERR-4, PRM-8
 pub fn challenge_response(challenge: &Challenge) -> HttpResponse {
-    with_cors(
-        HttpResponse::new(challenge.status)
-            .header("www-authenticate", challenge.www_authenticate.clone())
-            .header("cache-control", "no-store"),
-    )
+    let response = HttpResponse::new(challenge.status)
+        .header("www-authenticate", challenge.www_authenticate.clone())
+        .header("cache-control", "no-store");
+    // A 503 (the authorization server could not confirm the token) says when to try again.
+    let response = if challenge.status == 503 {
+        response.header(
+            "retry-after",
+            crate::introspection::INTROSPECTION_RETRY_AFTER_SECS.to_string(),
+        )
+    } else {
+        response
+    };
+    with_cors(response)
 }
 
 /// A request body that exceeds [`BODY_LEN_MAX`]: 400 `invalid_request`, as the catalogue says

@@ -30,6 +30,7 @@ pub mod fuzzing;
 pub mod guard;
 pub mod harness;
 pub mod http;
+pub mod introspection;
 pub mod jwt;
 pub mod metadata;
 pub mod mutations;

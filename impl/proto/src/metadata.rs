@@ -63,6 +63,18 @@ pub struct AuthorizationServerMetadata {
     /// The dynamic client registration endpoint (RFC 7591).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub registration_endpoint: Option<String>,
+    /// The token revocation endpoint (RFC 7009; RFC 8414 §2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revocation_endpoint: Option<String>,
+    /// Client authentication methods of the revocation endpoint (RFC 8414 §2).
+    #[serde(default, skip_serializing_if = "empty")]
+    pub revocation_endpoint_auth_methods_supported: Vec<String>,
+    /// The token introspection endpoint (RFC 7662; RFC 8414 §2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub introspection_endpoint: Option<String>,
+    /// Client authentication methods of the introspection endpoint (RFC 8414 §2).
+    #[serde(default, skip_serializing_if = "empty")]
+    pub introspection_endpoint_auth_methods_supported: Vec<String>,
     /// The JWK Set of the token signing keys.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jwks_uri: Option<String>,

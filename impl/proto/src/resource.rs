@@ -5,10 +5,14 @@
 use crate::cache::TokenCache;
 use crate::challenge::{AuthorizationError, BearerChallenge, parse_bearer_authorization};
 use crate::error::Rejection;
+use crate::http::{HttpRequest, HttpResponse, Method};
+use crate::introspection::{
+    INTROSPECTION_RESPONSE_LEN_MAX, IntrospectionCache, IntrospectionConfig, IntrospectionResponse,
+};
 use crate::jwt::{Access, KeySet, ValidationPolicy, validate, validate_with_nbf};
 use crate::metadata::{PRM_SUFFIX, ProtectedResourceMetadata};
 use crate::time::UnixTime;
-use crate::types::ScopeSet;
+use crate::types::{ScopeSet, SecretDigest};
 use crate::uri::{Issuer, ResourceUri, well_known_insert, well_known_root};
 
 /// The scope every MCP request's token must carry by default ([`RsConfig::base_scopes`]): the
@@ -36,6 +40,10 @@ pub struct RsConfig {
     /// A deployment whose scopes have other names sets its own; only an explicit empty set
     /// turns the check off (spec PF-19).
     pub base_scopes: ScopeSet,
+    /// Ask the authorization server whether a valid JWT is still active (RFC 7662), with a
+    /// short cache ([`ResourceServer::authenticate_active`]); `None` (the default): the JWT
+    /// alone decides, and a revoked grant's token is accepted until its `exp` (PF-21).
+    pub introspection: Option<IntrospectionConfig>,
 }
 
 impl RsConfig {
@@ -50,6 +58,7 @@ impl RsConfig {
             validation,
             jwks_refetch_interval_secs: 10,
             base_scopes: ScopeSet::from_tokens([DEFAULT_BASE_SCOPE]),
+            introspection: None,
         }
     }
 }
@@ -65,6 +74,35 @@ pub struct Challenge {
     pub rejection: Rejection,
 }
 
+/// What [`ResourceServer::authenticate_active`] decided.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Authenticated {
+    /// The answer.
+    Done(Result<Access, Challenge>),
+    /// The JWT is valid and no fresh introspection answer is cached: send
+    /// [`Introspect::request`] to the authorization server and hand its answer (or `None` if
+    /// it could not be sent or read) to [`ResourceServer::introspected`].
+    Introspect(Introspect),
+}
+
+/// An introspection to make for one request.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Introspect {
+    /// The request to send (it carries the token and the resource server's credential).
+    pub request: HttpRequest,
+    token: SecretDigest,
+    access: Access,
+}
+
+// The request carries the token and the credential: only the URL is shown.
+impl std::fmt::Debug for Introspect {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Introspect")
+            .field("url", &self.request.url)
+            .finish_non_exhaustive()
+    }
+}
+
 /// The resource server: configuration plus the trusted issuer's keys, and the cache of tokens
 /// verified with them (used only by [`ResourceServer::authenticate_cached`]).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -74,6 +112,8 @@ pub struct ResourceServer {
     prm_url: String,
     keys_fetched_at: Option<UnixTime>,
     cache: TokenCache,
+    /// Introspection answers by token digest (used only with [`RsConfig::introspection`]).
+    introspection_cache: IntrospectionCache,
     /// [`ResourceServer::metadata_paths`], computed once (the guard asks on every request).
     prm_paths: Vec<String>,
 }
@@ -84,7 +124,11 @@ impl ResourceServer {
     pub fn new(config: RsConfig) -> Self {
         let prm_url = well_known_insert(config.resource.as_str(), PRM_SUFFIX)
             .unwrap_or_else(|_| format!("{}/.well-known/{PRM_SUFFIX}", config.resource.origin()));
+        let introspection_cache = IntrospectionCache::with_capacity(
+            config.introspection.as_ref().map_or(0, |i| i.cache_entries),
+        );
         let mut server = Self {
+            introspection_cache,
             config,
             keys: KeySet::empty(),
             prm_url,
@@ -226,6 +270,10 @@ impl ResourceServer {
         authorization: impl IntoIterator<Item = &'a [u8]>,
     ) -> Result<Access, Challenge> {
         let token = self.bearer_token(authorization)?;
+        self.validate_cached(now, token)
+    }
+
+    fn validate_cached(&mut self, now: UnixTime, token: &str) -> Result<Access, Challenge> {
         let policy = &self.config.validation;
         let verdict = match self.cache.get(policy, now, token) {
             Some(verdict) => verdict,
@@ -236,6 +284,96 @@ impl ResourceServer {
         };
         let access = verdict.map_err(|r| self.challenge(r, None))?;
         self.require_base_scopes(access)
+    }
+
+    /// [`ResourceServer::authenticate_cached`], then, with [`RsConfig::introspection`], is
+    /// the token still active at the authorization server? A fresh cached answer decides
+    /// (inactive: 401 `invalid_token`); otherwise the driver is asked to introspect
+    /// ([`Authenticated::Introspect`]). Without introspection configured this is
+    /// [`ResourceServer::authenticate_cached`].
+    // spec: RT-2, RS-18
+    pub fn authenticate_active<'a>(
+        &mut self,
+        now: UnixTime,
+        authorization: impl IntoIterator<Item = &'a [u8]>,
+    ) -> Authenticated {
+        let token = match self.bearer_token(authorization) {
+            Ok(t) => t,
+            Err(challenge) => return Authenticated::Done(Err(challenge)),
+        };
+        let access = match self.validate_cached(now, token) {
+            Ok(a) => a,
+            Err(challenge) => return Authenticated::Done(Err(challenge)),
+        };
+        let Some(config) = &self.config.introspection else {
+            return Authenticated::Done(Ok(access));
+        };
+        let digest = SecretDigest::of(token);
+        match self.introspection_cache.get(now, &digest) {
+            Some(true) => Authenticated::Done(Ok(access)),
+            Some(false) => Authenticated::Done(Err(self.challenge(Rejection::TokenInactive, None))),
+            None => {
+                let request = HttpRequest::new(Method::Post, config.endpoint.clone())
+                    .header("content-type", "application/x-www-form-urlencoded")
+                    .header("accept", "application/json")
+                    .header(
+                        "authorization",
+                        crate::form::basic_authorization(
+                            self.config.resource.as_str(),
+                            &config.secret,
+                        ),
+                    )
+                    .body(crate::form::encode([
+                        ("token", token),
+                        ("token_type_hint", "access_token"),
+                    ]));
+                Authenticated::Introspect(Introspect {
+                    request,
+                    token: digest,
+                    access,
+                })
+            }
+        }
+    }
+
+    /// The authorization server's answer to an [`Introspect`] (`None`: it could not be sent
+    /// or read). Active, and about the same client and user as the JWT: the request goes on.
+    /// Inactive: 401 `invalid_token`. No usable answer (unreachable, not 200, too large, not
+    /// JSON): fail closed with 503 `temporarily_unavailable`, not cached, so that the next
+    /// request asks again; the token is not blamed (a 401 would send the client to authorize
+    /// again at an authorization server that is down). Answers are cached for
+    /// [`IntrospectionConfig::cache_secs`], never past the token's `exp` (the JWT is
+    /// validated on every request before the cache is consulted).
+    // spec: RT-2, RS-18
+    pub fn introspected(
+        &mut self,
+        now: UnixTime,
+        call: Introspect,
+        response: Option<&HttpResponse>,
+    ) -> Result<Access, Challenge> {
+        let answer = response
+            .filter(|r| r.status == 200 && r.body.len() <= INTROSPECTION_RESPONSE_LEN_MAX)
+            .and_then(|r| serde_json::from_slice::<IntrospectionResponse>(&r.body).ok());
+        let Some(answer) = answer else {
+            return Err(self.challenge(Rejection::IntrospectionUnavailable, None));
+        };
+        let access = call.access;
+        let same = |claim: &Option<String>, ours: &str| claim.as_deref().is_none_or(|c| c == ours);
+        let active = answer.active
+            && same(&answer.client_id, &access.client_id)
+            && same(&answer.sub, &access.subject);
+        let secs = self
+            .config
+            .introspection
+            .as_ref()
+            .map_or(0, |c| c.cache_secs);
+        self.introspection_cache
+            .insert(now, call.token, active, now.plus(secs));
+        if active {
+            Ok(access)
+        } else {
+            Err(self.challenge(Rejection::TokenInactive, None))
+        }
     }
 
     /// The bearer token of a request's `Authorization` values, or the challenge for none, for

@@ -1405,6 +1405,7 @@ fn a_token_response_with_extra_members_and_lowercase_bearer_is_accepted() {
             refresh_token: Some("rt-1".into()),
             expires_at: Some(NOW + 60),
             scope: Some("mcp:tools".into()),
+            revocation_endpoint: None,
         }
     );
 }
@@ -1699,6 +1700,7 @@ fn resumed_tokens_serve_only_their_resource() {
         refresh_token: Some("rt-9".into()),
         expires_at: Some(NOW),
         scope: None,
+        revocation_endpoint: None,
     };
     let client = Client::resume(config(), tokens.clone());
     assert_eq!(client.poll_action(), Action::Authorized(tokens.clone()));
@@ -2130,6 +2132,7 @@ fn tokens_expire_early_by_the_margin() {
         refresh_token: None,
         expires_at: Some(1000),
         scope: None,
+        revocation_endpoint: None,
     };
     assert!(!t.is_expired(UnixTime::from_secs(969)));
     assert!(t.is_expired(UnixTime::from_secs(970)));

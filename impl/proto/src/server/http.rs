@@ -9,7 +9,8 @@ use super::pages;
 pub use super::pages::escape;
 use super::{
     Accounts, Answer, AuthorizationServer, AuthorizeOutcome, Browser, ClientCredentials,
-    ClientMetadata, ConsentDecision, LoginAttempt, LoginForm, RateRoute, TokenRequest, Users,
+    ClientMetadata, ConsentDecision, LoginAttempt, LoginForm, RateRoute, TokenError, TokenRequest,
+    Users,
     paths,
 };
 use crate::entropy::Entropy;
@@ -249,7 +250,8 @@ pub fn prepare(
         return Prepared::Done(page);
     }
     let is_metadata = metadata_paths(server).iter().any(|p| p == path);
-    let cors_route = is_metadata || [paths::JWKS, paths::REGISTER, paths::TOKEN].contains(&route);
+    let cors_route =
+        is_metadata || [paths::JWKS, paths::REGISTER, paths::TOKEN, paths::REVOKE].contains(&route);
     if request.method == Method::Options && cors_route {
         return Prepared::Done(cors(HttpResponse::new(204)));
     }
@@ -277,13 +279,18 @@ pub fn prepare(
         (paths::JWKS, Method::Get) => cors(HttpResponse::json(200, &server.jwks())),
         (paths::REGISTER, Method::Post) => cors(register(server, now, entropy, request)),
         (paths::TOKEN, Method::Post) => cors(token(server, now, entropy, request)),
+        (paths::REVOKE, Method::Post) => cors(revoke(server, now, request)),
+        (paths::INTROSPECT, Method::Post) => introspect(server, now, request),
         (paths::AUTHORIZE, Method::Get) => authorize(server, now, entropy, user, request),
         (paths::CONSENT, Method::Get) => show_pending(server, now, entropy, user, request),
         (paths::CONSENT, Method::Post) => consent(server, now, entropy, request),
         (paths::LOGIN, Method::Post) => return login(server, now, user, request),
         (paths::LOGOUT, Method::Post) => logout(server, now, entropy, user, request),
         (paths::JWKS, _) => cors(method_not_allowed("GET, OPTIONS")),
-        (paths::REGISTER | paths::TOKEN, _) => cors(method_not_allowed("POST, OPTIONS")),
+        (paths::REGISTER | paths::TOKEN | paths::REVOKE, _) => {
+            cors(method_not_allowed("POST, OPTIONS"))
+        }
+        (paths::INTROSPECT, _) => method_not_allowed("POST"),
         (paths::AUTHORIZE, _) => method_not_allowed("GET"),
         (paths::CONSENT, _) => method_not_allowed("GET, POST"),
         (paths::LOGIN | paths::LOGOUT, _) => method_not_allowed("POST"),
@@ -341,6 +348,38 @@ fn basic_credentials(request: &HttpRequest) -> Result<Option<(String, String)>, 
     Ok(Some((unescape(id), unescape(secret))))
 }
 
+/// The form and client credentials of a token, revocation or introspection request, or the
+/// error answer (a bad `Authorization: Basic` gets 401 with a Basic challenge).
+fn credentials_request(request: &HttpRequest) -> Result<TokenRequest, HttpResponse> {
+    if !request.has_content_type("application/x-www-form-urlencoded") {
+        return Err(oauth_error(Rejection::WrongContentType));
+    }
+    let params = Params::decode(&request.body).map_err(oauth_error)?;
+    let basic = basic_credentials(request)
+        .map_err(|r| oauth_error(r).header("www-authenticate", "Basic realm=\"token\""))?;
+    match (params.one("client_id"), params.one("client_secret")) {
+        (Ok(client_id), Ok(client_secret)) => Ok(TokenRequest {
+            credentials: ClientCredentials {
+                client_id: client_id.map(str::to_owned),
+                client_secret: client_secret.map(str::to_owned),
+                basic,
+            },
+            params,
+        }),
+        (Err(r), _) | (_, Err(r)) => Err(oauth_error(r)),
+    }
+}
+
+/// The answer to a refused token, revocation or introspection request: a failed HTTP Basic
+/// authentication gets 401 with a Basic challenge (RFC 6749 §5.2).
+fn token_error(e: TokenError) -> HttpResponse {
+    if e.basic && e.rejection.code().status() == 401 {
+        oauth_error(e.rejection).header("www-authenticate", "Basic realm=\"token\"")
+    } else {
+        oauth_error(e.rejection)
+    }
+}
+
 // spec: TOK-1, TOK-2, TOK-3, TOK-11, TOK-12, TOK-14
 fn token(
     server: &mut AuthorizationServer,
@@ -348,40 +387,46 @@ fn token(
     entropy: &mut impl Entropy,
     request: &HttpRequest,
 ) -> HttpResponse {
-    if !request.has_content_type("application/x-www-form-urlencoded") {
-        return oauth_error(Rejection::WrongContentType);
-    }
-    let params = match Params::decode(&request.body) {
-        Ok(p) => p,
-        Err(r) => return oauth_error(r),
+    let request = match credentials_request(request) {
+        Ok(r) => r,
+        Err(response) => return response,
     };
-    let basic = match basic_credentials(request) {
-        Ok(b) => b,
-        Err(r) => return oauth_error(r).header("www-authenticate", "Basic realm=\"token\""),
-    };
-    let credentials = match (params.one("client_id"), params.one("client_secret")) {
-        (Ok(client_id), Ok(client_secret)) => ClientCredentials {
-            client_id: client_id.map(str::to_owned),
-            client_secret: client_secret.map(str::to_owned),
-            basic,
-        },
-        (Err(r), _) | (_, Err(r)) => return oauth_error(r),
-    };
-    match server.token(
-        now,
-        entropy,
-        &TokenRequest {
-            credentials,
-            params,
-        },
-    ) {
+    match server.token(now, entropy, &request) {
         Ok(response) => HttpResponse::json(200, &response)
             .header("cache-control", "no-store")
             .header("pragma", "no-cache"),
-        Err(e) if e.basic && e.rejection.code().status() == 401 => {
-            oauth_error(e.rejection).header("www-authenticate", "Basic realm=\"token\"")
-        }
-        Err(e) => oauth_error(e.rejection),
+        Err(e) => token_error(e),
+    }
+}
+
+/// `POST /revoke` (RFC 7009 §2.1): 200 with an empty body whether or not anything was
+/// revoked (§2.2); an error only for client authentication or a malformed request (§2.2.1).
+// spec: RT-13, RT-17
+fn revoke(server: &mut AuthorizationServer, now: UnixTime, request: &HttpRequest) -> HttpResponse {
+    let request = match credentials_request(request) {
+        Ok(r) => r,
+        Err(response) => return response,
+    };
+    match server.revoke(now, &request) {
+        // What was done is not told (§2.2): a token of another client looks unknown.
+        Ok(_) => HttpResponse::new(200).header("cache-control", "no-store"),
+        Err(e) => token_error(e),
+    }
+}
+
+/// `POST /introspect` (RFC 7662 §2.1): a JSON answer, `{"active": false}` for anything not
+/// active (§2.2); 401 for a caller that is not authenticated (§2.3).
+// spec: RS-15, RS-16, RS-17
+fn introspect(server: &AuthorizationServer, now: UnixTime, request: &HttpRequest) -> HttpResponse {
+    let request = match credentials_request(request) {
+        Ok(r) => r,
+        Err(response) => return response,
+    };
+    match server.introspect(now, &request) {
+        Ok(verdict) => HttpResponse::json(200, &verdict.response())
+            .header("cache-control", "no-store")
+            .header("pragma", "no-cache"),
+        Err(e) => token_error(e),
     }
 }
 

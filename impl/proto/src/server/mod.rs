@@ -9,6 +9,7 @@ mod browser;
 pub mod http;
 mod pages;
 mod register;
+mod revoke;
 pub mod users;
 
 use std::collections::BTreeMap;
@@ -20,6 +21,7 @@ pub use browser::{
     Answer, Browser, BrowserSession, LoginAttempt, LoginError, LoginForm, LoginPrompt, SessionKey,
 };
 pub use register::{ClientMetadata, RegisteredClient, RegistrationResponse, TokenAuthMethod};
+pub use revoke::{Caller, Inactive, Introspection, Revocation, TokenKind};
 pub use users::{Accounts, UserRecord, Users, UsersError};
 
 use crate::entropy::{Entropy, mint};
@@ -38,7 +40,9 @@ use crate::uri::{HttpPolicy, Issuer, RedirectUri, ResourceUri};
 pub struct Lifetimes {
     /// Authorization code: at most 600 s (OAuth 2.1 §4.1.2); default 60 s.
     pub code: u64,
-    /// Access token; default 3600 s.
+    /// Access token; default 300 s ([`ACCESS_TOKEN_LIFETIME_DEFAULT`]). Short, because a
+    /// resource server that only validates the JWT accepts a token of a revoked grant until
+    /// its `exp` (PF-7); one that introspects (RFC 7662) stops sooner.
     pub access_token: u64,
     /// Refresh token inactivity limit; default 14 days.
     pub refresh_idle: u64,
@@ -57,11 +61,14 @@ pub struct Lifetimes {
     pub unused_client: u64,
 }
 
+/// The default access-token lifetime in seconds: five minutes.
+pub const ACCESS_TOKEN_LIFETIME_DEFAULT: u64 = 300;
+
 impl Default for Lifetimes {
     fn default() -> Self {
         Self {
             code: 60,
-            access_token: 3600,
+            access_token: ACCESS_TOKEN_LIFETIME_DEFAULT,
             refresh_idle: 14 * 24 * 3600,
             refresh_absolute: 90 * 24 * 3600,
             consent: 600,
@@ -187,6 +194,11 @@ pub struct AsConfig {
     pub name: String,
     /// A one-line description of each scope, shown on the consent page.
     pub scope_descriptions: BTreeMap<String, String>,
+    /// Resource servers that may call the introspection endpoint (RFC 7662 §2.1): for each
+    /// resource, the digest of the secret its server presents with HTTP Basic, the resource
+    /// URI as the user name. A resource server learns about the tokens of its own audience
+    /// only. Empty by default (then only clients introspect, their own tokens).
+    pub resource_credentials: BTreeMap<ResourceUri, SecretDigest>,
     /// Defenses turned off, for the model checker only (feature `mutations`).
     #[cfg(feature = "mutations")]
     pub mutations: crate::mutations::Mutations,
@@ -208,6 +220,10 @@ pub mod paths {
     pub const LOGIN: &str = "/login";
     /// Logout form target ("not you?").
     pub const LOGOUT: &str = "/logout";
+    /// Token revocation (RFC 7009).
+    pub const REVOKE: &str = "/revoke";
+    /// Token introspection (RFC 7662).
+    pub const INTROSPECT: &str = "/introspect";
 }
 
 impl AsConfig {
@@ -226,6 +242,7 @@ impl AsConfig {
             http_policy: HttpPolicy::HttpsOnly,
             name: "mcp-auth".into(),
             scope_descriptions: BTreeMap::new(),
+            resource_credentials: BTreeMap::new(),
             #[cfg(feature = "mutations")]
             mutations: crate::mutations::Mutations::default(),
         }
@@ -548,23 +565,30 @@ impl AuthorizationServer {
     }
 
     /// RFC 8414 metadata.
-    // spec: ASM-1, ASM-3, ASM-4, ASM-7, ASM-8, ASM-10, AZ-21
+    // spec: ASM-1, ASM-3, ASM-4, ASM-7, ASM-8, ASM-10, AZ-21, RT-13, RS-15
     pub fn metadata(&self) -> AuthorizationServerMetadata {
         let c = &self.config;
+        let methods = || {
+            TokenAuthMethod::ALL
+                .iter()
+                .map(|m| m.as_str().to_owned())
+                .collect()
+        };
         AuthorizationServerMetadata {
             issuer: c.issuer.as_str().to_owned(),
             authorization_endpoint: Some(c.endpoint(paths::AUTHORIZE)),
             token_endpoint: Some(c.endpoint(paths::TOKEN)),
             registration_endpoint: Some(c.endpoint(paths::REGISTER)),
+            revocation_endpoint: Some(c.endpoint(paths::REVOKE)),
+            revocation_endpoint_auth_methods_supported: methods(),
+            introspection_endpoint: Some(c.endpoint(paths::INTROSPECT)),
+            introspection_endpoint_auth_methods_supported: methods(),
             jwks_uri: Some(c.endpoint(paths::JWKS)),
             scopes_supported: c.scopes_supported().iter().map(str::to_owned).collect(),
             response_types_supported: vec!["code".into()],
             response_modes_supported: vec!["query".into()],
             grant_types_supported: vec!["authorization_code".into(), "refresh_token".into()],
-            token_endpoint_auth_methods_supported: TokenAuthMethod::ALL
-                .iter()
-                .map(|m| m.as_str().to_owned())
-                .collect(),
+            token_endpoint_auth_methods_supported: methods(),
             code_challenge_methods_supported: vec![S256.into()],
             authorization_response_iss_parameter_supported: true,
             service_documentation: None,
@@ -1077,7 +1101,7 @@ impl AuthorizationServer {
                 // so it cannot be used to revoke someone else's grant (TOK-9).
                 let grant = *grant;
                 if check_binding(&self.config, binding, now, client_id, params).is_ok() {
-                    self.revoke(grant);
+                    self.revoke_grant(grant);
                 }
                 Err(Rejection::CodeReused)
             }
@@ -1180,7 +1204,7 @@ impl AuthorizationServer {
         if !mutated!(self.config, skip_refresh_rotation) && grant.refresh_token != Some(token) {
             // A rotated token came back: the family is compromised (RFC 9700 §4.14.2).
             if !mutated!(self.config, skip_refresh_revocation) {
-                self.revoke(grant_id);
+                self.revoke_grant(grant_id);
             }
             return Err(Rejection::RefreshTokenReused);
         }
@@ -1266,7 +1290,9 @@ impl AuthorizationServer {
         })
     }
 
-    fn revoke(&mut self, grant_id: u64) {
+    /// Revoke a grant: its refresh token, and every access token issued under it
+    /// ([`AuthorizationServer::is_revoked`]).
+    fn revoke_grant(&mut self, grant_id: u64) {
         if let Some(grant) = self.grants.get_mut(&grant_id) {
             grant.revoked = true;
             if let Some(current) = grant.refresh_token.take() {

@@ -10,8 +10,7 @@ pub use super::pages::escape;
 use super::{
     Accounts, Answer, AuthorizationServer, AuthorizeOutcome, Browser, ClientCredentials,
     ClientMetadata, ConsentDecision, LoginAttempt, LoginForm, RateRoute, TokenError, TokenRequest,
-    Users,
-    paths,
+    Users, paths,
 };
 use crate::entropy::Entropy;
 use crate::error::Rejection;

@@ -200,34 +200,51 @@ async fn refuse(mut tcp: TcpStream, status: u16, reason: &str) {
     .await;
 }
 
+/// What the servers here serve: a cloneable tower service from hyper requests to responses
+/// with [`Body`], that never fails and can move between threads.
+pub trait HttpService:
+    tower::Service<
+        http::Request<Incoming>,
+        Response = http::Response<Body>,
+        Error = Infallible,
+        Future: Send + 'static,
+    > + Clone
+    + Send
+    + 'static
+{
+}
+
+impl<S> HttpService for S where
+    S: tower::Service<
+            http::Request<Incoming>,
+            Response = http::Response<Body>,
+            Error = Infallible,
+            Future: Send + 'static,
+        > + Clone
+        + Send
+        + 'static
+{
+}
+
 /// Accept connections on `listener` and serve each with a clone of `service` (HTTP/1.1 and
 /// HTTP/2) under the default [`ServeLimits`], until `shutdown` completes; then let open
 /// connections finish for up to two seconds (SSE streams would otherwise hold the process).
-pub async fn serve<S>(listener: TcpListener, service: S, shutdown: impl Future<Output = ()>)
-where
-    S: tower::Service<http::Request<Incoming>, Response = http::Response<Body>, Error = Infallible>
-        + Clone
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
-{
+pub async fn serve<S: HttpService>(
+    listener: TcpListener,
+    service: S,
+    shutdown: impl Future<Output = ()>,
+) {
     serve_with(listener, service, shutdown, ServeLimits::default()).await;
 }
 
 /// [`serve`] under the given limits.
 // spec: SEC-12, PF-18
-pub async fn serve_with<S>(
+pub async fn serve_with<S: HttpService>(
     listener: TcpListener,
     service: S,
     shutdown: impl Future<Output = ()>,
     limits: ServeLimits,
-) where
-    S: tower::Service<http::Request<Incoming>, Response = http::Response<Body>, Error = Infallible>
-        + Clone
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
-{
+) {
     serve_tls_with(listener, None, service, shutdown, limits).await;
 }
 
@@ -236,37 +253,25 @@ pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// [`serve`], over TLS when `tls` is given (every connection first completes a handshake,
 /// bounded by [`TLS_HANDSHAKE_TIMEOUT`]).
-pub async fn serve_tls<S>(
+pub async fn serve_tls<S: HttpService>(
     listener: TcpListener,
     tls: Option<tokio_rustls::TlsAcceptor>,
     service: S,
     shutdown: impl Future<Output = ()>,
-) where
-    S: tower::Service<http::Request<Incoming>, Response = http::Response<Body>, Error = Infallible>
-        + Clone
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
-{
+) {
     serve_tls_with(listener, tls, service, shutdown, ServeLimits::default()).await;
 }
 
 /// [`serve_with`], over TLS when `tls` is given. Over TLS, a connection over the cap is
 /// closed (no plain-text 503 inside a TLS port), and a late request head is left to hyper's
 /// header timeout (no plain-text 408).
-pub async fn serve_tls_with<S>(
+pub async fn serve_tls_with<S: HttpService>(
     listener: TcpListener,
     tls: Option<tokio_rustls::TlsAcceptor>,
     service: S,
     shutdown: impl Future<Output = ()>,
     limits: ServeLimits,
-) where
-    S: tower::Service<http::Request<Incoming>, Response = http::Response<Body>, Error = Infallible>
-        + Clone
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
-{
+) {
     let graceful = GracefulShutdown::new();
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder

@@ -67,10 +67,9 @@ async fn authorized_client(stack: &Stack, url: &str, scope: Option<&str>) -> Mcp
     c
 }
 
-// spec: PRM-8, DCR-1
-#[tokio::test]
-async fn the_demo_flow_passes_every_check() {
-    let transcript = mcp_auth::demo::run(false).await.unwrap();
+/// Run the demo (over https with `tls`) and require every check to pass.
+async fn passing_demo(tls: bool) -> mcp_auth::transcript::Transcript {
+    let transcript = mcp_auth::demo::run(tls).await.unwrap();
     let t = transcript.lock().unwrap().clone();
     assert!(
         t.all_ok(),
@@ -78,6 +77,13 @@ async fn the_demo_flow_passes_every_check() {
         t.render_exchanges(),
         t.render_checks()
     );
+    t
+}
+
+// spec: PRM-8, DCR-1
+#[tokio::test]
+async fn the_demo_flow_passes_every_check() {
+    let t = passing_demo(false).await;
     assert!(t.checks.len() >= 12);
     assert_eq!(t.exchanges[0].status, 401);
     assert!(t.render_mermaid().starts_with("sequenceDiagram"));
@@ -86,14 +92,7 @@ async fn the_demo_flow_passes_every_check() {
 // spec: GEN-7, GEN-8
 #[tokio::test]
 async fn the_demo_over_https_passes_every_check_and_every_url_is_https() {
-    let transcript = mcp_auth::demo::run(true).await.unwrap();
-    let t = transcript.lock().unwrap().clone();
-    assert!(
-        t.all_ok(),
-        "{}\n{}",
-        t.render_exchanges(),
-        t.render_checks()
-    );
+    let t = passing_demo(true).await;
     // Every request to the AS and the MCP server went over https (the loopback redirect
     // listener of the client is the only http URL, as RFC 8252 allows).
     for e in &t.exchanges {

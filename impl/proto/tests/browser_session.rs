@@ -73,6 +73,14 @@ fn with_users(h: &mut Harness) {
     h.user = UserAgentPolicy::users(users);
 }
 
+/// A [`manual`] harness with a registered client, and that client's authorization URL.
+fn setup() -> (Harness, String) {
+    let mut h = manual();
+    let client_id = harness::register_client(&mut h, &[REDIRECT_URI]);
+    let url = authorize_url(&client_id, &verifier(), RESOURCE, &[]);
+    (h, url)
+}
+
 /// The subject of the code a redirect carries.
 fn code_subject(h: &Harness, location_query: &str) -> String {
     let code = query_map(location_query)["code"].clone();
@@ -113,10 +121,8 @@ fn errors_before_the_user_is_involved_are_shown_not_redirected() {
 // spec: AZ-29
 #[test]
 fn a_consent_posted_from_another_browser_session_mints_nothing() {
-    let mut h = manual();
-    let client_id = harness::register_client(&mut h, &[REDIRECT_URI]);
+    let (mut h, url) = setup();
     // The attacker opens an authorization for its client in its own browser...
-    let url = authorize_url(&client_id, &verifier(), RESOURCE, &[]);
     let page = h.route(&get(&url, None));
     assert_eq!(page.status, 200);
     let (id, csrf) = (hidden(&page, "id"), hidden(&page, "csrf"));
@@ -143,13 +149,9 @@ fn a_consent_posted_from_another_browser_session_mints_nothing() {
 // spec: AZ-30, AZ-19
 #[test]
 fn a_user_logs_in_and_the_code_is_for_that_user() {
-    let mut h = manual();
+    let (mut h, url) = setup();
     with_users(&mut h);
-    let client_id = harness::register_client(&mut h, &[REDIRECT_URI]);
-    let login = h.route(&get(
-        &authorize_url(&client_id, &verifier(), RESOURCE, &[]),
-        None,
-    ));
+    let login = h.route(&get(&url, None));
     assert_eq!(login.status, 200);
     assert!(html(&login).contains("name=\"password\""), "the login page");
     let anonymous = set_cookie(&login).expect("a session before login");
@@ -183,10 +185,7 @@ fn a_user_logs_in_and_the_code_is_for_that_user() {
     let query = redirect_query(&done).unwrap();
     assert_eq!(code_subject(&h, &query), "alice");
     // The next authorization in the same browser goes straight to consent, as alice.
-    let again = h.route(&get(
-        &authorize_url(&client_id, &verifier(), RESOURCE, &[]),
-        Some(&logged_in),
-    ));
+    let again = h.route(&get(&url, Some(&logged_in)));
     assert!(html(&again).contains("Alice Liddell"));
     assert!(!html(&again).contains("name=\"password\""));
 }
@@ -194,13 +193,9 @@ fn a_user_logs_in_and_the_code_is_for_that_user() {
 // spec: SEC-14
 #[test]
 fn wrong_passwords_get_one_answer_and_attempts_are_bounded() {
-    let mut h = manual();
+    let (mut h, url) = setup();
     with_users(&mut h);
-    let client_id = harness::register_client(&mut h, &[REDIRECT_URI]);
-    let login = h.route(&get(
-        &authorize_url(&client_id, &verifier(), RESOURCE, &[]),
-        None,
-    ));
+    let login = h.route(&get(&url, None));
     let cookie = set_cookie(&login).unwrap();
     let (id, csrf) = (hidden(&login, "id"), hidden(&login, "csrf"));
     let attempt = |h: &mut Harness, user: &str, password: &str| {
@@ -230,10 +225,7 @@ fn wrong_passwords_get_one_answer_and_attempts_are_bounded() {
     assert!(html(&locked).contains("Too many failed attempts"));
     // The window passes (the pending authorization with it): a new one, and bob gets in.
     h.advance(15 * 60);
-    let login = h.route(&get(
-        &authorize_url(&client_id, &verifier(), RESOURCE, &[]),
-        Some(&cookie),
-    ));
+    let login = h.route(&get(&url, Some(&cookie)));
     let ok = h.route(&post(
         &format!("{ISSUER}/login"),
         Some(&cookie),
@@ -250,10 +242,8 @@ fn wrong_passwords_get_one_answer_and_attempts_are_bounded() {
 // spec: AZ-29, AZ-30
 #[test]
 fn a_consent_shown_to_one_user_cannot_be_given_by_another() {
-    let mut h = manual();
+    let (mut h, url) = setup();
     with_users(&mut h);
-    let client_id = harness::register_client(&mut h, &[REDIRECT_URI]);
-    let url = authorize_url(&client_id, &verifier(), RESOURCE, &[]);
     let log_in = |h: &mut Harness, user: &str, password: &str| -> (String, String, String) {
         let login = h.route(&get(&url, None));
         let cookie = set_cookie(&login).unwrap();
@@ -293,13 +283,9 @@ fn a_consent_shown_to_one_user_cannot_be_given_by_another() {
 // spec: AZ-30
 #[test]
 fn not_you_signs_out_and_asks_for_a_login_again() {
-    let mut h = manual();
+    let (mut h, url) = setup();
     with_users(&mut h);
-    let client_id = harness::register_client(&mut h, &[REDIRECT_URI]);
-    let login = h.route(&get(
-        &authorize_url(&client_id, &verifier(), RESOURCE, &[]),
-        None,
-    ));
+    let login = h.route(&get(&url, None));
     let id = hidden(&login, "id");
     let ok = h.route(&post(
         &format!("{ISSUER}/login"),
@@ -332,22 +318,15 @@ fn not_you_signs_out_and_asks_for_a_login_again() {
         "the login page again"
     );
     // alice's old session is gone.
-    let old = h.route(&get(
-        &authorize_url(&client_id, &verifier(), RESOURCE, &[]),
-        Some(&alice),
-    ));
+    let old = h.route(&get(&url, Some(&alice)));
     assert!(html(&old).contains("name=\"password\""));
 }
 
 // spec: AZ-26, PF-14
 #[test]
 fn pages_allow_the_redirect_but_no_framing_script_or_foreign_form() {
-    let mut h = manual();
-    let client_id = harness::register_client(&mut h, &[REDIRECT_URI]);
-    let page = h.route(&get(
-        &authorize_url(&client_id, &verifier(), RESOURCE, &[]),
-        None,
-    ));
+    let (mut h, url) = setup();
+    let page = h.route(&get(&url, None));
     let csp = page.header_value("content-security-policy").unwrap();
     assert!(
         csp.contains("form-action 'self' http://127.0.0.1:7777;"),
@@ -366,12 +345,8 @@ fn pages_allow_the_redirect_but_no_framing_script_or_foreign_form() {
 // spec: PF-15
 #[test]
 fn the_session_cookie_is_host_only_secure_and_not_for_scripts() {
-    let mut h = manual();
-    let client_id = harness::register_client(&mut h, &[REDIRECT_URI]);
-    let page = h.route(&get(
-        &authorize_url(&client_id, &verifier(), RESOURCE, &[]),
-        None,
-    ));
+    let (mut h, url) = setup();
+    let page = h.route(&get(&url, None));
     let cookie = page.header_value("set-cookie").unwrap();
     assert!(cookie.starts_with("__Host-mcp-auth-session="), "{cookie}");
     for attribute in ["; Path=/", "; HttpOnly", "; SameSite=Lax", "; Secure"] {
@@ -383,9 +358,7 @@ fn the_session_cookie_is_host_only_secure_and_not_for_scripts() {
 // spec: SEC-15
 #[test]
 fn a_rebound_host_or_a_foreign_origin_is_refused() {
-    let mut h = manual();
-    let client_id = harness::register_client(&mut h, &[REDIRECT_URI]);
-    let url = authorize_url(&client_id, &verifier(), RESOURCE, &[]);
+    let (mut h, url) = setup();
     let rebound = h.route(&get(&url, None).header("host", "evil.example"));
     assert_eq!(rebound.status, 400);
     let same = h.route(&get(&url, None).header("host", "as.example"));

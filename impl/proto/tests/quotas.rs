@@ -68,20 +68,21 @@ fn victims_flow(h: &mut Harness) -> u16 {
         return page.status;
     };
     let code = query_map(&query)["code"].clone();
-    h.route(&from(
-        VICTIM,
-        form_post(
-            &format!("{ISSUER}/token"),
-            &[
-                ("grant_type", "authorization_code"),
-                ("code", &code),
-                ("redirect_uri", REDIRECT_URI),
-                ("code_verifier", v.as_str()),
-                ("client_id", &id),
-            ],
-        ),
-    ))
-    .status
+    h.route(&from(VICTIM, redeem(&code, &v, &id))).status
+}
+
+/// The token request redeeming `code` with `v` for client `id`.
+fn redeem(code: &str, v: &CodeVerifier, id: &str) -> HttpRequest {
+    form_post(
+        &format!("{ISSUER}/token"),
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", REDIRECT_URI),
+            ("code_verifier", v.as_str()),
+            ("client_id", id),
+        ],
+    )
 }
 
 // spec: SEC-17
@@ -175,17 +176,7 @@ fn a_client_cannot_take_the_whole_grant_table() {
             authorize_url(&id, &v, RESOURCE, &[]),
         ));
         let code = query_map(&redirect_query(&page).unwrap())["code"].clone();
-        let r = h.route(&form_post(
-            &format!("{ISSUER}/token"),
-            &[
-                ("grant_type", "authorization_code"),
-                ("code", &code),
-                ("redirect_uri", REDIRECT_URI),
-                ("code_verifier", v.as_str()),
-                ("client_id", &id),
-            ],
-        ));
-        statuses.push(r.status);
+        statuses.push(h.route(&redeem(&code, &v, &id)).status);
     }
     assert_eq!(statuses, [200, 200, 503]);
 }

@@ -1121,19 +1121,16 @@ impl AuthorizationServer {
                     return Err(Rejection::Full);
                 }
                 // One client cannot take the whole grant table (SEC-17).
-                let live = self
-                    .grants
-                    .values()
-                    .filter(|g| &g.client_id == client_id && !g.revoked)
-                    .count();
-                if live >= self.config.limits.grants_per_client {
-                    self.prune(now);
-                    let live = self
-                        .grants
+                let live = |grants: &BTreeMap<u64, Grant>| {
+                    grants
                         .values()
                         .filter(|g| &g.client_id == client_id && !g.revoked)
-                        .count();
-                    if live >= self.config.limits.grants_per_client {
+                        .count()
+                };
+                let quota = self.config.limits.grants_per_client;
+                if live(&self.grants) >= quota {
+                    self.prune(now);
+                    if live(&self.grants) >= quota {
                         return Err(Rejection::Full);
                     }
                 }

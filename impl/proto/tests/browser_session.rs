@@ -361,6 +361,12 @@ fn a_rebound_host_or_a_foreign_origin_is_refused() {
     let (mut h, url) = setup();
     let rebound = h.route(&get(&url, None).header("host", "evil.example"));
     assert_eq!(rebound.status, 400);
+    let smuggled = h.route(
+        &get(&url, None)
+            .header("host", "as.example")
+            .header("host", "evil.example"),
+    );
+    assert_eq!(smuggled.status, 400, "a second Host header is checked too");
     let same = h.route(&get(&url, None).header("host", "as.example"));
     assert_eq!(same.status, 200);
     let cookie = set_cookie(&same).unwrap();
@@ -390,4 +396,46 @@ fn a_rebound_host_or_a_foreign_origin_is_refused() {
         .header("origin", ISSUER),
     );
     assert_eq!(ours.status, 303);
+}
+
+// spec: AZ-30
+#[test]
+fn a_login_in_one_tab_carries_the_browsers_other_authorizations_along() {
+    let (mut h, url) = setup();
+    with_users(&mut h);
+    let tab1 = h.route(&get(&url, None));
+    let cookie = set_cookie(&tab1).unwrap();
+    let tab2 = h.route(&get(&url, Some(&cookie)));
+    let tab2_id = hidden(&tab2, "id");
+    let ok = h.route(&post(
+        &format!("{ISSUER}/login"),
+        Some(&cookie),
+        &[
+            ("id", &hidden(&tab1, "id")),
+            ("csrf", &hidden(&tab1, "csrf")),
+            ("username", "alice"),
+            ("password", "alice's password"),
+        ],
+    ));
+    let logged_in = set_cookie(&ok).unwrap();
+    let again = h.route(&get(
+        &format!("{ISSUER}/consent?id={tab2_id}"),
+        Some(&logged_in),
+    ));
+    assert_eq!(again.status, 200);
+    assert!(
+        html(&again).contains("Alice Liddell"),
+        "tab 2 is alice's now"
+    );
+    let done = h.route(&post(
+        &format!("{ISSUER}/consent"),
+        Some(&logged_in),
+        &[
+            ("id", &tab2_id),
+            ("csrf", &hidden(&tab2, "csrf")),
+            ("decision", "approve"),
+        ],
+    ));
+    assert_eq!(done.status, 303);
+    assert_eq!(code_subject(&h, &redirect_query(&done).unwrap()), "alice");
 }

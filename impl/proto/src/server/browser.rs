@@ -413,11 +413,17 @@ impl AuthorizationServer {
             Ok(v) => v,
             Err(r) => return AuthorizeOutcome::Refuse(r).into(),
         };
+        // Every authorization this browser started (other tabs too) moves to the new
+        // session, as this user; the one logged in for gets a fresh CSRF token.
         let csrf = mint(entropy);
-        if let Some(p) = self.pending.get_mut(&attempt.id) {
-            p.session = key;
-            p.subject = Some(subject);
-            p.prompt.csrf = csrf;
+        for (id, p) in &mut self.pending {
+            if p.session.ct_eq(&attempt.session) {
+                p.session = key;
+                p.subject = Some(subject.clone());
+                if *id == attempt.id {
+                    p.prompt.csrf.clone_from(&csrf);
+                }
+            }
         }
         let _ = accounts;
         Answer {
@@ -450,11 +456,16 @@ impl AuthorizationServer {
             Ok(v) => v,
             Err(r) => return AuthorizeOutcome::Refuse(r).into(),
         };
+        // Every authorization of the old session moves to the new, anonymous one.
         let csrf = mint(entropy);
-        if let Some(p) = self.pending.get_mut(id) {
-            p.session = key;
-            p.subject = None;
-            p.prompt.csrf = csrf;
+        for (pid, p) in &mut self.pending {
+            if p.session.ct_eq(&old) {
+                p.session = key;
+                p.subject = None;
+                if pid == id {
+                    p.prompt.csrf.clone_from(&csrf);
+                }
+            }
         }
         Answer {
             outcome: AuthorizeOutcome::ShowPending(id.to_owned()),

@@ -175,15 +175,16 @@ fn misdirected(
     form: bool,
 ) -> Option<Rejection> {
     let (origin, authority) = issuer_origin(server)?;
-    if let Some(host) = request.header_str("host")
-        && !host.eq_ignore_ascii_case(&authority)
-    {
+    // Every value must match: a second header must not smuggle a foreign value past the check.
+    let all_are = |name: &str, expected: &str| {
+        request
+            .header_values(name)
+            .all(|v| v.eq_ignore_ascii_case(expected.as_bytes()))
+    };
+    if !all_are("host", &authority) {
         return Some(Rejection::WrongHost);
     }
-    if form
-        && let Some(o) = request.header_str("origin")
-        && !o.eq_ignore_ascii_case(&origin)
-    {
+    if form && !all_are("origin", &origin) {
         return Some(Rejection::CrossOrigin);
     }
     None

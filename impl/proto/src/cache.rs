@@ -32,6 +32,7 @@ pub const TOKEN_CACHE_TOKEN_LEN_MAX: usize = 4096;
 struct Entry {
     access: Access,
     nbf: Option<u64>,
+    iat: Option<u64>,
     /// Insertion number: the second half of this entry's key in `by_expiry`.
     seq: u64,
 }
@@ -77,7 +78,7 @@ impl TokenCache {
     }
 
     /// The cached verdict for `token` at `now`: `None` on a miss; on a hit, the [`Access`] if
-    /// the token is still inside its `exp`/`nbf` window, else the [`Rejection`] a validation
+    /// the token is still inside its `exp`/`nbf`/`iat` window, else the [`Rejection`] a validation
     /// would give (an expired entry is dropped).
     // spec: JWT-10, JWT-11
     pub fn get(
@@ -101,10 +102,18 @@ impl TokenCache {
         {
             return Some(Err(Rejection::TokenNotYetValid));
         }
+        // spec: JWT-15
+        if entry
+            .iat
+            .is_some_and(|iat| now.as_secs().saturating_add(leeway) < iat)
+        {
+            return Some(Err(Rejection::IssuedInFuture));
+        }
         Some(Ok(entry.access.clone()))
     }
 
-    /// Remember a token that has just passed full validation at `now`, with its `nbf` claim.
+    /// Remember a token that has just passed full validation at `now`, with its `nbf` and
+    /// `iat` claims (both re-checked on every hit, as a validation would).
     pub fn insert(
         &mut self,
         policy: &ValidationPolicy,
@@ -112,6 +121,7 @@ impl TokenCache {
         token: &str,
         access: &Access,
         nbf: Option<u64>,
+        iat: Option<u64>,
     ) {
         if self.capacity == 0
             || token.len() > TOKEN_CACHE_TOKEN_LEN_MAX
@@ -140,6 +150,7 @@ impl TokenCache {
             Entry {
                 access: access.clone(),
                 nbf,
+                iat,
                 seq,
             },
         );

@@ -811,7 +811,7 @@ pub fn validate(
     now: UnixTime,
     token: &str,
 ) -> Result<Access, Rejection> {
-    validate_with_nbf(policy, keys, now, token).map(|(access, _)| access)
+    validate_with_nbf(policy, keys, now, token).map(|(access, _, _)| access)
 }
 
 /// [`validate`], also returning the `nbf` claim (the token cache re-checks it on every hit).
@@ -820,7 +820,7 @@ pub(crate) fn validate_with_nbf(
     keys: &KeySet,
     now: UnixTime,
     token: &str,
-) -> Result<(Access, Option<u64>), Rejection> {
+) -> Result<(Access, Option<u64>, u64), Rejection> {
     if token.len() > policy.token_len_max {
         return Err(Rejection::TokenTooLarge);
     }
@@ -918,5 +918,5 @@ pub(crate) fn validate_with_nbf(
         expires_at: UnixTime::from_secs(claims.exp),
         jti: claims.jti.into_owned(),
     };
-    Ok((access, claims.nbf))
+    Ok((access, claims.nbf, claims.iat))
 }

@@ -277,8 +277,9 @@ impl ResourceServer {
         let policy = &self.config.validation;
         let verdict = match self.cache.get(policy, now, token) {
             Some(verdict) => verdict,
-            None => validate_with_nbf(policy, &self.keys, now, token).map(|(access, nbf)| {
-                self.cache.insert(policy, now, token, &access, nbf);
+            None => validate_with_nbf(policy, &self.keys, now, token).map(|(access, nbf, iat)| {
+                self.cache
+                    .insert(policy, now, token, &access, nbf, Some(iat));
                 access
             }),
         };

@@ -163,24 +163,24 @@ fn the_cache_is_bounded_and_evicts_the_soonest_expiring_first() {
         jti: "j".into(),
     };
     let mut cache = TokenCache::with_capacity(3);
-    cache.insert(&policy, now, "t-late", &access(NOW + 300), None);
-    cache.insert(&policy, now, "t-soon", &access(NOW + 100), None);
-    cache.insert(&policy, now, "t-mid", &access(NOW + 200), None);
-    cache.insert(&policy, now, "t-new", &access(NOW + 400), None);
+    cache.insert(&policy, now, "t-late", &access(NOW + 300), None, None);
+    cache.insert(&policy, now, "t-soon", &access(NOW + 100), None, None);
+    cache.insert(&policy, now, "t-mid", &access(NOW + 200), None, None);
+    cache.insert(&policy, now, "t-new", &access(NOW + 400), None, None);
     assert_eq!(cache.len(), 3);
     assert!(cache.get(&policy, now, "t-soon").is_none());
     assert!(cache.get(&policy, now, "t-late").is_some());
     // Expired entries go before live ones, whatever their order.
     let later = UnixTime::from_secs(NOW + 250 + LEEWAY);
-    cache.insert(&policy, later, "t-next", &access(NOW + 900), None);
+    cache.insert(&policy, later, "t-next", &access(NOW + 900), None, None);
     assert_eq!(cache.len(), 3);
     assert!(cache.get(&policy, later, "t-mid").is_none());
     // Too long a token is not cached; neither is anything with capacity 0.
     let long = "x".repeat(TOKEN_CACHE_TOKEN_LEN_MAX + 1);
-    cache.insert(&policy, now, &long, &access(NOW + 900), None);
+    cache.insert(&policy, now, &long, &access(NOW + 900), None, None);
     assert!(cache.get(&policy, now, &long).is_none());
     let mut off = TokenCache::with_capacity(0);
-    off.insert(&policy, now, "t", &access(NOW + 900), None);
+    off.insert(&policy, now, "t", &access(NOW + 900), None, None);
     assert!(off.is_empty());
     assert_eq!(TokenCache::new().len(), 0);
 }
@@ -199,4 +199,23 @@ fn a_full_cache_of_real_tokens_stays_at_its_bound() {
         );
     }
     assert_eq!(rs.token_cache().len(), TOKEN_CACHE_ENTRIES);
+}
+
+// spec: JWT-15
+#[test]
+fn a_hit_before_the_tokens_iat_is_refused_as_a_validation_would() {
+    // Found by the fuzz smoke (token_claims): a token cached when valid was answered from the
+    // cache at an earlier time, before its `iat`, where a validation refuses it.
+    let signer = signer(1);
+    let mut rs = server(&signer);
+    let token = signer
+        .sign_access_token(&AccessClaims {
+            nbf: None,
+            ..claims("j-iat")
+        })
+        .unwrap();
+    assert!(both(&mut rs, NOW, &token).1.is_ok(), "cached at iat");
+    let (plain, cached) = both(&mut rs, NOW - 3600, &token);
+    assert_eq!(plain, Err(Rejection::IssuedInFuture));
+    assert_eq!(cached, plain);
 }

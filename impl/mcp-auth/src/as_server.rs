@@ -85,14 +85,7 @@ where
                     .await
                     .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
                     let mut server = state.lock();
-                    finish_login(
-                        &mut server,
-                        now(),
-                        &mut OsEntropy,
-                        &state.policy,
-                        attempt,
-                        verified,
-                    )
+                    finish_login(&mut server, now(), &mut OsEntropy, attempt, verified)
                 }
             }
         }

@@ -650,7 +650,7 @@ async fn a_consent_form_with_another_sessions_id_and_csrf_mints_nothing() {
     s.stop().await;
 }
 
-// spec: CLI-1, AZ-30
+// spec: AZ-30
 #[tokio::test]
 async fn connect_with_a_browser_command_completes_through_the_real_pages() {
     let _one = ONE_BROWSER.lock().await;

@@ -89,7 +89,7 @@ async fn the_demo_flow_passes_every_check() {
     assert!(t.render_mermaid().starts_with("sequenceDiagram"));
 }
 
-// spec: GEN-7, GEN-8
+// spec: GEN-7
 #[tokio::test]
 async fn the_demo_over_https_passes_every_check_and_every_url_is_https() {
     let t = passing_demo(true).await;

@@ -144,6 +144,26 @@ pub struct UriParts<'a> {
     pub fragment: Option<&'a str>,
 }
 
+impl UriParts<'_> {
+    /// The origin, `scheme://host[:port]`, scheme and host lowercased (the form of a browser's
+    /// `Origin` header and of a CSP source).
+    #[must_use]
+    pub fn origin(&self) -> String {
+        format!(
+            "{}://{}",
+            self.scheme.to_ascii_lowercase(),
+            self.authority()
+        )
+    }
+
+    /// The authority, `host[:port]`, host lowercased (the form of a `Host` header).
+    #[must_use]
+    pub fn authority(&self) -> String {
+        let port = self.port.map(|n| format!(":{n}")).unwrap_or_default();
+        format!("{}{port}", self.host.to_ascii_lowercase())
+    }
+}
+
 /// Parses `s` as `scheme "://" authority path-abempty [ "?" query ] [ "#" fragment ]`
 /// (RFC 3986 §3), generic syntax only: any syntactically valid scheme is
 /// accepted here.

@@ -131,13 +131,6 @@ pub(super) enum ThrottleKey {
     Address(IpAddr),
 }
 
-/// Failed logins in the current window.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub(super) struct Failures {
-    count: u32,
-    since: UnixTime,
-}
-
 impl AuthorizationServer {
     /// The live session a cookie names, if any (expired ones are forgotten).
     pub(super) fn session(&mut self, now: UnixTime, cookie: Option<&str>) -> Option<SessionKey> {
@@ -263,36 +256,17 @@ impl AuthorizationServer {
     }
 
     fn throttled(&self, now: UnixTime, key: &ThrottleKey, limit: u32) -> bool {
-        self.throttle.get(key).is_some_and(|f| {
-            now < f.since.plus(self.config.lifetimes.login_window) && f.count >= limit
-        })
+        self.throttle
+            .count(now, self.config.lifetimes.login_window, key)
+            >= limit
     }
 
     fn record_failure(&mut self, now: UnixTime, key: ThrottleKey) {
-        let window = self.config.lifetimes.login_window;
-        if self.throttle.len() >= self.config.limits.throttle && !self.throttle.contains_key(&key) {
-            self.throttle.retain(|_, f| now < f.since.plus(window));
-            if self.throttle.len() >= self.config.limits.throttle
-                && let Some(oldest) = self
-                    .throttle
-                    .iter()
-                    .min_by_key(|(_, f)| f.since)
-                    .map(|(k, _)| k.clone())
-            {
-                self.throttle.remove(&oldest);
-            }
-        }
-        let entry = self.throttle.entry(key).or_insert(Failures {
-            count: 0,
-            since: now,
-        });
-        if now >= entry.since.plus(window) {
-            *entry = Failures {
-                count: 0,
-                since: now,
-            };
-        }
-        entry.count = entry.count.saturating_add(1);
+        let (window, capacity) = (
+            self.config.lifetimes.login_window,
+            self.config.limits.throttle,
+        );
+        self.throttle.add(now, window, capacity, key);
     }
 
     fn login_page(&self, id: &str, error: Option<LoginError>, username: &str) -> AuthorizeOutcome {
@@ -380,7 +354,6 @@ impl AuthorizationServer {
         &mut self,
         now: UnixTime,
         entropy: &mut impl Entropy,
-        accounts: &Accounts,
         attempt: LoginAttempt,
         verified: bool,
     ) -> Answer {
@@ -425,7 +398,6 @@ impl AuthorizationServer {
                 }
             }
         }
-        let _ = accounts;
         Answer {
             outcome: AuthorizeOutcome::ShowPending(attempt.id),
             set_session: Some(cookie),

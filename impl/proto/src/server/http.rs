@@ -158,12 +158,7 @@ pub fn browser_of(server: &AuthorizationServer, request: &HttpRequest) -> Browse
 /// The issuer's origin (`scheme://host[:port]`), lowercase.
 fn issuer_origin(server: &AuthorizationServer) -> Option<(String, String)> {
     let p = crate::uri::parse_uri(server.issuer().as_str()).ok()?;
-    let port = p.port.map(|n| format!(":{n}")).unwrap_or_default();
-    let authority = format!("{}{port}", p.host.to_ascii_lowercase());
-    Some((
-        format!("{}://{authority}", p.scheme.to_ascii_lowercase()),
-        authority,
-    ))
+    Some((p.origin(), p.authority()))
 }
 
 /// DNS rebinding and cross-site forms: a `Host` that is not the issuer's is refused on every
@@ -214,7 +209,7 @@ pub fn handle(
         Prepared::Done(response) => response,
         Prepared::Login(attempt) => {
             let verified = attempt.verify();
-            finish_login(server, now, entropy, user, attempt, verified)
+            finish_login(server, now, entropy, attempt, verified)
         }
     }
 }
@@ -224,11 +219,10 @@ pub fn finish_login(
     server: &mut AuthorizationServer,
     now: UnixTime,
     entropy: &mut impl Entropy,
-    user: &UserAgentPolicy,
     attempt: LoginAttempt,
     verified: bool,
 ) -> HttpResponse {
-    let answer = server.finish_login(now, entropy, &user.accounts, attempt, verified);
+    let answer = server.finish_login(now, entropy, attempt, verified);
     respond(server, answer)
 }
 

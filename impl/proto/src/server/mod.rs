@@ -11,6 +11,7 @@ mod pages;
 mod register;
 mod revoke;
 pub mod users;
+mod window;
 
 use std::collections::BTreeMap;
 
@@ -492,8 +493,8 @@ pub struct AuthorizationServer {
     refresh_index: BTreeMap<SecretDigest, u64>,
     next_grant: u64,
     sessions: BTreeMap<SessionKey, BrowserSession>,
-    throttle: BTreeMap<browser::ThrottleKey, browser::Failures>,
-    rates: BTreeMap<(RateRoute, std::net::IpAddr), (u32, UnixTime)>,
+    throttle: window::Windows<browser::ThrottleKey>,
+    rates: window::Windows<(RateRoute, std::net::IpAddr)>,
 }
 
 impl AuthorizationServer {
@@ -510,8 +511,8 @@ impl AuthorizationServer {
             refresh_index: BTreeMap::new(),
             next_grant: 0,
             sessions: BTreeMap::new(),
-            throttle: BTreeMap::new(),
-            rates: BTreeMap::new(),
+            throttle: window::Windows::new(),
+            rates: window::Windows::new(),
         }
     }
 
@@ -671,27 +672,11 @@ impl AuthorizationServer {
             return Ok(());
         }
         let key = (route, ip);
-        if !self.rates.contains_key(&key) && self.rates.len() >= self.config.limits.rate_entries {
-            self.rates
-                .retain(|_, (_, since)| now < since.plus(RATE_WINDOW));
-            if self.rates.len() >= self.config.limits.rate_entries
-                && let Some(oldest) = self
-                    .rates
-                    .iter()
-                    .min_by_key(|(_, (_, since))| *since)
-                    .map(|(k, _)| *k)
-            {
-                self.rates.remove(&oldest);
-            }
-        }
-        let entry = self.rates.entry(key).or_insert((0, now));
-        if now >= entry.1.plus(RATE_WINDOW) {
-            *entry = (0, now);
-        }
-        if entry.0 >= limit {
+        if self.rates.count(now, RATE_WINDOW, &key) >= limit {
             return Err(Rejection::RateLimited);
         }
-        entry.0 += 1;
+        let capacity = self.config.limits.rate_entries;
+        self.rates.add(now, RATE_WINDOW, capacity, key);
         Ok(())
     }
 

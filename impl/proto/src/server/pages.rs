@@ -58,14 +58,7 @@ pub fn escape(s: &str) -> String {
 pub fn form_action_for(redirect_uri: &str) -> String {
     match crate::uri::parse_uri(redirect_uri) {
         Ok(p) if p.host.starts_with('[') => format!("'self' {}:", p.scheme.to_ascii_lowercase()),
-        Ok(p) => {
-            let port = p.port.map(|n| format!(":{n}")).unwrap_or_default();
-            format!(
-                "'self' {}://{}{port}",
-                p.scheme.to_ascii_lowercase(),
-                p.host.to_ascii_lowercase()
-            )
-        }
+        Ok(p) => format!("'self' {}", p.origin()),
         Err(_) => "'self'".to_owned(),
     }
 }

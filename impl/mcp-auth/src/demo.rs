@@ -6,9 +6,9 @@ use std::sync::Arc;
 use mcp_auth_proto::introspection::IntrospectionConfig;
 use mcp_auth_proto::jwt::Signer;
 use mcp_auth_proto::resource::{ResourceServer, RsConfig};
-use mcp_auth_proto::server::AsConfig;
 use mcp_auth_proto::server::Users;
 use mcp_auth_proto::server::http::UserAgentPolicy;
+use mcp_auth_proto::server::{AsConfig, paths};
 use mcp_auth_proto::types::ScopeSet;
 use mcp_auth_proto::uri::{HttpPolicy, Issuer, ResourceUri};
 use serde_json::{Value, json};
@@ -153,6 +153,8 @@ impl Stack {
         .map(|(s, d)| (s.to_owned(), d.to_owned()))
         .collect();
         let signer = options.signer.unwrap_or_else(crate::keys::ephemeral);
+        let jwks_uri = config.endpoint(paths::JWKS);
+        let introspection_endpoint = config.endpoint(paths::INTROSPECT);
         let as_state = AsState::new(
             config,
             signer,
@@ -164,14 +166,6 @@ impl Stack {
                 }
             },
         );
-        let (jwks_uri, introspection_endpoint) = as_state.with_server(|s| {
-            let m = s.metadata();
-            (
-                m.jwks_uri.unwrap_or_else(|| format!("{issuer}/jwks")),
-                m.introspection_endpoint
-                    .unwrap_or_else(|| format!("{issuer}/introspect")),
-            )
-        });
         let (shutdown, rx) = watch::channel(false);
         let stopped = |mut rx: watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|stop| *stop).await;

@@ -32,7 +32,7 @@ pub const TOKEN_CACHE_TOKEN_LEN_MAX: usize = 4096;
 struct Entry {
     access: Access,
     nbf: Option<u64>,
-    iat: Option<u64>,
+    iat: u64,
     /// Insertion number: the second half of this entry's key in `by_expiry`.
     seq: u64,
 }
@@ -103,10 +103,7 @@ impl TokenCache {
             return Some(Err(Rejection::TokenNotYetValid));
         }
         // spec: JWT-15
-        if entry
-            .iat
-            .is_some_and(|iat| now.as_secs().saturating_add(leeway) < iat)
-        {
+        if now.as_secs().saturating_add(leeway) < entry.iat {
             return Some(Err(Rejection::IssuedInFuture));
         }
         Some(Ok(entry.access.clone()))
@@ -121,7 +118,7 @@ impl TokenCache {
         token: &str,
         access: &Access,
         nbf: Option<u64>,
-        iat: Option<u64>,
+        iat: u64,
     ) {
         if self.capacity == 0
             || token.len() > TOKEN_CACHE_TOKEN_LEN_MAX

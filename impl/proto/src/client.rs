@@ -288,6 +288,15 @@ impl std::fmt::Debug for Tokens {
 }
 
 impl Tokens {
+    /// How the client authenticates at this AS's token and revocation endpoints.
+    fn registration(&self) -> Registration {
+        Registration {
+            client_id: self.client_id.clone(),
+            client_secret: self.client_secret.clone(),
+            secret_post: self.client_secret_post,
+        }
+    }
+
     /// The revocation request (RFC 7009 §2.1) that ends this authorization: the refresh
     /// token (the AS revokes the grant, and the access tokens with it), else the access
     /// token, authenticated as at the token endpoint. `None` without a revocation endpoint.
@@ -298,15 +307,10 @@ impl Tokens {
             Some(rt) => (rt.as_str(), "refresh_token"),
             None => (self.access_token.as_str(), "access_token"),
         };
-        let reg = Registration {
-            client_id: self.client_id.clone(),
-            client_secret: self.client_secret.clone(),
-            secret_post: self.client_secret_post,
-        };
         Some(token_request(
             endpoint,
             &[("token", token), ("token_type_hint", hint)],
-            &reg,
+            &self.registration(),
         ))
     }
 
@@ -562,12 +566,7 @@ impl Client {
             ("refresh_token", refresh.as_str()),
             ("resource", tokens.resource.as_str()),
         ];
-        let reg = Registration {
-            client_id: tokens.client_id.clone(),
-            client_secret: tokens.client_secret.clone(),
-            secret_post: tokens.client_secret_post,
-        };
-        let request = token_request(&tokens.token_endpoint, &pairs, &reg);
+        let request = token_request(&tokens.token_endpoint, &pairs, &tokens.registration());
         self.outgoing = Some(request.clone());
         self.state = State::AwaitingRefresh {
             tokens: tokens.clone(),

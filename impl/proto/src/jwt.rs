@@ -803,19 +803,20 @@ const fn decoded_len_max(encoded_len: usize) -> usize {
 }
 
 /// Validate an access token: size, structure, header rules, key selection, signature, then
-/// `iss`, `aud`, `exp`, `nbf` and the presence of every RFC 9068 claim.
-// spec: RS-1, RS-2, JWT-6, JWT-7, JWT-8, JWT-9, JWT-10, JWT-11, JWT-13
+/// `iss`, `aud`, `exp`, `nbf`, `iat` and the presence of every RFC 9068 claim.
+// spec: RS-1, RS-2, JWT-6, JWT-7, JWT-8, JWT-9, JWT-10, JWT-11, JWT-13, JWT-15
 pub fn validate(
     policy: &ValidationPolicy,
     keys: &KeySet,
     now: UnixTime,
     token: &str,
 ) -> Result<Access, Rejection> {
-    validate_with_nbf(policy, keys, now, token).map(|(access, _, _)| access)
+    validate_with_times(policy, keys, now, token).map(|(access, _, _)| access)
 }
 
-/// [`validate`], also returning the `nbf` claim (the token cache re-checks it on every hit).
-pub(crate) fn validate_with_nbf(
+/// [`validate`], also returning the `nbf` and `iat` claims (the token cache re-checks them on
+/// every hit).
+pub(crate) fn validate_with_times(
     policy: &ValidationPolicy,
     keys: &KeySet,
     now: UnixTime,

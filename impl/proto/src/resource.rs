@@ -9,7 +9,7 @@ use crate::http::{HttpRequest, HttpResponse, Method};
 use crate::introspection::{
     INTROSPECTION_RESPONSE_LEN_MAX, IntrospectionCache, IntrospectionConfig, IntrospectionResponse,
 };
-use crate::jwt::{Access, KeySet, ValidationPolicy, validate, validate_with_nbf};
+use crate::jwt::{Access, KeySet, ValidationPolicy, validate, validate_with_times};
 use crate::metadata::{PRM_SUFFIX, ProtectedResourceMetadata};
 use crate::time::UnixTime;
 use crate::types::{ScopeSet, SecretDigest};
@@ -277,11 +277,12 @@ impl ResourceServer {
         let policy = &self.config.validation;
         let verdict = match self.cache.get(policy, now, token) {
             Some(verdict) => verdict,
-            None => validate_with_nbf(policy, &self.keys, now, token).map(|(access, nbf, iat)| {
-                self.cache
-                    .insert(policy, now, token, &access, nbf, Some(iat));
-                access
-            }),
+            None => {
+                validate_with_times(policy, &self.keys, now, token).map(|(access, nbf, iat)| {
+                    self.cache.insert(policy, now, token, &access, nbf, iat);
+                    access
+                })
+            }
         };
         let access = verdict.map_err(|r| self.challenge(r, None))?;
         self.require_base_scopes(access)

@@ -163,24 +163,24 @@ fn the_cache_is_bounded_and_evicts_the_soonest_expiring_first() {
         jti: "j".into(),
     };
     let mut cache = TokenCache::with_capacity(3);
-    cache.insert(&policy, now, "t-late", &access(NOW + 300), None, None);
-    cache.insert(&policy, now, "t-soon", &access(NOW + 100), None, None);
-    cache.insert(&policy, now, "t-mid", &access(NOW + 200), None, None);
-    cache.insert(&policy, now, "t-new", &access(NOW + 400), None, None);
+    cache.insert(&policy, now, "t-late", &access(NOW + 300), None, NOW);
+    cache.insert(&policy, now, "t-soon", &access(NOW + 100), None, NOW);
+    cache.insert(&policy, now, "t-mid", &access(NOW + 200), None, NOW);
+    cache.insert(&policy, now, "t-new", &access(NOW + 400), None, NOW);
     assert_eq!(cache.len(), 3);
     assert!(cache.get(&policy, now, "t-soon").is_none());
     assert!(cache.get(&policy, now, "t-late").is_some());
     // Expired entries go before live ones, whatever their order.
     let later = UnixTime::from_secs(NOW + 250 + LEEWAY);
-    cache.insert(&policy, later, "t-next", &access(NOW + 900), None, None);
+    cache.insert(&policy, later, "t-next", &access(NOW + 900), None, NOW);
     assert_eq!(cache.len(), 3);
     assert!(cache.get(&policy, later, "t-mid").is_none());
     // Too long a token is not cached; neither is anything with capacity 0.
     let long = "x".repeat(TOKEN_CACHE_TOKEN_LEN_MAX + 1);
-    cache.insert(&policy, now, &long, &access(NOW + 900), None, None);
+    cache.insert(&policy, now, &long, &access(NOW + 900), None, NOW);
     assert!(cache.get(&policy, now, &long).is_none());
     let mut off = TokenCache::with_capacity(0);
-    off.insert(&policy, now, "t", &access(NOW + 900), None, None);
+    off.insert(&policy, now, "t", &access(NOW + 900), None, NOW);
     assert!(off.is_empty());
     assert_eq!(TokenCache::new().len(), 0);
 }

@@ -15,12 +15,13 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
+use mcp_auth::net::guarded as behind_guard;
 use mcp_auth::net::{Body, full, serve};
-use mcp_auth::rs::AuthLayer;
+use mcp_auth_layer::{AuthLayer, McpGuard};
+use mcp_auth_proto::guard::Sessions;
 use mcp_auth_proto::resource::ResourceServer;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tower::Layer;
 
 fn ok() -> http::Response<Body> {
     http::Response::new(full("ok"))
@@ -73,7 +74,9 @@ impl Servers {
                     tower::service_fn(|_: http::Request<Full<Bytes>>| async { Ok(ok()) });
                 // An unroutable JWKS URI: the keys are installed already and never refetched
                 // for a valid token.
-                let layer = AuthLayer::new(rs, "http://127.0.0.1:9/jwks");
+                let guard = McpGuard::new(rs, Sessions::new(&mut mcp_auth_layer::OsEntropy))
+                    .with_jwks_uri("http://127.0.0.1:9/jwks");
+                let layer = AuthLayer::with_roots(guard, rustls::RootCertStore::empty());
                 let plain_service = tower::service_fn(|_: http::Request<Incoming>| async {
                     Ok::<_, Infallible>(ok())
                 });
@@ -82,7 +85,7 @@ impl Servers {
                 };
                 tokio::join!(
                     serve(plain, plain_service, until(stopped.clone())),
-                    serve(guarded, layer.layer(endpoint), until(stopped)),
+                    serve(guarded, behind_guard(&layer, endpoint), until(stopped)),
                 );
             });
         });

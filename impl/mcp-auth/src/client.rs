@@ -7,12 +7,9 @@ use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
-use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
-use hyper_util::client::legacy::Client as HyperClient;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use http_body_util::BodyExt;
+use mcp_auth_layer::fetch::from_parts;
+pub use mcp_auth_layer::fetch::{Http, TransportError};
 use mcp_auth_proto::client::{Action, Client, ClientConfig, ClientError, Tokens};
 use mcp_auth_proto::http::{HttpRequest, HttpResponse, Method};
 use mcp_auth_proto::types::ScopeSet;
@@ -59,125 +56,33 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
-/// An HTTP/1.1 client that exchanges the core's values: https with certificate and host-name
-/// verification (rustls on aws-lc-rs), and plain http only to loopback hosts when its
-/// [`HttpPolicy`] is [`HttpPolicy::AllowLoopbackHttp`]. Every request's URL is checked with
-/// [`HttpPolicy::permits`] before anything is sent.
-// spec: GEN-6, GEN-8, PF-8
-#[derive(Clone, Debug)]
-pub struct Http {
-    inner: HyperClient<HttpsConnector<HttpConnector>, Full<Bytes>>,
-    policy: HttpPolicy,
+impl From<TransportError> for Error {
+    fn from(e: TransportError) -> Self {
+        Self::Transport(e.0)
+    }
 }
 
-impl Http {
-    /// A client trusting the Mozilla root certificates (webpki-roots), with a connection pool.
-    pub fn new(policy: HttpPolicy) -> Self {
-        let mut roots = rustls::RootCertStore::empty();
-        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-        Self::with_roots(policy, roots)
-    }
-
-    /// A client trusting exactly `roots` (e.g. a private CA, or a test CA).
-    pub fn with_roots(policy: HttpPolicy, roots: rustls::RootCertStore) -> Self {
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let tls = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .expect("aws-lc-rs supports the default protocol versions")
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        // `https_or_http`: the scheme is the policy's business (checked per request), and an
-        // https URL always goes through TLS with the verifier above.
-        let connector = HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http()
-            .enable_http1()
-            .build();
-        Self {
-            inner: HyperClient::builder(TokioExecutor::new()).build(connector),
-            policy,
-        }
-    }
-
-    /// The transport policy.
-    pub fn policy(&self) -> HttpPolicy {
-        self.policy
-    }
-
-    /// The same client (connection pool, trusted roots) under another policy.
-    pub fn with_policy(&self, policy: HttpPolicy) -> Self {
-        Self {
-            inner: self.inner.clone(),
-            policy,
-        }
-    }
-
-    fn build(&self, request: &HttpRequest) -> Result<http::Request<Full<Bytes>>, Error> {
-        if !self.policy.permits(&request.url) {
-            return Err(Error::Transport(format!(
-                "refused to send to {} (https only{})",
-                shown(request),
-                if self.policy == HttpPolicy::AllowLoopbackHttp {
-                    ", or http to a loopback host"
-                } else {
-                    ""
-                }
-            )));
-        }
-        let mut builder = http::Request::builder()
-            .method(request.method.as_str())
-            .uri(&request.url);
-        for (name, value) in &request.headers {
-            builder = builder.header(name.as_str(), value.as_slice());
-        }
-        builder
-            .body(Full::new(Bytes::from(request.body.clone())))
-            .map_err(|e| Error::Transport(format!("bad request {}: {e}", shown(request))))
-    }
-
-    /// Send a request and read the whole answer (bounded by [`CLIENT_BODY_LIMIT`]).
-    pub async fn send(&self, request: &HttpRequest) -> Result<HttpResponse, Error> {
-        let call = async {
-            let response = self
-                .inner
-                .request(self.build(request)?)
-                .await
-                .map_err(|e| {
-                    Error::Transport(format!(
-                        "{} {}: {}",
-                        request.method.as_str(),
-                        shown(request),
-                        causes(&e)
-                    ))
-                })?;
-            let (parts, body) = response.into_parts();
-            let body = Limited::new(body, CLIENT_BODY_LIMIT)
-                .collect()
-                .await
-                .map_err(|e| Error::Transport(format!("reading {}: {e}", shown(request))))?
-                .to_bytes();
-            Ok(from_parts(&parts, body.to_vec()))
-        };
-        tokio::time::timeout(EXCHANGE_TIMEOUT, call)
-            .await
-            .map_err(|_| Error::Transport(format!("timeout: {}", shown(request))))?
-    }
-
+/// JSON-RPC over Streamable HTTP on the shared [`Http`] client.
+pub trait JsonRpc {
     /// Send a JSON-RPC POST and read until the JSON-RPC response with `id` arrives, whether
     /// the server answers `application/json` or an SSE stream (which may stay open).
-    pub async fn send_jsonrpc(
+    fn send_jsonrpc(
+        &self,
+        request: &HttpRequest,
+        id: Option<u64>,
+    ) -> impl std::future::Future<Output = Result<HttpResponse, Error>> + Send;
+}
+
+impl JsonRpc for Http {
+    /// Send a JSON-RPC POST and read until the JSON-RPC response with `id` arrives, whether
+    /// the server answers `application/json` or an SSE stream (which may stay open).
+    async fn send_jsonrpc(
         &self,
         request: &HttpRequest,
         id: Option<u64>,
     ) -> Result<HttpResponse, Error> {
         let call = async {
-            let response = self
-                .inner
-                .request(self.build(request)?)
-                .await
-                .map_err(|e| {
-                    Error::Transport(format!("POST {}: {}", shown(request), causes(&e)))
-                })?;
+            let response = self.request(request).await?;
             let (parts, mut body) = response.into_parts();
             let is_sse = parts
                 .headers
@@ -208,40 +113,8 @@ impl Http {
     }
 }
 
-/// The URL of a request as error messages show it: query secrets (`code`, `state`, ...)
-/// shortened, as in the logs (CLI-6).
-// spec: CLI-6
 fn shown(request: &HttpRequest) -> String {
     crate::transcript::shorten_url(&request.url)
-}
-
-/// An error and its sources, e.g. "client error (Connect): invalid peer certificate: UnknownIssuer".
-fn causes(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
-fn from_parts(parts: &http::response::Parts, body: Vec<u8>) -> HttpResponse {
-    HttpResponse {
-        status: parts.status.as_u16(),
-        headers: parts
-            .headers
-            .iter()
-            .map(|(n, v)| {
-                (
-                    n.as_str().to_owned(),
-                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                )
-            })
-            .collect(),
-        body,
-    }
 }
 
 /// The JSON of the first complete SSE event whose data is the JSON-RPC message with `id`.
@@ -682,7 +555,10 @@ impl McpClient {
         // Our own loopback listener is plain http (RFC 8252 §7.3) whatever the server's policy.
         let http = self.http.with_policy(HttpPolicy::AllowLoopbackHttp);
         // The listener answers only once the flow has judged the callback: both at once.
-        let (response, ()) = tokio::try_join!(http.send(&request), self.await_callback(queue))?;
+        let (response, ()) = tokio::try_join!(
+            async { Ok::<_, Error>(http.send(&request).await?) },
+            self.await_callback(queue)
+        )?;
         self.record(
             "redirect to the client's loopback listener",
             "User agent",

@@ -18,8 +18,9 @@ use tokio::task::JoinHandle;
 use crate::as_server::{self, AsState};
 use crate::client::{self, McpClient, Options};
 use crate::mcp::{self, ADMIN_SCOPE, ADMIN_TOOL, TOOLS_SCOPE};
-use crate::rs::AuthLayer;
 use crate::transcript::{SharedTranscript, Transcript};
+use mcp_auth_layer::{AuthLayer, McpGuard};
+use mcp_auth_proto::guard::{Sessions, ToolScopes};
 
 /// The demo user every approval is made as.
 pub const DEMO_SUBJECT: &str = "demo-user";
@@ -186,15 +187,16 @@ impl Stack {
                 introspection.cache_secs = secs;
                 rs_config.introspection = Some(introspection);
             }
-            let layer = AuthLayer::with_tool_scopes(
+            let guard = McpGuard::new(
                 ResourceServer::new(rs_config),
-                jwks_uri.clone(),
-                mcp::tool_scopes(),
-            );
-            match &roots {
-                Some(roots) => layer.trust_roots(roots.clone()),
-                None => layer,
-            }
+                Sessions::new(&mut crate::net::OsEntropy),
+            )
+            .with_tool_scopes(ToolScopes(mcp::tool_scopes()))
+            .with_jwks_uri(jwks_uri.clone());
+            let roots = roots
+                .clone()
+                .unwrap_or_else(mcp_auth_layer::fetch::mozilla_roots);
+            AuthLayer::with_roots(guard, roots)
         };
         let layer = make_layer(resource, scopes(&[TOOLS_SCOPE, ADMIN_SCOPE]));
         tasks.push(tokio::spawn(mcp::run_tls(

@@ -5,8 +5,8 @@
 //! operating system's randomness ([`net::OsEntropy`]).
 //!
 //! - [`as_server`]: the OAuth authorization server over hyper 1, one core call per request.
-//! - [`rs`]: [`rs::AuthLayer`], a tower layer that turns any MCP endpoint (here rmcp's
-//!   Streamable HTTP service) into an OAuth resource server.
+//! - the MCP server's guard is [`mcp_auth_layer::AuthLayer`] (the `mcp-auth-layer` crate, for
+//!   anyone who protects their own MCP server), in front of rmcp's Streamable HTTP service.
 //! - [`mcp`]: the demo MCP server (rmcp handler pinned to protocol 2025-06-18).
 //! - [`client`]: the client, driving the core's state machine over hyper-util's client.
 //! - [`transcript`]: the numbered, readable record of every HTTP exchange.
@@ -22,7 +22,6 @@ pub mod demo;
 pub mod keys;
 pub mod mcp;
 pub mod net;
-pub mod rs;
 pub mod tls;
 pub mod transcript;
 pub mod users;

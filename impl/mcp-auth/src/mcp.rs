@@ -1,5 +1,5 @@
 //! The demo MCP server: an rmcp handler pinned to protocol 2025-06-18 with three tools, served
-//! by rmcp's Streamable HTTP service behind [`crate::rs::AuthLayer`].
+//! by rmcp's Streamable HTTP service behind [`mcp_auth_layer::AuthLayer`].
 //!
 //! Tools: `whoami` (the validated token's subject, client, scopes and audience), `echo`, and
 //! `admin_info`, which needs the extra scope [`ADMIN_SCOPE`]. The layer already refuses a
@@ -25,9 +25,8 @@ use rmcp::transport::streamable_http_server::session::local::LocalSessionManager
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use rmcp::{ErrorData, ServerHandler, tool, tool_handler, tool_router};
 use tokio::net::TcpListener;
-use tower::Layer;
 
-use crate::rs::{AuthLayer, ScopeCheck};
+use mcp_auth_layer::{AuthLayer, ScopeCheck};
 
 /// The scope every tool call is meant for.
 pub const TOOLS_SCOPE: &str = "mcp:tools";
@@ -142,7 +141,7 @@ impl ServerHandler for DemoServer {
     }
 }
 
-/// The scopes each tool needs beyond a valid token (for [`AuthLayer::with_tool_scopes`]).
+/// The scopes each tool needs beyond a valid token (for [`McpGuard::with_tool_scopes`](mcp_auth_layer::McpGuard::with_tool_scopes)).
 pub fn tool_scopes() -> BTreeMap<String, ScopeSet> {
     BTreeMap::from([(ADMIN_TOOL.to_owned(), ScopeSet::from_tokens([ADMIN_SCOPE]))])
 }
@@ -166,6 +165,5 @@ pub async fn run_tls(
         Arc::new(LocalSessionManager::default()),
         config,
     );
-    let service = layer.layer(mcp);
-    crate::net::serve_tls(listener, tls, service, shutdown).await;
+    crate::net::serve_tls(listener, tls, crate::net::guarded(&layer, mcp), shutdown).await;
 }

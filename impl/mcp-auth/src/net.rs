@@ -5,7 +5,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
@@ -15,8 +15,8 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
+use mcp_auth_proto::Rejection;
 use mcp_auth_proto::http::{HttpRequest, HttpResponse, Method};
-use mcp_auth_proto::{Entropy, Rejection, UnixTime};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
@@ -28,25 +28,9 @@ pub type Body = BoxBody<Bytes, Infallible>;
 pub const AS_BODY_LIMIT: usize = 64 * 1024;
 
 /// Largest response body the client reads (1 MiB).
-pub const CLIENT_BODY_LIMIT: usize = 1024 * 1024;
+pub const CLIENT_BODY_LIMIT: usize = mcp_auth_layer::fetch::RESPONSE_LEN_MAX;
 
-/// The operating system's random source.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct OsEntropy;
-
-impl Entropy for OsEntropy {
-    fn fill(&mut self, dest: &mut [u8]) {
-        getrandom::fill(dest).expect("the OS random source is available");
-    }
-}
-
-/// The wall clock, in whole seconds since the epoch.
-pub fn now() -> UnixTime {
-    let since_epoch = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    UnixTime::from_secs(since_epoch.as_secs())
-}
+pub use mcp_auth_layer::{OsEntropy, now};
 
 /// A whole body.
 pub fn full(bytes: impl Into<Bytes>) -> Body {
@@ -224,6 +208,18 @@ impl<S> HttpService for S where
         + Send
         + 'static
 {
+}
+
+/// An MCP endpoint behind the guard, answering with [`Body`] ([`guarded`]).
+pub type Guarded<S> = tower::util::MapResponse<
+    mcp_auth_layer::AuthService<S>,
+    fn(http::Response<mcp_auth_layer::GuardBody<Body>>) -> http::Response<Body>,
+>;
+
+/// `inner` behind the MCP server's guard, answering with [`Body`] as [`serve`] wants.
+pub fn guarded<S>(layer: &mcp_auth_layer::AuthLayer, inner: S) -> Guarded<S> {
+    use tower::Layer as _;
+    tower::util::MapResponse::new(layer.layer(inner), |response| response.map(BodyExt::boxed))
 }
 
 /// Accept connections on `listener` and serve each with a clone of `service` (HTTP/1.1 and

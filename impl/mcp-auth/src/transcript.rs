@@ -2,6 +2,8 @@
 //! headers that matter, decoded token claims, with secrets shortened. Rendered as text, as a
 //! Mermaid sequence diagram, or as JSON.
 
+use mcp_auth_proto::redact::{SECRET_FIELDS, shorten_pairs};
+pub use mcp_auth_proto::redact::{shorten, shorten_url};
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 
@@ -23,29 +25,6 @@ const RESPONSE_HEADERS: &[&str] = &[
     "location",
     "content-type",
     "mcp-session-id",
-];
-/// Parameters whose values are shown in full (they are URLs or short words, not secrets).
-const PLAIN_PARAMS: &[&str] = &[
-    "redirect_uri",
-    "resource",
-    "scope",
-    "iss",
-    "grant_type",
-    "response_type",
-    "code_challenge_method",
-    "decision",
-    "error",
-    "error_description",
-];
-/// JSON fields whose values are secrets or long random identifiers.
-const SECRET_FIELDS: &[&str] = &[
-    "access_token",
-    "refresh_token",
-    "client_secret",
-    "client_id",
-    "id",
-    "csrf",
-    "jti",
 ];
 
 /// One HTTP exchange.
@@ -359,41 +338,10 @@ fn param_of(header: &str, name: &str) -> Option<String> {
     Some(header[start..start + end].to_owned())
 }
 
-/// Shorten a secret for display: its first 8 characters and its length.
-pub fn shorten(s: &str) -> String {
-    if s.chars().count() <= 16 {
-        s.to_owned()
-    } else {
-        let head: String = s.chars().take(8).collect();
-        format!("{head}…({} chars)", s.chars().count())
-    }
-}
-
 fn shorten_authorization(value: &str) -> String {
     match value.split_once(' ') {
         Some((scheme, rest)) => format!("{scheme} {}", shorten(rest)),
         None => shorten(value),
-    }
-}
-
-fn shorten_pairs(query: &str) -> String {
-    form_urlencoded::parse(query.as_bytes())
-        .map(|(k, v)| {
-            if PLAIN_PARAMS.contains(&k.as_ref()) {
-                format!("{k}={v}")
-            } else {
-                format!("{k}={}", shorten(&v))
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("&")
-}
-
-/// A URL with every non-plain query value shortened.
-pub fn shorten_url(url: &str) -> String {
-    match url.split_once('?') {
-        Some((base, query)) => format!("{base}?{}", shorten_pairs(query)),
-        None => url.to_owned(),
     }
 }
 

@@ -13,9 +13,10 @@ use mcp_auth::as_server::{self, AsState};
 use mcp_auth::client::{Consent, Http, McpClient, Options};
 use mcp_auth::demo::{DEMO_SUBJECT, Stack, StackOptions};
 use mcp_auth::net::{OsEntropy, full, now};
-use mcp_auth::rs::AuthLayer;
 use mcp_auth::transcript::Transcript;
+use mcp_auth_layer::{AuthLayer, McpGuard};
 use mcp_auth_proto::client::{Action, Tokens};
+use mcp_auth_proto::guard::Sessions;
 use mcp_auth_proto::http::{HttpRequest, HttpResponse, Method};
 use mcp_auth_proto::jwt::{AccessClaims, Audience, Ed25519Signer, Signer};
 use mcp_auth_proto::resource::{ResourceServer, RsConfig};
@@ -568,7 +569,13 @@ async fn rotating_stack(interval: u64) -> Rotating {
     ));
     let mut rs_config = RsConfig::new(resource, issuer_id, scopes);
     rs_config.jwks_refetch_interval_secs = interval;
-    let layer = AuthLayer::new(ResourceServer::new(rs_config), format!("{issuer}/jwks"));
+    let layer = AuthLayer::new(
+        McpGuard::new(
+            ResourceServer::new(rs_config),
+            Sessions::new(&mut OsEntropy),
+        )
+        .with_jwks_uri(format!("{issuer}/jwks")),
+    );
     tokio::spawn(mcp_auth::mcp::run(
         rs_listener,
         layer.clone(),
@@ -710,14 +717,16 @@ async fn a_rotated_key_is_fetched_once_and_unknown_kids_cannot_force_refetches()
 // spec: RS-7
 #[tokio::test]
 async fn no_handler_runs_and_nothing_is_returned_before_the_token_is_valid() {
-    use tower::{Layer as _, ServiceExt as _};
+    use tower::ServiceExt as _;
 
     let h = mcp_auth_proto::harness::Harness::new();
     let rs = mcp_auth_proto::harness::resource_server(
         &h.authorization_server,
         mcp_auth_proto::harness::RESOURCE,
     );
-    let layer = AuthLayer::new(rs, "https://as.example/jwks");
+    let layer = AuthLayer::new(
+        McpGuard::new(rs, Sessions::new(&mut OsEntropy)).with_jwks_uri("https://as.example/jwks"),
+    );
     let calls = Arc::new(AtomicUsize::new(0));
     let counted = Arc::clone(&calls);
     let handler = tower::service_fn(
@@ -726,7 +735,7 @@ async fn no_handler_runs_and_nothing_is_returned_before_the_token_is_valid() {
             async { Ok::<_, std::convert::Infallible>(http::Response::new(full("SECRET"))) }
         },
     );
-    let service = layer.layer(handler);
+    let service = tower::Layer::layer(&layer, handler);
     for authorization in [
         None,
         Some("Bearer"),

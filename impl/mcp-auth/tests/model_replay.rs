@@ -44,7 +44,7 @@ use mcp_auth::as_server::{self, AsState};
 use mcp_auth::client::{Http, initialize_params};
 use mcp_auth::mcp;
 use mcp_auth::net::{self, OsEntropy, now};
-use mcp_auth::rs::AuthLayer;
+use mcp_auth_layer::{AuthLayer, McpGuard};
 use mcp_auth_model::mutation::{self, MutationCase};
 use mcp_auth_model::properties as p;
 use mcp_auth_model::replay::{
@@ -54,6 +54,7 @@ use mcp_auth_model::{ALICE, ATTACKER_REDIRECT, ATTACKER_VERIFIER, Action, Config
 use mcp_auth_model::{SCOPE, Target, Whose, redirect_uri};
 use mcp_auth_proto::Rejection;
 use mcp_auth_proto::client::{Action as ClientAction, Client, ClientConfig};
+use mcp_auth_proto::guard::Sessions;
 use mcp_auth_proto::harness::query_map;
 use mcp_auth_proto::http::{HttpRequest, HttpResponse, Method};
 use mcp_auth_proto::metadata::ProtectedResourceMetadata;
@@ -216,7 +217,10 @@ impl Servers {
         let jwks_uri = honest_as
             .with_server(|s| s.metadata().jwks_uri)
             .expect("jwks_uri");
-        let layer = AuthLayer::new(resource_server(&honest_rs), jwks_uri);
+        let layer = AuthLayer::new(
+            McpGuard::new(resource_server(&honest_rs), Sessions::new(&mut OsEntropy))
+                .with_jwks_uri(jwks_uri),
+        );
         let evil_rs = Arc::new(EvilRs {
             core: resource_server(&evil_rs_url),
             prm: Mutex::new(Prm::Genuine),

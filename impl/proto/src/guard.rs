@@ -20,11 +20,20 @@ pub const ALLOW_HEADERS: &str =
 /// Largest MCP request body buffered (1 MiB).
 pub const BODY_LEN_MAX: usize = 1024 * 1024;
 
-/// Add the CORS headers of the MCP endpoint and its metadata to a response.
+/// The CORS headers of every answer of the MCP endpoint and its metadata, the MCP server's own
+/// answers included.
+pub const CORS_HEADERS: &[(&str, &str)] = &[
+    ("access-control-allow-origin", "*"),
+    ("access-control-expose-headers", EXPOSE_HEADERS),
+];
+
+/// Add the [`CORS_HEADERS`] to a response.
 pub fn with_cors(response: HttpResponse) -> HttpResponse {
-    response
-        .header("access-control-allow-origin", "*")
-        .header("access-control-expose-headers", EXPOSE_HEADERS)
+    CORS_HEADERS
+        .iter()
+        .fold(response, |response, (name, value)| {
+            response.header(name, *value)
+        })
 }
 
 fn preflight(methods: &str) -> HttpResponse {
@@ -95,14 +104,18 @@ impl ToolScopes {
     /// Fails closed: a body that is not JSON, or a `tools/call` without a string
     /// `params.name`, is [`Rejection::Malformed`], never "no scope needed".
     pub fn needed(&self, body: &[u8]) -> Result<Option<ScopeSet>, Rejection> {
-        let value: serde_json::Value =
-            serde_json::from_slice(body).map_err(|_| Rejection::Malformed)?;
+        self.needed_by(&Messages::parse(body))
+    }
+
+    /// [`ToolScopes::needed`] for a body already parsed.
+    pub fn needed_by(&self, messages: &Messages) -> Result<Option<ScopeSet>, Rejection> {
+        let value = messages.0.as_ref().map_err(|()| Rejection::Malformed)?;
         let messages = match value {
-            serde_json::Value::Array(items) => items,
-            single => vec![single],
+            serde_json::Value::Array(items) => items.as_slice(),
+            single => std::slice::from_ref(single),
         };
         let mut needed = Vec::new();
-        for message in &messages {
+        for message in messages {
             if message.get("method").and_then(|v| v.as_str()) != Some("tools/call") {
                 continue;
             }
@@ -132,6 +145,25 @@ impl ToolScopes {
             Ok(None) => Ok(()),
             Err(rejection) => Err(rs.challenge(rejection, None)),
         }
+    }
+}
+
+/// The JSON-RPC message(s) of an MCP request body, parsed once for every check that reads
+/// them (the protocol version's `initialize` exception, the tool scopes).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Messages(Result<serde_json::Value, ()>);
+
+impl Messages {
+    /// Parse a body (not JSON: every check that needs it fails closed).
+    pub fn parse(body: &[u8]) -> Self {
+        Self(serde_json::from_slice(body).map_err(drop))
+    }
+
+    /// Is this a single JSON-RPC `initialize` request?
+    pub fn is_initialize(&self) -> bool {
+        self.0
+            .as_ref()
+            .is_ok_and(|v| v.get("method").and_then(|m| m.as_str()) == Some("initialize"))
     }
 }
 
@@ -216,13 +248,7 @@ impl Sessions {
     pub fn check(&self, presented: &str, access: &Access) -> Result<String, HttpResponse> {
         use base64::Engine as _;
         use subtle::ConstantTimeEq as _;
-        let not_found = || {
-            with_cors(
-                HttpResponse::new(404)
-                    .header("content-type", "text/plain")
-                    .with_body("session not found"),
-            )
-        };
+        let not_found = session_not_found;
         if presented.len() > SESSION_ID_LEN_MAX {
             return Err(not_found());
         }
@@ -252,7 +278,7 @@ pub const SUPPORTED_PROTOCOL_VERSIONS: &[&str] = &[crate::MCP_PROTOCOL_VERSION];
 /// with a JSON-RPC error naming the supported versions.
 // spec: TRN-3, TRN-4
 pub fn protocol_version(values: &[&[u8]], body: &[u8]) -> Result<(), HttpResponse> {
-    if values.is_empty() || is_initialize(body) {
+    if values.is_empty() || Messages::parse(body).is_initialize() {
         return Ok(());
     }
     if let [value] = values
@@ -262,7 +288,14 @@ pub fn protocol_version(values: &[&[u8]], body: &[u8]) -> Result<(), HttpRespons
     {
         return Ok(());
     }
-    Err(with_cors(HttpResponse::json(
+    Err(version_refused())
+}
+
+/// The answer to an unsupported `MCP-Protocol-Version`: 400 with a JSON-RPC error naming the
+/// supported versions.
+// spec: TRN-4
+pub fn version_refused() -> HttpResponse {
+    with_cors(HttpResponse::json(
         400,
         &serde_json::json!({
             "jsonrpc": "2.0",
@@ -273,14 +306,18 @@ pub fn protocol_version(values: &[&[u8]], body: &[u8]) -> Result<(), HttpRespons
                 "data": {"supported": SUPPORTED_PROTOCOL_VERSIONS}
             }
         }),
-    )))
+    ))
 }
 
-/// Is this body a single JSON-RPC `initialize` request?
-fn is_initialize(body: &[u8]) -> bool {
-    serde_json::from_slice::<serde_json::Value>(body)
-        .ok()
-        .is_some_and(|v| v.get("method").and_then(|m| m.as_str()) == Some("initialize"))
+/// The answer to a session id the caller may not use (another owner's, or one never handed
+/// out): 404, as a session that does not exist.
+// spec: SEC-2, SEC-3, SEC-6
+pub fn session_not_found() -> HttpResponse {
+    with_cors(
+        HttpResponse::new(404)
+            .header("content-type", "text/plain")
+            .with_body("session not found"),
+    )
 }
 
 /// May a request with this `Origin` reach the MCP endpoint (a defence against DNS rebinding)?

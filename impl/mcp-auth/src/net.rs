@@ -54,15 +54,10 @@ pub fn to_hyper(response: HttpResponse) -> http::Response<Body> {
         .unwrap_or_else(|_| http::Response::new(full(Bytes::new())))
 }
 
-/// A JSON OAuth error answer for a refusal that happens before the core is reached (body too
-/// large or unreadable): `{"error", "error_description"}` with the given status.
+/// The core's OAuth error answer ([`mcp_auth_proto::http::oauth_error`]) for a refusal that
+/// happens before the core is reached (body too large or unreadable), with this status.
 pub fn early_error(status: u16, rejection: Rejection) -> HttpResponse {
-    let code = rejection.code();
-    HttpResponse::json(
-        status,
-        &serde_json::json!({"error": code.as_str(), "error_description": rejection.description()}),
-    )
-    .header("cache-control", "no-store")
+    mcp_auth_proto::http::oauth_error(rejection).with_status(status)
 }
 
 /// The address of the peer a request came from (a request extension set by [`serve`]).
@@ -94,7 +89,7 @@ where
         Err(error) if error.is::<http_body_util::LengthLimitError>() => {
             return Err(early_error(413, Rejection::TooLarge));
         }
-        Err(_) => return Err(early_error(400, Rejection::Malformed)),
+        Err(_) => return Err(early_error(400, Rejection::BodyUnreadable)),
     };
     let mut headers: Vec<(String, Vec<u8>)> = parts
         .headers

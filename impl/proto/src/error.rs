@@ -141,6 +141,8 @@ rejections! {
     WrongContentType => InvalidRequest, "TOK-1", "Unsupported content type";
     /// The HTTP method is not the one the endpoint takes.
     WrongMethod => InvalidRequest, "TOK-1", "Method not allowed";
+    /// The request body could not be read to its end (the connection failed mid-way).
+    BodyUnreadable => InvalidRequest, "SEC-12", "The request body could not be read";
     /// Too many requests from one address to one endpoint within a minute.
     RateLimited => TemporarilyUnavailable, "SEC-17", "Too many requests from this address; try again later";
     /// The `Host` header names another server than the issuer (DNS rebinding).
@@ -282,13 +284,37 @@ rejections! {
 
 impl Rejection {
     /// The HTTP status of a direct answer: the error code's, except 429 Too Many Requests
-    /// for [`Rejection::RateLimited`] (RFC 6585 §4).
+    /// for [`Rejection::RateLimited`] (RFC 6585 §4) and 405 for [`Rejection::WrongMethod`].
     pub const fn status(self) -> u16 {
         match self {
             Self::RateLimited => 429,
+            Self::WrongMethod => 405,
             _ => self.code().status(),
         }
     }
+
+    /// Whose fault the refusal is: the peer's (its request or token), or this server's (a
+    /// full table, an internal failure, an authorization server it cannot reach). Drivers
+    /// log the first at debug level and the second as warnings; the wire answer is the same.
+    pub const fn fault(self) -> Fault {
+        match self {
+            Self::Full | Self::Internal | Self::IntrospectionUnavailable => Fault::Local,
+            _ => Fault::Peer,
+        }
+    }
+}
+
+/// Who is at fault for an error, in the manner of rustls (`PeerMisbehaved` and
+/// `PeerIncompatible` against `General`, and API misuse apart).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Fault {
+    /// The peer: a malformed, unauthorized or replayed request, a bad token or document.
+    Peer,
+    /// This side: capacity, an internal failure, a dependency it cannot reach.
+    Local,
+    /// The driver: it called the core out of order or fed it input it was not waiting for
+    /// (a bug in the caller, never the peer's doing).
+    Misuse,
 }
 
 impl fmt::Display for Rejection {

@@ -54,8 +54,7 @@ pub fn unauthenticated(rs: &ResourceServer, method: Method, path: &str) -> Optio
             Method::Options => preflight("GET, OPTIONS"),
             Method::Get => with_cors(HttpResponse::json(200, &rs.metadata())),
             _ => with_cors(
-                HttpResponse::json(405, &serde_json::json!({"error": "invalid_request"}))
-                    .header("allow", "GET, OPTIONS"),
+                crate::http::oauth_error(Rejection::WrongMethod).header("allow", "GET, OPTIONS"),
             ),
         });
     }
@@ -89,10 +88,7 @@ pub fn body_too_large() -> HttpResponse {
 
 /// A request body that could not be read.
 pub fn body_unreadable() -> HttpResponse {
-    with_cors(HttpResponse::json(
-        400,
-        &serde_json::json!({"error": "invalid_request", "error_description": "unreadable request body"}),
-    ))
+    with_cors(crate::http::oauth_error(Rejection::BodyUnreadable))
 }
 
 /// Scopes each tool needs beyond access to the server.

@@ -44,7 +44,7 @@ pub mod types;
 pub mod uri;
 
 pub use entropy::{Entropy, Sequential};
-pub use error::{ErrorCode, Rejection};
+pub use error::{ErrorCode, Fault, Rejection};
 pub use time::UnixTime;
 
 /// The MCP protocol revision this implementation targets.

@@ -55,7 +55,7 @@ fn status(result: &Result<Option<String>, HttpResponse>) -> u16 {
     result.as_ref().map_or_else(|r| r.status, |_| 200)
 }
 
-// spec: PRM-1, PRM-5, PRM-10, SEC-8, RS-1, ERR-4
+// spec: PRM-1, PRM-10, RS-1, ERR-4
 #[test]
 fn metadata_is_public_the_rest_needs_a_token() {
     let (mut guard, token, now) = setup();

@@ -103,9 +103,7 @@ fn cors(response: HttpResponse) -> HttpResponse {
 }
 
 fn method_not_allowed(allow: &str) -> HttpResponse {
-    oauth_error(Rejection::WrongMethod)
-        .with_status(405)
-        .header("allow", allow)
+    oauth_error(Rejection::WrongMethod).header("allow", allow)
 }
 
 /// The name of the session cookie: `__Host-` prefixed when the issuer is https (the cookie
@@ -288,7 +286,10 @@ pub fn prepare(
         (paths::AUTHORIZE, _) => method_not_allowed("GET"),
         (paths::CONSENT, _) => method_not_allowed("GET, POST"),
         (paths::LOGIN | paths::LOGOUT, _) => method_not_allowed("POST"),
-        _ => HttpResponse::json(404, &serde_json::json!({"error": "not_found"})),
+        // No OAuth matter, so no OAuth error code (GEN-11).
+        _ => HttpResponse::new(404)
+            .header("content-type", "text/plain")
+            .with_body("not found"),
     };
     Prepared::Done(response)
 }

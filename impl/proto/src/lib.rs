@@ -38,6 +38,13 @@ pub mod mutations;
 pub mod pkce;
 pub mod redact;
 pub mod resource;
+
+/// The requirement catalogue (`spec/requirements.md`), one anchor per requirement: a
+/// citation `mcp-auth <version> <ID>` is this page's `#ID`, and doc comments link to rows as
+/// `[AZ-3](crate::requirements#AZ-3)`.
+#[doc = include_str!(concat!(env!("OUT_DIR"), "/requirements.md"))]
+#[allow(rustdoc::bare_urls)] // the catalogue names example URLs as text
+pub mod requirements {}
 pub mod server;
 pub mod time;
 pub mod types;

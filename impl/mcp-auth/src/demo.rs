@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use mcp_auth_proto::challenge::{BearerChallenge, parse_www_authenticate};
 use mcp_auth_proto::introspection::IntrospectionConfig;
 use mcp_auth_proto::jwt::Signer;
 use mcp_auth_proto::resource::{ResourceServer, RsConfig};
@@ -260,11 +261,16 @@ fn tool_text(response: &mcp_auth_proto::http::HttpResponse) -> Option<Value> {
     Some(serde_json::from_str(text).unwrap_or_else(|_| json!(text)))
 }
 
+/// The Bearer challenge of a response's `WWW-Authenticate` values, read with the core's parser
+/// (`None` when there is none, or it does not parse).
+fn bearer_challenge<'a>(values: impl IntoIterator<Item = &'a str>) -> Option<BearerChallenge> {
+    parse_www_authenticate(values)
+        .ok()
+        .and_then(|c| BearerChallenge::from_challenges(&c).ok().flatten())
+}
+
 fn challenge_error(response: &mcp_auth_proto::http::HttpResponse) -> Option<String> {
-    let header = response.header_value("www-authenticate")?;
-    let start = header.find("error=\"")? + 7;
-    let end = header[start..].find('"')?;
-    Some(header[start..start + end].to_owned())
+    bearer_challenge(response.header_values("www-authenticate"))?.error
 }
 
 /// Run the whole demonstration against a fresh in-process stack; the transcript holds every
@@ -325,10 +331,14 @@ async fn steps(
         .first()
         .cloned();
     let challenge_ok = first.as_ref().is_some_and(|e| {
+        let values = e
+            .response_headers
+            .iter()
+            .filter(|(n, _)| n == "www-authenticate")
+            .map(|(_, v)| v.as_str());
         e.status == 401
-            && e.response_headers.iter().any(|(n, v)| {
-                n == "www-authenticate" && v.contains("resource_metadata=") && !v.contains("error=")
-            })
+            && bearer_challenge(values)
+                .is_some_and(|c| c.resource_metadata.is_some() && c.error.is_none())
     });
     check(
         "unauthenticated initialize gets 401 with resource_metadata and no error code",
@@ -392,10 +402,10 @@ async fn steps(
         "a tool that needs mcp:admin gets 403 insufficient_scope naming the scope",
         "ERR-2, RS-1",
         admin.status == 403
-            && challenge_error(&admin).as_deref() == Some("insufficient_scope")
-            && admin
-                .header_value("www-authenticate")
-                .is_some_and(|h| h.contains("scope=\"mcp:admin\"")),
+            && bearer_challenge(admin.header_values("www-authenticate")).is_some_and(|c| {
+                c.error.as_deref() == Some("insufficient_scope")
+                    && c.scope.as_deref() == Some(ADMIN_SCOPE)
+            }),
         format!(
             "{} {}",
             admin.status,

@@ -471,8 +471,46 @@ async fn steps(
         }
     }
 
-    // 4. Refresh with rotation; the old refresh token replayed is refused.
+    // 4. The server refuses the access token the client holds (here: its signature broken, as
+    // after a change of signing key): the core refreshes, then the request is sent again; no
+    // new discovery, registration or consent.
+    let held = client.core.tokens().cloned().ok_or_else(|| {
+        client::Error::Protocol("the client holds no tokens after the flow".into())
+    })?;
+    client.resume(mcp_auth_proto::client::Tokens {
+        access_token: format!("{}A", held.access_token),
+        ..held.clone()
+    });
+    let from = transcript
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .exchanges
+        .len();
+    client.next_label = Some("MCP tools/list with an access token the server refuses".into());
+    let listed = client.list_tools().await;
+    let steps: Vec<(String, u16)> = transcript
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .exchanges[from..]
+        .iter()
+        .map(|e| (e.step.clone(), e.status))
+        .collect();
+    let renewed = client.core.tokens().cloned();
+    check(
+        "a refused access token (401) is refreshed and the request sent again, without new registration or consent",
+        "ERR-10, RT-7",
+        listed.is_ok()
+            && steps.iter().map(|(_, status)| *status).collect::<Vec<_>>() == [401, 200, 200]
+            && steps[1].0 == "token request: refresh_token grant"
+            && renewed.as_ref().is_some_and(|t| {
+                t.client_id == held.client_id && t.refresh_token != held.refresh_token
+            }),
+        format!("{steps:?}"),
+    );
+
+    // 5. Refresh with rotation; the old refresh token replayed is refused.
     let before = client.core.clone();
+    let tokens = before.tokens().cloned().unwrap_or(tokens);
     let refreshed = client.refresh().await?;
     check(
         "refresh returns a new access token and a rotated refresh token",

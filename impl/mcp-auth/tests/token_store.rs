@@ -8,7 +8,7 @@ use mcp_auth::client::{McpClient, Options};
 use mcp_auth::demo::{Stack, StackOptions};
 use mcp_auth_proto::client::{TokenStore, Tokens};
 
-// spec: CLI-5, RT-7
+// spec: CLI-5
 #[tokio::test]
 async fn credentials_of_an_authorization_server_the_resource_no_longer_names_are_dropped() {
     let s = Stack::start(StackOptions::default())

@@ -2219,7 +2219,6 @@ impl Run {
     }
 }
 
-// spec: ERR-10
 #[test]
 fn a_2xx_is_used_and_statuses_authorization_cannot_fix_are_handed_back() {
     let mut run = Run::new();

@@ -10,7 +10,9 @@ use std::time::Duration;
 use http_body_util::BodyExt;
 use mcp_auth_layer::fetch::from_parts;
 pub use mcp_auth_layer::fetch::{Http, TransportError};
-use mcp_auth_proto::client::{Action, Client, ClientConfig, ClientError, Tokens};
+use mcp_auth_proto::client::{
+    Action, Client, ClientConfig, ClientError, McpFailure, McpOutcome, Tokens, mcp_request,
+};
 use mcp_auth_proto::http::{HttpRequest, HttpResponse, Method};
 use mcp_auth_proto::types::ScopeSet;
 use mcp_auth_proto::uri::HttpPolicy;
@@ -176,7 +178,8 @@ pub struct Options {
     /// Trust exactly these root certificates instead of the Mozilla roots (a private CA).
     pub roots: Option<rustls::RootCertStore>,
     /// How often one MCP request may send the user to authorize again when the server
-    /// answers 401, or 403 `insufficient_scope` (step-up); 0 hands those answers back.
+    /// answers 401 (and a refresh did not help), or 403 `insufficient_scope` (step-up); 0
+    /// hands those answers back (the core's `ClientConfig::reauthorize`).
     pub reauthorize: u32,
     /// Pre-registered client credentials (client id, optional secret) instead of DCR.
     pub preregistered: Option<(String, Option<String>)>,
@@ -359,6 +362,18 @@ pub struct McpClient {
     /// A label for the next recorded JSON-RPC exchange (else the method name is used).
     pub next_label: Option<String>,
     next_id: u64,
+    on_flow_end: Option<FlowEnd>,
+}
+
+/// Called with the core client whenever one of its flows ends (see
+/// [`McpClient::on_flow_end`]).
+#[derive(Clone)]
+struct FlowEnd(Arc<dyn Fn(&Client) + Send + Sync>);
+
+impl fmt::Debug for FlowEnd {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("FlowEnd(..)")
+    }
 }
 
 impl Drop for McpClient {
@@ -397,6 +412,7 @@ impl McpClient {
             config.http_policy = HttpPolicy::AllowLoopbackHttp;
         }
         config.allow_private_addresses = options.allow_private_addresses;
+        config.reauthorize = options.reauthorize;
         if let Some(scope) = &options.scope {
             config.scope = Some(
                 ScopeSet::parse(scope).map_err(|e| Error::Protocol(format!("bad scope: {e}")))?,
@@ -421,12 +437,20 @@ impl McpClient {
             session_id: None,
             next_label: None,
             next_id: 0,
+            on_flow_end: None,
         })
     }
 
     /// Continue with stored tokens (used only for the resource they were obtained for).
     pub fn resume(&mut self, tokens: Tokens) {
         self.core = Client::resume(self.config.clone(), tokens);
+    }
+
+    /// Call `f` with the core client whenever one of its flows (an authorization, a refresh,
+    /// including those an MCP request starts by itself) ends, successfully or not: e.g. to
+    /// bring a [`mcp_auth_proto::client::TokenStore`] in line with it.
+    pub fn on_flow_end(&mut self, f: impl Fn(&Client) + Send + Sync + 'static) {
+        self.on_flow_end = Some(FlowEnd(Arc::new(f)));
     }
 
     /// The origin of the redirect listener (`http://127.0.0.1:PORT`).
@@ -470,6 +494,14 @@ impl McpClient {
     /// Drive the core until it is authorized or fails: every `Send` goes over HTTP, the
     /// `OpenBrowser` step is played headless or through the system browser.
     pub async fn drive(&mut self) -> Result<Tokens, Error> {
+        let result = self.drive_core().await;
+        if let Some(FlowEnd(f)) = &self.on_flow_end {
+            f(&self.core);
+        }
+        result
+    }
+
+    async fn drive_core(&mut self) -> Result<Tokens, Error> {
         loop {
             match self.core.poll_action() {
                 Action::Send(request) => {
@@ -648,37 +680,35 @@ impl McpClient {
     }
 
     /// Send a JSON-RPC request (or notification when `method` starts with
-    /// `notifications/`) to the MCP endpoint with the token the core holds for it. A 401, or
-    /// a 403 `insufficient_scope`, hands the challenge to the core and authorizes again (with
-    /// the challenge's scope), then retries, at most [`Options::reauthorize`] times.
+    /// `notifications/`) to the MCP endpoint with the token the core holds for it, and do
+    /// what the core makes of the answer ([`Client::handle_mcp_response`]): return it, or
+    /// drive the refresh or the new authorization the core started and send again. The core
+    /// bounds the retries; an answer it gives up on is returned as it is.
     pub async fn rpc(&mut self, method: &str, params: Value) -> Result<HttpResponse, Error> {
-        let mut attempts = 0;
         loop {
             let authorization = self.core.authorization_for(&self.options.mcp_url);
             let response = self
                 .rpc_with(method, params.clone(), authorization.as_deref())
                 .await?;
-            let step_up = response.status == 401
-                || (response.status == 403
-                    && response
-                        .header_values("www-authenticate")
-                        .any(|c| c.contains("insufficient_scope")));
-            if !step_up || attempts >= self.options.reauthorize {
-                return Ok(response);
+            let outcome = self
+                .core
+                .handle_mcp_response(response.status, response.header_values("www-authenticate"));
+            match outcome {
+                McpOutcome::Done => return Ok(response),
+                McpOutcome::Fail(McpFailure::Flow(error)) => return Err(Error::Flow(error)),
+                McpOutcome::Fail(reason) => {
+                    tracing::info!(status = response.status, ?reason, "answer handed back");
+                    return Ok(response);
+                }
+                outcome => {
+                    tracing::info!(status = response.status, ?outcome, "authorizing again");
+                    self.drive().await?;
+                }
             }
-            attempts += 1;
-            tracing::info!(
-                status = response.status,
-                attempt = attempts,
-                "authorizing again"
-            );
-            let challenges: Vec<&str> = response.header_values("www-authenticate").collect();
-            self.core.handle_unauthorized(challenges);
-            self.drive().await?;
         }
     }
 
-    /// Like [`McpClient::rpc`] with an explicit `Authorization` value (or none).
+    /// Like [`McpClient::rpc`] with an explicit `Authorization` value (or none), sent once.
     pub async fn rpc_with(
         &mut self,
         method: &str,
@@ -694,19 +724,13 @@ impl McpClient {
         if let Some(id) = id {
             message["id"] = json!(id);
         }
-        let mut request = HttpRequest::new(Method::Post, self.options.mcp_url.clone())
-            .header("content-type", "application/json")
-            .header("accept", "application/json, text/event-stream")
-            .body(serde_json::to_vec(&message).unwrap_or_default());
-        if method != "initialize" {
-            request = request.header("mcp-protocol-version", mcp_auth_proto::MCP_PROTOCOL_VERSION);
-        }
-        if let Some(session) = &self.session_id {
-            request = request.header("mcp-session-id", session.clone());
-        }
-        if let Some(authorization) = authorization {
-            request = request.header("authorization", authorization);
-        }
+        let request = mcp_request(
+            &self.options.mcp_url,
+            method,
+            serde_json::to_vec(&message).unwrap_or_default(),
+            self.session_id.as_deref(),
+            authorization,
+        );
         let response = self.http.send_jsonrpc(&request, id).await?;
         let step = match self.next_label.take() {
             Some(label) => label,
@@ -725,18 +749,25 @@ impl McpClient {
         Ok(response)
     }
 
-    /// POST `initialize` without a token; on 401 hand the challenge to the core and drive it
-    /// to tokens. Returns the tokens (or `None` when the server needed none).
+    /// POST `initialize` without a token and hand the answer to the core: on a 401 it starts
+    /// discovery, and the flow is driven to tokens. Returns the tokens, or `None` when the
+    /// server asked for none.
     pub async fn authorize(&mut self) -> Result<Option<Tokens>, Error> {
         let response = self
             .rpc_with("initialize", initialize_params(), None)
             .await?;
-        if response.status != 401 {
-            return Ok(None);
+        match self
+            .core
+            .handle_mcp_response(response.status, response.header_values("www-authenticate"))
+        {
+            McpOutcome::Done => Ok(None),
+            McpOutcome::Fail(McpFailure::Flow(error)) => Err(Error::Flow(error)),
+            McpOutcome::Fail(reason) => {
+                tracing::info!(status = response.status, ?reason, "no authorization asked");
+                Ok(None)
+            }
+            _ => self.drive().await.map(Some),
         }
-        let challenges: Vec<&str> = response.header_values("www-authenticate").collect();
-        self.core.handle_unauthorized(challenges);
-        self.drive().await.map(Some)
     }
 
     /// `initialize` with the token, then `notifications/initialized`. Returns the

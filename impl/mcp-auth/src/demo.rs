@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use mcp_auth_proto::challenge::{BearerChallenge, parse_www_authenticate};
 use mcp_auth_proto::introspection::IntrospectionConfig;
 use mcp_auth_proto::jwt::Signer;
 use mcp_auth_proto::resource::{ResourceServer, RsConfig};
@@ -262,11 +263,16 @@ fn tool_text(response: &mcp_auth_proto::http::HttpResponse) -> Option<Value> {
     Some(serde_json::from_str(text).unwrap_or_else(|_| json!(text)))
 }
 
+/// The Bearer challenge of a response's `WWW-Authenticate` values, read with the core's parser
+/// (`None` when there is none, or it does not parse).
+fn bearer_challenge<'a>(values: impl IntoIterator<Item = &'a str>) -> Option<BearerChallenge> {
+    parse_www_authenticate(values)
+        .ok()
+        .and_then(|c| BearerChallenge::from_challenges(&c).ok().flatten())
+}
+
 fn challenge_error(response: &mcp_auth_proto::http::HttpResponse) -> Option<String> {
-    let header = response.header_value("www-authenticate")?;
-    let start = header.find("error=\"")? + 7;
-    let end = header[start..].find('"')?;
-    Some(header[start..start + end].to_owned())
+    bearer_challenge(response.header_values("www-authenticate"))?.error
 }
 
 /// Run the whole demonstration against a fresh in-process stack; the transcript holds every
@@ -327,10 +333,14 @@ async fn steps(
         .first()
         .cloned();
     let challenge_ok = first.as_ref().is_some_and(|e| {
+        let values = e
+            .response_headers
+            .iter()
+            .filter(|(n, _)| n == "www-authenticate")
+            .map(|(_, v)| v.as_str());
         e.status == 401
-            && e.response_headers.iter().any(|(n, v)| {
-                n == "www-authenticate" && v.contains("resource_metadata=") && !v.contains("error=")
-            })
+            && bearer_challenge(values)
+                .is_some_and(|c| c.resource_metadata.is_some() && c.error.is_none())
     });
     check(
         "unauthenticated initialize gets 401 with resource_metadata and no error code",
@@ -394,10 +404,10 @@ async fn steps(
         "a tool that needs mcp:admin gets 403 insufficient_scope naming the scope",
         "ERR-2, RS-1",
         admin.status == 403
-            && challenge_error(&admin).as_deref() == Some("insufficient_scope")
-            && admin
-                .header_value("www-authenticate")
-                .is_some_and(|h| h.contains("scope=\"mcp:admin\"")),
+            && bearer_challenge(admin.header_values("www-authenticate")).is_some_and(|c| {
+                c.error.as_deref() == Some("insufficient_scope")
+                    && c.scope.as_deref() == Some(ADMIN_SCOPE)
+            }),
         format!(
             "{} {}",
             admin.status,
@@ -463,8 +473,46 @@ async fn steps(
         }
     }
 
-    // 4. Refresh with rotation; the old refresh token replayed is refused.
+    // 4. The server refuses the access token the client holds (here: its signature broken, as
+    // after a change of signing key): the core refreshes, then the request is sent again; no
+    // new discovery, registration or consent.
+    let held = client.core.tokens().cloned().ok_or_else(|| {
+        client::Error::Protocol("the client holds no tokens after the flow".into())
+    })?;
+    client.resume(mcp_auth_proto::client::Tokens {
+        access_token: format!("{}A", held.access_token),
+        ..held.clone()
+    });
+    let from = transcript
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .exchanges
+        .len();
+    client.next_label = Some("MCP tools/list with an access token the server refuses".into());
+    let listed = client.list_tools().await;
+    let steps: Vec<(String, u16)> = transcript
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .exchanges[from..]
+        .iter()
+        .map(|e| (e.step.clone(), e.status))
+        .collect();
+    let renewed = client.core.tokens().cloned();
+    check(
+        "a refused access token (401) is refreshed and the request sent again, without new registration or consent",
+        "ERR-10, RT-7",
+        listed.is_ok()
+            && steps.iter().map(|(_, status)| *status).collect::<Vec<_>>() == [401, 200, 200]
+            && steps[1].0 == "token request: refresh_token grant"
+            && renewed.as_ref().is_some_and(|t| {
+                t.client_id == held.client_id && t.refresh_token != held.refresh_token
+            }),
+        format!("{steps:?}"),
+    );
+
+    // 5. Refresh with rotation; the old refresh token replayed is refused.
     let before = client.core.clone();
+    let tokens = before.tokens().cloned().unwrap_or(tokens);
     let refreshed = client.refresh().await?;
     check(
         "refresh returns a new access token and a rotated refresh token",

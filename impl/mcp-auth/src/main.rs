@@ -1,7 +1,6 @@
 //! `mcp-auth`: the demo, the servers and the client of the MCP authorization reference
 //! implementation.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -9,7 +8,7 @@ use clap::{Parser, Subcommand};
 use mcp_auth::client::{self, Consent, McpClient, Options, UserAgent};
 use mcp_auth::demo::{Stack, StackOptions};
 use mcp_auth::transcript::Transcript;
-use mcp_auth_proto::client::Tokens;
+use mcp_auth_proto::client::{Client, TokenStore};
 
 /// MCP authorization (revision 2025-06-18): authorization server, MCP resource server and
 /// client over HTTP.
@@ -375,8 +374,8 @@ async fn serve(
     ExitCode::SUCCESS
 }
 
-/// The token store: `$XDG_CONFIG_HOME/mcp-auth/tokens.json` (or `~/.config/...`), a map from
-/// issuer to resource to tokens.
+/// The token store: `$XDG_CONFIG_HOME/mcp-auth/tokens.json` (or `~/.config/...`), the core's
+/// [`TokenStore`]: a map from issuer to resource to tokens.
 fn store_path() -> Option<PathBuf> {
     let base = std::env::var_os("XDG_CONFIG_HOME")
         .map(PathBuf::from)
@@ -384,26 +383,25 @@ fn store_path() -> Option<PathBuf> {
     Some(base.join("mcp-auth").join("tokens.json"))
 }
 
-type Store = BTreeMap<String, BTreeMap<String, Tokens>>;
-
-fn load_store() -> Store {
+fn load_store() -> TokenStore {
     store_path()
         .and_then(|p| std::fs::read(p).ok())
         .and_then(|b| serde_json::from_slice(&b).ok())
         .unwrap_or_default()
 }
 
-fn save_tokens(tokens: &Tokens) {
+/// Bring the stored credentials in line with the client at the end of one of its flows.
+fn sync_store(client: &Client) {
     let mut store = load_store();
-    store
-        .entry(tokens.issuer.clone())
-        .or_default()
-        .insert(tokens.resource.clone(), tokens.clone());
-    write_store(&store);
+    let before = store.clone();
+    store.sync(client);
+    if store != before {
+        write_store(&store);
+    }
 }
 
 /// Replace the token store (private directory and file, written atomically).
-fn write_store(store: &Store) {
+fn write_store(store: &TokenStore) {
     let Some(path) = store_path() else { return };
     // spec: CLI-6
     let write = || -> std::io::Result<()> {
@@ -465,11 +463,7 @@ async fn logout(mcp_url: String, roots: Option<rustls::RootCertStore>) -> ExitCo
         return ExitCode::FAILURE;
     };
     let mut store = load_store();
-    let mut removed = Vec::new();
-    for by_resource in store.values_mut() {
-        removed.extend(by_resource.remove(&resource));
-    }
-    store.retain(|_, by_resource| !by_resource.is_empty());
+    let removed = store.remove(&resource);
     if removed.is_empty() {
         println!("no stored tokens for {resource}");
         return ExitCode::SUCCESS;
@@ -534,7 +528,8 @@ async fn connect(
     options.preregistered = preregistered;
     options.browser_command = browser;
     options.roots = roots;
-    // Authorize again on a 401 or a 403 insufficient_scope (step-up), twice at most.
+    // Let the core authorize again on a 401 (once a refresh did not help) or a 403
+    // insufficient_scope (step-up), twice at most per request.
     options.reauthorize = 2;
     if !headless {
         options.user_agent = UserAgent::Browser;
@@ -544,26 +539,19 @@ async fn connect(
     let transcript = Transcript::shared();
     let result = async {
         let mut c = McpClient::new(options, transcript.clone()).await?;
-        let resource = c.core.resource().map(|r| r.as_str().to_owned()).ok();
-        let stored = (!no_store).then(load_store).and_then(|s| {
-            s.into_values()
-                .flat_map(BTreeMap::into_values)
-                .find(|t| Some(&t.resource) == resource.as_ref())
-        });
+        let stored = match (no_store, c.core.resource()) {
+            (false, Ok(resource)) => load_store().get(resource.as_str()).cloned(),
+            _ => None,
+        };
+        if !no_store {
+            // Every flow (authorization, refresh, step-up) updates the store as it ends.
+            c.on_flow_end(sync_store);
+        }
         let mut ready = false;
         if let Some(tokens) = stored {
             let expired = tokens.is_expired(mcp_auth::net::now());
             c.resume(tokens);
-            ready = !expired
-                || match c.refresh().await {
-                    Ok(t) => {
-                        if !no_store {
-                            save_tokens(&t);
-                        }
-                        true
-                    }
-                    Err(_) => false,
-                };
+            ready = !expired || c.refresh().await.is_ok();
         }
         let init = match if ready {
             c.initialize().await.ok()
@@ -572,11 +560,7 @@ async fn connect(
         } {
             Some(init) => init,
             None => {
-                if let Some(tokens) = c.authorize().await?
-                    && !no_store
-                {
-                    save_tokens(&tokens);
-                }
+                c.authorize().await?;
                 c.initialize().await?
             }
         };

@@ -8,8 +8,19 @@
 //! OpenID discovery (path-inserted, then path-appended). Registration is pre-configured or
 //! dynamic (RFC 7591). The authorization request carries PKCE S256, `state` and `resource`; the
 //! callback must return the same `state` and, when present or advertised, the issuer as `iss`.
+//!
+//! Once authorized, every answer of the MCP server goes to [`Client::handle_mcp_response`],
+//! which says what it means ([`McpOutcome`]: use it, refresh, step up, rediscover, or stop),
+//! and [`mcp_request`] builds the requests that carry JSON-RPC messages. Credentials are kept
+//! per issuer and resource ([`TokenStore`]).
 
 use serde::{Deserialize, Serialize};
+
+mod mcp;
+mod store;
+
+pub use mcp::{McpFailure, McpOutcome, mcp_request, protocol_version_header};
+pub use store::TokenStore;
 
 use crate::challenge::{BearerChallenge, parse_www_authenticate};
 use crate::entropy::{Entropy, mint};
@@ -68,6 +79,11 @@ pub struct ClientConfig {
     /// `code_challenge_methods_supported` entirely (it must still not exclude S256).
     // spec: PF-12
     pub allow_missing_pkce_metadata: bool,
+    /// How often one MCP request may send the user to authorize again: a 401 while the
+    /// client holds tokens (after the refresh, if any, did not help), or a 403
+    /// `insufficient_scope` (step-up). `0` hands those answers back (see
+    /// [`Client::handle_mcp_response`]). A refresh needs no user and is always tried once.
+    pub reauthorize: u32,
     /// Defenses turned off, for the model checker only (feature `mutations`).
     #[cfg(feature = "mutations")]
     pub mutations: crate::mutations::Mutations,
@@ -92,12 +108,16 @@ impl std::fmt::Debug for ClientConfig {
             .field(
                 "allow_missing_pkce_metadata",
                 &self.allow_missing_pkce_metadata,
-            );
+            )
+            .field("reauthorize", &self.reauthorize);
         #[cfg(feature = "mutations")]
         d.field("mutations", &self.mutations);
         d.finish()
     }
 }
+
+/// Default of [`ClientConfig::reauthorize`]: twice per MCP request.
+pub const REAUTHORIZE_DEFAULT: u32 = 2;
 
 impl ClientConfig {
     /// A strict configuration.
@@ -111,6 +131,7 @@ impl ClientConfig {
             http_policy: HttpPolicy::HttpsOnly,
             allow_private_addresses: false,
             allow_missing_pkce_metadata: false,
+            reauthorize: REAUTHORIZE_DEFAULT,
             #[cfg(feature = "mutations")]
             mutations: crate::mutations::Mutations::default(),
         }
@@ -402,6 +423,9 @@ enum State {
     AwaitingRefresh {
         tokens: Tokens,
         request: HttpRequest,
+        /// The challenge of the 401 that started this refresh: if the AS refuses the refresh,
+        /// the client discovers again from it (see [`Client::handle_mcp_response`]).
+        fallback: Option<BearerChallenge>,
     },
     Failed(ClientError),
 }
@@ -414,6 +438,11 @@ pub struct Client {
     state: State,
     /// The request whose answer is awaited, if any.
     outgoing: Option<HttpRequest>,
+    /// The issuer the resource named at the latest discovery, else that of the tokens the
+    /// client resumed with.
+    issuer: Option<String>,
+    /// What the current MCP request has tried so far (bounds its retries).
+    retries: mcp::Retries,
 }
 
 impl Client {
@@ -427,6 +456,8 @@ impl Client {
             resource,
             state: State::Idle,
             outgoing: None,
+            issuer: None,
+            retries: mcp::Retries::default(),
         }
     }
 
@@ -438,9 +469,26 @@ impl Client {
             .as_ref()
             .is_ok_and(|r| r.as_str() == tokens.resource)
         {
+            c.issuer = Some(tokens.issuer.clone());
             c.state = State::Authorized { tokens };
         }
         c
+    }
+
+    /// The tokens the client holds, if it is authorized (or refreshing them).
+    pub fn tokens(&self) -> Option<&Tokens> {
+        match &self.state {
+            State::Authorized { tokens } | State::AwaitingRefresh { tokens, .. } => Some(tokens),
+            _ => None,
+        }
+    }
+
+    /// The authorization server of this client's resource: the issuer its Protected Resource
+    /// Metadata named at the latest discovery, else the issuer of the tokens the client
+    /// resumed with. A [`TokenStore`] keeps no other issuer's credentials for the resource.
+    // spec: CLI-5
+    pub fn authorization_server(&self) -> Option<&str> {
+        self.issuer.as_deref()
     }
 
     /// The canonical resource URI of the configured server.
@@ -506,27 +554,46 @@ impl Client {
     /// The MCP server answered 401: start (or restart) discovery from its challenge.
     // spec: DISC-1, DISC-2, PRM-8, DISC-10, DCR-10, AZ-5, GEN-6, DISC-11
     pub fn handle_unauthorized<'a>(&mut self, www_authenticate: impl IntoIterator<Item = &'a str>) {
-        let resource = match &self.resource {
-            Ok(r) => r.clone(),
-            Err(e) => return self.fail(e.clone()),
-        };
-        // The redirect URI is registered and sent to the AS: never one it must refuse.
-        if RedirectUri::parse(&self.config.redirect_uri).is_err() {
-            return self.fail(ClientError::BadRedirectUri);
+        if let Err(e) = self.preflight() {
+            return self.fail(e);
         }
-        let challenge = match parse_www_authenticate(www_authenticate)
-            .and_then(|c| BearerChallenge::from_challenges(&c))
-        {
-            Ok(c) => c.unwrap_or_default(),
-            Err(_) => return self.fail(ClientError::BadChallenge),
+        let Some(challenge) = parse_bearer(www_authenticate) else {
+            return self.fail(ClientError::BadChallenge);
         };
-        let scope = self.config.scope.clone().or_else(|| {
-            challenge
-                .scope
-                .as_deref()
-                .and_then(|s| ScopeSet::parse(s).ok())
-        });
-        let candidates = match challenge.resource_metadata {
+        self.rediscover(&challenge);
+    }
+
+    /// Start discovery from a 401's challenge, for the configured scope, else the
+    /// challenge's.
+    fn rediscover(&mut self, challenge: &BearerChallenge) {
+        let scope = self
+            .config
+            .scope
+            .clone()
+            .or_else(|| challenged_scope(challenge));
+        self.discover(challenge, scope);
+    }
+
+    /// What discovery needs before it starts: a valid resource, and a redirect URI the AS
+    /// can accept (it is registered and sent to the AS: never one it must refuse).
+    // spec: RES-9, DCR-10
+    fn preflight(&self) -> Result<ResourceUri, ClientError> {
+        let resource = self.resource.clone()?;
+        if RedirectUri::parse(&self.config.redirect_uri).is_err() {
+            return Err(ClientError::BadRedirectUri);
+        }
+        Ok(resource)
+    }
+
+    /// Start discovery from a parsed challenge, for `scope` (`None`: what PRM lists, else
+    /// none). The tokens held until now are dropped.
+    // spec: DISC-1, DISC-2, PRM-8, DISC-10, GEN-6, DISC-11
+    fn discover(&mut self, challenge: &BearerChallenge, scope: Option<ScopeSet>) {
+        let resource = match self.preflight() {
+            Ok(r) => r,
+            Err(e) => return self.fail(e),
+        };
+        let candidates = match challenge.resource_metadata.clone() {
             // A metadata URL is fetched only over https (or loopback http under the policy),
             // and never from a host the server may not send us to.
             Some(url) if !endpoint_ok(&url, self.transport_policy()) => {
@@ -555,6 +622,11 @@ impl Client {
     /// Start a refresh (the access token expired or was refused).
     // spec: RES-2, RT-10, ERR-10
     pub fn start_refresh(&mut self) {
+        self.refresh(None);
+    }
+
+    /// Start a refresh; `fallback` is the challenge to discover again from if the AS refuses.
+    fn refresh(&mut self, fallback: Option<BearerChallenge>) {
         let State::Authorized { tokens } = &self.state else {
             return self.fail(ClientError::UnexpectedInput);
         };
@@ -571,6 +643,7 @@ impl Client {
         self.state = State::AwaitingRefresh {
             tokens: tokens.clone(),
             request,
+            fallback,
         };
     }
 
@@ -599,7 +672,9 @@ impl Client {
             }
             State::AwaitingRegistration { flow } => self.on_registration(entropy, response, flow),
             State::AwaitingToken { flow, reg, .. } => self.on_token(now, response, &flow, &reg),
-            State::AwaitingRefresh { tokens, .. } => self.on_refresh(now, response, tokens),
+            State::AwaitingRefresh {
+                tokens, fallback, ..
+            } => self.on_refresh(now, response, tokens, fallback),
             other => {
                 self.state = other;
                 self.fail(ClientError::UnexpectedInput);
@@ -678,6 +753,8 @@ impl Client {
 
     fn fail(&mut self, error: ClientError) {
         self.outgoing = None;
+        // The MCP request that led here is over.
+        self.retries = mcp::Retries::default();
         self.state = State::Failed(error);
     }
 
@@ -749,6 +826,9 @@ impl Client {
                 ClientError::ForbiddenAddress { url }
             }));
         };
+        // From now on this is the resource's authorization server (a TokenStore drops the
+        // credentials of any other for it).
+        self.issuer = Some(issuer.as_str().to_owned());
         let scope = scope.or_else(|| {
             // 2025-11-25 scope selection: without a challenged scope, what PRM lists.
             (!prm.scopes_supported.is_empty())
@@ -967,7 +1047,11 @@ impl Client {
             expires_at: token.expires_in.map(|s| now.plus(s).as_secs()),
             access_token: token.access_token,
             refresh_token: token.refresh_token,
-            scope: token.scope,
+            // Omitted when identical to the scope requested (OAuth 2.1 §3.2.3): what a
+            // step-up adds to.
+            scope: token
+                .scope
+                .or_else(|| flow.scope.as_ref().and_then(ScopeSet::to_option)),
             // Taken only if it passes the checks of the other endpoints.
             revocation_endpoint: flow
                 .metadata
@@ -978,9 +1062,27 @@ impl Client {
         self.state = State::Authorized { tokens };
     }
 
-    // spec: RT-7
-    fn on_refresh(&mut self, now: UnixTime, response: &HttpResponse, old: Tokens) {
+    /// A refresh answered. Refused, and started by a 401 of the MCP server: authorize again
+    /// from that 401's challenge when one more authorization is allowed.
+    // spec: RT-7, ERR-10
+    fn on_refresh(
+        &mut self,
+        now: UnixTime,
+        response: &HttpResponse,
+        old: Tokens,
+        fallback: Option<BearerChallenge>,
+    ) {
+        let retries = self.retries.clone();
         let Some(token) = self.token_response(response) else {
+            if let Some(challenge) = fallback
+                && retries.reauthorized < self.config.reauthorize
+            {
+                self.retries = mcp::Retries {
+                    reauthorized: retries.reauthorized + 1,
+                    ..retries
+                };
+                self.rediscover(&challenge);
+            }
             return;
         };
         let tokens = Tokens {
@@ -1019,6 +1121,26 @@ impl Client {
             }
         }
     }
+}
+
+/// The Bearer challenge of a response's `WWW-Authenticate` values (an empty one if there is
+/// no Bearer challenge); `None` if they do not parse.
+// spec: DISC-2
+fn parse_bearer<'a>(
+    www_authenticate: impl IntoIterator<Item = &'a str>,
+) -> Option<BearerChallenge> {
+    parse_www_authenticate(www_authenticate)
+        .and_then(|c| BearerChallenge::from_challenges(&c))
+        .ok()
+        .map(Option::unwrap_or_default)
+}
+
+/// The challenge's `scope`, if it is a valid scope string.
+fn challenged_scope(challenge: &BearerChallenge) -> Option<ScopeSet> {
+    challenge
+        .scope
+        .as_deref()
+        .and_then(|s| ScopeSet::parse(s).ok())
 }
 
 /// RFC 6750 §2.1 `b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`:

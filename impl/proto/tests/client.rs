@@ -6,7 +6,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use mcp_auth_proto::client::{Action, Client, ClientConfig, ClientError, Tokens};
+use mcp_auth_proto::client::{
+    Action, Client, ClientConfig, ClientError, McpFailure, McpOutcome, TokenStore, Tokens,
+    mcp_request, protocol_version_header,
+};
 use mcp_auth_proto::form;
 use mcp_auth_proto::http::{HttpRequest, HttpResponse, Method};
 use mcp_auth_proto::types::ScopeSet;
@@ -2143,4 +2146,535 @@ fn tokens_expire_early_by_the_margin() {
         }
         .is_expired(UnixTime::from_secs(u64::MAX))
     );
+}
+
+// ---- answers of the MCP server ----------------------------------------------------------------
+
+/// A 401 for a token the server refuses.
+fn invalid_token() -> String {
+    format!(r#"Bearer resource_metadata="{PRM_INSERTED}", error="invalid_token""#)
+}
+
+/// A 403 naming the scopes the request needs.
+fn insufficient(scope: &str) -> String {
+    format!(
+        r#"Bearer resource_metadata="{PRM_INSERTED}", error="insufficient_scope", scope="{scope}""#
+    )
+}
+
+fn scopes(s: &str) -> ScopeSet {
+    ScopeSet::parse(s).expect("scopes")
+}
+
+impl Run {
+    /// The MCP server's answer to a request.
+    fn mcp(&mut self, status: u16, www: &[&str]) -> McpOutcome {
+        self.client.handle_mcp_response(status, www.iter().copied())
+    }
+
+    /// Play honest servers until the client is authorized (or fails): PRM, AS metadata,
+    /// registration, the user's approval, and tokens `at-N`/`rt-N` granting `granted` (`None`:
+    /// no `scope` in the token response).
+    fn complete(&mut self, n: u32, granted: Option<&str>) -> Action {
+        for _ in 0..8 {
+            let action = self.observe();
+            match &action {
+                Action::Send(req) if req.url == PRM_INSERTED => {
+                    self.client
+                        .handle_response(self.now, &mut self.entropy, &ok(&prm_doc()));
+                }
+                Action::Send(req) if req.url == ASM_URL => {
+                    self.client
+                        .handle_response(self.now, &mut self.entropy, &ok(&asm_doc()));
+                }
+                Action::Send(req) if req.url == REGISTER => {
+                    self.client
+                        .handle_response(self.now, &mut self.entropy, &registered());
+                }
+                Action::Send(req) if req.url == TOKEN => {
+                    let mut doc = token_doc(&format!("at-{n}"), Some(&format!("rt-{n}")));
+                    doc = match granted {
+                        Some(scope) => with(doc, "scope", json!(scope)),
+                        None => without(doc, "scope"),
+                    };
+                    self.client
+                        .handle_response(self.now, &mut self.entropy, &ok(&doc));
+                }
+                Action::OpenBrowser(url) => {
+                    let query = callback(url);
+                    self.client.handle_redirect(&query).expect("our callback");
+                }
+                _ => return action,
+            }
+        }
+        panic!("the flow did not settle")
+    }
+
+    /// The requests sent since the `from`-th.
+    fn sent_since(&self, from: usize) -> Vec<(Method, &str)> {
+        self.sent[from..]
+            .iter()
+            .map(|r| (r.method, r.url.as_str()))
+            .collect()
+    }
+}
+
+#[test]
+fn a_2xx_is_used_and_statuses_authorization_cannot_fix_are_handed_back() {
+    let mut run = Run::new();
+    run.authorize();
+    assert_eq!(run.mcp(200, &[]), McpOutcome::Done);
+    assert_eq!(run.mcp(202, &[]), McpOutcome::Done);
+    for status in [400, 404, 405, 500, 503] {
+        assert_eq!(
+            run.mcp(status, &[&invalid_token()]),
+            McpOutcome::Fail(McpFailure::Status { status })
+        );
+    }
+    // A 403 that is not about scope.
+    assert_eq!(
+        run.mcp(403, &[r#"Bearer error="invalid_token""#]),
+        McpOutcome::Fail(McpFailure::Forbidden)
+    );
+    // None of these touched the tokens or sent anything.
+    assert_eq!(
+        run.client.authorization_for(SERVER),
+        Some("Bearer at-1".into())
+    );
+    assert_eq!(
+        run.observe(),
+        Action::Authorized(run.client.tokens().unwrap().clone())
+    );
+}
+
+// spec: ERR-10, RT-10
+#[test]
+fn a_refused_access_token_is_refreshed_before_any_rediscovery() {
+    let mut run = Run::new();
+    run.authorize();
+    let before = run.sent.len();
+    assert_eq!(run.mcp(401, &[&invalid_token()]), McpOutcome::Refresh);
+    let req = send(run.observe());
+    let body = form_body(&req);
+    assert_eq!(body["grant_type"], "refresh_token");
+    assert_eq!(body["refresh_token"], "rt-1");
+    authorized(run.respond(ok(&token_doc("at-2", Some("rt-2")))));
+    // Only the refresh went out: no discovery, no registration, no user.
+    assert_eq!(run.sent_since(before), [(Method::Post, TOKEN)]); // spec: RT-10
+    assert_eq!(
+        run.client.authorization_for(SERVER),
+        Some("Bearer at-2".into())
+    );
+    assert_eq!(run.mcp(200, &[]), McpOutcome::Done);
+}
+
+// spec: ERR-10, DISC-10
+#[test]
+fn a_refused_refresh_falls_back_to_discovery_from_the_401() {
+    let mut run = Run::new();
+    run.authorize();
+    let before = run.sent.len();
+    let www = r#"Bearer resource_metadata="https://h/v2/prm", error="invalid_token""#;
+    assert_eq!(run.mcp(401, &[www]), McpOutcome::Refresh);
+    send(run.observe());
+    let refused = HttpResponse::json(400, &json!({"error": "invalid_grant"}));
+    // The client goes on by itself: the PRM named by the 401's challenge.
+    assert_get(&send(run.respond(refused.clone())), "https://h/v2/prm");
+    assert_eq!(
+        run.sent_since(before),
+        [(Method::Post, TOKEN), (Method::Get, "https://h/v2/prm")]
+    );
+
+    // Without re-authorization allowed, the refresh's error ends the flow.
+    let mut run = Run::with(ClientConfig {
+        reauthorize: 0,
+        ..config()
+    });
+    run.authorize();
+    assert_eq!(run.mcp(401, &[&invalid_token()]), McpOutcome::Refresh);
+    send(run.observe());
+    assert_eq!(
+        failed(run.respond(refused)),
+        ClientError::TokenRejected {
+            status: 400,
+            error: Some("invalid_grant".into())
+        }
+    );
+}
+
+// spec: ERR-10, DISC-10
+#[test]
+fn a_401_without_a_refresh_token_rediscovers() {
+    let mut run = Run::new();
+    run.until_token_request();
+    authorized(run.respond(ok(&token_doc("at-1", None))));
+    let before = run.sent.len();
+    assert_eq!(run.mcp(401, &[&invalid_token()]), McpOutcome::Rediscover);
+    assert_eq!(run.client.authorization_for(SERVER), None);
+    authorized(run.complete(2, Some("mcp:tools")));
+    assert_eq!(
+        run.sent_since(before),
+        [
+            (Method::Get, PRM_INSERTED),
+            (Method::Get, ASM_URL),
+            (Method::Post, REGISTER),
+            (Method::Post, TOKEN),
+        ]
+    );
+
+    // An idle client (no token sent yet) starts its first authorization the same way.
+    let mut run = Run::new();
+    assert_eq!(run.mcp(401, &[&challenge()]), McpOutcome::Rediscover);
+    assert_get(&send(run.observe()), PRM_INSERTED);
+}
+
+// spec: ERR-10
+#[test]
+fn the_retries_of_one_request_are_bounded_and_the_next_request_starts_afresh() {
+    let mut run = Run::with(ClientConfig {
+        reauthorize: 2,
+        ..config()
+    });
+    run.authorize();
+    let www = invalid_token();
+    // The server refuses every token: one refresh, then two new authorizations, then stop.
+    assert_eq!(run.mcp(401, &[&www]), McpOutcome::Refresh);
+    send(run.observe());
+    authorized(run.respond(ok(&token_doc("at-2", Some("rt-2")))));
+    assert_eq!(run.mcp(401, &[&www]), McpOutcome::Rediscover);
+    authorized(run.complete(3, Some("mcp:tools")));
+    assert_eq!(run.mcp(401, &[&www]), McpOutcome::Rediscover);
+    authorized(run.complete(4, Some("mcp:tools")));
+    let before = run.sent.len();
+    assert_eq!(
+        run.mcp(401, &[&www]),
+        McpOutcome::Fail(McpFailure::ReauthorizeLimit)
+    );
+    assert_eq!(run.sent.len(), before);
+    assert_eq!(
+        run.client.authorization_for(SERVER),
+        Some("Bearer at-4".into())
+    );
+    // The next request may refresh again.
+    assert_eq!(run.mcp(401, &[&www]), McpOutcome::Refresh);
+}
+
+#[test]
+fn step_up_asks_for_the_union_of_held_and_challenged_scopes() {
+    // The configured scope does not cap a step-up.
+    let mut run = Run::with(ClientConfig {
+        scope: Some(scopes("mcp:tools")),
+        ..config()
+    });
+    run.authorize();
+    assert_eq!(
+        run.mcp(403, &[&insufficient("mcp:admin")]),
+        McpOutcome::Reauthorize {
+            scope: scopes("mcp:admin mcp:tools")
+        }
+    );
+    // From the challenge's PRM, through a new registration, to the user.
+    assert_get(&send(run.observe()), PRM_INSERTED);
+    let reg = send(run.respond(ok(&prm_doc())));
+    assert_get(&reg, ASM_URL);
+    let reg = send(run.respond(ok(&asm_doc())));
+    let metadata: Value = serde_json::from_slice(&reg.body).unwrap();
+    assert_eq!(metadata["scope"], "mcp:admin mcp:tools");
+    let url = browser(run.respond(registered()));
+    assert_eq!(url_query(&url)["scope"], "mcp:admin mcp:tools");
+
+    // Tokens without a `scope` member hold what was requested; the union builds on that.
+    let mut run = Run::new();
+    run.until_token_request();
+    let doc = without(token_doc("at-1", Some("rt-1")), "scope");
+    let tokens = authorized(run.respond(ok(&doc)));
+    assert_eq!(tokens.scope, None);
+    assert_eq!(
+        run.mcp(403, &[&insufficient("mcp:admin")]),
+        McpOutcome::Reauthorize {
+            scope: scopes("mcp:admin")
+        }
+    );
+    let tokens = authorized(run.complete(2, None));
+    assert_eq!(tokens.scope.as_deref(), Some("mcp:admin"));
+    assert_eq!(
+        run.mcp(403, &[&insufficient("mcp:admin mcp:write")]),
+        McpOutcome::Reauthorize {
+            scope: scopes("mcp:admin mcp:write")
+        }
+    );
+}
+
+#[test]
+fn step_up_never_repeats_nor_asks_for_nothing_new() {
+    // A scope the tokens hold already: authorizing again cannot help.
+    let mut run = Run::new();
+    run.authorize();
+    assert_eq!(
+        run.mcp(403, &[&insufficient("mcp:tools")]),
+        McpOutcome::Fail(McpFailure::ScopeAlreadyGranted {
+            scope: scopes("mcp:tools")
+        })
+    );
+    // No scope named at all.
+    assert_eq!(
+        run.mcp(403, &[r#"Bearer error="insufficient_scope""#]),
+        McpOutcome::Fail(McpFailure::ScopeAlreadyGranted {
+            scope: ScopeSet::default()
+        })
+    );
+    assert_eq!(
+        run.client.authorization_for(SERVER),
+        Some("Bearer at-1".into())
+    );
+
+    // The AS grants less than the step-up asked: the same step-up is not tried twice.
+    let mut run = Run::new();
+    run.authorize();
+    let www = insufficient("mcp:admin");
+    let union = scopes("mcp:admin mcp:tools");
+    assert_eq!(
+        run.mcp(403, &[&www]),
+        McpOutcome::Reauthorize {
+            scope: union.clone()
+        }
+    );
+    authorized(run.complete(2, Some("mcp:tools")));
+    let before = run.sent.len();
+    assert_eq!(
+        run.mcp(403, &[&www]),
+        McpOutcome::Fail(McpFailure::StepUpRepeated { scope: union })
+    );
+    assert_eq!(run.sent.len(), before);
+
+    // Without re-authorization allowed the 403 is handed back, and the tokens stay.
+    let mut run = Run::with(ClientConfig {
+        reauthorize: 0,
+        ..config()
+    });
+    run.authorize();
+    assert_eq!(
+        run.mcp(403, &[&www]),
+        McpOutcome::Fail(McpFailure::ReauthorizeLimit)
+    );
+    assert_eq!(
+        run.client.authorization_for(SERVER),
+        Some("Bearer at-1".into())
+    );
+}
+
+// spec: DISC-2, DISC-11
+#[test]
+fn a_challenge_the_client_cannot_follow_ends_the_flow() {
+    let mut run = Run::new();
+    run.authorize();
+    assert_eq!(
+        run.mcp(401, &["Bearer realm=\"a\", realm=\"b\""]),
+        McpOutcome::Fail(McpFailure::Flow(ClientError::BadChallenge))
+    );
+    assert_eq!(failed(run.observe()), ClientError::BadChallenge);
+
+    // A step-up towards a PRM on a private address: refused before any request.
+    let mut run = Run::new();
+    run.authorize();
+    let www = r#"Bearer resource_metadata="https://10.0.0.1/prm", error="insufficient_scope", scope="mcp:admin""#;
+    let before = run.sent.len();
+    assert_eq!(
+        run.mcp(403, &[www]),
+        McpOutcome::Fail(McpFailure::Flow(ClientError::ForbiddenAddress {
+            url: "https://10.0.0.1/prm".into()
+        }))
+    );
+    assert_eq!(run.sent.len(), before);
+}
+
+// spec: TRN-1, TRN-2, TRN-5, CLI-1, CLI-3
+#[test]
+fn mcp_requests_carry_the_protocol_version_after_initialize_and_the_token_in_the_header() {
+    assert_eq!(protocol_version_header("initialize"), None);
+    let first = mcp_request(SERVER, "initialize", b"{}".to_vec(), None, None);
+    assert_eq!(first.method, Method::Post);
+    assert_eq!(first.header_str("mcp-protocol-version"), None);
+    assert_eq!(first.header_str("authorization"), None);
+    for method in ["notifications/initialized", "tools/list", "tools/call"] {
+        let req = mcp_request(
+            SERVER,
+            method,
+            b"{}".to_vec(),
+            Some("s-1"),
+            Some("Bearer at-1"),
+        );
+        assert_eq!(req.header_str("mcp-protocol-version"), Some("2025-06-18"));
+        assert_eq!(req.header_str("mcp-session-id"), Some("s-1"));
+        assert_eq!(req.header_str("authorization"), Some("Bearer at-1"));
+        assert_eq!(req.url, SERVER);
+        assert!(req.has_content_type("application/json"));
+    }
+}
+
+fn tokens_of(issuer: &str, resource: &str, access: &str) -> Tokens {
+    Tokens {
+        issuer: issuer.into(),
+        token_endpoint: format!("{issuer}/token"),
+        resource: resource.into(),
+        client_id: CLIENT_ID.into(),
+        client_secret: None,
+        client_secret_post: false,
+        access_token: access.into(),
+        refresh_token: Some(format!("r{access}")),
+        expires_at: None,
+        scope: None,
+        revocation_endpoint: None,
+    }
+}
+
+// spec: CLI-5
+#[test]
+fn stored_credentials_are_keyed_by_issuer_and_resource() {
+    let mut store = TokenStore::default();
+    store.insert(tokens_of(ISSUER, SERVER, "x1"));
+    store.insert(tokens_of(ISSUER, "https://h/other", "x2"));
+    assert_eq!(
+        store.get(SERVER).map(|t| t.access_token.as_str()),
+        Some("x1")
+    );
+    // The serialized form: issuer, then resource.
+    let json = serde_json::to_value(&store).unwrap();
+    assert_eq!(json[ISSUER][SERVER]["access_token"], "x1");
+
+    // The server names another AS: its tokens replace the first AS's for that resource only.
+    store.insert(tokens_of("https://as2", SERVER, "y1"));
+    let keys: Vec<(&str, &str)> = store.iter().map(|(i, r, _)| (i, r)).collect();
+    assert_eq!(
+        keys,
+        [
+            ("https://as/t1", "https://h/other"),
+            ("https://as2", SERVER)
+        ]
+    );
+    assert_eq!(
+        store.get(SERVER).map(|t| t.access_token.as_str()),
+        Some("y1")
+    );
+
+    // A store that holds two issuers' credentials for one resource offers neither.
+    let legacy: TokenStore = serde_json::from_value(json!({
+        ISSUER: {SERVER: tokens_of(ISSUER, SERVER, "x1")},
+        "https://as2": {SERVER: tokens_of("https://as2", SERVER, "y1")},
+    }))
+    .unwrap();
+    assert_eq!(legacy.get(SERVER), None);
+    let mut logout = legacy.clone();
+    assert_eq!(logout.remove(SERVER).len(), 2);
+    assert!(logout.is_empty());
+}
+
+// spec: CLI-5, RT-7
+#[test]
+fn the_store_follows_the_client_when_the_resource_names_another_authorization_server() {
+    let mut store = TokenStore::default();
+    store.insert(tokens_of("https://as2", SERVER, "old"));
+    let mut run = Run::from_client(Client::resume(config(), store.get(SERVER).unwrap().clone()));
+    assert_eq!(run.client.authorization_server(), Some("https://as2"));
+    // Refused, the refresh refused too: discovery names ISSUER, and the flow fails after that.
+    assert_eq!(run.mcp(401, &[&invalid_token()]), McpOutcome::Refresh);
+    send(run.observe());
+    let req = send(run.respond(HttpResponse::json(400, &json!({"error": "invalid_grant"}))));
+    assert_get(&req, PRM_INSERTED);
+    send(run.respond(ok(&prm_doc())));
+    assert_eq!(run.client.authorization_server(), Some(ISSUER));
+    failed(run.respond(ok(&json!("not metadata"))));
+    store.sync(&run.client);
+    // The credentials from the AS the resource no longer names are gone.
+    assert_eq!(store.get(SERVER), None);
+    assert!(store.is_empty());
+
+    // A refresh's rotated refresh token replaces the old one (RT-7).
+    let mut run = Run::new();
+    run.authorize();
+    store.sync(&run.client);
+    assert_eq!(
+        store.get(SERVER).and_then(|t| t.refresh_token.as_deref()),
+        Some("rt-1")
+    );
+    send(run.refresh());
+    authorized(run.respond(ok(&token_doc("at-2", Some("rt-2")))));
+    store.sync(&run.client);
+    let kept: Vec<_> = store
+        .iter()
+        .map(|(_, _, t)| t.refresh_token.clone())
+        .collect();
+    assert_eq!(kept, [Some("rt-2".to_owned())]);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// However the servers answer, one MCP request ends (Done or Fail) after at most one
+    /// refresh and `reauthorize` new authorizations, and the client never sends the user
+    /// to authorize for the same scope twice in one request.
+    // spec: ERR-10
+    #[test]
+    fn one_request_is_retried_a_bounded_number_of_times(
+        reauthorize in 0u32..4,
+        answers in proptest::collection::vec(
+            (prop_oneof![Just(200u16), Just(401), Just(403), Just(404)],
+             proptest::sample::select(vec!["mcp:tools", "mcp:admin", "mcp:write", "mcp:tools mcp:admin", ""])),
+            1..24,
+        ),
+        granted in proptest::collection::vec(
+            proptest::option::of(proptest::sample::select(vec!["mcp:tools", "mcp:admin", "mcp:tools mcp:admin mcp:write"])),
+            24,
+        ),
+        refresh_ok in proptest::collection::vec(any::<bool>(), 24),
+    ) {
+        let mut run = Run::with(ClientConfig { reauthorize, ..config() });
+        run.authorize();
+        let mut retries = 0u32;
+        let mut authorizations = 0u32;
+        let mut step_ups: Vec<ScopeSet> = Vec::new();
+        for (i, (status, scope)) in answers.into_iter().enumerate() {
+            let www = match status {
+                401 => invalid_token(),
+                _ => insufficient(scope),
+            };
+            let outcome = run.mcp(status, &[&www]);
+            match outcome {
+                McpOutcome::Done | McpOutcome::Fail(_) => {
+                    retries = 0;
+                    authorizations = 0;
+                    step_ups.clear();
+                    if matches!(run.observe(), Action::Failed(_)) {
+                        break;
+                    }
+                    continue;
+                }
+                McpOutcome::Refresh => {
+                    send(run.observe());
+                    if refresh_ok[i] {
+                        run.respond(ok(&token_doc(&format!("at-r{i}"), Some(&format!("rt-r{i}")))));
+                    } else if let Action::Send(_) = run
+                        .respond(HttpResponse::json(400, &json!({"error": "invalid_grant"})))
+                    {
+                        // Refused: the client discovers again by itself.
+                        authorizations += 1;
+                    }
+                }
+                McpOutcome::Reauthorize { scope } => {
+                    prop_assert!(!step_ups.iter().any(|s| scope.is_subset(s)));
+                    step_ups.push(scope);
+                    authorizations += 1;
+                }
+                McpOutcome::Rediscover => authorizations += 1,
+            }
+            retries += 1;
+            prop_assert!(retries <= reauthorize + 1);
+            prop_assert!(authorizations <= reauthorize);
+            if matches!(run.observe(), Action::Failed(_)) {
+                break;
+            }
+            let action = run.complete(u32::try_from(i).unwrap() + 10, granted[i]);
+            prop_assert!(matches!(action, Action::Authorized(_)));
+        }
+    }
 }

@@ -557,11 +557,17 @@ where
             }
         };
     };
-    let limit = shared.guard().body_limit();
-    let body = match Limited::new(body, limit).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(e) if e.is::<LengthLimitError>() => return Ok(encode(shared.guard().body_too_large())),
-        Err(_) => return Ok(encode(shared.guard().body_unreadable())),
+    // A request without a body (GET, DELETE) has nothing to buffer.
+    let body = if body.is_end_stream() {
+        Bytes::new()
+    } else {
+        match Limited::new(body, McpGuard::BODY_LIMIT).collect().await {
+            Ok(collected) => collected.to_bytes(),
+            Err(e) if e.is::<LengthLimitError>() => {
+                return Ok(encode(shared.guard().body_too_large()));
+            }
+            Err(_) => return Ok(encode(shared.guard().body_unreadable())),
+        }
     };
     let forward = match shared.guard().handle_body(admitted, &body) {
         Ok(forward) => forward,

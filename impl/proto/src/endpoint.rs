@@ -11,7 +11,7 @@
 //!    issuer's keys once when a `kid` is unknown ([`Verdict::FetchKeys`]) and asking the
 //!    authorization server when introspection is configured ([`Verdict::Introspect`]): RS-*,
 //!    ERR-*, RT-2.
-//! 4. Only then is the body read, at most [`McpGuard::body_limit`] bytes (SEC-12).
+//! 4. Only then is the body read, at most [`McpGuard::BODY_LIMIT`] bytes (SEC-12).
 //! 5. The `MCP-Protocol-Version` is checked, after authentication (TRN-3, TRN-4).
 //! 6. `tools/call` needs its tool's scopes (403 `insufficient_scope`: ERR-2).
 //! 7. A presented `Mcp-Session-Id` must belong to the caller (404 otherwise: SEC-2, SEC-3,
@@ -28,7 +28,7 @@
 //!         FetchKeys(_) => { single-flight: send key_request()s, handle_key_response() } // then loop
 //!         Introspect(call) => verdict = lock().handle_introspection(now(), call, answer)
 //!         ReadBody(admitted) => {
-//!             body = read at most body_limit() bytes (else body_too_large / body_unreadable)
+//!             body = read at most BODY_LIMIT bytes (else body_too_large / body_unreadable)
 //!             match lock().handle_body(admitted, &body) {
 //!                 Err(response) => return response,
 //!                 Ok(forward) => { answer = inner(request, forward.access, forward.session);
@@ -82,7 +82,7 @@ impl RequestHead for HttpRequest {
 pub enum Verdict {
     /// Answer with this; the MCP server never sees the request.
     Respond(HttpResponse),
-    /// The caller is authenticated: read the body (at most [`McpGuard::body_limit`] bytes) and
+    /// The caller is authenticated: read the body (at most [`McpGuard::BODY_LIMIT`] bytes) and
     /// hand it to [`McpGuard::handle_body`].
     ReadBody(Admitted),
     /// The token names a key the guard does not hold, and a refetch is due: fetch the keys
@@ -249,10 +249,8 @@ impl McpGuard {
         }
     }
 
-    /// Largest body [`McpGuard::handle_body`] accepts.
-    pub const fn body_limit(&self) -> usize {
-        guard::BODY_LEN_MAX
-    }
+    /// Largest body [`McpGuard::handle_body`] accepts (1 MiB).
+    pub const BODY_LIMIT: usize = guard::BODY_LEN_MAX;
 
     /// Steps 1–3 of the pipeline (module docs) for a request's head.
     pub fn handle_request(&mut self, now: UnixTime, head: &impl RequestHead) -> Verdict {
@@ -372,7 +370,7 @@ impl McpGuard {
         }
     }
 
-    /// A body longer than [`McpGuard::body_limit`]: 400 `invalid_request` (ERR-8, SEC-12).
+    /// A body longer than [`McpGuard::BODY_LIMIT`]: 400 `invalid_request` (ERR-8, SEC-12).
     pub fn body_too_large(&self) -> HttpResponse {
         guard::body_too_large()
     }

@@ -67,6 +67,7 @@ pub mod mutation;
 pub mod properties;
 pub mod replay;
 pub mod report;
+pub mod url;
 pub mod world;
 
 use std::collections::BTreeMap;
@@ -76,7 +77,6 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use mcp_auth_proto::client::{Action as ClientAction, Client, ClientConfig};
 use mcp_auth_proto::error::Rejection;
-use mcp_auth_proto::harness::{query_map, split_url};
 use mcp_auth_proto::http::{HttpRequest, HttpResponse, Method};
 use mcp_auth_proto::jwt::{AccessClaims, Audience, Ed25519Signer, KeySet, Signer};
 use mcp_auth_proto::metadata::ProtectedResourceMetadata;
@@ -92,6 +92,8 @@ use mcp_auth_proto::{Sequential, UnixTime};
 use stateright::{Model, Property};
 
 pub use world::{Audit, Claims, Event, Knowledge, Party, Session, Target, Via, World};
+
+use url::{query_map, split_url};
 
 use replay::{Endpoint, Observation, RedirectTo, Role};
 

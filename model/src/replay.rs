@@ -21,13 +21,13 @@ use std::fmt::Write as _;
 
 use mcp_auth_proto::challenge::parse_www_authenticate;
 use mcp_auth_proto::client::{Action as ClientAction, Client, ClientError};
-use mcp_auth_proto::harness::{query_map, split_url};
 use mcp_auth_proto::http::HttpResponse;
 use mcp_auth_proto::resource::Challenge;
 use stateright::Model;
 
 use crate::mutation::MutationCase;
 use crate::report::{self, RunOptions};
+use crate::url::{query_map, split_url};
 use crate::{Action, Config, World, properties};
 
 thread_local! {

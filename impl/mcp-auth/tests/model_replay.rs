@@ -50,11 +50,11 @@ use mcp_auth_model::properties as p;
 use mcp_auth_model::replay::{
     self, Endpoint, Minted, ModelPath, Observation, Observed, RedirectTo, Role,
 };
+use mcp_auth_model::url::query_map;
 use mcp_auth_model::{ALICE, ATTACKER_REDIRECT, ATTACKER_VERIFIER, Action, Config, MALLORY, Prm};
 use mcp_auth_model::{SCOPE, Target, Whose, redirect_uri};
 use mcp_auth_proto::Rejection;
 use mcp_auth_proto::client::{Action as ClientAction, Client, ClientConfig};
-use mcp_auth_proto::harness::query_map;
 use mcp_auth_proto::http::{HttpRequest, HttpResponse, Method};
 use mcp_auth_proto::metadata::ProtectedResourceMetadata;
 use mcp_auth_proto::mutations::Mutations;
@@ -75,7 +75,7 @@ fn scopes() -> ScopeSet {
 const POLICY: HttpPolicy = HttpPolicy::AllowLoopbackHttp;
 
 fn origin(url: &str) -> String {
-    mcp_auth_proto::harness::split_url(url)
+    mcp_auth_model::url::split_url(url)
         .map(|(o, _, _)| o)
         .unwrap_or_default()
 }

@@ -14,11 +14,10 @@
 //! zeros).
 //!
 //! The targets use the fixed keys, issuer and resources of [`crate::harness`] and its
-//! predictable [`mcp_auth_proto::Sequential`] entropy. One exception to the core's "no clock" rule:
-//! [`token_differential`] runs our validator at jsonwebtoken's own wall-clock time, because
-//! `jsonwebtoken::decode` cannot be given a time.
-//!
-//! This module is test support, not API: it may change at any time.
+//! predictable [`mcp_auth_proto::Sequential`] entropy, and a fixed or input-derived `now`: no
+//! target reads the clock (even [`token_differential`], although `jsonwebtoken::decode` cannot
+//! be given a time: see `jsonwebtoken_verdict`), so a reproducer replays the same way on any
+//! day.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::OnceLock;
@@ -801,27 +800,50 @@ pub fn token_claims(data: &[u8]) {
 // ---------------------------------------------------------------------------------------------
 // token_differential
 
-/// jsonwebtoken's verdict on a token, configured with our checks.
+/// The time at which [`token_differential`] validates: fixed, as everywhere else in these
+/// targets (a date of 2025, so that the generated times have the magnitude of real ones).
+const DIFFERENTIAL_NOW: u64 = 1_750_000_000;
+
+/// jsonwebtoken's verdict on a token, configured with our checks but the time comparisons, and
+/// the claims it decoded.
 ///
-/// RFC 7519 §4.1.4: the token must not be accepted **on or after** `exp`; with leeway we
-/// refuse when `now >= exp + leeway`. jsonwebtoken refuses when `exp < now - leeway`, which
-/// accepts one more second, so its `exp` check runs with `leeway - 1` and its `nbf` check
-/// (`nbf > now + leeway`, the same as ours) with `leeway`.
-fn jsonwebtoken_verdict(token: &str, key: &jsonwebtoken::DecodingKey) -> Result<(), String> {
+/// `jsonwebtoken::decode` compares `exp` and `nbf` with its own wall clock and cannot be given a
+/// time, so its comparisons are made neutral and [`time_verdict`] makes them at the target's
+/// fixed `now`: `exp` is not compared (it is a required claim, so its presence and type are
+/// still checked), and `nbf` is checked with a leeway of 2^62 s, which still refuses a
+/// malformed `nbf` (`null`, a string, a negative number) but compares it only with a time
+/// beyond any `now`, whatever the wall clock says: the verdict does not depend on the clock.
+fn jsonwebtoken_verdict(
+    token: &str,
+    key: &jsonwebtoken::DecodingKey,
+) -> Result<AccessClaims, String> {
     use jsonwebtoken::{Algorithm, Validation, decode};
-    let mut exp_check = Validation::new(Algorithm::EdDSA);
-    exp_check.set_issuer(&[ISSUER]);
-    exp_check.set_audience(&[RESOURCE]);
-    exp_check.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-    exp_check.leeway = LEEWAY - 1;
-    exp_check.validate_exp = true;
-    exp_check.validate_nbf = false;
-    let mut nbf_check = exp_check.clone();
-    nbf_check.leeway = LEEWAY;
-    nbf_check.validate_exp = false;
-    nbf_check.validate_nbf = true;
-    decode::<AccessClaims>(token, key, &exp_check).map_err(|e| format!("exp pass: {e:?}"))?;
-    decode::<AccessClaims>(token, key, &nbf_check).map_err(|e| format!("nbf pass: {e:?}"))?;
+    let mut validation = Validation::new(Algorithm::EdDSA);
+    validation.set_issuer(&[ISSUER]);
+    validation.set_audience(&[RESOURCE]);
+    validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+    validation.validate_exp = false;
+    validation.validate_nbf = true;
+    validation.leeway = 1 << 62;
+    decode::<AccessClaims>(token, key, &validation)
+        .map(|data| data.claims)
+        .map_err(|e| format!("{e:?}"))
+}
+
+/// RFC 7519 §4.1.4 and §4.1.5 with the leeway, at `now`, on the claims jsonwebtoken decoded: the
+/// token must not be accepted on or after `exp + leeway`, nor before `nbf - leeway`.
+/// (jsonwebtoken's own rule refuses only when `exp < now - leeway`, which accepts one second
+/// more.)
+fn time_verdict(claims: &AccessClaims, now: u64) -> Result<(), String> {
+    if now >= claims.exp.saturating_add(LEEWAY) {
+        return Err("expired".into());
+    }
+    if claims
+        .nbf
+        .is_some_and(|nbf| now.saturating_add(LEEWAY) < nbf)
+    {
+        return Err("not yet valid".into());
+    }
     Ok(())
 }
 
@@ -887,8 +909,9 @@ fn jsonwebtoken_header_strictness(token: &str) -> bool {
 }
 
 /// Differential: our `jwt::validate` against jsonwebtoken's `decode` configured with the same
-/// checks (alg EdDSA, `iss`, `aud`, `exp`/`nbf` with the same leeway, required claims), plus our
-/// extra checks on top. Accept/reject must agree; otherwise the target panics with both results.
+/// checks (alg EdDSA, `iss`, `aud`, required claims, the types of `exp` and `nbf`), the time
+/// checks of RFC 7519 at the fixed `DIFFERENTIAL_NOW` with the same leeway, plus our extra
+/// checks on top. Accept/reject must agree; otherwise the target panics with both results.
 pub fn token_differential(data: &[u8]) {
     static KEY: OnceLock<jsonwebtoken::DecodingKey> = OnceLock::new();
     let key = KEY.get_or_init(|| {
@@ -896,13 +919,12 @@ pub fn token_differential(data: &[u8]) {
         jsonwebtoken::DecodingKey::from_jwk(jwk).expect("decoding key")
     });
     let mut g = Gen::new(data);
-    let t0 = jsonwebtoken::get_current_timestamp();
-    let token = gen_token(&mut g, t0);
-    let ours = mcp_auth_proto::jwt::validate(policy(), keys(), UnixTime::from_secs(t0), &token);
-    let theirs = jsonwebtoken_verdict(&token, key).and_then(|()| extra_checks(&token, t0));
-    if jsonwebtoken::get_current_timestamp() != t0 {
-        return; // the clock ticked in between: the verdicts are not comparable
-    }
+    let now = DIFFERENTIAL_NOW;
+    let token = gen_token(&mut g, now);
+    let ours = mcp_auth_proto::jwt::validate(policy(), keys(), UnixTime::from_secs(now), &token);
+    let theirs = jsonwebtoken_verdict(&token, key)
+        .and_then(|claims| time_verdict(&claims, now))
+        .and_then(|()| extra_checks(&token, now));
     if ours.is_ok() && theirs.is_err() && jsonwebtoken_header_strictness(&token) {
         return;
     }

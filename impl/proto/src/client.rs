@@ -68,8 +68,8 @@ pub struct ClientConfig {
     /// `code_challenge_methods_supported` entirely (it must still not exclude S256).
     // spec: PF-12
     pub allow_missing_pkce_metadata: bool,
-    /// Defenses turned off, for the model checker only (feature `mutations`).
-    #[cfg(feature = "mutations")]
+    /// Defenses turned off, for the model checker only (cfg `mcp_auth_mutations`).
+    #[cfg(mcp_auth_mutations)]
     pub mutations: crate::mutations::Mutations,
 }
 
@@ -93,7 +93,7 @@ impl std::fmt::Debug for ClientConfig {
                 "allow_missing_pkce_metadata",
                 &self.allow_missing_pkce_metadata,
             );
-        #[cfg(feature = "mutations")]
+        #[cfg(mcp_auth_mutations)]
         d.field("mutations", &self.mutations);
         d.finish()
     }
@@ -111,7 +111,7 @@ impl ClientConfig {
             http_policy: HttpPolicy::HttpsOnly,
             allow_private_addresses: false,
             allow_missing_pkce_metadata: false,
-            #[cfg(feature = "mutations")]
+            #[cfg(mcp_auth_mutations)]
             mutations: crate::mutations::Mutations::default(),
         }
     }

@@ -200,8 +200,8 @@ pub struct AsConfig {
     /// URI as the user name. A resource server learns about the tokens of its own audience
     /// only. Empty by default (then only clients introspect, their own tokens).
     pub resource_credentials: BTreeMap<ResourceUri, SecretDigest>,
-    /// Defenses turned off, for the model checker only (feature `mutations`).
-    #[cfg(feature = "mutations")]
+    /// Defenses turned off, for the model checker only (cfg `mcp_auth_mutations`).
+    #[cfg(mcp_auth_mutations)]
     pub mutations: crate::mutations::Mutations,
 }
 
@@ -244,7 +244,7 @@ impl AsConfig {
             name: "mcp-auth".into(),
             scope_descriptions: BTreeMap::new(),
             resource_credentials: BTreeMap::new(),
-            #[cfg(feature = "mutations")]
+            #[cfg(mcp_auth_mutations)]
             mutations: crate::mutations::Mutations::default(),
         }
     }
@@ -1094,7 +1094,7 @@ impl AuthorizationServer {
                 #[allow(unused_mut)]
                 let mut binding = binding.clone();
                 let proof = check_binding(&self.config, &binding, now, client_id, params)?;
-                #[cfg(feature = "mutations")]
+                #[cfg(mcp_auth_mutations)]
                 if self.config.mutations.skip_resource_binding
                     && let Ok(Some(r)) = params.one("resource")
                     && let Ok(r) = self.known_resource(r)
@@ -1349,7 +1349,7 @@ fn check_binding(
             return Err(Rejection::ResourceChanged);
         }
     }
-    #[cfg(feature = "mutations")]
+    #[cfg(mcp_auth_mutations)]
     if config.mutations.skip_pkce {
         return Ok(PkceVerified::skipped());
     }

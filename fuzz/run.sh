@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run one fuzz target: fuzz/run.sh TARGET SECONDS [libFuzzer args...]
 #
-# The body of every target is mcp_auth_proto::fuzzing::<TARGET>. Seeds are read from
+# The body of every target is mcp_auth_testkit::fuzzing::<TARGET>. Seeds are read from
 # fuzz/corpus/<TARGET> (checked in, never written); what libFuzzer finds goes to
 # fuzz/target/work-corpus/<TARGET> (ignored by git); crashes go to fuzz/artifacts/<TARGET>.
 # A fixed crash's reproducer belongs in fuzz/regressions/<TARGET>/ (replayed by cargo test).

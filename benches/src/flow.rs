@@ -12,10 +12,10 @@
 use mcp_auth_proto::UnixTime;
 use mcp_auth_proto::client::{Action, Client};
 use mcp_auth_proto::entropy::Sequential;
-use mcp_auth_proto::harness::{Harness, query_map, redirect_query, split_url};
 use mcp_auth_proto::http::{HttpRequest, HttpResponse, Method};
 use mcp_auth_proto::server::AuthorizationServer;
 use mcp_auth_proto::server::http::{UserAgentPolicy, handle};
+use mcp_auth_testkit::harness::{Harness, query_map, redirect_query, split_url};
 
 /// An authorization server with one registered public client, and the client's requests.
 pub struct AsFlow {

@@ -63,10 +63,12 @@
 //! terminal state, and `PROGRESS` says every started session is finished or has its next step
 //! enabled — hence in every terminal state every session is finished.
 
+#[cfg(mcp_auth_mutations)]
 pub mod mutation;
 pub mod properties;
 pub mod replay;
 pub mod report;
+pub mod url;
 pub mod world;
 
 use std::collections::BTreeMap;
@@ -76,10 +78,10 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use mcp_auth_proto::client::{Action as ClientAction, Client, ClientConfig};
 use mcp_auth_proto::error::Rejection;
-use mcp_auth_proto::harness::{query_map, split_url};
 use mcp_auth_proto::http::{HttpRequest, HttpResponse, Method};
 use mcp_auth_proto::jwt::{AccessClaims, Audience, Ed25519Signer, KeySet, Signer};
 use mcp_auth_proto::metadata::ProtectedResourceMetadata;
+#[cfg(mcp_auth_mutations)]
 use mcp_auth_proto::mutations::Mutations;
 use mcp_auth_proto::pkce::CodeVerifier;
 use mcp_auth_proto::resource::{ResourceServer, RsConfig};
@@ -92,6 +94,8 @@ use mcp_auth_proto::{Sequential, UnixTime};
 use stateright::{Model, Property};
 
 pub use world::{Audit, Claims, Event, Knowledge, Party, Session, Target, Via, World};
+
+use url::{query_map, split_url};
 
 use replay::{Endpoint, Observation, RedirectTo, Role};
 
@@ -225,6 +229,14 @@ pub enum Action {
     },
 }
 
+/// The environment of a build that has mutations: the core's defense switches exist only with
+/// the cfg `mcp_auth_mutations` (not a cargo feature, so that no dependency can compile them
+/// into a server), built in a target directory of its own so that the ordinary one is not
+/// rebuilt. For example `RUSTFLAGS="--cfg mcp_auth_mutations" CARGO_TARGET_DIR=target/mutations
+/// cargo run --release -p mcp-auth-model -- check --mutation all`.
+pub const MUTATIONS_BUILD_ENV: &str =
+    "RUSTFLAGS=\"--cfg mcp_auth_mutations\" CARGO_TARGET_DIR=target/mutations";
+
 /// The size of the model.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Config {
@@ -243,7 +255,9 @@ pub struct Config {
     pub attacker_refreshes: u8,
     /// Successful redemptions of one code the attacker tries.
     pub attacker_redemptions: u8,
-    /// Defenses turned off (all on by default).
+    /// Defenses turned off (all on by default). Only in a build with the cfg
+    /// `mcp_auth_mutations` ([`MUTATIONS_BUILD_ENV`]).
+    #[cfg(mcp_auth_mutations)]
     pub mutations: Mutations,
 }
 
@@ -258,6 +272,7 @@ impl Config {
             session_refreshes: 1,
             attacker_refreshes: 3,
             attacker_redemptions: 2,
+            #[cfg(mcp_auth_mutations)]
             mutations: Mutations::default(),
         }
     }
@@ -292,6 +307,7 @@ impl Config {
     }
 
     /// The same configuration with these defenses off.
+    #[cfg(mcp_auth_mutations)]
     #[must_use]
     pub fn with_mutations(mut self, mutations: Mutations) -> Self {
         self.mutations = mutations;
@@ -333,31 +349,44 @@ fn scopes() -> ScopeSet {
     ScopeSet::from_tokens(["mcp:tools", "mcp:admin"])
 }
 
-fn authorization_server(
-    issuer: &str,
-    resources: &[&str],
-    seed: u8,
-    m: Mutations,
-) -> AuthorizationServer {
-    let issuer = Issuer::parse(issuer, HttpPolicy::HttpsOnly).expect("valid issuer");
-    let mut config = AsConfig::new(
-        issuer,
-        resources.iter().map(|r| (resource_uri(r), scopes())),
-    );
-    config.default_scopes = ScopeSet::from_tokens([SCOPE]);
-    config.mutations = m;
-    AuthorizationServer::new(
-        config,
-        Signer::new(Ed25519Signer::from_seed("k1", [seed; 32])),
-    )
-}
+impl Config {
+    /// An authorization server of the model, with this configuration's defense switches.
+    fn authorization_server(
+        &self,
+        issuer: &str,
+        resources: &[&str],
+        seed: u8,
+    ) -> AuthorizationServer {
+        let issuer = Issuer::parse(issuer, HttpPolicy::HttpsOnly).expect("valid issuer");
+        let mut config = AsConfig::new(
+            issuer,
+            resources.iter().map(|r| (resource_uri(r), scopes())),
+        );
+        config.default_scopes = ScopeSet::from_tokens([SCOPE]);
+        #[cfg(mcp_auth_mutations)]
+        {
+            config.mutations = self.mutations;
+        }
+        AuthorizationServer::new(
+            config,
+            Signer::new(Ed25519Signer::from_seed("k1", [seed; 32])),
+        )
+    }
 
-fn resource_server(resource: &str, trusted: &AuthorizationServer, m: Mutations) -> ResourceServer {
-    let mut config = RsConfig::new(resource_uri(resource), trusted.issuer().clone(), scopes());
-    config.validation.mutations = m;
-    let mut rs = ResourceServer::new(config);
-    rs.set_keys(UnixTime::default(), KeySet::from_jwks(&trusted.jwks()));
-    rs
+    /// A resource server of the model trusting `trusted`, with this configuration's defense
+    /// switches.
+    fn resource_server(&self, resource: &str, trusted: &AuthorizationServer) -> ResourceServer {
+        let config = RsConfig::new(resource_uri(resource), trusted.issuer().clone(), scopes());
+        #[cfg(mcp_auth_mutations)]
+        let config = {
+            let mut config = config;
+            config.validation.mutations = self.mutations;
+            config
+        };
+        let mut rs = ResourceServer::new(config);
+        rs.set_keys(UnixTime::default(), KeySet::from_jwks(&trusted.jwks()));
+        rs
+    }
 }
 
 /// The claims of a JWT (not verified: the audit reads what was issued).
@@ -453,10 +482,9 @@ fn json_field(body: &[u8], field: &str) -> Option<String> {
 impl AuthModel {
     /// The model for a configuration.
     pub fn new(cfg: Config) -> Self {
-        let m = cfg.mutations;
-        let honest = authorization_server(HONEST_ISSUER, &[HONEST_RS, EVIL_RS], 7, m);
+        let honest = cfg.authorization_server(HONEST_ISSUER, &[HONEST_RS, EVIL_RS], 7);
         Self {
-            evil_rs: resource_server(EVIL_RS, &honest, m),
+            evil_rs: cfg.resource_server(EVIL_RS, &honest),
             honest_users: honest_users(),
             evil_users: UserAgentPolicy::single(ALICE),
             honest_as_origin: origin(HONEST_ISSUER),
@@ -469,16 +497,17 @@ impl AuthModel {
 
     /// The initial world: the attacker has registered its two clients at the honest AS.
     pub fn initial(&self) -> World {
-        let m = self.cfg.mutations;
-        let honest_as = authorization_server(HONEST_ISSUER, &[HONEST_RS, EVIL_RS], 7, m);
-        let rs = resource_server(HONEST_RS, &honest_as, m);
+        let honest_as = self
+            .cfg
+            .authorization_server(HONEST_ISSUER, &[HONEST_RS, EVIL_RS], 7);
+        let rs = self.cfg.resource_server(HONEST_RS, &honest_as);
         let mut w = World {
             now: UnixTime::from_secs(1_000),
             ticks: 0,
             entropy: (0..=u64::from(self.cfg.sessions))
                 .map(|i| Sequential((i + 1) << 40))
                 .collect(),
-            evil_as: Arc::new(authorization_server(EVIL_ISSUER, &[EVIL_RS], 9, m)),
+            evil_as: Arc::new(self.cfg.authorization_server(EVIL_ISSUER, &[EVIL_RS], 9)),
             honest_as: Arc::new(honest_as),
             rs: Arc::new(rs),
             sessions: vec![None; usize::from(self.cfg.sessions)],
@@ -506,11 +535,15 @@ impl AuthModel {
     }
 
     fn client_config(&self, n: u8, target: Target) -> ClientConfig {
-        let mut config = ClientConfig {
+        let config = ClientConfig {
             scope: Some(ScopeSet::from_tokens([SCOPE])),
             ..ClientConfig::new(target.url(), redirect_uri(n))
         };
-        config.mutations = self.cfg.mutations;
+        #[cfg(mcp_auth_mutations)]
+        let config = ClientConfig {
+            mutations: self.cfg.mutations,
+            ..config
+        };
         config
     }
 

@@ -1,9 +1,13 @@
 //! `mcp-auth-model check [--config small|standard] [--threads N] [--timeout SECS]
 //!  [--mutation NAME|all] [--mermaid]` and `mcp-auth-model explore [ADDR]`.
+//!
+//! `--mutation` needs a build with the cfg `mcp_auth_mutations`
+//! ([`mcp_auth_model::MUTATIONS_BUILD_ENV`]); without it, it fails and names the command.
 
 use std::process::ExitCode;
 use std::time::Duration;
 
+#[cfg(mcp_auth_mutations)]
 use mcp_auth_model::mutation::{self, MutationCase};
 use mcp_auth_model::report::{self, Outcome, RunOptions};
 use mcp_auth_model::{Config, properties};
@@ -110,6 +114,7 @@ fn print_outcome(o: &Outcome, mermaid: bool) {
     );
 }
 
+#[cfg(mcp_auth_mutations)]
 fn check_mutation(args: &Args, case: &MutationCase) -> bool {
     let options = RunOptions {
         threads: 1,
@@ -152,6 +157,19 @@ fn main() -> ExitCode {
     let ok = match args.command.as_str() {
         "check" => match args.mutation.as_deref() {
             None => check(&args),
+            #[cfg(not(mcp_auth_mutations))]
+            Some(_) => {
+                let rest: Vec<String> = std::env::args().skip(1).collect();
+                eprintln!(
+                    "--mutation: this build has no mutations (the core's defense switches exist \
+                     only with the cfg `mcp_auth_mutations`); run\n  {} cargo run --release -p \
+                     mcp-auth-model -- {}",
+                    mcp_auth_model::MUTATIONS_BUILD_ENV,
+                    rest.join(" ")
+                );
+                return ExitCode::from(2);
+            }
+            #[cfg(mcp_auth_mutations)]
             Some("all") => {
                 let mut all = true;
                 for case in mutation::cases() {
@@ -159,6 +177,7 @@ fn main() -> ExitCode {
                 }
                 all
             }
+            #[cfg(mcp_auth_mutations)]
             Some(name) => match mutation::case(name) {
                 Some(case) => check_mutation(&args, &case),
                 None => {

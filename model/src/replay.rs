@@ -1,8 +1,9 @@
 //! Model paths as data, and what the core answered along them: the material for replaying the
 //! model on the real servers (`impl/mcp-auth/tests/model_replay.rs`).
 //!
-//! - [`example`] and [`counterexample`] give a path as its list of [`Action`]s: the example of
-//!   a `sometimes` property (the honest flow), or the counterexample a mutation yields.
+//! - [`example`] and `counterexample` give a path as its list of [`Action`]s: the example of
+//!   a `sometimes` property (the honest flow), or the counterexample a mutation yields (with
+//!   the cfg `mcp_auth_mutations` only).
 //! - [`observe`] runs a path in a model with every defense on and records, step by step, every
 //!   answer of the core: each exchange with an authorization server or an MCP server, each
 //!   callback handed to a client, and where each client stands afterwards.
@@ -21,13 +22,14 @@ use std::fmt::Write as _;
 
 use mcp_auth_proto::challenge::parse_www_authenticate;
 use mcp_auth_proto::client::{Action as ClientAction, Client, ClientError};
-use mcp_auth_proto::harness::{query_map, split_url};
 use mcp_auth_proto::http::HttpResponse;
 use mcp_auth_proto::resource::Challenge;
 use stateright::Model;
 
+#[cfg(mcp_auth_mutations)]
 use crate::mutation::MutationCase;
 use crate::report::{self, RunOptions};
+use crate::url::{query_map, split_url};
 use crate::{Action, Config, World, properties};
 
 thread_local! {
@@ -338,7 +340,8 @@ pub fn phase(client: &Client, classify: impl Fn(&str) -> Endpoint) -> String {
 pub struct ModelPath {
     /// The property it is an example or a counterexample of.
     pub property: &'static str,
-    /// The mutation it was found with (`None`: every defense on).
+    /// The mutation it was found with (`None`: every defense on; a mutation needs the cfg
+    /// `mcp_auth_mutations`).
     pub mutation: Option<&'static str>,
     /// Its actions, in order, from the initial state.
     pub actions: Vec<Action>,
@@ -346,12 +349,26 @@ pub struct ModelPath {
 
 impl ModelPath {
     /// The configuration the path was found in.
+    ///
+    /// # Panics
+    ///
+    /// If the path was found with a mutation and this build has none (see
+    /// [`crate::MUTATIONS_BUILD_ENV`]).
     pub fn config(&self) -> Config {
         let cfg = Config::small();
-        match self.mutation.and_then(crate::mutation::case) {
+        #[cfg(mcp_auth_mutations)]
+        let cfg = match self.mutation.and_then(crate::mutation::case) {
             Some(case) => cfg.with_mutations(case.mutations),
             None => cfg,
+        };
+        #[cfg(not(mcp_auth_mutations))]
+        if let Some(name) = self.mutation {
+            panic!(
+                "mutation {name}: this build has no mutations; build with {}",
+                crate::MUTATIONS_BUILD_ENV
+            );
         }
+        cfg
     }
 
     /// Whether `actions` is a path of this path's model (every action enabled and a
@@ -444,6 +461,7 @@ pub fn example(property: &'static str) -> Option<ModelPath> {
 
 /// The counterexample a mutation yields on the small configuration (cut at its first
 /// violating state).
+#[cfg(mcp_auth_mutations)]
 pub fn counterexample(case: &MutationCase) -> Option<ModelPath> {
     let cfg = Config::small().with_mutations(case.mutations);
     first_discovery(cfg, case.property).map(|actions| ModelPath {

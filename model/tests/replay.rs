@@ -1,24 +1,11 @@
 //! Paths as data and the recording of the core's answers (`replay`), without the checker:
 //! the honest flow written out by hand.
 
-use mcp_auth_model::replay::{self, Endpoint, ModelPath};
-use mcp_auth_model::{Action, Config, Prm, Target, properties as p};
+mod common;
 
-fn honest_flow() -> ModelPath {
-    ModelPath {
-        property: p::HONEST_FLOW,
-        mutation: None,
-        actions: vec![
-            Action::Connect {
-                session: 0,
-                target: Target::Honest,
-                prm: Prm::Genuine,
-            },
-            Action::Browse { session: 0 },
-            Action::Redeem { session: 0 },
-        ],
-    }
-}
+use common::{consent_csrf, honest_flow};
+use mcp_auth_model::replay::{self, Endpoint};
+use mcp_auth_model::{Action, Config, Target};
 
 // spec: PRM-8, DCR-1, AZ-11, TOK-1, RS-1
 #[test]
@@ -117,34 +104,17 @@ fn a_refused_step_is_recorded_and_changes_nothing() {
 }
 
 /// Consent CSRF (AZ-29): mallory's consent form (prepared in the initial state), posted by
-/// alice's browser with alice's session cookie, is refused and changes nothing; with the binding off it mints a code for
-/// alice that lands at the attacker's redirect URI.
+/// alice's browser with alice's session cookie, is refused and changes nothing. (With the
+/// binding off it mints a code for alice: `tests/mutations.rs`, cfg `mcp_auth_mutations`.)
 // spec: AZ-29, AZ-30
 #[test]
-fn consent_csrf_is_refused_and_has_teeth() {
-    let mut actions = honest_flow().actions;
-    actions.truncate(2);
-    actions.push(Action::ConsentCsrf);
-    let lines = |cfg: Config| -> Vec<String> {
-        let mutated = cfg.mutations != Config::small().mutations;
-        let observed = replay::observe(cfg, &actions);
-        let last = observed.steps.last().expect("three steps");
-        // Refused, it changes nothing (no transition); accepted, it mints a code.
-        assert!(last.enabled && last.changed == mutated);
-        last.observations.iter().map(|o| o.summary()).collect()
-    };
-    let defended = lines(Config::small());
+fn consent_csrf_is_refused() {
+    let defended = consent_csrf(Config::small(), false);
     assert_eq!(
         defended,
         [
             "Browser(\"alice\") → HonestAs: POST /consent → 400 invalid_request (This authorization \
           was started in another browser session; start again from the application)"
         ]
-    );
-    let case = mcp_auth_model::mutation::case("session").expect("known mutation");
-    let mutated = lines(Config::small().with_mutations(case.mutations));
-    assert_eq!(
-        mutated,
-        ["Browser(\"alice\") → HonestAs: POST /consent → 303 redirect to Attacker +code"]
     );
 }

@@ -2,8 +2,11 @@
 //!
 //! - `cargo xtask install`: install what the tests need if it is missing: Debian's `chromium`
 //!   and `chromium-driver` (the browser tests in `impl/mcp-auth/tests/browser.rs`).
-//! - `cargo xtask test [ARGS...]`: `install`, then `cargo test --workspace ARGS...`, with
-//!   cargo's exit code.
+//! - `cargo xtask test [ARGS...]`: `install`, then `cargo test --workspace ARGS...`, then the
+//!   tests that need the model's mutations ([`MUTATION_TESTS`]) in a build with the cfg
+//!   `mcp_auth_mutations` and a target directory of its own (`<target>/mutations`, so that the
+//!   ordinary one is not rebuilt); exits with the first failing cargo's code. The mutation tests
+//!   are compiled only with that cfg: this second run is what keeps them from being skipped.
 
 use std::path::Path;
 use std::process::{Command, ExitCode};
@@ -15,6 +18,20 @@ const NEEDED: &[(&str, &str)] = &[
 ];
 
 const USAGE: &str = "usage: cargo xtask install | cargo xtask test [ARGS for cargo test...]";
+
+/// The test targets with tests compiled only with the cfg `mcp_auth_mutations`, as `cargo test`
+/// arguments: the model's teeth, and the replay of each mutation's counterexample on the real
+/// servers.
+const MUTATION_TESTS: &[&str] = &[
+    "-p",
+    "mcp-auth-model",
+    "--test",
+    "mutations",
+    "-p",
+    "mcp-auth",
+    "--test",
+    "model_replay",
+];
 
 fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
@@ -88,12 +105,47 @@ fn is_root() -> bool {
         .is_ok_and(|out| out.stdout.trim_ascii() == b"0")
 }
 
-/// `cargo test --workspace ARGS...`; exits with cargo's code.
+/// `cargo test --workspace ARGS...`, then [`MUTATION_TESTS`] with the cfg
+/// `mcp_auth_mutations` in `<target>/mutations`; exits with the code of the first that fails.
 fn test(args: &[String]) -> Result<(), String> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let status = Command::new(cargo)
-        .args(["test", "--workspace"])
+    let mut workspace = Command::new(&cargo);
+    workspace.args(["test", "--workspace"]).args(args);
+    run(workspace)?;
+    let rustflags = match std::env::var("RUSTFLAGS") {
+        Ok(flags) if !flags.trim().is_empty() => format!("{flags} --cfg mcp_auth_mutations"),
+        _ => "--cfg mcp_auth_mutations".to_owned(),
+    };
+    let target = mutations_target_dir();
+    eprintln!(
+        "xtask: the mutation tests: RUSTFLAGS=\"{rustflags}\" CARGO_TARGET_DIR={} cargo test {} {}",
+        target.display(),
+        MUTATION_TESTS.join(" "),
+        args.join(" ")
+    );
+    let mut mutations = Command::new(&cargo);
+    mutations
+        .arg("test")
+        .args(MUTATION_TESTS)
         .args(args)
+        .env("RUSTFLAGS", rustflags)
+        .env("CARGO_TARGET_DIR", target);
+    run(mutations)
+}
+
+/// The mutation build's target directory: `mutations` under the ordinary one
+/// (`CARGO_TARGET_DIR`, or `target` at the workspace root).
+fn mutations_target_dir() -> std::path::PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"),
+        std::path::PathBuf::from,
+    );
+    target.join("mutations")
+}
+
+/// Run a cargo command; exits with its code if it fails.
+fn run(mut command: Command) -> Result<(), String> {
+    let status = command
         .status()
         .map_err(|e| format!("cannot run cargo: {e}"))?;
     match status.code() {

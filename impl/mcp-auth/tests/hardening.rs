@@ -719,10 +719,10 @@ async fn a_rotated_key_is_fetched_once_and_unknown_kids_cannot_force_refetches()
 async fn no_handler_runs_and_nothing_is_returned_before_the_token_is_valid() {
     use tower::ServiceExt as _;
 
-    let h = mcp_auth_proto::harness::Harness::new();
-    let rs = mcp_auth_proto::harness::resource_server(
+    let h = mcp_auth_testkit::harness::Harness::new();
+    let rs = mcp_auth_testkit::harness::resource_server(
         &h.authorization_server,
-        mcp_auth_proto::harness::RESOURCE,
+        mcp_auth_testkit::harness::RESOURCE,
     );
     let layer = AuthLayer::new(
         McpGuard::new(rs, Sessions::new(&mut OsEntropy)).with_jwks_uri("https://as.example/jwks"),

@@ -20,12 +20,18 @@
 //! real run (keys, time, entropy, URLs), so they are mapped by role: the code the model's
 //! attacker redeems is the code the real attacker captured at the same point of the path.
 //!
-//! Feature unification: `mcp-auth-model` enables `mcp-auth-proto/mutations`, and as a
-//! dev-dependency it enables it in this test build of `mcp-auth` too (cargo's resolver unifies
-//! the features of a dependency within one build; a plain `cargo build -p mcp-auth` is not
-//! affected). That is acceptable only because no server configuration can reach the switches:
-//! they are plain fields that default to off, and the drivers never set them. Every test below
-//! asserts that the real AS, RS and clients run with the default, all-defenses-on switches.
+//! Mutations: the core's defense switches exist only in a build with the cfg
+//! `mcp_auth_mutations` (`RUSTFLAGS="--cfg mcp_auth_mutations"`), never through a cargo
+//! feature, so this dev-dependency on `mcp-auth-model` cannot put them into any build of the
+//! servers (`mcp-auth-model` turns on no feature of the core; a dev-dependency is not even part
+//! of `cargo build -p mcp-auth`). In the ordinary test build the model and the servers have no
+//! switches: the examples of the `sometimes` properties replay there. The counterexamples need
+//! the mutated model, so the attack replays below are compiled only with the cfg; `cargo xtask
+//! test` runs them after the ordinary tests as `RUSTFLAGS="--cfg mcp_auth_mutations"
+//! CARGO_TARGET_DIR=<target>/mutations cargo test -p mcp-auth --test model_replay` (a target
+//! directory of its own, so that the ordinary one is not rebuilt). In that build the servers
+//! have the switches as plain fields that default to off and that the drivers never set: every
+//! test there asserts that the real AS, RS and clients run with every defense on.
 //!
 //! The real honest authorization server has the model's accounts, `alice` and `mallory`
 //! ([`mcp_auth_model::honest_users`]: the same cheap argon2id hashes), and a login page. Each
@@ -45,19 +51,21 @@ use mcp_auth::client::{Http, initialize_params};
 use mcp_auth::mcp;
 use mcp_auth::net::{self, OsEntropy, now};
 use mcp_auth_layer::{AuthLayer, McpGuard};
+#[cfg(mcp_auth_mutations)]
 use mcp_auth_model::mutation::{self, MutationCase};
 use mcp_auth_model::properties as p;
 use mcp_auth_model::replay::{
     self, Endpoint, Minted, ModelPath, Observation, Observed, RedirectTo, Role,
 };
+use mcp_auth_model::url::query_map;
 use mcp_auth_model::{ALICE, ATTACKER_REDIRECT, ATTACKER_VERIFIER, Action, Config, MALLORY, Prm};
 use mcp_auth_model::{SCOPE, Target, Whose, redirect_uri};
 use mcp_auth_proto::Rejection;
 use mcp_auth_proto::client::{Action as ClientAction, Client, ClientConfig};
 use mcp_auth_proto::guard::Sessions;
-use mcp_auth_proto::harness::query_map;
 use mcp_auth_proto::http::{HttpRequest, HttpResponse, Method};
 use mcp_auth_proto::metadata::ProtectedResourceMetadata;
+#[cfg(mcp_auth_mutations)]
 use mcp_auth_proto::mutations::Mutations;
 use mcp_auth_proto::resource::{ResourceServer, RsConfig};
 use mcp_auth_proto::server::http::{UserAgentPolicy, session_cookie_name};
@@ -76,7 +84,7 @@ fn scopes() -> ScopeSet {
 const POLICY: HttpPolicy = HttpPolicy::AllowLoopbackHttp;
 
 fn origin(url: &str) -> String {
-    mcp_auth_proto::harness::split_url(url)
+    mcp_auth_model::url::split_url(url)
         .map(|(o, _, _)| o)
         .unwrap_or_default()
 }
@@ -194,6 +202,7 @@ impl Servers {
             &[&evil_rs_url],
             UserAgentPolicy::single(ALICE),
         );
+        #[cfg(mcp_auth_mutations)]
         for state in [&honest_as, &evil_as] {
             assert_eq!(
                 state.with_server(|s| s.config().mutations),
@@ -207,6 +216,7 @@ impl Servers {
                 Issuer::parse(&issuer, POLICY).expect("issuer"),
                 scopes(),
             );
+            #[cfg(mcp_auth_mutations)]
             assert_eq!(
                 config.validation.mutations,
                 Mutations::default(),
@@ -486,6 +496,7 @@ impl Real {
                     http_policy: POLICY,
                     ..ClientConfig::new(self.s.url(*target), redirect_uri(*n))
                 };
+                #[cfg(mcp_auth_mutations)]
                 assert_eq!(
                     config.mutations,
                     Mutations::default(),
@@ -860,6 +871,7 @@ fn summaries(observations: &[Observation]) -> Vec<String> {
 /// defense on. Returns the model's record (for further assertions) after printing the trace.
 fn replay_path(path: &ModelPath) -> Observed {
     let cfg = Config::small();
+    #[cfg(mcp_auth_mutations)]
     assert_eq!(cfg.mutations, Mutations::default());
     let observed = replay::observe(cfg.clone(), &path.actions);
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -986,6 +998,7 @@ fn replay_example(property: &'static str) {
 /// Replay a mutation's counterexample with every defense on, and find where the defense
 /// bites: the first step whose answers (or clients' phases) differ from the mutated model's;
 /// the real servers answered it as the defended model did.
+#[cfg(mcp_auth_mutations)]
 fn replay_attack(name: &str) {
     let case: MutationCase = mutation::case(name).expect("known mutation");
     let path = replay::counterexample(&case).expect("the mutation has a counterexample");
@@ -1048,6 +1061,8 @@ fn mixup_forwarding_replays_on_the_real_servers() {
     replay_example(p::MIXUP_EXERCISED);
 }
 
+/// The attack replays: only with the cfg `mcp_auth_mutations` (see the header).
+#[cfg(mcp_auth_mutations)]
 macro_rules! attack_replays {
     ($($test:ident => $name:literal;)*) => {
         $(
@@ -1068,6 +1083,7 @@ macro_rules! attack_replays {
     };
 }
 
+#[cfg(mcp_auth_mutations)]
 attack_replays! {
     // spec: PKCE-9, TOK-5
     pkce_attack_is_refused => "pkce";

@@ -84,8 +84,8 @@ pub struct ClientConfig {
     /// `insufficient_scope` (step-up). `0` hands those answers back (see
     /// [`Client::handle_mcp_response`]). A refresh needs no user and is always tried once.
     pub reauthorize: u32,
-    /// Defenses turned off, for the model checker only (feature `mutations`).
-    #[cfg(feature = "mutations")]
+    /// Defenses turned off, for the model checker only (cfg `mcp_auth_mutations`).
+    #[cfg(mcp_auth_mutations)]
     pub mutations: crate::mutations::Mutations,
 }
 
@@ -110,7 +110,7 @@ impl std::fmt::Debug for ClientConfig {
                 &self.allow_missing_pkce_metadata,
             )
             .field("reauthorize", &self.reauthorize);
-        #[cfg(feature = "mutations")]
+        #[cfg(mcp_auth_mutations)]
         d.field("mutations", &self.mutations);
         d.finish()
     }
@@ -132,7 +132,7 @@ impl ClientConfig {
             allow_private_addresses: false,
             allow_missing_pkce_metadata: false,
             reauthorize: REAUTHORIZE_DEFAULT,
-            #[cfg(feature = "mutations")]
+            #[cfg(mcp_auth_mutations)]
             mutations: crate::mutations::Mutations::default(),
         }
     }

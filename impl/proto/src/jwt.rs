@@ -622,8 +622,8 @@ pub struct ValidationPolicy {
     pub token_len_max: usize,
     /// Algorithms accepted (a subset of [`Alg::ALL`]).
     pub algorithms: Vec<Alg>,
-    /// Defenses turned off, for the model checker only (feature `mutations`).
-    #[cfg(feature = "mutations")]
+    /// Defenses turned off, for the model checker only (cfg `mcp_auth_mutations`).
+    #[cfg(mcp_auth_mutations)]
     pub mutations: crate::mutations::Mutations,
 }
 
@@ -636,7 +636,7 @@ impl ValidationPolicy {
             leeway_secs: 30,
             token_len_max: TOKEN_LEN_MAX,
             algorithms: Alg::ALL.to_vec(),
-            #[cfg(feature = "mutations")]
+            #[cfg(mcp_auth_mutations)]
             mutations: crate::mutations::Mutations::default(),
         }
     }

@@ -10,7 +10,8 @@
 //!
 //! - the hyper servers and client of the `mcp-auth` crate, with the real clock and OS entropy;
 //! - the stateright model of `mcp-auth-model`, which holds whole states and explores them;
-//! - the fuzz targets and the criterion benchmarks.
+//! - the in-memory harness, the fuzz targets and the criterion benchmarks (their support code
+//!   lives in `mcp-auth-testkit`, which this crate and the servers never link).
 //!
 //! Every refusal is a [`Rejection`] that names its requirement in `spec/requirements.md` and
 //! maps to an OAuth wire error code ([`ErrorCode`]).
@@ -26,10 +27,7 @@ pub mod endpoint;
 pub mod entropy;
 pub mod error;
 pub mod form;
-#[doc(hidden)]
-pub mod fuzzing;
 pub mod guard;
-pub mod harness;
 pub mod http;
 pub mod introspection;
 pub mod jwt;

@@ -1,12 +1,15 @@
 //! Switches that turn single defenses off, for the model checker's mutation tests ("teeth").
 //!
-//! They exist only with the cargo feature `mutations`, which only `mcp-auth-model` enables; the
-//! servers' configuration cannot reach them. Each guard in the core reads one flag through
-//! [`mutated!`], which without the feature is the constant `false`, so the checks it guards run
-//! unconditionally and the compiled core is the same as without the guard.
+//! They exist only when the crate is compiled with the cfg `mcp_auth_mutations`
+//! (`RUSTFLAGS="--cfg mcp_auth_mutations"`, in a target directory of its own), as quinn gates its
+//! fuzzing hooks on `cfg(fuzzing)`. A cfg is not a cargo feature: no other crate can turn it on
+//! through its dependencies, so no build of the servers (`cargo build --workspace` included) can
+//! contain the switches. Each guard in the core reads one flag through `mutated!`, which without
+//! the cfg is the constant `false`, so the checks it guards run unconditionally and the compiled
+//! core is the same as without the guard.
 
 /// Defenses to turn off. Every flag is `false` by default: all defenses on.
-#[cfg(feature = "mutations")]
+#[cfg(mcp_auth_mutations)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Mutations {
     /// AS: skip the PKCE verification at the token endpoint (PKCE-9).
@@ -39,17 +42,17 @@ pub struct Mutations {
 }
 
 /// `true` when the defense `$flag` is turned off in the configuration `$config` (which has a
-/// `mutations: Mutations` field under the feature); always `false` without the feature.
-#[cfg(feature = "mutations")]
+/// `mutations: Mutations` field under the cfg); always `false` without the cfg.
+#[cfg(mcp_auth_mutations)]
 macro_rules! mutated {
     ($config:expr, $flag:ident) => {
         $config.mutations.$flag
     };
 }
 
-/// `true` when the defense `$flag` is turned off; without the feature `mutations`, the
+/// `true` when the defense `$flag` is turned off; without the cfg `mcp_auth_mutations`, the
 /// constant `false` (the configuration is only borrowed, so no unused-variable warnings).
-#[cfg(not(feature = "mutations"))]
+#[cfg(not(mcp_auth_mutations))]
 macro_rules! mutated {
     ($config:expr, $flag:ident) => {{
         let _ = &$config;

@@ -66,7 +66,7 @@ pub struct PkceVerified(());
 
 impl PkceVerified {
     /// Evidence without verification: only for the model's `skip_pkce` mutation.
-    #[cfg(feature = "mutations")]
+    #[cfg(mcp_auth_mutations)]
     pub(crate) fn skipped() -> Self {
         Self(())
     }

@@ -1,15 +1,15 @@
 //! The person at the authorization server, in memory: login, sessions, consent bound to the
 //! browser and the user, no open redirection, the pages' security headers.
 
-use mcp_auth_proto::harness::{
-    self, Harness, ISSUER, REDIRECT_URI, RESOURCE, authorize_url, form_post, query_map,
-    redirect_query,
-};
 use mcp_auth_proto::http::{HttpRequest, HttpResponse, Method};
 use mcp_auth_proto::pkce::CodeVerifier;
 use mcp_auth_proto::server::http::UserAgentPolicy;
 use mcp_auth_proto::server::users::hash_password;
 use mcp_auth_proto::server::{CodeState, UserRecord, Users};
+use mcp_auth_testkit::harness::{
+    self, Harness, ISSUER, REDIRECT_URI, RESOURCE, authorize_url, form_post, query_map,
+    redirect_query,
+};
 
 fn verifier() -> CodeVerifier {
     CodeVerifier::parse(&"v".repeat(43)).unwrap()

@@ -4,7 +4,7 @@
 use mcp_auth_proto::endpoint::{KeyFetch, KeyFetchError, McpGuard, Verdict};
 use mcp_auth_proto::entropy::Sequential;
 use mcp_auth_proto::guard::{Sessions, ToolScopes};
-use mcp_auth_proto::harness::{self, Harness, RESOURCE};
+use mcp_auth_testkit::harness::{self, Harness, RESOURCE};
 use mcp_auth_proto::http::{HttpRequest, HttpResponse, Method};
 use mcp_auth_proto::resource::{ResourceServer, RsConfig};
 use mcp_auth_proto::time::UnixTime;

@@ -4,13 +4,13 @@
 
 use mcp_auth_proto::Rejection;
 use mcp_auth_proto::client::{ClientConfig, ClientError, Tokens};
-use mcp_auth_proto::harness::{
-    self, Harness, ISSUER, OTHER_RESOURCE, REDIRECT_URI, RESOURCE, authorize_url, form_post,
-    query_map, redirect_query,
-};
 use mcp_auth_proto::http::{HttpRequest, HttpResponse, Method};
 use mcp_auth_proto::metadata::{AuthorizationServerMetadata, ProtectedResourceMetadata};
 use mcp_auth_proto::pkce::CodeVerifier;
+use mcp_auth_testkit::harness::{
+    self, Harness, ISSUER, OTHER_RESOURCE, REDIRECT_URI, RESOURCE, authorize_url, form_post,
+    query_map, redirect_query,
+};
 use serde_json::Value;
 
 fn json(response: &HttpResponse) -> Value {

@@ -1,6 +1,6 @@
 //! Regression on stable: every checked-in fuzz input (`fuzz/corpus/<target>/*` seeds and
 //! `fuzz/regressions/<target>/*` crash reproducers that were fixed) is replayed through the very
-//! function the libFuzzer target calls, `mcp_auth_proto::fuzzing::<target>`. A fixed crash
+//! function the libFuzzer target calls, `mcp_auth_testkit::fuzzing::<target>`. A fixed crash
 //! therefore stays fixed without a nightly toolchain.
 //!
 //! `cargo test -p mcp-auth-proto --test fuzz_corpus -- --ignored write_seed_corpus` rewrites the
@@ -9,9 +9,9 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use mcp_auth_proto::fuzzing::{TARGETS, target};
-use mcp_auth_proto::harness::{self, Harness, ISSUER, REDIRECT_URI, RESOURCE};
 use mcp_auth_proto::http::{HttpRequest, Method};
+use mcp_auth_testkit::fuzzing::{TARGETS, target};
+use mcp_auth_testkit::harness::{self, Harness, ISSUER, REDIRECT_URI, RESOURCE};
 
 fn fuzz_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz")

@@ -3,12 +3,12 @@
 
 use std::net::IpAddr;
 
-use mcp_auth_proto::harness::{
-    Harness, ISSUER, REDIRECT_URI, RESOURCE, authorize_url, form_post, query_map, redirect_query,
-};
 use mcp_auth_proto::http::{HttpRequest, HttpResponse, Method};
 use mcp_auth_proto::pkce::CodeVerifier;
 use mcp_auth_proto::server::AuthorizationServer;
+use mcp_auth_testkit::harness::{
+    Harness, ISSUER, REDIRECT_URI, RESOURCE, authorize_url, form_post, query_map, redirect_query,
+};
 use serde_json::{Value, json};
 
 const ATTACKER: &str = "203.0.113.7";

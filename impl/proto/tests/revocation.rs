@@ -2,9 +2,6 @@
 //! the introspecting resource server, over the core's HTTP codecs on simulated time.
 
 use mcp_auth_proto::client::Tokens;
-use mcp_auth_proto::harness::{
-    self, Harness, ISSUER, OTHER_RESOURCE, RESOURCE, form_post, register_client,
-};
 use mcp_auth_proto::http::{HttpRequest, HttpResponse};
 use mcp_auth_proto::introspection::IntrospectionConfig;
 use mcp_auth_proto::resource::{Authenticated, ResourceServer};
@@ -12,6 +9,9 @@ use mcp_auth_proto::server::AuthorizationServer;
 use mcp_auth_proto::types::SecretDigest;
 use mcp_auth_proto::uri::{HttpPolicy, ResourceUri};
 use mcp_auth_proto::{Rejection, form};
+use mcp_auth_testkit::harness::{
+    self, Harness, ISSUER, OTHER_RESOURCE, RESOURCE, form_post, register_client,
+};
 use serde_json::Value;
 
 const RS_SECRET: &str = "rs-secret-for-the-honest-mcp-server";

@@ -3,11 +3,11 @@
 
 use mcp_auth_proto::client::{Action, Client, ClientConfig};
 use mcp_auth_proto::form::Params;
-use mcp_auth_proto::harness::{Harness, ISSUER, REDIRECT_URI, RESOURCE};
 use mcp_auth_proto::http::{HttpRequest, HttpResponse, Method};
 use mcp_auth_proto::server::ClientMetadata;
 use mcp_auth_proto::server::http::handle;
 use mcp_auth_proto::{Sequential, UnixTime};
+use mcp_auth_testkit::harness::{Harness, ISSUER, REDIRECT_URI, RESOURCE};
 use proptest::prelude::*;
 
 fn method() -> impl Strategy<Value = Method> {

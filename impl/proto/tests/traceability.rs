@@ -449,7 +449,7 @@ struct Scan {
 fn scan(ids: &BTreeSet<String>) -> Scan {
     let root = root();
     let mut files = Vec::new();
-    for dir in ["impl", "model", "benches", "fuzz"] {
+    for dir in ["impl", "model", "testkit", "benches", "fuzz"] {
         rust_files(&root.join(dir), &mut files);
     }
     files.sort();

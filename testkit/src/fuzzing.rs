@@ -1,5 +1,5 @@
 //! Fuzz target bodies, shared by the libFuzzer targets of `fuzz/` and the stable regression test
-//! `tests/fuzz_corpus.rs`.
+//! `impl/proto/tests/fuzz_corpus.rs`.
 //!
 //! Each `pub fn <target>(data: &[u8])` is the whole body of one fuzz target: the libFuzzer
 //! target in `fuzz/fuzz_targets/<target>.rs` is a one-liner that calls it, and
@@ -14,11 +14,10 @@
 //! zeros).
 //!
 //! The targets use the fixed keys, issuer and resources of [`crate::harness`] and its
-//! predictable [`crate::Sequential`] entropy. One exception to the core's "no clock" rule:
-//! [`token_differential`] runs our validator at jsonwebtoken's own wall-clock time, because
-//! `jsonwebtoken::decode` cannot be given a time.
-//!
-//! This module is test support, not API: it is `#[doc(hidden)]` and may change at any time.
+//! predictable [`mcp_auth_proto::Sequential`] entropy, and a fixed or input-derived `now`: no
+//! target reads the clock (even [`token_differential`], although `jsonwebtoken::decode` cannot
+//! be given a time: see `jsonwebtoken_verdict`), so a reproducer replays the same way on any
+//! day.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::OnceLock;
@@ -28,31 +27,33 @@ use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use serde_json::Value;
 
-use crate::challenge::{
+use crate::harness::{self, Harness, ISSUER, OTHER_RESOURCE, REDIRECT_URI, RESOURCE, USER};
+use mcp_auth_proto::challenge::{
     AuthorizationError, BearerChallenge, MAX_HEADER_LEN, parse_bearer_authorization,
     parse_www_authenticate,
 };
-use crate::client::{Action, Client, ClientConfig, Tokens};
-use crate::entropy::Sequential;
-use crate::error::Rejection;
-use crate::form::{self, Params};
-use crate::harness::{self, Harness, ISSUER, OTHER_RESOURCE, REDIRECT_URI, RESOURCE, USER};
-use crate::http::{HttpRequest, HttpResponse, Method};
-use crate::jwt::{AccessClaims, Audience, Ed25519Signer, KeySet, TokenSigner, ValidationPolicy};
-use crate::metadata::{
+use mcp_auth_proto::client::{Action, Client, ClientConfig, Tokens};
+use mcp_auth_proto::entropy::Sequential;
+use mcp_auth_proto::error::Rejection;
+use mcp_auth_proto::form::{self, Params};
+use mcp_auth_proto::http::{HttpRequest, HttpResponse, Method};
+use mcp_auth_proto::jwt::{
+    AccessClaims, Audience, Ed25519Signer, KeySet, TokenSigner, ValidationPolicy,
+};
+use mcp_auth_proto::metadata::{
     ASM_SUFFIX, AuthorizationServerMetadata, OIDC_SUFFIX, PRM_SUFFIX, ProtectedResourceMetadata,
 };
-use crate::pkce::CodeVerifier;
-use crate::resource::ResourceServer;
-use crate::server::http::{UserAgentPolicy, handle};
-use crate::server::{
+use mcp_auth_proto::pkce::CodeVerifier;
+use mcp_auth_proto::resource::ResourceServer;
+use mcp_auth_proto::server::http::{UserAgentPolicy, handle};
+use mcp_auth_proto::server::{
     Accounts, AsConfig, AuthorizationServer, AuthorizeOutcome, Browser, ClientCredentials,
     ClientMetadata, ConsentDecision, ConsentPrompt, Limits, RegistrationResponse, TokenAuthMethod,
     TokenRequest, TokenResponse,
 };
-use crate::time::UnixTime;
-use crate::types::{ScopeSet, Subject};
-use crate::uri::{
+use mcp_auth_proto::time::UnixTime;
+use mcp_auth_proto::types::{ScopeSet, Subject};
+use mcp_auth_proto::uri::{
     HttpPolicy, Issuer, RedirectUri, ResourceUri, UriError, is_loopback_host, parse_uri,
     well_known_append, well_known_insert, well_known_root,
 };
@@ -187,7 +188,7 @@ struct Fixture {
     rs: ResourceServer,
     other_rs: ResourceServer,
     /// The signer of the harness AS, shareable.
-    as_signer: crate::jwt::Signer,
+    as_signer: mcp_auth_proto::jwt::Signer,
     /// The challenge an unauthenticated MCP request gets.
     challenge: String,
 }
@@ -238,7 +239,7 @@ pub fn token_validate(data: &[u8]) {
     let f = fixture();
     let now = UnixTime::from_secs(NOW);
     let token = String::from_utf8_lossy(data);
-    let direct = crate::jwt::validate(policy(), keys(), now, &token);
+    let direct = mcp_auth_proto::jwt::validate(policy(), keys(), now, &token);
     if let Ok(access) = &direct {
         assert_eq!(access.audience, RESOURCE);
         assert_eq!(access.issuer, ISSUER);
@@ -257,7 +258,7 @@ pub fn token_validate(data: &[u8]) {
                 if extracted == token {
                     direct.clone()
                 } else {
-                    crate::jwt::validate(policy(), keys(), now, extracted)
+                    mcp_auth_proto::jwt::validate(policy(), keys(), now, extracted)
                 },
             );
             match (&expected, &via_header) {
@@ -295,9 +296,9 @@ pub fn token_validate(data: &[u8]) {
 /// What the resource server answers for a validator verdict: a valid token without the
 /// configured base scopes is refused with `insufficient_scope` (PF-19).
 fn base_scopes(
-    rs: &crate::resource::ResourceServer,
-    verdict: Result<crate::jwt::Access, Rejection>,
-) -> Result<crate::jwt::Access, Rejection> {
+    rs: &mcp_auth_proto::resource::ResourceServer,
+    verdict: Result<mcp_auth_proto::jwt::Access, Rejection>,
+) -> Result<mcp_auth_proto::jwt::Access, Rejection> {
     verdict.and_then(|access| {
         if rs.config().base_scopes.is_subset(&access.scopes) {
             Ok(access)
@@ -309,7 +310,7 @@ fn base_scopes(
 
 /// A resource-server refusal is 400, 401 or 403 with a Bearer challenge that names the PRM and
 /// parses back.
-fn check_rs_challenge(c: &crate::resource::Challenge) {
+fn check_rs_challenge(c: &mcp_auth_proto::resource::Challenge) {
     assert!([400, 401, 403].contains(&c.status), "{c:?}");
     assert_eq!(c.status, c.rejection.code().status());
     let parsed = parse_www_authenticate([c.www_authenticate.as_str()])
@@ -680,7 +681,12 @@ fn is_access_token_typ(v: Option<&Value>) -> bool {
 const FORBIDDEN_HEADERS: [&str; 5] = ["crit", "jku", "jwk", "x5u", "x5c"];
 
 /// An independent statement of what an accepted token's JSON must look like.
-fn check_accepted_json(header: &Value, claims: &Value, now: u64, access: &crate::jwt::Access) {
+fn check_accepted_json(
+    header: &Value,
+    claims: &Value,
+    now: u64,
+    access: &mcp_auth_proto::jwt::Access,
+) {
     let h = header.as_object().expect("accepted header is an object");
     let c = claims.as_object().expect("accepted claims are an object");
     assert_eq!(h.get("alg").and_then(Value::as_str), Some("EdDSA"));
@@ -733,7 +739,7 @@ pub fn token_claims(data: &[u8]) {
     let mut g = Gen::new(data);
     let now = NOW + g.below(4000) as u64;
     let token = gen_token(&mut g, now);
-    let result = crate::jwt::validate(policy(), keys(), UnixTime::from_secs(now), &token);
+    let result = mcp_auth_proto::jwt::validate(policy(), keys(), UnixTime::from_secs(now), &token);
     if let Ok(access) = &result {
         let (header, claims) =
             token_json(&token).unwrap_or_else(|| panic!("accepted non-JSON token {token}"));
@@ -794,27 +800,50 @@ pub fn token_claims(data: &[u8]) {
 // ---------------------------------------------------------------------------------------------
 // token_differential
 
-/// jsonwebtoken's verdict on a token, configured with our checks.
+/// The time at which [`token_differential`] validates: fixed, as everywhere else in these
+/// targets (a date of 2025, so that the generated times have the magnitude of real ones).
+const DIFFERENTIAL_NOW: u64 = 1_750_000_000;
+
+/// jsonwebtoken's verdict on a token, configured with our checks but the time comparisons, and
+/// the claims it decoded.
 ///
-/// RFC 7519 §4.1.4: the token must not be accepted **on or after** `exp`; with leeway we
-/// refuse when `now >= exp + leeway`. jsonwebtoken refuses when `exp < now - leeway`, which
-/// accepts one more second, so its `exp` check runs with `leeway - 1` and its `nbf` check
-/// (`nbf > now + leeway`, the same as ours) with `leeway`.
-fn jsonwebtoken_verdict(token: &str, key: &jsonwebtoken::DecodingKey) -> Result<(), String> {
+/// `jsonwebtoken::decode` compares `exp` and `nbf` with its own wall clock and cannot be given a
+/// time, so its comparisons are made neutral and [`time_verdict`] makes them at the target's
+/// fixed `now`: `exp` is not compared (it is a required claim, so its presence and type are
+/// still checked), and `nbf` is checked with a leeway of 2^62 s, which still refuses a
+/// malformed `nbf` (`null`, a string, a negative number) but compares it only with a time
+/// beyond any `now`, whatever the wall clock says: the verdict does not depend on the clock.
+fn jsonwebtoken_verdict(
+    token: &str,
+    key: &jsonwebtoken::DecodingKey,
+) -> Result<AccessClaims, String> {
     use jsonwebtoken::{Algorithm, Validation, decode};
-    let mut exp_check = Validation::new(Algorithm::EdDSA);
-    exp_check.set_issuer(&[ISSUER]);
-    exp_check.set_audience(&[RESOURCE]);
-    exp_check.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-    exp_check.leeway = LEEWAY - 1;
-    exp_check.validate_exp = true;
-    exp_check.validate_nbf = false;
-    let mut nbf_check = exp_check.clone();
-    nbf_check.leeway = LEEWAY;
-    nbf_check.validate_exp = false;
-    nbf_check.validate_nbf = true;
-    decode::<AccessClaims>(token, key, &exp_check).map_err(|e| format!("exp pass: {e:?}"))?;
-    decode::<AccessClaims>(token, key, &nbf_check).map_err(|e| format!("nbf pass: {e:?}"))?;
+    let mut validation = Validation::new(Algorithm::EdDSA);
+    validation.set_issuer(&[ISSUER]);
+    validation.set_audience(&[RESOURCE]);
+    validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+    validation.validate_exp = false;
+    validation.validate_nbf = true;
+    validation.leeway = 1 << 62;
+    decode::<AccessClaims>(token, key, &validation)
+        .map(|data| data.claims)
+        .map_err(|e| format!("{e:?}"))
+}
+
+/// RFC 7519 §4.1.4 and §4.1.5 with the leeway, at `now`, on the claims jsonwebtoken decoded: the
+/// token must not be accepted on or after `exp + leeway`, nor before `nbf - leeway`.
+/// (jsonwebtoken's own rule refuses only when `exp < now - leeway`, which accepts one second
+/// more.)
+fn time_verdict(claims: &AccessClaims, now: u64) -> Result<(), String> {
+    if now >= claims.exp.saturating_add(LEEWAY) {
+        return Err("expired".into());
+    }
+    if claims
+        .nbf
+        .is_some_and(|nbf| now.saturating_add(LEEWAY) < nbf)
+    {
+        return Err("not yet valid".into());
+    }
     Ok(())
 }
 
@@ -822,7 +851,7 @@ fn jsonwebtoken_verdict(token: &str, key: &jsonwebtoken::DecodingKey) -> Result<
 /// `kid` of the key set, objects rather than arrays, non-empty `sub`/`jti`/`client_id`, a
 /// valid `scope`, and `iat` no later than `now` plus the leeway (JWT-15).
 fn extra_checks(token: &str, now: u64) -> Result<(), String> {
-    if token.len() > crate::jwt::TOKEN_LEN_MAX {
+    if token.len() > mcp_auth_proto::jwt::TOKEN_LEN_MAX {
         return Err("too long".into());
     }
     let (header, claims) = token_json(token).ok_or("not JSON")?;
@@ -880,8 +909,9 @@ fn jsonwebtoken_header_strictness(token: &str) -> bool {
 }
 
 /// Differential: our `jwt::validate` against jsonwebtoken's `decode` configured with the same
-/// checks (alg EdDSA, `iss`, `aud`, `exp`/`nbf` with the same leeway, required claims), plus our
-/// extra checks on top. Accept/reject must agree; otherwise the target panics with both results.
+/// checks (alg EdDSA, `iss`, `aud`, required claims, the types of `exp` and `nbf`), the time
+/// checks of RFC 7519 at the fixed `DIFFERENTIAL_NOW` with the same leeway, plus our extra
+/// checks on top. Accept/reject must agree; otherwise the target panics with both results.
 pub fn token_differential(data: &[u8]) {
     static KEY: OnceLock<jsonwebtoken::DecodingKey> = OnceLock::new();
     let key = KEY.get_or_init(|| {
@@ -889,13 +919,12 @@ pub fn token_differential(data: &[u8]) {
         jsonwebtoken::DecodingKey::from_jwk(jwk).expect("decoding key")
     });
     let mut g = Gen::new(data);
-    let t0 = jsonwebtoken::get_current_timestamp();
-    let token = gen_token(&mut g, t0);
-    let ours = crate::jwt::validate(policy(), keys(), UnixTime::from_secs(t0), &token);
-    let theirs = jsonwebtoken_verdict(&token, key).and_then(|()| extra_checks(&token, t0));
-    if jsonwebtoken::get_current_timestamp() != t0 {
-        return; // the clock ticked in between: the verdicts are not comparable
-    }
+    let now = DIFFERENTIAL_NOW;
+    let token = gen_token(&mut g, now);
+    let ours = mcp_auth_proto::jwt::validate(policy(), keys(), UnixTime::from_secs(now), &token);
+    let theirs = jsonwebtoken_verdict(&token, key)
+        .and_then(|claims| time_verdict(&claims, now))
+        .and_then(|()| extra_checks(&token, now));
     if ours.is_ok() && theirs.is_err() && jsonwebtoken_header_strictness(&token) {
         return;
     }
@@ -995,10 +1024,10 @@ pub fn www_authenticate(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
     let lines: Vec<&str> = text.split('\n').collect();
     if let Ok(challenges) = parse_www_authenticate(lines.iter().copied()) {
-        assert!(challenges.len() <= crate::challenge::MAX_CHALLENGES);
+        assert!(challenges.len() <= mcp_auth_proto::challenge::MAX_CHALLENGES);
         for c in &challenges {
             assert!(!c.scheme.is_empty());
-            assert!(c.params.len() <= crate::challenge::MAX_PARAMS);
+            assert!(c.params.len() <= mcp_auth_proto::challenge::MAX_PARAMS);
             assert!(c.token68.is_none() || c.params.is_empty());
             for (name, _) in &c.params {
                 assert_eq!(*name, name.to_ascii_lowercase());
@@ -1060,7 +1089,7 @@ pub fn metadata_json(data: &[u8]) {
     let _ = serde_json::from_slice::<RegistrationResponse>(data);
     let _ = serde_json::from_slice::<TokenResponse>(data);
     if let Ok(keys) = KeySet::from_json(data) {
-        assert!(keys.len() <= crate::jwt::KEYS_MAX);
+        assert!(keys.len() <= mcp_auth_proto::jwt::KEYS_MAX);
     }
     let Ok(metadata) = serde_json::from_slice::<ClientMetadata>(data) else {
         return;
@@ -1141,7 +1170,7 @@ pub fn uri(data: &[u8]) {
         match RedirectUri::parse(&with) {
             Ok(parsed) => assert_eq!(parsed.is_loopback(), ra.is_loopback()),
             Err(e) => assert!(
-                e == UriError::TooLong && with.len() > crate::uri::MAX_URI_LEN,
+                e == UriError::TooLong && with.len() > mcp_auth_proto::uri::MAX_URI_LEN,
                 "with_query({a:?}, {b:?}) = {with:?}: {e:?}"
             ),
         }
@@ -1216,7 +1245,7 @@ fn uri_one(s: &str) {
         assert_eq!(r.as_str(), s);
         assert!(r.matches(&r));
         // A redirect URI is also a resource identifier, if it leaves room for well-known URLs.
-        if s.len() <= crate::uri::MAX_IDENTIFIER_LEN {
+        if s.len() <= mcp_auth_proto::uri::MAX_IDENTIFIER_LEN {
             assert!(canonical(s, HttpPolicy::AllowLoopbackHttp).is_some());
         }
     }
@@ -2213,7 +2242,9 @@ impl Ops {
                 if e.rejection == Rejection::CodeReused && all_ok && live {
                     // A valid replay revokes what the first redemption produced.
                     let grant = match self.server.code_state(&code_value) {
-                        Some(crate::server::CodeState::Redeemed { grant, .. }) => Some(*grant),
+                        Some(mcp_auth_proto::server::CodeState::Redeemed { grant, .. }) => {
+                            Some(*grant)
+                        }
                         _ => None,
                     };
                     if let Some(id) = grant
@@ -2309,7 +2340,7 @@ impl Ops {
         self.server
             .grants()
             .find(|(_, g)| {
-                let token = crate::types::SecretDigest::of(token);
+                let token = mcp_auth_proto::types::SecretDigest::of(token);
                 g.refresh_token == Some(token) || g.rotated.contains(&token)
             })
             .map(|(id, _)| *id)
@@ -2379,10 +2410,10 @@ impl Ops {
         let redeemed: BTreeSet<_> = self
             .redeemed
             .iter()
-            .map(|c| crate::types::SecretDigest::of(c))
+            .map(|c| mcp_auth_proto::types::SecretDigest::of(c))
             .collect();
         for (code, state) in self.server.codes() {
-            if let crate::server::CodeState::Redeemed { .. } = state {
+            if let mcp_auth_proto::server::CodeState::Redeemed { .. } = state {
                 assert!(redeemed.contains(code), "{code:?} redeemed behind our back");
             }
         }

@@ -1,22 +1,22 @@
 //! An authorization server, a resource server and a client wired together in memory, on
 //! simulated time (quinn's `Pair`, str0m's `progress`). Every hop goes through the same HTTP
-//! codecs the hyper drivers use, with no network. Used by the integration tests, the fuzzers,
-//! the benchmarks and the model.
+//! codecs the hyper drivers use, with no network. Used by the integration tests, the fuzzers
+//! and the benchmarks.
 //!
 //! The entropy is [`Sequential`]: predictable and insecure, for tests only.
 
 use std::collections::BTreeMap;
 
-use crate::client::{Action, Client, ClientConfig, ClientError, Tokens};
-use crate::entropy::Sequential;
-use crate::http::{HttpRequest, HttpResponse, Method};
-use crate::jwt::{Access, Ed25519Signer, KeySet, Signer};
-use crate::resource::{Challenge, ResourceServer, RsConfig};
-use crate::server::http::{UserAgentPolicy, handle};
-use crate::server::{AsConfig, AuthorizationServer};
-use crate::time::UnixTime;
-use crate::types::ScopeSet;
-use crate::uri::{HttpPolicy, Issuer, ResourceUri, parse_uri};
+use mcp_auth_proto::client::{Action, Client, ClientConfig, ClientError, Tokens};
+use mcp_auth_proto::entropy::Sequential;
+use mcp_auth_proto::http::{HttpRequest, HttpResponse, Method};
+use mcp_auth_proto::jwt::{Access, Ed25519Signer, KeySet, Signer};
+use mcp_auth_proto::resource::{Challenge, ResourceServer, RsConfig};
+use mcp_auth_proto::server::http::{UserAgentPolicy, handle};
+use mcp_auth_proto::server::{AsConfig, AuthorizationServer};
+use mcp_auth_proto::time::UnixTime;
+use mcp_auth_proto::types::ScopeSet;
+use mcp_auth_proto::uri::{HttpPolicy, Issuer, ResourceUri, parse_uri};
 
 /// The issuer of the harness's authorization server.
 pub const ISSUER: &str = "https://as.example";
@@ -233,7 +233,7 @@ impl Harness {
 pub fn form_post(url: &str, pairs: &[(&str, &str)]) -> HttpRequest {
     HttpRequest::new(Method::Post, url)
         .header("content-type", "application/x-www-form-urlencoded")
-        .body(crate::form::encode(pairs.iter().copied()))
+        .body(mcp_auth_proto::form::encode(pairs.iter().copied()))
 }
 
 /// Register a public client named "test" with the given redirect URIs at the harness AS;
@@ -258,7 +258,7 @@ pub fn register_client(h: &mut Harness, redirect_uris: &[&str]) -> String {
 /// and [`REDIRECT_URI`]; `extra` replaces or (with an empty value) removes parameters.
 pub fn authorize_url(
     client_id: &str,
-    verifier: &crate::pkce::CodeVerifier,
+    verifier: &mcp_auth_proto::pkce::CodeVerifier,
     resource: &str,
     extra: &[(&str, &str)],
 ) -> String {
@@ -278,7 +278,7 @@ pub fn authorize_url(
             pairs.push((k, v));
         }
     }
-    format!("{ISSUER}/authorize?{}", crate::form::encode(pairs))
+    format!("{ISSUER}/authorize?{}", mcp_auth_proto::form::encode(pairs))
 }
 
 /// The query of the link back to [`REDIRECT_URI`] on an error page that the server shows

@@ -1,0 +1,98 @@
+//! Every defense has teeth: with it turned off, the model checker finds a counterexample to the
+//! property it protects, and the consent-CSRF step of the replay is accepted.
+//!
+//! Only in a build with the cfg `mcp_auth_mutations` (the core's defense switches exist only
+//! there): `cargo xtask test` runs it as
+//! `RUSTFLAGS="--cfg mcp_auth_mutations" CARGO_TARGET_DIR=<target>/mutations cargo test -p
+//! mcp-auth-model --test mutations` after the ordinary tests, so it is never skipped silently.
+#![cfg(mcp_auth_mutations)]
+
+mod common;
+
+use common::consent_csrf;
+use mcp_auth_model::Config;
+use mcp_auth_model::mutation::{self, MutationCase};
+use mcp_auth_model::properties as p;
+use mcp_auth_model::report::{self, RunOptions};
+use mcp_auth_proto::mutations::Mutations;
+
+fn teeth(case: &MutationCase) {
+    let options = RunOptions {
+        threads: 1,
+        stop_at: Some(case.property),
+        timeout: None,
+    };
+    let o = report::run(Config::small().with_mutations(case.mutations), &options);
+    let r = o.result(case.property).expect("property exists");
+    assert!(
+        !r.ok,
+        "mutation {} found no counterexample to {}",
+        case.name, case.property
+    );
+    let trace = r.trace.as_ref().expect("trace");
+    assert!(trace.len() >= 2, "a counterexample has at least one step");
+}
+
+macro_rules! teeth_tests {
+    ($($test:ident => $name:literal,)*) => {$(
+        #[test]
+        fn $test() {
+            teeth(&mutation::case($name).expect("known mutation"));
+        }
+    )*};
+}
+
+teeth_tests! {
+    pkce_has_teeth => "pkce",
+    state_has_teeth_with_pkce_off => "state",
+    iss_has_teeth => "iss",
+    exact_redirect_has_teeth => "redirect",
+    audience_check_has_teeth => "audience",
+    single_use_codes_have_teeth => "single-use",
+    refresh_rotation_has_teeth => "rotation",
+    refresh_revocation_has_teeth => "revocation",
+    resource_binding_has_teeth => "resource",
+    prm_resource_check_has_teeth => "prm",
+    token_target_check_has_teeth => "token-target",
+    session_binding_has_teeth => "session",
+}
+
+/// `state` alone has no teeth: with PKCE enforced by the AS, an injected code (bound to the
+/// attacker's challenge) fails at the token endpoint (RFC 9700 §4.7.1). Documented redundancy.
+// spec: AZ-12
+#[test]
+fn state_alone_is_redundant_given_pkce() {
+    let m = Mutations {
+        skip_state_check: true,
+        ..Mutations::default()
+    };
+    let options = RunOptions {
+        threads: 1,
+        ..RunOptions::default()
+    };
+    let o = report::run(Config::small().with_mutations(m), &options);
+    assert!(o.complete);
+    assert!(o.result(p::SESSION).is_some_and(|r| r.ok));
+    assert!(o.result(p::AUTHZ).is_some_and(|r| r.ok));
+}
+
+/// Every mutation case names a property of the model.
+#[test]
+fn mutation_table_is_consistent() {
+    for case in mutation::cases() {
+        assert!(p::SAFETY.contains(&case.property), "{}", case.name);
+    }
+}
+
+/// Consent CSRF (AZ-29) with the binding off: mallory's consent form posted by alice's browser
+/// mints a code for alice that lands at the attacker's redirect URI (defended: `tests/replay.rs`).
+// spec: AZ-29, AZ-30
+#[test]
+fn consent_csrf_has_teeth() {
+    let case = mutation::case("session").expect("known mutation");
+    let mutated = consent_csrf(Config::small().with_mutations(case.mutations), true);
+    assert_eq!(
+        mutated,
+        ["Browser(\"alice\") → HonestAs: POST /consent → 303 redirect to Attacker +code"]
+    );
+}

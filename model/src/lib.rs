@@ -77,8 +77,11 @@ use std::sync::Arc;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use mcp_auth_proto::client::{Action as ClientAction, Client, ClientConfig};
+use mcp_auth_proto::endpoint::{McpGuard, Verdict};
 use mcp_auth_proto::error::Rejection;
+use mcp_auth_proto::guard::{self, Sessions};
 use mcp_auth_proto::http::{HttpRequest, HttpResponse, Method};
+use mcp_auth_proto::jwt::Access;
 use mcp_auth_proto::jwt::{AccessClaims, Audience, Ed25519Signer, KeySet, Signer};
 use mcp_auth_proto::metadata::ProtectedResourceMetadata;
 #[cfg(mcp_auth_mutations)]
@@ -461,6 +464,20 @@ pub fn login_form(html: &str) -> Option<(String, String)> {
     Some((replay::unescape_html(id), replay::unescape_html(csrf)))
 }
 
+/// An MCP `tools/list` request to the honest MCP server's path, with this `Authorization`.
+fn mcp_call(authorization: Option<&str>) -> HttpRequest {
+    let path = split_url(HONEST_RS)
+        .map(|(_, path, _)| path)
+        .unwrap_or_default();
+    let request = HttpRequest::new(Method::Post, path)
+        .header("content-type", "application/json")
+        .body(br#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#.to_vec());
+    match authorization {
+        Some(value) => request.header("authorization", value),
+        None => request,
+    }
+}
+
 fn form_request(url: &str, pairs: &[(&str, &str)]) -> HttpRequest {
     HttpRequest::new(Method::Post, url)
         .header("content-type", "application/x-www-form-urlencoded")
@@ -509,7 +526,7 @@ impl AuthModel {
                 .collect(),
             evil_as: Arc::new(self.cfg.authorization_server(EVIL_ISSUER, &[EVIL_RS], 9)),
             honest_as: Arc::new(honest_as),
-            rs: Arc::new(rs),
+            rs: Arc::new(McpGuard::new(rs, Sessions::new(&mut Sequential(11)))),
             sessions: vec![None; usize::from(self.cfg.sessions)],
             cookies: BTreeMap::new(),
             attacker: Arc::default(),
@@ -653,10 +670,11 @@ impl AuthModel {
             *w.stream(from) = entropy;
             response
         } else if origin == self.honest_rs_origin {
-            if local.method == Method::Get && w.rs.metadata_paths().contains(&path) {
-                return HttpResponse::json(200, &w.rs.metadata());
+            // Metadata (and every other request) through the MCP server's pipeline.
+            match Self::honest_mcp(w, &local) {
+                Ok(_) => HttpResponse::new(200),
+                Err(response) => response,
             }
-            HttpResponse::new(404)
         } else if origin == self.evil_rs_origin {
             if local.method == Method::Get && self.evil_rs.metadata_paths().contains(&path) {
                 let mut doc: ProtectedResourceMetadata = self.evil_rs.metadata();
@@ -987,11 +1005,27 @@ impl AuthModel {
     }
 
     /// The attacker's token request at the honest AS; learns what comes back.
+    /// A request to the honest MCP server, through [`McpGuard`]'s whole pipeline (origin,
+    /// token, body, protocol version, tool scopes, session owner), as the tower layer runs it:
+    /// the validated token, or the server's answer. Runs on a copy of the guard, so that its
+    /// verified-token cache does not become part of the state (see [`World::rs`]).
+    fn honest_mcp(w: &World, request: &HttpRequest) -> Result<Access, HttpResponse> {
+        let mut guard = (*w.rs).clone();
+        match guard.handle_request(w.now, request) {
+            Verdict::Respond(response) | Verdict::FetchKeys(response) => Err(response),
+            Verdict::ReadBody(admitted) => guard
+                .handle_body(admitted, &request.body)
+                .map(|forward| forward.access),
+            // Not configured in the model.
+            Verdict::Introspect(_) => Err(HttpResponse::new(503)),
+        }
+    }
+
     /// The attacker learns an access token and presents it at the honest MCP server at once
     /// (later it could only have expired).
     fn attacker_learns_token(w: &mut World, token: String) {
         let header = format!("Bearer {token}");
-        let result = w.rs.authenticate(w.now, [header.as_bytes()]);
+        let result = Self::honest_mcp(w, &mcp_call(Some(&header)));
         replay::record(|| Self::mcp_observation(Role::Attacker, Target::Honest, &result));
         if result.is_ok()
             && let Some(claims) = claims_of(&token)
@@ -1008,7 +1042,7 @@ impl AuthModel {
     fn mcp_observation<T>(
         from: Role,
         server: Target,
-        result: &Result<T, mcp_auth_proto::resource::Challenge>,
+        result: &Result<T, HttpResponse>,
     ) -> Observation {
         Observation {
             from,
@@ -1044,7 +1078,7 @@ impl AuthModel {
         }
         match server {
             Target::Honest => {
-                let result = w.rs.authenticate(w.now, [header.as_bytes()]);
+                let result = Self::honest_mcp(w, &mcp_call(Some(&header)));
                 replay::record(|| Self::mcp_observation(Role::Session(n), server, &result));
                 if result.is_ok()
                     && let Some(claims) = claims_of(&token)
@@ -1178,23 +1212,20 @@ impl AuthModel {
                     refreshes: 0,
                     called: std::collections::BTreeSet::new(),
                 }));
-                let challenge = match target {
+                let refusal = match target {
                     Target::Honest => {
-                        w.rs.authenticate(w.now, std::iter::empty())
-                            .expect_err("no token, no access")
+                        Self::honest_mcp(w, &mcp_call(None)).expect_err("no token, no access")
                     }
-                    Target::Evil => self.evil_rs.challenge(Rejection::NoCredentials, None),
+                    Target::Evil => guard::challenge_response(
+                        &self.evil_rs.challenge(Rejection::NoCredentials, None),
+                    ),
                 };
                 replay::record(|| {
-                    Self::mcp_observation(
-                        Role::Session(n),
-                        target,
-                        &Err::<(), _>(challenge.clone()),
-                    )
+                    Self::mcp_observation(Role::Session(n), target, &Err::<(), _>(refusal.clone()))
                 });
+                let www_authenticate = refusal.header_value("www-authenticate").unwrap_or_default();
                 if let Some(s) = w.session_mut(n) {
-                    s.client
-                        .handle_unauthorized([challenge.www_authenticate.as_str()]);
+                    s.client.handle_unauthorized([www_authenticate]);
                 }
                 self.run_client(w, n, prm);
             }

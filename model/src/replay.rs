@@ -23,7 +23,6 @@ use std::fmt::Write as _;
 use mcp_auth_proto::challenge::parse_www_authenticate;
 use mcp_auth_proto::client::{Action as ClientAction, Client, ClientError};
 use mcp_auth_proto::http::HttpResponse;
-use mcp_auth_proto::resource::Challenge;
 use stateright::Model;
 
 #[cfg(mcp_auth_mutations)]
@@ -255,17 +254,13 @@ pub fn answer_of(response: &HttpResponse, redirect: impl Fn(&str) -> RedirectTo)
 
 /// The answer a resource server gives to an MCP request: 200 when the core accepted the
 /// token, else the challenge's status and its `WWW-Authenticate` `error`/`error_description`.
-pub fn authentication_answer<T>(result: &Result<T, Challenge>) -> Answer {
+pub fn authentication_answer<T>(result: &Result<T, HttpResponse>) -> Answer {
     match result {
         Ok(_) => Answer {
             status: 200,
             ..Answer::default()
         },
-        Err(challenge) => {
-            let response = HttpResponse::new(challenge.status)
-                .header("www-authenticate", challenge.www_authenticate.clone());
-            answer_of(&response, |_| RedirectTo::Other)
-        }
+        Err(response) => answer_of(response, |_| RedirectTo::Other),
     }
 }
 

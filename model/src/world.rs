@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use mcp_auth_proto::client::{Action as ClientAction, Client};
-use mcp_auth_proto::resource::ResourceServer;
+use mcp_auth_proto::endpoint::McpGuard;
 use mcp_auth_proto::server::AuthorizationServer;
 use mcp_auth_proto::{Sequential, UnixTime};
 
@@ -226,8 +226,12 @@ pub struct World {
     /// attacker: it learns every request it receives, and its authorization endpoint forwards
     /// the user to the honest AS).
     pub evil_as: Arc<AuthorizationServer>,
-    /// The honest MCP server.
-    pub rs: Arc<ResourceServer>,
+    /// The honest MCP server: the same pipeline as the tower layer in front of rmcp. Its
+    /// verified-token cache is not kept between steps (each request runs on a copy, see
+    /// [`crate::AuthModel`]'s `honest_mcp`): the cache answers as full validation would (the
+    /// fuzz target `token_claims` and the cache tests check that), and keeping it would only
+    /// multiply equal states.
+    pub rs: Arc<McpGuard>,
     /// Honest sessions, `None` until started.
     pub sessions: Vec<Option<Arc<Session>>>,
     /// Each browser's session cookie at the honest AS (its value), by the user the browser

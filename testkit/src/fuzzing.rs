@@ -74,6 +74,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("uri", uri),
     ("as_ops", as_ops),
     ("client_responses", client_responses),
+    ("mcp_guard", mcp_guard),
 ];
 
 /// The target function called `name`, if there is one.
@@ -3065,4 +3066,145 @@ pub fn client_responses(data: &[u8]) {
         }
     }
     sim.observe();
+}
+
+// ---------------------------------------------------------------------------------------------
+// mcp_guard
+
+/// The MCP endpoint's pipeline ([`McpGuard`]) over request heads and bodies built from choices
+/// (method, path, `Origin`, `Authorization`, `MCP-Protocol-Version`, `Mcp-Session-Id`, body)
+/// and raw bytes. Properties: no panic; no 5xx; a request is forwarded only with a valid token
+/// for this resource, an accepted version (or `initialize`), the tool's scopes and its own
+/// session; a foreign `Origin` is refused (403) before the token is looked at; every 401 and
+/// 403 after authentication carries the challenge with `resource_metadata`; a forwarded
+/// session id is the MCP server's own id.
+pub fn mcp_guard(data: &[u8]) {
+    use mcp_auth_proto::endpoint::{McpGuard, Verdict};
+    use mcp_auth_proto::guard::{Sessions, ToolScopes};
+
+    let f = fixture();
+    let mut g = Gen::new(data);
+    let now = UnixTime::from_secs(NOW);
+    let tool_scopes = ToolScopes([("admin".to_owned(), ScopeSet::from_tokens(["mcp:admin"]))].into());
+    let mut guard =
+        McpGuard::new(f.rs.clone(), Sessions::new(&mut Sequential(5))).with_tool_scopes(tool_scopes);
+    let token = f.tokens.access_token.as_str();
+    let valid_access = f.rs.authenticate(now, [format!("Bearer {token}").as_bytes()]).ok();
+    let bound = valid_access
+        .as_ref()
+        .map(|a| guard.sessions().created("inner-7", a))
+        .unwrap_or_default();
+
+    let method = g.pick(&[Method::Post, Method::Get, Method::Delete, Method::Options, Method::Other]);
+    let path = match g.below(4) {
+        0 => "/mcp".to_owned(),
+        1 => "/.well-known/oauth-protected-resource/mcp".to_owned(),
+        2 => "/.well-known/oauth-protected-resource".to_owned(),
+        _ => format!("/{}", g.string(40)),
+    };
+    let mut request = HttpRequest::new(method, path);
+    match g.below(5) {
+        0 => request = request.header("origin", "https://evil.example"),
+        1 => request = request.header("origin", "http://127.0.0.1:6274"),
+        2 => request = request.header("origin", g.bytes(40)),
+        _ => {}
+    }
+    let authorization: Option<Vec<u8>> = match g.below(6) {
+        0 | 1 => Some(format!("Bearer {token}").into_bytes()),
+        2 => Some(format!("bearer  {token}").into_bytes()),
+        3 => Some(g.bytes(200)),
+        4 => Some(format!("Bearer {}", g.string(60)).into_bytes()),
+        _ => None,
+    };
+    if let Some(value) = &authorization {
+        request = request.header("authorization", value.clone());
+        if g.one_in(8) {
+            request = request.header("authorization", value.clone());
+        }
+    }
+    match g.below(5) {
+        0 => request = request.header("mcp-protocol-version", mcp_auth_proto::MCP_PROTOCOL_VERSION),
+        1 => request = request.header("mcp-protocol-version", "1999-01-01"),
+        2 => request = request.header("mcp-protocol-version", g.bytes(20)),
+        _ => {}
+    }
+    let own_session = match g.below(4) {
+        0 => {
+            request = request.header("mcp-session-id", bound.clone());
+            true
+        }
+        1 => {
+            request = request.header("mcp-session-id", g.bytes(60));
+            false
+        }
+        _ => false,
+    };
+    let body_choice = g.below(6);
+    let body = match body_choice {
+        0 => br#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#.to_vec(),
+        1 => br#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{}}"#.to_vec(),
+        2 => br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"admin"}}"#.to_vec(),
+        3 => br#"[{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo"}}]"#.to_vec(),
+        _ => g.bytes(300),
+    };
+    let request = request.body(body);
+
+    let check_answer = |response: &HttpResponse| {
+        assert!(response.status < 500, "{} for {request:?}", response.status);
+        if matches!(response.status, 401 | 403)
+            && let Some(challenge) = response.header_value("www-authenticate")
+        {
+            assert!(challenge.contains("resource_metadata=\""), "{challenge}");
+        }
+    };
+    match guard.handle_request(now, &request) {
+        Verdict::Respond(response) | Verdict::FetchKeys(response) => {
+            check_answer(&response);
+            let is_metadata = f.rs.is_metadata_path(request.url.as_str());
+            // A fixed foreign origin on an MCP request is refused before authentication.
+            if !is_metadata
+                && method != Method::Options
+                && request.header_str("origin") == Some("https://evil.example")
+            {
+                assert_eq!(response.status, 403);
+                assert!(response.header_value("www-authenticate").is_none());
+            }
+        }
+        Verdict::Introspect(_) => panic!("introspection is not configured"),
+        Verdict::ReadBody(admitted) => {
+            assert_eq!(admitted.access().audience, RESOURCE);
+            assert_ne!(request.header_str("origin"), Some("https://evil.example"));
+            let mut values = request.header_values("authorization");
+            let (first, second) = (values.next(), values.next());
+            assert!(second.is_none(), "credentials twice were accepted");
+            let first = first.expect("no credentials were accepted");
+            assert!(parse_bearer_authorization(first).is_ok_and(|t| t == token));
+            match guard.handle_body(admitted, &request.body) {
+                Err(response) => check_answer(&response),
+                Ok(forward) => {
+                    assert_eq!(Some(&forward.access), valid_access.as_ref());
+                    // The version: none, the supported one, or an initialize body.
+                    let mut versions = request.header_values("mcp-protocol-version");
+                    let version_ok = match (versions.next(), versions.next()) {
+                        (None, _) => true,
+                        (Some(v), None) => v == mcp_auth_proto::MCP_PROTOCOL_VERSION.as_bytes(),
+                        _ => false,
+                    };
+                    let initialize = serde_json::from_slice::<Value>(&request.body)
+                        .ok()
+                        .is_some_and(|v| v.get("method").and_then(Value::as_str) == Some("initialize"));
+                    assert!(version_ok || initialize);
+                    // The admin tool needs a scope the token lacks.
+                    assert!(!(method == Method::Post && body_choice == 2));
+                    match request.header_values("mcp-session-id").next() {
+                        None => assert_eq!(forward.session, None),
+                        Some(_) => {
+                            assert!(own_session);
+                            assert_eq!(forward.session.as_deref(), Some("inner-7"));
+                        }
+                    }
+                }
+            }
+        }
+    }
 }

@@ -3085,17 +3085,26 @@ pub fn mcp_guard(data: &[u8]) {
     let f = fixture();
     let mut g = Gen::new(data);
     let now = UnixTime::from_secs(NOW);
-    let tool_scopes = ToolScopes([("admin".to_owned(), ScopeSet::from_tokens(["mcp:admin"]))].into());
-    let mut guard =
-        McpGuard::new(f.rs.clone(), Sessions::new(&mut Sequential(5))).with_tool_scopes(tool_scopes);
+    let tool_scopes =
+        ToolScopes([("admin".to_owned(), ScopeSet::from_tokens(["mcp:admin"]))].into());
+    let mut guard = McpGuard::new(f.rs.clone(), Sessions::new(&mut Sequential(5)))
+        .with_tool_scopes(tool_scopes);
     let token = f.tokens.access_token.as_str();
-    let valid_access = f.rs.authenticate(now, [format!("Bearer {token}").as_bytes()]).ok();
+    let valid_access =
+        f.rs.authenticate(now, [format!("Bearer {token}").as_bytes()])
+            .ok();
     let bound = valid_access
         .as_ref()
         .map(|a| guard.sessions().created("inner-7", a))
         .unwrap_or_default();
 
-    let method = g.pick(&[Method::Post, Method::Get, Method::Delete, Method::Options, Method::Other]);
+    let method = g.pick(&[
+        Method::Post,
+        Method::Get,
+        Method::Delete,
+        Method::Options,
+        Method::Other,
+    ]);
     let path = match g.below(4) {
         0 => "/mcp".to_owned(),
         1 => "/.well-known/oauth-protected-resource/mcp".to_owned(),
@@ -3140,13 +3149,16 @@ pub fn mcp_guard(data: &[u8]) {
         _ => false,
     };
     let body_choice = g.below(6);
-    let body = match body_choice {
-        0 => br#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#.to_vec(),
-        1 => br#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{}}"#.to_vec(),
-        2 => br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"admin"}}"#.to_vec(),
-        3 => br#"[{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo"}}]"#.to_vec(),
-        _ => g.bytes(300),
-    };
+    let body =
+        match body_choice {
+            0 => br#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#.to_vec(),
+            1 => br#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{}}"#.to_vec(),
+            2 => br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"admin"}}"#
+                .to_vec(),
+            3 => br#"[{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo"}}]"#
+                .to_vec(),
+            _ => g.bytes(300),
+        };
     let request = request.body(body);
 
     let check_answer = |response: &HttpResponse| {
@@ -3192,7 +3204,9 @@ pub fn mcp_guard(data: &[u8]) {
                     };
                     let initialize = serde_json::from_slice::<Value>(&request.body)
                         .ok()
-                        .is_some_and(|v| v.get("method").and_then(Value::as_str) == Some("initialize"));
+                        .is_some_and(|v| {
+                            v.get("method").and_then(Value::as_str) == Some("initialize")
+                        });
                     assert!(version_ok || initialize);
                     // The admin tool needs a scope the token lacks.
                     assert!(!(method == Method::Post && body_choice == 2));

@@ -8,7 +8,9 @@
 use std::collections::BTreeMap;
 
 use mcp_auth_proto::client::{Action, Client, ClientConfig, ClientError, Tokens};
+use mcp_auth_proto::endpoint::{McpGuard, Verdict};
 use mcp_auth_proto::entropy::Sequential;
+use mcp_auth_proto::guard::Sessions;
 use mcp_auth_proto::http::{HttpRequest, HttpResponse, Method};
 use mcp_auth_proto::jwt::{Access, Ed25519Signer, KeySet, Signer};
 use mcp_auth_proto::resource::{Challenge, ResourceServer, RsConfig};
@@ -34,8 +36,9 @@ pub const USER: &str = "alice";
 pub struct Harness {
     /// The authorization server.
     pub authorization_server: AuthorizationServer,
-    /// The honest resource server at [`RESOURCE`].
-    pub resource_server: ResourceServer,
+    /// The honest MCP server at [`RESOURCE`]: the endpoint's whole pipeline, as the tower
+    /// layer runs it ([`McpGuard::resource_server`] is the resource server).
+    pub guard: McpGuard,
     /// The client, configured for [`RESOURCE`].
     pub client: Client,
     /// Simulated time.
@@ -98,7 +101,7 @@ impl Harness {
         let authorization_server = authorization_server();
         let resource_server = resource_server(&authorization_server, RESOURCE);
         Self {
-            resource_server,
+            guard: McpGuard::new(resource_server, Sessions::new(&mut Sequential(99))),
             authorization_server,
             client: Client::new(ClientConfig {
                 scope: Some(ScopeSet::from_tokens(["mcp:tools"])),
@@ -146,7 +149,7 @@ impl Harness {
                         self.cookie = Some(pair.to_owned());
                     }
                     response
-                } else if self.resource_server.config().resource.origin() == origin {
+                } else if self.guard.resource_server().config().resource.origin() == origin {
                     self.resource_server_http(&local)
                 } else {
                     HttpResponse::new(404)
@@ -158,28 +161,27 @@ impl Harness {
         response
     }
 
+    /// The MCP server: every request through the guard's pipeline; a forwarded request at the
+    /// resource's path is answered 200, at any other path 404 (no MCP server there).
     fn resource_server_http(&mut self, request: &HttpRequest) -> HttpResponse {
-        if request.method == Method::Get
-            && self.resource_server.metadata_paths().contains(&request.url)
-        {
-            return HttpResponse::json(200, &self.resource_server.metadata());
+        match self.guard.handle_request(self.now, request) {
+            Verdict::Respond(response) | Verdict::FetchKeys(response) => response,
+            // The harness configures no introspection.
+            Verdict::Introspect(_) => HttpResponse::new(503),
+            Verdict::ReadBody(admitted) => match self.guard.handle_body(admitted, &request.body) {
+                Err(response) => response,
+                Ok(_) if self.guard.resource_server().config().resource.path() == request.url => {
+                    HttpResponse::new(200)
+                }
+                Ok(_) => HttpResponse::new(404),
+            },
         }
-        if self.resource_server.config().resource.path() == request.url {
-            return match self
-                .resource_server
-                .authenticate(self.now, request.header_values("authorization"))
-            {
-                Ok(_) => HttpResponse::new(200),
-                Err(c) => challenge_response(&c),
-            };
-        }
-        HttpResponse::new(404)
     }
 
     /// An MCP request to the honest resource server with this `Authorization` value.
     pub fn mcp_request(&mut self, authorization: Option<&str>) -> Result<Access, Challenge> {
         let values: Vec<&[u8]> = authorization.map(str::as_bytes).into_iter().collect();
-        self.resource_server.authenticate(self.now, values)
+        self.guard.resource_server().authenticate(self.now, values)
     }
 
     /// Run the client until it is authorized or fails (at most 32 steps): MCP request without a
@@ -306,12 +308,6 @@ pub fn redirect_query(response: &HttpResponse) -> Option<String> {
     let location = response.header_value("location")?;
     let rest = location.strip_prefix(REDIRECT_URI)?;
     rest.strip_prefix('?').map(str::to_owned)
-}
-
-/// Encode a resource-server challenge as HTTP.
-pub fn challenge_response(challenge: &Challenge) -> HttpResponse {
-    HttpResponse::new(challenge.status)
-        .header("www-authenticate", challenge.www_authenticate.clone())
 }
 
 /// Split an absolute URL into (origin, path, query).

@@ -138,7 +138,7 @@ fn write_seed_corpus() {
     write("www_authenticate", "token68", b"Negotiate abc==, Bearer");
 
     let get = |h: &mut Harness, url: &str| h.route(&HttpRequest::new(Method::Get, url)).body;
-    let prm_url = h.resource_server.metadata_url().to_owned();
+    let prm_url = h.guard.resource_server().metadata_url().to_owned();
     let prm = get(&mut h, &prm_url);
     write("metadata_json", "prm", &prm);
     let asm = get(

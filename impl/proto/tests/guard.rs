@@ -60,20 +60,20 @@ fn tools_call_needs_the_tool_scopes() {
     let scopes = ToolScopes([("admin".to_owned(), ScopeSet::from_tokens(["mcp:admin"]))].into());
     let call = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"admin"}}"#;
     let c = scopes
-        .check(&h.resource_server, &access("a"), call)
+        .check(h.guard.resource_server(), &access("a"), call)
         .unwrap_err();
     assert_eq!(c.status, 403);
     assert!(c.www_authenticate.contains("scope=\"mcp:admin\""));
     let batch = br#"[{"jsonrpc":"2.0","id":1,"method":"tools/list"},{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"admin"}}]"#;
     assert!(
         scopes
-            .check(&h.resource_server, &access("a"), batch)
+            .check(h.guard.resource_server(), &access("a"), batch)
             .is_err()
     );
     let other = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo"}}"#;
     assert!(
         scopes
-            .check(&h.resource_server, &access("a"), other)
+            .check(h.guard.resource_server(), &access("a"), other)
             .is_ok()
     );
 }
@@ -82,7 +82,7 @@ fn tools_call_needs_the_tool_scopes() {
 #[test]
 fn metadata_and_preflights_need_no_token() {
     let h = Harness::new();
-    let rs = &h.resource_server;
+    let rs = h.guard.resource_server();
     let prm =
         unauthenticated(rs, Method::Get, "/.well-known/oauth-protected-resource/mcp").unwrap();
     assert_eq!(
@@ -193,13 +193,13 @@ fn a_body_the_scope_check_cannot_read_is_refused_not_waved_through() {
         br#"{"jsonrpc":"2.0","id":1,"method":"tools/call"}"#,
     ] {
         let refused = scopes
-            .check(&h.resource_server, &a, unreadable)
+            .check(h.guard.resource_server(), &a, unreadable)
             .expect_err(&String::from_utf8_lossy(unreadable));
         assert_eq!(refused.status, 400, "{unreadable:?}");
         assert!(refused.www_authenticate.contains("invalid_request"));
     }
     let list = br#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#;
-    assert!(scopes.check(&h.resource_server, &a, list).is_ok());
+    assert!(scopes.check(h.guard.resource_server(), &a, list).is_ok());
 }
 
 fn token(h: &Harness, edit: impl FnOnce(&mut mcp_auth_proto::jwt::AccessClaims)) -> String {
@@ -235,7 +235,7 @@ fn a_token_without_the_base_scope_is_refused_on_every_request() {
         assert_eq!(refused.status, 403, "{scope:?}");
         assert!(refused.www_authenticate.contains("insufficient_scope"));
         assert!(refused.www_authenticate.contains("scope=\"mcp:tools\""));
-        let mut rs = h.resource_server.clone();
+        let mut rs = h.guard.resource_server().clone();
         let cached = rs.authenticate_cached(h.now, [bare.as_bytes()]);
         assert_eq!(cached.map_err(|c| c.status), Err(403));
     }
@@ -245,7 +245,7 @@ fn a_token_without_the_base_scope_is_refused_on_every_request() {
 #[test]
 fn a_token_issued_in_the_future_beyond_the_leeway_is_refused() {
     let mut h = Harness::new();
-    let leeway = h.resource_server.config().validation.leeway_secs;
+    let leeway = h.guard.resource_server().config().validation.leeway_secs;
     let skewed = token(&h, |c| c.iat += leeway);
     assert!(h.mcp_request(Some(&skewed)).is_ok(), "within the leeway");
     let future = token(&h, |c| c.iat += leeway + 1);

@@ -126,7 +126,7 @@ proptest! {
     fn the_resource_server_always_answers_a_challenge(values in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..200), 0..3)) {
         let h = Harness::new();
         let refs: Vec<&[u8]> = values.iter().map(Vec::as_slice).collect();
-        match h.resource_server.authenticate(UnixTime::from_secs(1000), refs) {
+        match h.guard.resource_server().authenticate(UnixTime::from_secs(1000), refs) {
             Ok(_) => prop_assert!(false, "random bytes are never a valid token"),
             Err(c) => {
                 prop_assert!([400, 401].contains(&c.status));

@@ -1,10 +1,11 @@
 //! # mcp-auth-model: MCP authorization, model-checked on the real core
 //!
 //! A [`stateright`] model whose state is made of the production values of `mcp-auth-proto`
-//! (the authorization server, the resource server, the client state machines), plus what the
-//! attacker knows and a ghost audit log. Every transition is a call into the same functions the
-//! hyper drivers call — [`server::http::handle`] for every request to an authorization server,
-//! [`ResourceServer::authenticate`] for every MCP request, and the client's
+//! (the authorization server, the MCP endpoint's guard, the client state machines), plus what
+//! the attacker knows and a ghost audit log. Every transition is a call into the same functions
+//! the hyper drivers call — [`handle`] for every request to an authorization server,
+//! [`McpGuard::handle_request`] / [`McpGuard::handle_body`] (the tower layer's whole pipeline)
+//! for every request to the honest MCP server, and the client's
 //! `handle_unauthorized` / `handle_response` / `handle_redirect` / `authorization_for` — with
 //! requests and responses as [`HttpRequest`] / [`HttpResponse`] values through the same HTTP
 //! codecs. The model itself has no protocol logic: it routes requests by origin, plays the user

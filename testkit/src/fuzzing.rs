@@ -3071,7 +3071,7 @@ pub fn client_responses(data: &[u8]) {
 // ---------------------------------------------------------------------------------------------
 // mcp_guard
 
-/// The MCP endpoint's pipeline ([`McpGuard`]) over request heads and bodies built from choices
+/// The MCP endpoint's pipeline ([`McpGuard`](mcp_auth_proto::endpoint::McpGuard)) over request heads and bodies built from choices
 /// (method, path, `Origin`, `Authorization`, `MCP-Protocol-Version`, `Mcp-Session-Id`, body)
 /// and raw bytes. Properties: no panic; no 5xx; a request is forwarded only with a valid token
 /// for this resource, an accepted version (or `initialize`), the tool's scopes and its own

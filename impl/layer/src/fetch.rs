@@ -151,7 +151,7 @@ pub fn mozilla_roots() -> rustls::RootCertStore {
 }
 
 /// The URL of a request as error messages show it: query values (`code`, `state`, ...)
-/// shortened, as in the logs (CLI-6).
+/// shortened, as in the logs ([CLI-6](mcp_auth_proto::requirements#CLI-6)).
 // spec: CLI-6
 fn shown(request: &HttpRequest) -> String {
     mcp_auth_proto::redact::shorten_url(&request.url)

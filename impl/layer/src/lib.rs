@@ -163,7 +163,7 @@ impl Builder {
     }
 
     /// Scopes every request's token must carry (default: `mcp:tools`; an empty list turns the
-    /// check off, PF-19).
+    /// check off, [PF-19](mcp_auth_proto::requirements#PF-19)).
     pub fn base_scopes<I: IntoIterator<Item = S>, S: Into<String>>(mut self, scopes: I) -> Self {
         self.base_scopes = Some(scopes.into_iter().map(Into::into).collect());
         self
@@ -212,7 +212,7 @@ impl Builder {
         self
     }
 
-    /// The named leniency for local development (PF-8): accept `http` URLs for the resource
+    /// The named leniency for local development ([PF-8](mcp_auth_proto::requirements#PF-8)): accept `http` URLs for the resource
     /// and the issuer when their host is a loopback address. Off by default.
     pub fn allow_loopback_http(mut self) -> Self {
         self.policy = HttpPolicy::AllowLoopbackHttp;

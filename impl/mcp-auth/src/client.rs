@@ -257,7 +257,7 @@ enum Verdict {
     Foreign,
 }
 
-/// The redirect listener's answer: a plain-text page, never a redirect (AZ-24).
+/// The redirect listener's answer: a plain-text page, never a redirect ([AZ-24](mcp_auth_proto::requirements#AZ-24)).
 fn listener_page(status: u16, text: &'static str) -> http::Response<crate::net::Body> {
     http::Response::builder()
         .status(status)

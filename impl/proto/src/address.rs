@@ -1,4 +1,4 @@
-//! The SSRF guard of the client (spec DISC-11, RFC 9728 §7.7): what kind of network place a
+//! The SSRF guard of the client (spec [DISC-11](crate::requirements#DISC-11), RFC 9728 §7.7): what kind of network place a
 //! URL's host names, and whether a URL taken from a challenge or from metadata may be fetched
 //! when the user asked for a given MCP server.
 //!

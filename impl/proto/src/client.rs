@@ -41,7 +41,7 @@ use crate::uri::{
 };
 
 /// A secret in `Debug` output: its first 4 characters and its length, never the whole value
-/// (spec CLI-6: logs and panics must not carry tokens).
+/// (spec [CLI-6](crate::requirements#CLI-6): logs and panics must not carry tokens).
 struct Redacted<'a>(&'a str);
 
 impl std::fmt::Debug for Redacted<'_> {
@@ -64,7 +64,7 @@ pub struct ClientConfig {
     pub scope: Option<ScopeSet>,
     /// Pre-registered credentials (client id, optional secret) instead of DCR.
     pub preregistered: Option<(String, Option<String>)>,
-    /// Whether http URLs are acceptable for loopback hosts (spec PF-8; off by default). URLs
+    /// Whether http URLs are acceptable for loopback hosts (spec [PF-8](crate::requirements#PF-8); off by default). URLs
     /// taken from challenges and metadata may be plain http only when the MCP server URL
     /// itself is loopback http (see [`Client::transport_policy`]).
     pub http_policy: HttpPolicy,

@@ -5,17 +5,17 @@
 //! calling this type, never by repeating them:
 //!
 //! 1. Protected Resource Metadata and CORS preflights are answered without a token
-//!    ([`guard::unauthenticated`]: PRM-1, PRM-4, PRM-5, PRM-10).
-//! 2. A foreign `Origin` gets 403 before anything else ([`guard::origin_allowed`]: SEC-8).
+//!    ([`guard::unauthenticated`]: [PRM-1](crate::requirements#PRM-1), [PRM-4](crate::requirements#PRM-4), [PRM-5](crate::requirements#PRM-5), [PRM-10](crate::requirements#PRM-10)).
+//! 2. A foreign `Origin` gets 403 before anything else ([`guard::origin_allowed`]: [SEC-8](crate::requirements#SEC-8)).
 //! 3. The bearer token is authenticated through the verified-token cache, refetching the
 //!    issuer's keys once when a `kid` is unknown ([`Verdict::FetchKeys`]) and asking the
 //!    authorization server when introspection is configured ([`Verdict::Introspect`]): RS-*,
-//!    ERR-*, RT-2.
-//! 4. Only then is the body read, at most [`McpGuard::BODY_LIMIT`] bytes (SEC-12).
-//! 5. The `MCP-Protocol-Version` is checked, after authentication (TRN-3, TRN-4).
-//! 6. `tools/call` needs its tool's scopes (403 `insufficient_scope`: ERR-2).
-//! 7. A presented `Mcp-Session-Id` must belong to the caller (404 otherwise: SEC-2, SEC-3,
-//!    SEC-6); the MCP server receives its own id.
+//!    ERR-*, [RT-2](crate::requirements#RT-2).
+//! 4. Only then is the body read, at most [`McpGuard::BODY_LIMIT`] bytes ([SEC-12](crate::requirements#SEC-12)).
+//! 5. The `MCP-Protocol-Version` is checked, after authentication ([TRN-3](crate::requirements#TRN-3), [TRN-4](crate::requirements#TRN-4)).
+//! 6. `tools/call` needs its tool's scopes (403 `insufficient_scope`: [ERR-2](crate::requirements#ERR-2)).
+//! 7. A presented `Mcp-Session-Id` must belong to the caller (404 otherwise: [SEC-2](crate::requirements#SEC-2), [SEC-3](crate::requirements#SEC-3),
+//!    [SEC-6](crate::requirements#SEC-6)); the MCP server receives its own id.
 //! 8. The request is forwarded with the validated [`Access`]; a session the MCP server creates
 //!    is handed out bound to its creator ([`McpGuard::handle_response`]).
 //!
@@ -117,7 +117,7 @@ impl Admitted {
 /// What the `MCP-Protocol-Version` header left open.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum VersionCheck {
-    /// Absent (TRN-3) or one supported value.
+    /// Absent ([TRN-3](crate::requirements#TRN-3)) or one supported value.
     Accepted,
     /// Anything else: accepted only for an `initialize` request, which negotiates it.
     UnlessInitialize,
@@ -239,7 +239,7 @@ impl McpGuard {
 
     /// The transport rule for the guard's own requests (keys, metadata, introspection): plain
     /// `http` only to loopback, and only when the trusted issuer is itself such a URL (it was
-    /// then accepted under that leniency, PF-8); else `https` with verification.
+    /// then accepted under that leniency, [PF-8](crate::requirements#PF-8)); else `https` with verification.
     // spec: GEN-8, PF-8
     pub fn fetch_policy(&self) -> HttpPolicy {
         if self.rs.config().issuer.as_str().starts_with("http:") {
@@ -370,7 +370,7 @@ impl McpGuard {
         }
     }
 
-    /// A body longer than [`McpGuard::BODY_LIMIT`]: 400 `invalid_request` (ERR-8, SEC-12).
+    /// A body longer than [`McpGuard::BODY_LIMIT`]: 400 `invalid_request` ([ERR-8](crate::requirements#ERR-8), [SEC-12](crate::requirements#SEC-12)).
     pub fn body_too_large(&self) -> HttpResponse {
         guard::body_too_large()
     }

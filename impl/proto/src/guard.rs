@@ -80,7 +80,7 @@ pub fn challenge_response(challenge: &Challenge) -> HttpResponse {
 }
 
 /// A request body that exceeds [`BODY_LEN_MAX`]: 400 `invalid_request`, as the catalogue says
-/// for [`Rejection::TooLarge`] and RFC 6750 §3.1 for `invalid_request` (ERR-8).
+/// for [`Rejection::TooLarge`] and RFC 6750 §3.1 for `invalid_request` ([ERR-8](crate::requirements#ERR-8)).
 // spec: ERR-8, SEC-12
 pub fn body_too_large() -> HttpResponse {
     with_cors(crate::http::oauth_error(Rejection::TooLarge))
@@ -226,7 +226,7 @@ impl Sessions {
     }
 
     /// The MCP server created session `inner` for `access`: the id to hand to the client
-    /// instead (visible ASCII, SEC-11, when `inner` is).
+    /// instead (visible ASCII, [SEC-11](crate::requirements#SEC-11), when `inner` is).
     // spec: SEC-6, SEC-11
     pub fn created(&self, inner: &str, access: &Access) -> String {
         use base64::Engine as _;
@@ -267,9 +267,9 @@ impl Sessions {
 pub const SUPPORTED_PROTOCOL_VERSIONS: &[&str] = &[crate::MCP_PROTOCOL_VERSION];
 
 /// Check the `MCP-Protocol-Version` header of an MCP request that passed authentication (spec
-/// an unauthenticated request gets its 401 first, so the layer calls this only after
+/// [A-13](crate::requirements#A-13): an unauthenticated request gets its 401 first, so the layer calls this only after
 /// [`ResourceServer::authenticate`] succeeded). No header: accepted, the MCP server assumes an
-/// older revision (TRN-3). An `initialize` request: accepted, its body negotiates the version.
+/// older revision ([TRN-3](crate::requirements#TRN-3)). An `initialize` request: accepted, its body negotiates the version.
 /// Otherwise exactly one header whose value is in [`SUPPORTED_PROTOCOL_VERSIONS`], else 400
 /// with a JSON-RPC error naming the supported versions.
 // spec: TRN-3, TRN-4

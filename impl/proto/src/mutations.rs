@@ -12,32 +12,32 @@
 #[cfg(mcp_auth_mutations)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Mutations {
-    /// AS: skip the PKCE verification at the token endpoint (PKCE-9).
+    /// AS: skip the PKCE verification at the token endpoint ([PKCE-9](crate::requirements#PKCE-9)).
     pub skip_pkce: bool,
-    /// AS: accept any redirect URI for a client, not only a registered one (AZ-3).
+    /// AS: accept any redirect URI for a client, not only a registered one ([AZ-3](crate::requirements#AZ-3)).
     pub lax_redirect: bool,
-    /// AS: do not mark a redeemed code as used (TOK-6, TOK-7).
+    /// AS: do not mark a redeemed code as used ([TOK-6](crate::requirements#TOK-6), [TOK-7](crate::requirements#TOK-7)).
     pub reusable_codes: bool,
-    /// AS: accept a rotated-out refresh token as if it were the current one (RT-1).
+    /// AS: accept a rotated-out refresh token as if it were the current one ([RT-1](crate::requirements#RT-1)).
     pub skip_refresh_rotation: bool,
-    /// AS: do not revoke the grant when a rotated-out refresh token comes back (RT-2).
+    /// AS: do not revoke the grant when a rotated-out refresh token comes back ([RT-2](crate::requirements#RT-2)).
     pub skip_refresh_revocation: bool,
     /// AS: do not bind the token to the consented resource: the token request's `resource`
-    /// is not compared with the code's and becomes the audience (RES-14).
+    /// is not compared with the code's and becomes the audience ([RES-14](crate::requirements#RES-14)).
     pub skip_resource_binding: bool,
     /// AS: accept a consent decision from any browser session, made as that session's user,
-    /// not only from the session and user the prompt was shown to (AZ-29).
+    /// not only from the session and user the prompt was shown to ([AZ-29](crate::requirements#AZ-29)).
     pub skip_session_binding: bool,
-    /// RS: do not check `aud` (RS-2).
+    /// RS: do not check `aud` ([RS-2](crate::requirements#RS-2)).
     pub skip_audience_check: bool,
-    /// Client: accept a callback whatever its `state` (AZ-11).
+    /// Client: accept a callback whatever its `state` ([AZ-11](crate::requirements#AZ-11)).
     pub skip_state_check: bool,
-    /// Client: accept a callback whatever its `iss` (AZ-20, RFC 9207).
+    /// Client: accept a callback whatever its `iss` ([AZ-20](crate::requirements#AZ-20), RFC 9207).
     pub skip_iss_check: bool,
-    /// Client: accept a PRM document whose `resource` is not the server asked about (DISC-4).
+    /// Client: accept a PRM document whose `resource` is not the server asked about ([DISC-4](crate::requirements#DISC-4)).
     pub skip_prm_resource_check: bool,
     /// Client: attach the access token to requests for any server, not only the one it was
-    /// obtained for (CLI-5).
+    /// obtained for ([CLI-5](crate::requirements#CLI-5)).
     pub skip_token_target_check: bool,
 }
 

@@ -1,6 +1,6 @@
 //! What of a URL, form or JSON document may be shown in logs, transcripts and error messages:
 //! secrets and long random identifiers are shortened to their first characters and length
-//! (CLI-6), so that a log never carries a usable code, token or secret.
+//! ([CLI-6](crate::requirements#CLI-6)), so that a log never carries a usable code, token or secret.
 
 /// Parameters whose values are shown in full (they are URLs or short words, not secrets).
 pub const PLAIN_PARAMS: &[&str] = &[

@@ -38,11 +38,11 @@ pub struct RsConfig {
     /// naming them otherwise); tool scopes come on top. Default: [`DEFAULT_BASE_SCOPE`], so
     /// that a token issued with no scope at all (or only for something else) reaches nothing.
     /// A deployment whose scopes have other names sets its own; only an explicit empty set
-    /// turns the check off (spec PF-19).
+    /// turns the check off (spec [PF-19](crate::requirements#PF-19)).
     pub base_scopes: ScopeSet,
     /// Ask the authorization server whether a valid JWT is still active (RFC 7662), with a
     /// short cache ([`ResourceServer::authenticate_active`]); `None` (the default): the JWT
-    /// alone decides, and a revoked grant's token is accepted until its `exp` (PF-21).
+    /// alone decides, and a revoked grant's token is accepted until its `exp` ([PF-21](crate::requirements#PF-21)).
     pub introspection: Option<IntrospectionConfig>,
 }
 

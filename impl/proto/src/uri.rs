@@ -38,7 +38,7 @@ pub const MAX_IDENTIFIER_LEN: usize = MAX_URI_LEN - 64;
 /// Whether plain-http URLs are accepted for loopback hosts (`127.0.0.1`, `[::1]`, `localhost`).
 ///
 /// Strict default: `HttpsOnly`. `AllowLoopbackHttp` is the named leniency for
-/// demos/tests (spec PF-8). Non-loopback `http` is refused under both policies.
+/// demos/tests (spec [PF-8](crate::requirements#PF-8)). Non-loopback `http` is refused under both policies.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum HttpPolicy {
     /// Only `https` URIs are accepted (the default).

@@ -42,7 +42,7 @@ impl TokenStore {
     /// Bring the store in line with `client`: no credentials of another issuer than the one
     /// its resource named ([`Client::authorization_server`]), and the tokens it holds, if any.
     /// Drivers call it whenever a flow of the client ends, so that rotated refresh tokens are
-    /// kept (RT-7) and superseded ones are not offered again.
+    /// kept ([RT-7](crate::requirements#RT-7)) and superseded ones are not offered again.
     // spec: CLI-5, RT-7
     pub fn sync(&mut self, client: &Client) {
         let Ok(resource) = client.resource() else {

@@ -56,7 +56,7 @@ pub struct Browser {
 /// Why the login page is shown again.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum LoginError {
-    /// The username or the password is wrong (the same answer for both: SEC-14).
+    /// The username or the password is wrong (the same answer for both: [SEC-14](crate::requirements#SEC-14)).
     WrongCredentials,
     /// Too many failed attempts for this user or from this address; try later.
     TooManyAttempts,
@@ -238,7 +238,7 @@ impl AuthorizationServer {
     }
 
     /// The pending authorization a form names, if the form's CSRF token and the browser's
-    /// session both match it (AZ-29: a form from another browser session is refused).
+    /// session both match it ([AZ-29](crate::requirements#AZ-29): a form from another browser session is refused).
     pub(super) fn pending_for_form(
         &self,
         id: &str,

@@ -29,7 +29,7 @@ pub struct UserAgentPolicy {
     /// The accounts: one implicit demo user (no login page), or users with passwords.
     pub accounts: Accounts,
     /// Approve every request as the logged-in user without showing the consent page. For
-    /// tests and the demo only: it disables the consent step (AZ-25).
+    /// tests and the demo only: it disables the consent step ([AZ-25](crate::requirements#AZ-25)).
     pub auto_approve: bool,
 }
 
@@ -571,7 +571,7 @@ fn logout(
 
 /// Encode an answer: a page, a 303 redirect, with the new session's cookie if one began.
 /// After a login or logout form, the page of the pending authorization is shown by a 303 to
-/// `GET consent?id=…`, so that reloading it never re-posts the form (AZ-19).
+/// `GET consent?id=…`, so that reloading it never re-posts the form ([AZ-19](crate::requirements#AZ-19)).
 // spec: AZ-4, AZ-19, AZ-26
 fn respond(server: &AuthorizationServer, answer: Answer) -> HttpResponse {
     let name = &server.config().name;

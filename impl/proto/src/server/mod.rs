@@ -43,7 +43,7 @@ pub struct Lifetimes {
     pub code: u64,
     /// Access token; default 300 s ([`ACCESS_TOKEN_LIFETIME_DEFAULT`]). Short, because a
     /// resource server that only validates the JWT accepts a token of a revoked grant until
-    /// its `exp` (PF-7); one that introspects (RFC 7662) stops sooner.
+    /// its `exp` ([PF-7](crate::requirements#PF-7)); one that introspects (RFC 7662) stops sooner.
     pub access_token: u64,
     /// Refresh token inactivity limit; default 14 days.
     pub refresh_idle: u64,
@@ -117,7 +117,7 @@ pub struct Limits {
     pub rate_entries: usize,
 }
 
-/// Requests per peer address and minute at each endpoint anyone can call (SEC-17).
+/// Requests per peer address and minute at each endpoint anyone can call ([SEC-17](crate::requirements#SEC-17)).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct RateLimits {
     /// `POST /register`; default 30.
@@ -189,7 +189,7 @@ pub struct AsConfig {
     pub lifetimes: Lifetimes,
     /// Bounds.
     pub limits: Limits,
-    /// Whether http loopback URLs are acceptable as `resource` (spec PF-8).
+    /// Whether http loopback URLs are acceptable as `resource` (spec [PF-8](crate::requirements#PF-8)).
     pub http_policy: HttpPolicy,
     /// The server's name on its pages.
     pub name: String,
@@ -357,7 +357,7 @@ pub struct ConsentPrompt {
 }
 
 /// An authorization waiting for the user, bound to the browser session that started it and,
-/// once known, the user (AZ-29).
+/// once known, the user ([AZ-29](crate::requirements#AZ-29)).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct Pending {
     prompt: ConsentPrompt,
@@ -371,7 +371,7 @@ struct Pending {
 
 /// An error the user is told about, with a link back to the client they may follow: the
 /// request came from a verified client and redirect URI, but no user has been involved yet,
-/// so the server does not redirect on its own (AZ-7, AZ-8, AZ-9).
+/// so the server does not redirect on its own ([AZ-7](crate::requirements#AZ-7), [AZ-8](crate::requirements#AZ-8), [AZ-9](crate::requirements#AZ-9)).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Inform {
     /// The client's registered name, if any.
@@ -681,9 +681,9 @@ impl AuthorizationServer {
     }
 
     /// The authorization endpoint. Until the client and redirect URI are verified, an error is
-    /// shown, never redirected (AZ-4). After that, an error is still shown rather than
+    /// shown, never redirected ([AZ-4](crate::requirements#AZ-4)). After that, an error is still shown rather than
     /// redirected, with a link to the client the user may follow: no user has seen the request
-    /// yet, and a redirect now would make the server an open redirector (AZ-7, AZ-8, AZ-9).
+    /// yet, and a redirect now would make the server an open redirector ([AZ-7](crate::requirements#AZ-7), [AZ-8](crate::requirements#AZ-8), [AZ-9](crate::requirements#AZ-9)).
     /// A valid request becomes a pending authorization bound to the browser session (a new
     /// one if the browser has none); the answer is the login page, or the consent page for
     /// the logged-in user.
@@ -793,7 +793,7 @@ impl AuthorizationServer {
     }
 
     /// The user's decision on a consent prompt. It counts only if it comes from the browser
-    /// session the prompt was shown in, logged in as the user it was shown to (AZ-29: no
+    /// session the prompt was shown in, logged in as the user it was shown to ([AZ-29](crate::requirements#AZ-29): no
     /// consent CSRF). Approval mints a code for that user, bound to everything the request
     /// named; denial redirects with `access_denied`. Either way the prompt is used up.
     // spec: AZ-10, AZ-14, AZ-15, AZ-16, AZ-21, AZ-25, AZ-29, AZ-30

@@ -43,7 +43,7 @@ pub enum Revocation {
     Unknown,
     /// A token issued to another client: nothing is revoked (RFC 7009 §2.1), and the answer
     /// is the same as for an unknown token, so that a client cannot learn whether a string is
-    /// another client's live token (PF-21).
+    /// another client's live token ([PF-21](crate::requirements#PF-21)).
     OtherClient,
 }
 

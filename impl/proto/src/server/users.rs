@@ -184,7 +184,7 @@ impl Users {
     }
 
     /// The hash to verify a login against: the user's, or the dummy for an unknown name, so
-    /// that both take the same time (SEC-15).
+    /// that both take the same time ([SEC-15](crate::requirements#SEC-15)).
     pub(crate) fn hash_for(&self, username: &str) -> (&str, bool) {
         match self.by_name.get(username) {
             Some(user) => (&user.password_hash, true),

@@ -22,7 +22,7 @@ case "$target" in
   metadata_json) dicts="json url oauth" ;;
   uri) dicts="url" ;;
   request_decode) dicts="oauth url" ;;
-  as_ops|client_responses) dicts="" ;;
+  as_ops|client_responses|mcp_guard) dicts="" ;;
   *) echo "unknown target: $target" >&2; exit 2 ;;
 esac
 

@@ -4,12 +4,12 @@
 use mcp_auth_proto::endpoint::{KeyFetch, KeyFetchError, McpGuard, Verdict};
 use mcp_auth_proto::entropy::Sequential;
 use mcp_auth_proto::guard::{Sessions, ToolScopes};
-use mcp_auth_testkit::harness::{self, Harness, RESOURCE};
 use mcp_auth_proto::http::{HttpRequest, HttpResponse, Method};
 use mcp_auth_proto::resource::{ResourceServer, RsConfig};
 use mcp_auth_proto::time::UnixTime;
 use mcp_auth_proto::types::ScopeSet;
 use mcp_auth_proto::uri::{HttpPolicy, Issuer, ResourceUri};
+use mcp_auth_testkit::harness::{self, Harness, RESOURCE};
 
 const LIST: &str = r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#;
 const INIT: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{}}"#;

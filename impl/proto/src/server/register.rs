@@ -1,8 +1,10 @@
-//! Dynamic client registration (RFC 7591): request validation and the registered client.
+//! Dynamic client registration (RFC 7591): the endpoint, request validation and the registered
+//! client.
 
 use serde::{Deserialize, Serialize};
 
-use super::Limits;
+use super::{AuthorizationServer, Limits};
+use crate::entropy::{Entropy, mint};
 use crate::error::Rejection;
 use crate::time::UnixTime;
 use crate::types::{ClientId, ScopeSet, SecretDigest};
@@ -227,5 +229,37 @@ impl RegisteredClient {
             client_secret_expires_at: secret.map(|_| 0),
             metadata: self.metadata.clone(),
         }
+    }
+}
+
+impl AuthorizationServer {
+    /// Dynamic client registration (RFC 7591).
+    // spec: DCR-1, DCR-6, DCR-7, DCR-10
+    pub fn register(
+        &mut self,
+        now: UnixTime,
+        entropy: &mut impl Entropy,
+        metadata: ClientMetadata,
+    ) -> Result<RegistrationResponse, Rejection> {
+        if self.clients.len() >= self.config.limits.clients {
+            // Clients that never completed a flow are forgotten after a while (SEC-17).
+            let unused = self.config.lifetimes.unused_client;
+            self.clients
+                .retain(|_, c| c.completed || now < c.issued_at.plus(unused));
+        }
+        if self.clients.len() >= self.config.limits.clients {
+            return Err(Rejection::Full);
+        }
+        let client = metadata.validate(&self.config.limits)?;
+        let client_id = ClientId(mint(entropy));
+        let secret = (client.auth_method != TokenAuthMethod::None).then(|| mint(entropy));
+        let response = client.response(&client_id, secret.as_deref(), now);
+        let registered = RegisteredClient {
+            secret: secret.as_deref().map(SecretDigest::of),
+            issued_at: now,
+            ..client
+        };
+        self.clients.insert(client_id, registered);
+        Ok(response)
     }
 }

@@ -553,14 +553,13 @@ impl AuthModel {
     }
 
     fn client_config(&self, n: u8, target: Target) -> ClientConfig {
-        let config = ClientConfig {
-            scope: Some(ScopeSet::from_tokens([SCOPE])),
-            ..ClientConfig::new(target.url(), redirect_uri(n))
-        };
+        let config = ClientConfig::new(target.url(), redirect_uri(n))
+            .with_scope(Some(ScopeSet::from_tokens([SCOPE])));
         #[cfg(mcp_auth_mutations)]
-        let config = ClientConfig {
-            mutations: self.cfg.mutations,
-            ..config
+        let config = {
+            let mut config = config;
+            config.mutations = self.cfg.mutations;
+            config
         };
         config
     }

@@ -3012,13 +3012,13 @@ pub fn client_responses(data: &[u8]) {
         .map(|b| format!("{b:02x}"))
         .collect();
     let mut sim = ClientSim {
-        client: Client::new(ClientConfig {
-            scope: g.bool().then(|| ScopeSet::from_tokens(["mcp:tools"])),
-            preregistered: None,
-            http_policy: policy,
-            allow_missing_pkce_metadata: allow_missing_pkce,
-            ..ClientConfig::new(RESOURCE, REDIRECT_URI)
-        }),
+        client: Client::new(
+            ClientConfig::new(RESOURCE, REDIRECT_URI)
+                .with_scope(g.bool().then(|| ScopeSet::from_tokens(["mcp:tools"])))
+                .with_preregistered(None)
+                .with_http_policy(policy)
+                .with_allow_missing_pkce_metadata(allow_missing_pkce),
+        ),
         policy,
         allow_missing_pkce,
         preregistered,
@@ -3036,13 +3036,11 @@ pub fn client_responses(data: &[u8]) {
     };
     if sim.preregistered {
         let secret = g.bool().then(|| sim.secret("pre"));
-        let mut config = ClientConfig {
-            preregistered: Some(("pre-id".into(), secret.clone())),
-            http_policy: policy,
-            allow_missing_pkce_metadata: allow_missing_pkce,
-            ..ClientConfig::new(RESOURCE, REDIRECT_URI)
-        };
-        config.scope = None;
+        let config = ClientConfig::new(RESOURCE, REDIRECT_URI)
+            .with_preregistered(Some(("pre-id".into(), secret.clone())))
+            .with_http_policy(policy)
+            .with_allow_missing_pkce_metadata(allow_missing_pkce)
+            .with_scope(None);
         sim.client = Client::new(config);
         // A pre-registered secret may go to the token endpoint of whichever flow is current.
         sim.pre_secret = secret;

@@ -103,10 +103,10 @@ impl Harness {
         Self {
             guard: McpGuard::new(resource_server, Sessions::new(&mut Sequential(99))),
             authorization_server,
-            client: Client::new(ClientConfig {
-                scope: Some(ScopeSet::from_tokens(["mcp:tools"])),
-                ..ClientConfig::new(RESOURCE, REDIRECT_URI)
-            }),
+            client: Client::new(
+                ClientConfig::new(RESOURCE, REDIRECT_URI)
+                    .with_scope(Some(ScopeSet::from_tokens(["mcp:tools"]))),
+            ),
             now: UnixTime::from_secs(1_000),
             entropy: Sequential(1),
             user: UserAgentPolicy::single(USER).auto_approving(),

@@ -158,7 +158,11 @@ pub enum UserAgent {
 }
 
 /// Options of a client run. `Debug` leaves out the pre-registered client secret.
+///
+/// `#[non_exhaustive]`: start from [`Options::headless`] and use the `with_*` methods (or
+/// assign fields), so that a new option is not a breaking change.
 #[derive(Clone)]
+#[non_exhaustive]
 pub struct Options {
     /// The MCP endpoint URL.
     pub mcp_url: String,
@@ -238,6 +242,90 @@ impl Options {
             redirect_timeout: REDIRECT_TIMEOUT,
             foreign_callbacks: FOREIGN_CALLBACKS,
         }
+    }
+
+    /// Sets [`Options::user_agent`], how the user is played.
+    #[must_use]
+    pub fn with_user_agent(mut self, user_agent: UserAgent) -> Self {
+        self.user_agent = user_agent;
+        self
+    }
+
+    /// Sets [`Options::scope`], the scopes to request (`None`: the challenge's, else PRM's).
+    #[must_use]
+    pub fn with_scope(mut self, scope: Option<String>) -> Self {
+        self.scope = scope;
+        self
+    }
+
+    /// Sets [`Options::allow_loopback_http`] (honoured only for a loopback http MCP URL).
+    #[must_use]
+    pub fn with_allow_loopback_http(mut self, allow: bool) -> Self {
+        self.allow_loopback_http = allow;
+        self
+    }
+
+    /// Sets [`Options::allow_private_addresses`], the SSRF switch for private-network addresses
+    /// (off by default).
+    #[must_use]
+    pub fn with_allow_private_addresses(mut self, allow: bool) -> Self {
+        self.allow_private_addresses = allow;
+        self
+    }
+
+    /// Sets [`Options::client_name`], the name sent at registration.
+    #[must_use]
+    pub fn with_client_name(mut self, client_name: impl Into<String>) -> Self {
+        self.client_name = client_name.into();
+        self
+    }
+
+    /// Sets [`Options::roots`]: trust exactly these root certificates, or `None` for the Mozilla
+    /// roots.
+    #[must_use]
+    pub fn with_roots(mut self, roots: Option<rustls::RootCertStore>) -> Self {
+        self.roots = roots;
+        self
+    }
+
+    /// Sets [`Options::reauthorize`], how often one MCP request may send the user to authorize
+    /// again (0 hands those answers back).
+    #[must_use]
+    pub fn with_reauthorize(mut self, reauthorize: u32) -> Self {
+        self.reauthorize = reauthorize;
+        self
+    }
+
+    /// Sets [`Options::preregistered`]: pre-registered client credentials (client id, optional
+    /// secret) instead of dynamic registration, or `None` to register.
+    #[must_use]
+    pub fn with_preregistered(mut self, preregistered: Option<(String, Option<String>)>) -> Self {
+        self.preregistered = preregistered;
+        self
+    }
+
+    /// Sets [`Options::browser_command`], the command that opens the authorization URL with
+    /// [`UserAgent::Browser`] (`None`: the system's opener).
+    #[must_use]
+    pub fn with_browser_command(mut self, browser_command: Option<String>) -> Self {
+        self.browser_command = browser_command;
+        self
+    }
+
+    /// Sets [`Options::redirect_timeout`], how long one authorization waits for the redirect
+    /// (default [`REDIRECT_TIMEOUT`]).
+    #[must_use]
+    pub fn with_redirect_timeout(mut self, redirect_timeout: Duration) -> Self {
+        self.redirect_timeout = redirect_timeout;
+        self
+    }
+
+    /// Sets [`Options::foreign_callbacks`], how many callbacks with a foreign `state` the
+    /// listener ignores before the flow gives up (default [`FOREIGN_CALLBACKS`]).
+    #[must_use]
+    pub fn with_foreign_callbacks(mut self, foreign_callbacks: u32) -> Self {
+        self.foreign_callbacks = foreign_callbacks;
+        self
     }
 }
 

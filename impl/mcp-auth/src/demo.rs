@@ -27,7 +27,11 @@ use mcp_auth_proto::guard::{Sessions, ToolScopes};
 pub const DEMO_SUBJECT: &str = "demo-user";
 
 /// How to start a [`Stack`].
+///
+/// `#[non_exhaustive]`: start from [`StackOptions::default`] and use the `with_*` methods (or
+/// assign fields), so that a new option is not a breaking change.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct StackOptions {
     /// Address of the authorization server.
     pub as_addr: String,
@@ -63,6 +67,73 @@ impl Default for StackOptions {
             access_token_lifetime: None,
             introspection_cache_secs: None,
         }
+    }
+}
+
+impl StackOptions {
+    /// Sets [`StackOptions::as_addr`], the authorization server's address (default
+    /// `127.0.0.1:0`).
+    #[must_use]
+    pub fn with_as_addr(mut self, as_addr: impl Into<String>) -> Self {
+        self.as_addr = as_addr.into();
+        self
+    }
+
+    /// Sets [`StackOptions::rs_addr`], the MCP server's address (default `127.0.0.1:0`).
+    #[must_use]
+    pub fn with_rs_addr(mut self, rs_addr: impl Into<String>) -> Self {
+        self.rs_addr = rs_addr.into();
+        self
+    }
+
+    /// Sets [`StackOptions::second_resource`]: also start a second MCP server.
+    #[must_use]
+    pub fn with_second_resource(mut self, second_resource: bool) -> Self {
+        self.second_resource = second_resource;
+        self
+    }
+
+    /// Sets [`StackOptions::signer`], the signing key (`None`: a fresh Ed25519 key).
+    #[must_use]
+    pub fn with_signer(mut self, signer: Option<Signer>) -> Self {
+        self.signer = signer;
+        self
+    }
+
+    /// Sets [`StackOptions::auto_approve`]: approve every authorization without the consent page.
+    #[must_use]
+    pub fn with_auto_approve(mut self, auto_approve: bool) -> Self {
+        self.auto_approve = auto_approve;
+        self
+    }
+
+    /// Sets [`StackOptions::users`], accounts with passwords (`None`: the single demo user).
+    #[must_use]
+    pub fn with_users(mut self, users: Option<Users>) -> Self {
+        self.users = users;
+        self
+    }
+
+    /// Sets [`StackOptions::tls`]: serve https with this certificate (`None`: http).
+    #[must_use]
+    pub fn with_tls(mut self, tls: Option<crate::tls::ServerTls>) -> Self {
+        self.tls = tls;
+        self
+    }
+
+    /// Sets [`StackOptions::access_token_lifetime`], in seconds (`None`: the core's default).
+    #[must_use]
+    pub fn with_access_token_lifetime(mut self, secs: Option<u64>) -> Self {
+        self.access_token_lifetime = secs;
+        self
+    }
+
+    /// Sets [`StackOptions::introspection_cache_secs`]: the MCP servers introspect every valid
+    /// token, caching answers this many seconds (`None`: JWT only).
+    #[must_use]
+    pub fn with_introspection_cache_secs(mut self, secs: Option<u64>) -> Self {
+        self.introspection_cache_secs = secs;
+        self
     }
 }
 

@@ -344,19 +344,17 @@ async fn serve(
             return ExitCode::FAILURE;
         }
     };
-    let stack = match Stack::start(StackOptions {
-        as_addr,
-        rs_addr,
-        second_resource: false,
-        signer,
-        auto_approve,
-        users,
-        tls,
-        access_token_lifetime: Some(access_token_lifetime),
-        introspection_cache_secs,
-    })
-    .await
-    {
+    let options = StackOptions::default()
+        .with_as_addr(as_addr)
+        .with_rs_addr(rs_addr)
+        .with_second_resource(false)
+        .with_signer(signer)
+        .with_auto_approve(auto_approve)
+        .with_users(users)
+        .with_tls(tls)
+        .with_access_token_lifetime(Some(access_token_lifetime))
+        .with_introspection_cache_secs(introspection_cache_secs);
+    let stack = match Stack::start(options).await {
         Ok(s) => s,
         Err(e) => {
             eprintln!("cannot start: {e}");

@@ -126,7 +126,11 @@ pub fn origin_of(listener: &TcpListener) -> std::io::Result<String> {
 /// The HTTP limits of a server: every server here runs with them ([`serve`] uses the
 /// defaults). Each refusal is an answer, never a hang.
 // spec: SEC-12, PF-18
+///
+/// `#[non_exhaustive]`: start from [`ServeLimits::default`] and use the `with_*` methods (or
+/// assign fields), so that a new limit is not a breaking change.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ServeLimits {
     /// Largest request head (request line and header fields) in bytes; a larger one gets 431
     /// (HTTP/1.1; HTTP/2 advertises it as its header list size). Default 16 KiB; hyper's
@@ -147,6 +151,31 @@ impl Default for ServeLimits {
             header_timeout: Duration::from_secs(10),
             max_connections: 1024,
         }
+    }
+}
+
+impl ServeLimits {
+    /// Sets [`ServeLimits::header_bytes`], the largest request head in bytes (default 16 KiB).
+    #[must_use]
+    pub fn with_header_bytes(mut self, header_bytes: usize) -> Self {
+        self.header_bytes = header_bytes;
+        self
+    }
+
+    /// Sets [`ServeLimits::header_timeout`], how long a connection may take to deliver a
+    /// request head (default 10 s).
+    #[must_use]
+    pub fn with_header_timeout(mut self, header_timeout: Duration) -> Self {
+        self.header_timeout = header_timeout;
+        self
+    }
+
+    /// Sets [`ServeLimits::max_connections`], the most connections served at once (default
+    /// 1024).
+    #[must_use]
+    pub fn with_max_connections(mut self, max_connections: usize) -> Self {
+        self.max_connections = max_connections;
+        self
     }
 }
 

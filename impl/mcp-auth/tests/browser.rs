@@ -315,11 +315,11 @@ fn users() -> mcp_auth_proto::server::Users {
 /// that the test's HTTP client trusts.
 async fn stack_with(tls: Option<&mcp_auth::tls::LocalCa>) -> Stack {
     *ROOTS.lock().unwrap_or_else(|e| e.into_inner()) = tls.map(|ca| ca.roots.clone());
-    Stack::start(StackOptions {
-        users: Some(users()),
-        tls: tls.map(mcp_auth::tls::LocalCa::server_tls),
-        ..StackOptions::default()
-    })
+    Stack::start(
+        StackOptions::default()
+            .with_users(Some(users()))
+            .with_tls(tls.map(mcp_auth::tls::LocalCa::server_tls)),
+    )
     .await
     .expect("the stack starts")
 }

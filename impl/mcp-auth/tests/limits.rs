@@ -98,10 +98,7 @@ async fn tiny_server(limits: ServeLimits) -> String {
 // spec: SEC-16, PF-18
 #[tokio::test]
 async fn a_request_head_that_does_not_arrive_in_time_gets_408() {
-    let limits = ServeLimits {
-        header_timeout: Duration::from_millis(300),
-        ..ServeLimits::default()
-    };
+    let limits = ServeLimits::default().with_header_timeout(Duration::from_millis(300));
     let addr = tiny_server(limits).await;
     // Slow loris: half a head, then nothing.
     let mut stream = TcpStream::connect(&addr).await.expect("connect");
@@ -121,10 +118,7 @@ async fn a_request_head_that_does_not_arrive_in_time_gets_408() {
 // spec: SEC-16, PF-18
 #[tokio::test]
 async fn a_connection_over_the_cap_gets_503_and_a_freed_slot_serves_again() {
-    let limits = ServeLimits {
-        max_connections: 1,
-        ..ServeLimits::default()
-    };
+    let limits = ServeLimits::default().with_max_connections(1);
     let addr = tiny_server(limits).await;
     let request = b"GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n";
     let holder = TcpStream::connect(&addr).await.expect("connect");

@@ -12,12 +12,9 @@ use mcp_auth_proto::uri::HttpPolicy;
 use serde_json::{Value, json};
 
 async fn stack(second_resource: bool) -> Stack {
-    Stack::start(StackOptions {
-        second_resource,
-        ..StackOptions::default()
-    })
-    .await
-    .expect("the stack starts")
+    Stack::start(StackOptions::default().with_second_resource(second_resource))
+        .await
+        .expect("the stack starts")
 }
 
 async fn send(request: HttpRequest) -> HttpResponse {
@@ -489,12 +486,9 @@ async fn es256_and_rs256_signing_keys_work_end_to_end() {
         }
         let signer = mcp_auth::keys::load_or_create(&path).unwrap();
         let alg = signer.alg();
-        let s = Stack::start(StackOptions {
-            signer: Some(signer),
-            ..StackOptions::default()
-        })
-        .await
-        .unwrap();
+        let s = Stack::start(StackOptions::default().with_signer(Some(signer)))
+            .await
+            .unwrap();
         let mut c = authorized_client(&s, &s.mcp_url, None).await;
         c.initialize()
             .await

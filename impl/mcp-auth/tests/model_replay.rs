@@ -491,11 +491,9 @@ impl Real {
                 prm,
             } => {
                 *self.s.evil_rs.prm.lock().unwrap() = *prm;
-                let config = ClientConfig {
-                    scope: Some(ScopeSet::from_tokens([SCOPE])),
-                    http_policy: POLICY,
-                    ..ClientConfig::new(self.s.url(*target), redirect_uri(*n))
-                };
+                let config = ClientConfig::new(self.s.url(*target), redirect_uri(*n))
+                    .with_scope(Some(ScopeSet::from_tokens([SCOPE])))
+                    .with_http_policy(POLICY);
                 #[cfg(mcp_auth_mutations)]
                 assert_eq!(
                     config.mutations,

@@ -10,11 +10,11 @@ use mcp_auth_proto::uri::HttpPolicy;
 use serde_json::{Value, json};
 
 async fn stack(introspection_cache_secs: Option<u64>) -> Stack {
-    Stack::start(StackOptions {
-        auto_approve: true,
-        introspection_cache_secs,
-        ..StackOptions::default()
-    })
+    Stack::start(
+        StackOptions::default()
+            .with_auto_approve(true)
+            .with_introspection_cache_secs(introspection_cache_secs),
+    )
     .await
     .expect("the stack starts")
 }

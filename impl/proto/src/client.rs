@@ -52,7 +52,21 @@ impl std::fmt::Debug for Redacted<'_> {
 }
 
 /// Client configuration. `Debug` redacts the pre-registered client secret.
+///
+/// `#[non_exhaustive]`: build it with [`ClientConfig::new`] and the `with_*` methods (or
+/// assign fields of a value), so that a new field is not a breaking change.
+///
+/// ```
+/// use mcp_auth_proto::client::ClientConfig;
+/// use mcp_auth_proto::types::ScopeSet;
+///
+/// let config = ClientConfig::new("https://mcp.example.com/mcp", "http://127.0.0.1:8400/callback")
+///     .with_scope(Some(ScopeSet::from_tokens(["mcp:tools"])))
+///     .with_client_name("my agent");
+/// assert_eq!(config.client_name, "my agent");
+/// ```
 #[derive(Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub struct ClientConfig {
     /// The MCP server URL, as the user gave it.
     pub server_url: String,
@@ -135,6 +149,59 @@ impl ClientConfig {
             #[cfg(mcp_auth_mutations)]
             mutations: crate::mutations::Mutations::default(),
         }
+    }
+
+    /// Sets [`ClientConfig::client_name`], the name sent at registration.
+    #[must_use]
+    pub fn with_client_name(mut self, client_name: impl Into<String>) -> Self {
+        self.client_name = client_name.into();
+        self
+    }
+
+    /// Sets [`ClientConfig::scope`], the scopes to request (`None`: those of the challenge).
+    #[must_use]
+    pub fn with_scope(mut self, scope: Option<ScopeSet>) -> Self {
+        self.scope = scope;
+        self
+    }
+
+    /// Sets [`ClientConfig::preregistered`]: pre-registered credentials (client id, optional
+    /// secret) instead of dynamic registration, or `None` to register.
+    #[must_use]
+    pub fn with_preregistered(mut self, preregistered: Option<(String, Option<String>)>) -> Self {
+        self.preregistered = preregistered;
+        self
+    }
+
+    /// Sets [`ClientConfig::http_policy`], whether http URLs are acceptable for loopback hosts.
+    #[must_use]
+    pub fn with_http_policy(mut self, http_policy: HttpPolicy) -> Self {
+        self.http_policy = http_policy;
+        self
+    }
+
+    /// Sets [`ClientConfig::allow_private_addresses`], the SSRF switch for private-network
+    /// addresses (off by default).
+    #[must_use]
+    pub fn with_allow_private_addresses(mut self, allow: bool) -> Self {
+        self.allow_private_addresses = allow;
+        self
+    }
+
+    /// Sets [`ClientConfig::allow_missing_pkce_metadata`], the compatibility switch for AS
+    /// metadata without `code_challenge_methods_supported` (off by default).
+    #[must_use]
+    pub fn with_allow_missing_pkce_metadata(mut self, allow: bool) -> Self {
+        self.allow_missing_pkce_metadata = allow;
+        self
+    }
+
+    /// Sets [`ClientConfig::reauthorize`], how often one MCP request may send the user to
+    /// authorize again (default [`REAUTHORIZE_DEFAULT`]; `0` hands those answers back).
+    #[must_use]
+    pub fn with_reauthorize(mut self, reauthorize: u32) -> Self {
+        self.reauthorize = reauthorize;
+        self
     }
 }
 

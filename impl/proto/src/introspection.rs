@@ -68,7 +68,11 @@ impl IntrospectionResponse {
 }
 
 /// How a resource server introspects (RFC 7662) on top of validating the JWT.
+///
+/// `#[non_exhaustive]`: build it with [`IntrospectionConfig::new`] and the `with_*` methods
+/// (or assign fields of a value), so that a new field is not a breaking change.
 #[derive(Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub struct IntrospectionConfig {
     /// The authorization server's `introspection_endpoint`.
     pub endpoint: String,
@@ -92,6 +96,22 @@ impl IntrospectionConfig {
             cache_secs: INTROSPECTION_CACHE_SECS_DEFAULT,
             cache_entries: INTROSPECTION_CACHE_ENTRIES,
         }
+    }
+
+    /// Sets [`IntrospectionConfig::cache_secs`], how long an answer is used (default
+    /// [`INTROSPECTION_CACHE_SECS_DEFAULT`]; 0 asks on every request).
+    #[must_use]
+    pub fn with_cache_secs(mut self, cache_secs: u64) -> Self {
+        self.cache_secs = cache_secs;
+        self
+    }
+
+    /// Sets [`IntrospectionConfig::cache_entries`], the most answers cached (default
+    /// [`INTROSPECTION_CACHE_ENTRIES`]).
+    #[must_use]
+    pub fn with_cache_entries(mut self, cache_entries: usize) -> Self {
+        self.cache_entries = cache_entries;
+        self
     }
 }
 

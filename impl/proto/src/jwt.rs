@@ -610,7 +610,11 @@ fn key_alg(jwk: &Jwk) -> Option<Alg> {
 }
 
 /// What the resource server requires of every token.
+///
+/// `#[non_exhaustive]`: build it with [`ValidationPolicy::new`] and the `with_*` methods (or
+/// assign fields of a value), so that a new field is not a breaking change.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub struct ValidationPolicy {
     /// The trusted issuer, compared byte for byte with `iss`.
     pub issuer: String,
@@ -639,6 +643,30 @@ impl ValidationPolicy {
             #[cfg(mcp_auth_mutations)]
             mutations: crate::mutations::Mutations::default(),
         }
+    }
+
+    /// Sets [`ValidationPolicy::leeway_secs`], the clock-skew leeway for `exp` and `nbf`
+    /// (default 30 s, at most [`LEEWAY_MAX_SECS`]).
+    #[must_use]
+    pub fn with_leeway_secs(mut self, leeway_secs: u64) -> Self {
+        self.leeway_secs = leeway_secs;
+        self
+    }
+
+    /// Sets [`ValidationPolicy::token_len_max`], the longest token accepted (default
+    /// [`TOKEN_LEN_MAX`]).
+    #[must_use]
+    pub fn with_token_len_max(mut self, token_len_max: usize) -> Self {
+        self.token_len_max = token_len_max;
+        self
+    }
+
+    /// Sets [`ValidationPolicy::algorithms`], the algorithms accepted (a subset of
+    /// [`Alg::ALL`], the default).
+    #[must_use]
+    pub fn with_algorithms(mut self, algorithms: impl IntoIterator<Item = Alg>) -> Self {
+        self.algorithms = algorithms.into_iter().collect();
+        self
     }
 }
 

@@ -20,7 +20,11 @@ use crate::uri::{Issuer, ResourceUri, well_known_insert, well_known_root};
 pub const DEFAULT_BASE_SCOPE: &str = "mcp:tools";
 
 /// The resource server's configuration.
+///
+/// `#[non_exhaustive]`: build it with [`RsConfig::new`] and the `with_*` methods (or assign
+/// fields of a value), so that a new field is not a breaking change.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub struct RsConfig {
     /// The canonical URI of the MCP endpoint: the PRM `resource` and the required `aud`.
     pub resource: ResourceUri,
@@ -60,6 +64,46 @@ impl RsConfig {
             base_scopes: ScopeSet::from_tokens([DEFAULT_BASE_SCOPE]),
             introspection: None,
         }
+    }
+
+    /// Sets [`RsConfig::resource_name`], the human-readable name published in PRM.
+    #[must_use]
+    pub fn with_resource_name(mut self, resource_name: Option<String>) -> Self {
+        self.resource_name = resource_name;
+        self
+    }
+
+    /// Sets [`RsConfig::validation`], the token validation rules. It replaces the whole
+    /// policy, its issuer and audience included (which [`RsConfig::new`] takes from the issuer
+    /// and the resource): start from [`ValidationPolicy::new`] with those two.
+    #[must_use]
+    pub fn with_validation(mut self, validation: ValidationPolicy) -> Self {
+        self.validation = validation;
+        self
+    }
+
+    /// Sets [`RsConfig::jwks_refetch_interval_secs`], the least time between two JWKS
+    /// refetches triggered by an unknown `kid` (default 10 s).
+    #[must_use]
+    pub fn with_jwks_refetch_interval_secs(mut self, secs: u64) -> Self {
+        self.jwks_refetch_interval_secs = secs;
+        self
+    }
+
+    /// Sets [`RsConfig::base_scopes`], the scopes every request's token must carry (default
+    /// [`DEFAULT_BASE_SCOPE`]; an empty set turns the check off).
+    #[must_use]
+    pub fn with_base_scopes(mut self, base_scopes: ScopeSet) -> Self {
+        self.base_scopes = base_scopes;
+        self
+    }
+
+    /// Sets [`RsConfig::introspection`]: ask the authorization server whether a valid JWT is
+    /// still active (RFC 7662), or `None` (the default) to let the JWT alone decide.
+    #[must_use]
+    pub fn with_introspection(mut self, introspection: Option<IntrospectionConfig>) -> Self {
+        self.introspection = introspection;
+        self
     }
 }
 

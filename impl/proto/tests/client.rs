@@ -2286,10 +2286,7 @@ fn a_refused_refresh_falls_back_to_discovery_from_the_401() {
     );
 
     // Without re-authorization allowed, the refresh's error ends the flow.
-    let mut run = Run::with(ClientConfig {
-        reauthorize: 0,
-        ..config()
-    });
+    let mut run = Run::with(config().with_reauthorize(0));
     run.authorize();
     assert_eq!(run.mcp(401, &[&invalid_token()]), McpOutcome::Refresh);
     send(run.observe());
@@ -2331,10 +2328,7 @@ fn a_401_without_a_refresh_token_rediscovers() {
 // spec: ERR-10
 #[test]
 fn the_retries_of_one_request_are_bounded_and_the_next_request_starts_afresh() {
-    let mut run = Run::with(ClientConfig {
-        reauthorize: 2,
-        ..config()
-    });
+    let mut run = Run::with(config().with_reauthorize(2));
     run.authorize();
     let www = invalid_token();
     // The server refuses every token: one refresh, then two new authorizations, then stop.
@@ -2362,10 +2356,7 @@ fn the_retries_of_one_request_are_bounded_and_the_next_request_starts_afresh() {
 #[test]
 fn step_up_asks_for_the_union_of_held_and_challenged_scopes() {
     // The configured scope does not cap a step-up.
-    let mut run = Run::with(ClientConfig {
-        scope: Some(scopes("mcp:tools")),
-        ..config()
-    });
+    let mut run = Run::with(config().with_scope(Some(scopes("mcp:tools"))));
     run.authorize();
     assert_eq!(
         run.mcp(403, &[&insufficient("mcp:admin")]),
@@ -2448,10 +2439,7 @@ fn step_up_never_repeats_nor_asks_for_nothing_new() {
     assert_eq!(run.sent.len(), before);
 
     // Without re-authorization allowed the 403 is handed back, and the tokens stay.
-    let mut run = Run::with(ClientConfig {
-        reauthorize: 0,
-        ..config()
-    });
+    let mut run = Run::with(config().with_reauthorize(0));
     run.authorize();
     assert_eq!(
         run.mcp(403, &[&www]),
@@ -2628,7 +2616,7 @@ proptest! {
         ),
         refresh_ok in proptest::collection::vec(any::<bool>(), 24),
     ) {
-        let mut run = Run::with(ClientConfig { reauthorize, ..config() });
+        let mut run = Run::with(config().with_reauthorize(reauthorize));
         run.authorize();
         let mut retries = 0u32;
         let mut authorizations = 0u32;

@@ -143,10 +143,10 @@ fn refresh_request(
 /// A harness whose client asks for both scopes the resource knows.
 fn harness_with_both_scopes() -> Harness {
     let mut h = Harness::new();
-    h.client = mcp_auth_proto::client::Client::new(mcp_auth_proto::client::ClientConfig {
-        scope: Some(ScopeSet::from_tokens(["mcp:tools", "mcp:admin"])),
-        ..mcp_auth_proto::client::ClientConfig::new(RESOURCE, harness::REDIRECT_URI)
-    });
+    h.client = mcp_auth_proto::client::Client::new(
+        mcp_auth_proto::client::ClientConfig::new(RESOURCE, harness::REDIRECT_URI)
+            .with_scope(Some(ScopeSet::from_tokens(["mcp:tools", "mcp:admin"]))),
+    );
     h
 }
 

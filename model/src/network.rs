@@ -1,0 +1,376 @@
+//! The network: requests routed by origin to the honest and the attacker's authorization
+//! servers and MCP servers (through the core's handlers), the honest AS's audit, and the honest
+//! sessions' clients driven through their requests.
+
+use std::sync::Arc;
+
+use mcp_auth_proto::client::Action as ClientAction;
+use mcp_auth_proto::endpoint::Verdict;
+use mcp_auth_proto::http::{HttpRequest, HttpResponse, Method};
+use mcp_auth_proto::jwt::Access;
+use mcp_auth_proto::metadata::ProtectedResourceMetadata;
+use mcp_auth_proto::server::http::handle;
+
+use crate::replay::{self, Endpoint, Observation, RedirectTo, Role};
+use crate::url::{query_map, split_url};
+use crate::{
+    ATTACKER_REDIRECT, AuthModel, EVIL_ISSUER, Event, HONEST_RS, Party, Prm, Target, Via, World,
+    claims_of, redirect_uri,
+};
+
+pub(crate) fn origin(url: &str) -> String {
+    split_url(url).map(|(o, _, _)| o).unwrap_or_default()
+}
+
+/// An MCP `tools/list` request to the honest MCP server's path, with this `Authorization`.
+pub(crate) fn mcp_call(authorization: Option<&str>) -> HttpRequest {
+    let path = split_url(HONEST_RS)
+        .map(|(_, path, _)| path)
+        .unwrap_or_default();
+    let request = HttpRequest::new(Method::Post, path)
+        .header("content-type", "application/json")
+        .body(br#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#.to_vec());
+    match authorization {
+        Some(value) => request.header("authorization", value),
+        None => request,
+    }
+}
+
+pub(crate) fn form_request(url: &str, pairs: &[(&str, &str)]) -> HttpRequest {
+    HttpRequest::new(Method::Post, url)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(mcp_auth_proto::form::encode(pairs.iter().copied()))
+}
+
+/// Entries of a JSON object body.
+pub(crate) fn json_field(body: &[u8], field: &str) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    value.get(field)?.as_str().map(str::to_owned)
+}
+
+impl AuthModel {
+    /// Which party a URL's origin belongs to.
+    pub fn endpoint_of(&self, url: &str) -> Endpoint {
+        let o = origin(url);
+        if o == self.honest_as_origin {
+            Endpoint::HonestAs
+        } else if o == self.evil_as_origin {
+            Endpoint::EvilAs
+        } else if o == self.honest_rs_origin {
+            Endpoint::HonestRs
+        } else if o == self.evil_rs_origin {
+            Endpoint::EvilRs
+        } else {
+            Endpoint::Unknown
+        }
+    }
+
+    /// Where a redirect target (a URL without query) belongs.
+    pub fn redirect_to(&self, target: &str) -> RedirectTo {
+        if target == ATTACKER_REDIRECT {
+            return RedirectTo::Attacker;
+        }
+        (0..self.cfg.sessions)
+            .find(|&n| target == redirect_uri(n))
+            .map_or(RedirectTo::Other, RedirectTo::Session)
+    }
+
+    pub(crate) fn observation(
+        &self,
+        from: Role,
+        to: Endpoint,
+        request: &HttpRequest,
+        response: &HttpResponse,
+    ) -> Observation {
+        Observation {
+            from,
+            to,
+            request: replay::request_line(request.method.as_str(), &request.url),
+            answer: replay::answer_of(response, |t| self.redirect_to(t)),
+            minted: replay::minted_of(response),
+        }
+    }
+
+    /// Deliver an HTTP request addressed by absolute URL, sent by `from` (recorded for
+    /// [`replay::observe`]).
+    pub(crate) fn route(
+        &self,
+        w: &mut World,
+        from: Party,
+        request: &HttpRequest,
+        prm: Prm,
+    ) -> HttpResponse {
+        let response = self.route_inner(w, from, request, prm);
+        replay::record(|| {
+            self.observation(
+                Role::of(from),
+                self.endpoint_of(&request.url),
+                request,
+                &response,
+            )
+        });
+        response
+    }
+
+    fn route_inner(
+        &self,
+        w: &mut World,
+        from: Party,
+        request: &HttpRequest,
+        prm: Prm,
+    ) -> HttpResponse {
+        let Some((origin, path, query)) = split_url(&request.url) else {
+            return HttpResponse::new(400);
+        };
+        let local = HttpRequest {
+            url: path.clone(),
+            query,
+            ..request.clone()
+        };
+        if origin == self.honest_as_origin {
+            let now = w.now;
+            let mut entropy = w.stream(from).clone();
+            let response = handle(
+                Arc::make_mut(&mut w.honest_as),
+                now,
+                &mut entropy,
+                &self.honest_users,
+                &local,
+            );
+            *w.stream(from) = entropy;
+            Self::audit_as(w, from, &local, &response);
+            response
+        } else if origin == self.evil_as_origin {
+            // The attacker's AS learns every code and verifier sent to it.
+            let form = query_map(std::str::from_utf8(&local.body).unwrap_or(""));
+            if let Some(code) = form.get("code") {
+                w.knows().codes.insert(code.clone());
+                if let Some(v) = form.get("code_verifier") {
+                    w.knows().verifiers.insert(code.clone(), v.clone());
+                }
+            }
+            let now = w.now;
+            let mut entropy = w.stream(from).clone();
+            let response = handle(
+                Arc::make_mut(&mut w.evil_as),
+                now,
+                &mut entropy,
+                &self.evil_users,
+                &local,
+            );
+            *w.stream(from) = entropy;
+            response
+        } else if origin == self.honest_rs_origin {
+            // Metadata (and every other request) through the MCP server's pipeline.
+            match Self::honest_mcp(w, &local) {
+                Ok(_) => HttpResponse::new(200),
+                Err(response) => response,
+            }
+        } else if origin == self.evil_rs_origin {
+            if local.method == Method::Get && self.evil_rs.metadata_paths().contains(&path) {
+                let mut doc: ProtectedResourceMetadata = self.evil_rs.metadata();
+                match prm {
+                    Prm::Genuine => {}
+                    Prm::EvilAs => doc.authorization_servers = vec![EVIL_ISSUER.into()],
+                    Prm::Spoofed => doc.resource = HONEST_RS.into(),
+                }
+                return HttpResponse::json(200, &doc);
+            }
+            HttpResponse::new(404)
+        } else {
+            HttpResponse::new(404)
+        }
+    }
+
+    /// Record what the honest AS did: registrations (owners) and token responses.
+    fn audit_as(w: &mut World, from: Party, request: &HttpRequest, response: &HttpResponse) {
+        match request.url.as_str() {
+            "/register" if response.status == 201 => {
+                if let Some(id) = json_field(&response.body, "client_id") {
+                    w.audit_mut().owners.insert(id, from);
+                }
+            }
+            "/token" => {
+                let form = query_map(std::str::from_utf8(&request.body).unwrap_or(""));
+                let via = match (
+                    form.get("grant_type").map(String::as_str),
+                    form.get("code"),
+                    form.get("refresh_token"),
+                ) {
+                    (Some("authorization_code"), Some(code), _) => Via::Code(code.clone()),
+                    (Some("refresh_token"), _, Some(rt)) => Via::Refresh(rt.clone()),
+                    _ => return,
+                };
+                if let Via::Refresh(rt) = &via
+                    && w.audit.refreshed.contains(rt)
+                {
+                    let family = w.audit.families.get(rt).cloned().unwrap_or_default();
+                    w.audit_mut().record(Event::RefreshReplayed { family });
+                }
+                if response.status != 200 {
+                    return;
+                }
+                let access = json_field(&response.body, "access_token").unwrap_or_default();
+                let refresh = json_field(&response.body, "refresh_token");
+                let Some(claims) = claims_of(&access) else {
+                    return;
+                };
+                let family = match &via {
+                    Via::Code(code) => code.clone(),
+                    Via::Refresh(rt) => {
+                        w.audit_mut().refreshed.insert(rt.clone());
+                        w.audit.families.get(rt).cloned().unwrap_or_default()
+                    }
+                };
+                let after_replay = w.audit.events.contains(&Event::RefreshReplayed {
+                    family: family.clone(),
+                });
+                if let Some(new) = &refresh {
+                    w.audit_mut().families.insert(new.clone(), family);
+                }
+                w.audit_mut().record(Event::Issued {
+                    to: from,
+                    via,
+                    claims,
+                    refresh,
+                    after_replay,
+                });
+            }
+            _ => {}
+        }
+    }
+
+    /// Run a session's client through every `Send` (discovery, registration) until it needs the
+    /// browser or is done.
+    pub(crate) fn run_client(&self, w: &mut World, n: u8, prm: Prm) {
+        for _ in 0..16 {
+            let Some(session) = w.session(n) else { return };
+            let asked = session.target.url();
+            let ClientAction::Send(request) = session.action() else {
+                return;
+            };
+            let response = self.route(w, Party::Session(n), &request, prm);
+            let now = w.now;
+            let mut entropy = w.stream(Party::Session(n)).clone();
+            let Some(session) = w.session_mut(n) else {
+                return;
+            };
+            session.client.handle_response(now, &mut entropy, &response);
+            let next = session.action();
+            *w.stream(Party::Session(n)) = entropy;
+            if request
+                .url
+                .contains("/.well-known/oauth-protected-resource")
+                && response.status == 200
+                && let ClientAction::Send(next) = next
+            {
+                let doc: ProtectedResourceMetadata =
+                    serde_json::from_slice(&response.body).unwrap_or_default();
+                w.audit_mut().record(Event::PrmAccepted {
+                    session: n,
+                    asked: asked.to_owned(),
+                    resource: doc.resource,
+                    servers: doc.authorization_servers,
+                    next: next.url,
+                });
+            }
+        }
+    }
+
+    /// A request to the honest MCP server, through [`McpGuard`]'s whole pipeline (origin,
+    /// token, body, protocol version, tool scopes, session owner), as the tower layer runs it:
+    /// the validated token, or the server's answer. Runs on a copy of the guard, so that its
+    /// verified-token cache does not become part of the state (see [`World::rs`]).
+    ///
+    /// [`McpGuard`]: mcp_auth_proto::endpoint::McpGuard
+    pub(crate) fn honest_mcp(w: &World, request: &HttpRequest) -> Result<Access, HttpResponse> {
+        let mut guard = (*w.rs).clone();
+        match guard.handle_request(w.now, request) {
+            Verdict::Respond(response) | Verdict::FetchKeys(response) => Err(response),
+            Verdict::ReadBody(admitted) => guard
+                .handle_body(admitted, &request.body)
+                .map(|forward| forward.access),
+            // Not configured in the model.
+            Verdict::Introspect(_) => Err(HttpResponse::new(503)),
+        }
+    }
+
+    /// An MCP request (with or without a token) and the server's answer.
+    pub(crate) fn mcp_observation<T>(
+        from: Role,
+        server: Target,
+        result: &Result<T, HttpResponse>,
+    ) -> Observation {
+        Observation {
+            from,
+            to: match server {
+                Target::Honest => Endpoint::HonestRs,
+                Target::Evil => Endpoint::EvilRs,
+            },
+            request: replay::request_line("POST", server.url()),
+            answer: replay::authentication_answer(result),
+            minted: replay::Minted::default(),
+        }
+    }
+
+    /// Session `n` calls `server` with whatever its client attaches.
+    pub(crate) fn call(w: &mut World, n: u8, server: Target) {
+        let Some(s) = w.session(n) else { return };
+        let Some(header) = s.client.authorization_for(server.url()) else {
+            return;
+        };
+        let token = header
+            .strip_prefix("Bearer ")
+            .unwrap_or_default()
+            .to_owned();
+        if let Some(s) = w.session_mut(n) {
+            s.called.insert((server, token.clone()));
+        }
+        if let Some(claims) = claims_of(&token) {
+            w.audit_mut().record(Event::Presented {
+                session: n,
+                server,
+                claims,
+            });
+        }
+        match server {
+            Target::Honest => {
+                let result = Self::honest_mcp(w, &mcp_call(Some(&header)));
+                replay::record(|| Self::mcp_observation(Role::Session(n), server, &result));
+                if result.is_ok()
+                    && let Some(claims) = claims_of(&token)
+                {
+                    w.audit_mut().record(Event::Served {
+                        by: Party::Session(n),
+                        claims,
+                    });
+                }
+            }
+            Target::Evil => {
+                // The malicious server takes whatever it is sent.
+                replay::record(|| {
+                    Self::mcp_observation(Role::Session(n), server, &Ok::<(), _>(()))
+                });
+                Self::attacker_learns_token(w, token);
+            }
+        }
+    }
+
+    /// Deliver session `n`'s pending request to the AS; once authorized, it calls its server.
+    pub(crate) fn exchange(&self, w: &mut World, n: u8, request: &HttpRequest) {
+        let response = self.route(w, Party::Session(n), request, Prm::Genuine);
+        let now = w.now;
+        let mut entropy = w.stream(Party::Session(n)).clone();
+        let mut target = None;
+        if let Some(s) = w.session_mut(n) {
+            s.client.handle_response(now, &mut entropy, &response);
+            if matches!(s.action(), ClientAction::Authorized(_)) {
+                target = Some(s.target);
+            }
+        }
+        *w.stream(Party::Session(n)) = entropy;
+        if let Some(target) = target {
+            Self::call(w, n, target);
+        }
+    }
+}

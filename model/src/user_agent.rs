@@ -1,0 +1,248 @@
+//! The user agent: the honest AS's accounts, and a user's browser (its session cookie, the
+//! login and consent pages it is shown and fills in, where its redirects land).
+
+use std::sync::Arc;
+
+use mcp_auth_proto::Sequential;
+use mcp_auth_proto::http::{HttpRequest, HttpResponse, Method};
+use mcp_auth_proto::server::http::{UserAgentPolicy, handle};
+use mcp_auth_proto::server::users::hash_password;
+use mcp_auth_proto::server::{UserRecord, Users};
+
+use crate::network::form_request;
+use crate::replay::{self, Endpoint, Observation, Role};
+use crate::url::{query_map, split_url};
+use crate::{
+    ALICE, ALICE_PASSWORD, ATTACKER_REDIRECT, AuthModel, Event, MALLORY, MALLORY_PASSWORD, Party,
+    SESSION_COOKIE, World, redirect_uri,
+};
+
+/// An account of the honest AS, hashed with the cheapest argon2id costs (m = 64 KiB, t = 1)
+/// and a fixed salt: logins stay fast in the checker and in the replay.
+pub fn user_record(username: &str, password: &str) -> UserRecord {
+    let mut salt = [0_u8; 16];
+    for (s, b) in salt.iter_mut().zip(username.bytes().cycle()) {
+        *s = b;
+    }
+    UserRecord {
+        username: username.to_owned(),
+        display_name: username.to_owned(),
+        password_hash: hash_password(password, &salt, 64, 1).expect("valid argon2 costs"),
+    }
+}
+
+/// The honest AS's accounts: alice and mallory, with a login page (AZ-30).
+pub fn honest_users() -> UserAgentPolicy {
+    UserAgentPolicy::users(
+        Users::new([
+            user_record(ALICE, ALICE_PASSWORD),
+            user_record(MALLORY, MALLORY_PASSWORD),
+        ])
+        .expect("valid accounts"),
+    )
+}
+
+/// The password a browser's user types at the login page.
+pub fn password_of(user: &str) -> &'static str {
+    if user == MALLORY {
+        MALLORY_PASSWORD
+    } else {
+        ALICE_PASSWORD
+    }
+}
+
+/// What a consent page asks: (client id, resource, id, csrf).
+pub fn consent_form(html: &str) -> Option<(String, String, String, String)> {
+    let client = between(html, "<code data-client-id>", "</code>")?;
+    let resource = between(html, "<code data-resource>", "</code>")?;
+    let id = between(html, "name=\"id\" value=\"", "\"")?;
+    let csrf = between(html, "name=\"csrf\" value=\"", "\"")?;
+    Some((
+        replay::unescape_html(client),
+        replay::unescape_html(resource),
+        replay::unescape_html(id),
+        replay::unescape_html(csrf),
+    ))
+}
+
+/// What a login page asks: (id, csrf) of its form, if the page is the login page.
+pub fn login_form(html: &str) -> Option<(String, String)> {
+    let form = &html[html.find("action=\"login\"")?..];
+    let id = between(form, "name=\"id\" value=\"", "\"")?;
+    let csrf = between(form, "name=\"csrf\" value=\"", "\"")?;
+    Some((replay::unescape_html(id), replay::unescape_html(csrf)))
+}
+
+fn between<'a>(text: &'a str, start: &str, end: &str) -> Option<&'a str> {
+    let from = text.find(start)? + start.len();
+    let len = text[from..].find(end)?;
+    Some(&text[from..from + len])
+}
+
+impl AuthModel {
+    /// A request of `user`'s browser to the honest AS: with the browser's session cookie, if
+    /// it has one, keeping the one the AS sets (recorded as that browser's).
+    pub(crate) fn browser_request(
+        &self,
+        w: &mut World,
+        entropy: &mut Sequential,
+        user: &str,
+        request: HttpRequest,
+    ) -> HttpResponse {
+        let request = match w.cookies.get(user) {
+            Some(value) => request.header("cookie", format!("{SESSION_COOKIE}={value}")),
+            None => request,
+        };
+        let response = handle(
+            Arc::make_mut(&mut w.honest_as),
+            w.now,
+            entropy,
+            &self.honest_users,
+            &request,
+        );
+        if let Some(value) = response
+            .header_value("set-cookie")
+            .and_then(|c| c.split(';').next())
+            .and_then(|pair| pair.strip_prefix(SESSION_COOKIE))
+            .and_then(|rest| rest.strip_prefix('='))
+        {
+            w.cookies.insert(user.to_owned(), value.to_owned());
+        }
+        replay::record(|| {
+            self.observation(
+                Role::Browser(user.to_owned()),
+                Endpoint::HonestAs,
+                &request,
+                &response,
+            )
+        });
+        response
+    }
+
+    /// `user`'s browser opens an authorization URL at the honest AS, and logs in as `user` if
+    /// the login page is shown (then follows the AS's redirect back to the pending
+    /// authorization's page). Returns the page it ends on (the consent page, unless refused).
+    // spec: AZ-29, AZ-30
+    pub(crate) fn open_authorization(
+        &self,
+        w: &mut World,
+        entropy: &mut Sequential,
+        user: &str,
+        url: &str,
+    ) -> Option<HttpResponse> {
+        let (_, path, query) = split_url(url)?;
+        let get = HttpRequest {
+            query,
+            ..HttpRequest::new(Method::Get, path)
+        };
+        let page = self.browser_request(w, entropy, user, get);
+        let login = (page.status == 200)
+            .then(|| std::str::from_utf8(&page.body).ok().and_then(login_form))
+            .flatten();
+        let Some((id, csrf)) = login else {
+            return Some(page);
+        };
+        let post = form_request(
+            "/login",
+            &[
+                ("id", &id),
+                ("csrf", &csrf),
+                ("username", user),
+                ("password", password_of(user)),
+            ],
+        );
+        let answer = self.browser_request(w, entropy, user, post);
+        let location = answer.header_value("location")?;
+        let (_, query) = location.split_once('?')?;
+        let get = HttpRequest {
+            query: Some(query.to_owned()),
+            ..HttpRequest::new(Method::Get, "/consent")
+        };
+        Some(self.browser_request(w, entropy, user, get))
+    }
+
+    /// The redirect an answer of the honest AS sends the browser to, recording a code in it.
+    pub(crate) fn redirect_of(w: &mut World, response: &HttpResponse) -> Option<String> {
+        let location = response.header_value("location")?.to_owned();
+        let (target, query) = location.split_once('?').unwrap_or((&location, ""));
+        if let Some(code) = query_map(query).get("code")
+            && let Some(client_id) = Self::binding(w, code).map(|b| b.0)
+        {
+            w.audit_mut().record(Event::CodeRedirect {
+                client_id,
+                target: target.to_owned(),
+            });
+        }
+        Some(location)
+    }
+
+    /// `user`'s browser opens an authorization URL at the honest AS (logging in if asked) and
+    /// approves the consent page it is shown. Returns the redirect location, if any.
+    pub(crate) fn user_agent(
+        &self,
+        w: &mut World,
+        stream: Party,
+        user: &str,
+        url: &str,
+    ) -> Option<String> {
+        let mut entropy = w.stream(stream).clone();
+        let location = self.user_agent_with(w, &mut entropy, user, url);
+        *w.stream(stream) = entropy;
+        location
+    }
+
+    fn user_agent_with(
+        &self,
+        w: &mut World,
+        entropy: &mut Sequential,
+        user: &str,
+        url: &str,
+    ) -> Option<String> {
+        let page = self.open_authorization(w, entropy, user, url)?;
+        let response = if page.status == 200 {
+            let html = std::str::from_utf8(&page.body).ok()?;
+            let (client, resource, id, csrf) = consent_form(html)?;
+            w.audit_mut()
+                .consents
+                .insert((user.to_owned(), client, resource));
+            let post = form_request(
+                "/consent",
+                &[("id", &id), ("csrf", &csrf), ("decision", "approve")],
+            );
+            self.browser_request(w, entropy, user, post)
+        } else {
+            page
+        };
+        Self::redirect_of(w, &response)
+    }
+
+    /// Where a redirect lands: an honest session's callback (read by the attacker too: A3),
+    /// the attacker's redirect URI, or (for the attacker's own browser) the attacker.
+    pub(crate) fn land(w: &mut World, location: &str, browser: Party) {
+        let role = match browser {
+            Party::Session(_) => Role::Browser(ALICE.to_owned()),
+            Party::Attacker => Role::Attacker,
+        };
+        let (target, query) = location.split_once('?').unwrap_or((location, ""));
+        if let Some(code) = query_map(query).get("code") {
+            w.knows().codes.insert(code.clone());
+        }
+        if browser == Party::Attacker || target == ATTACKER_REDIRECT {
+            return;
+        }
+        for n in 0..w.sessions.len() {
+            if target == redirect_uri(n as u8)
+                && let Some(session) = w.session_mut(n as u8)
+            {
+                let result = session.client.handle_redirect(query);
+                replay::record(|| Observation {
+                    from: role.clone(),
+                    to: Endpoint::Client(n as u8),
+                    request: "GET /callback".into(),
+                    answer: replay::callback_answer(&result),
+                    minted: replay::Minted::default(),
+                });
+            }
+        }
+    }
+}

@@ -37,21 +37,9 @@ pub fn full(bytes: impl Into<Bytes>) -> Body {
     Full::new(bytes.into()).boxed()
 }
 
-/// Encode a core response for hyper. Header values the core produced are always valid; one
-/// that is not (it would be a core bug) is dropped rather than turned into a 500.
+/// Encode a core response for hyper: the layer's encoder ([`mcp_auth_layer::encode`]), boxed.
 pub fn to_hyper(response: HttpResponse) -> http::Response<Body> {
-    let mut builder = http::Response::builder().status(response.status);
-    for (name, value) in &response.headers {
-        if let (Ok(n), Ok(v)) = (
-            http::HeaderName::from_bytes(name.as_bytes()),
-            http::HeaderValue::from_str(value),
-        ) {
-            builder = builder.header(n, v);
-        }
-    }
-    builder
-        .body(full(response.body))
-        .unwrap_or_else(|_| http::Response::new(full(Bytes::new())))
+    mcp_auth_layer::encode::<Body>(response).map(BodyExt::boxed)
 }
 
 /// The core's OAuth error answer ([`mcp_auth_proto::http::oauth_error`]) for a refusal that

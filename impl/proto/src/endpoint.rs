@@ -39,11 +39,11 @@
 //! }
 //! ```
 
-use crate::guard::{self, Sessions, ToolScopes};
+use crate::guard::{self, Sessions, ToolScopes, VersionHeader};
 use crate::http::{HttpRequest, HttpResponse, Method};
 use crate::jwt::{Access, KeySet};
 use crate::metadata::{ASM_SUFFIX, AuthorizationServerMetadata, DOCUMENT_LEN_MAX, OIDC_SUFFIX};
-use crate::resource::{Authenticated, Challenge, Introspect, ResourceServer};
+use crate::resource::{Authenticated, Introspect, ResourceServer};
 use crate::time::UnixTime;
 use crate::uri::{HttpPolicy, well_known_append, well_known_insert};
 
@@ -102,7 +102,7 @@ pub enum Verdict {
 pub struct Admitted {
     access: Access,
     method: Method,
-    version: VersionCheck,
+    version: VersionHeader,
     /// The MCP server's own id of the presented session, or why it may not be used.
     session: Option<Result<String, ()>>,
 }
@@ -112,15 +112,6 @@ impl Admitted {
     pub fn access(&self) -> &Access {
         &self.access
     }
-}
-
-/// What the `MCP-Protocol-Version` header left open.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-enum VersionCheck {
-    /// Absent ([TRN-3](crate::requirements#TRN-3)) or one supported value.
-    Accepted,
-    /// Anything else: accepted only for an `initialize` request, which negotiates it.
-    UnlessInitialize,
 }
 
 /// A request to hand to the MCP server.
@@ -302,18 +293,7 @@ impl McpGuard {
 
     /// What the head says about the version and the session, kept for after the body.
     fn admit(&self, head: &impl RequestHead, access: Access) -> Admitted {
-        let mut versions = head.header_values("mcp-protocol-version");
-        let version = match (versions.next(), versions.next()) {
-            (None, _) => VersionCheck::Accepted,
-            (Some(one), None)
-                if guard::SUPPORTED_PROTOCOL_VERSIONS
-                    .iter()
-                    .any(|v| v.as_bytes() == one) =>
-            {
-                VersionCheck::Accepted
-            }
-            _ => VersionCheck::UnlessInitialize,
-        };
+        let version = guard::version_header(head.header_values("mcp-protocol-version"));
         let session = head.header_values("mcp-session-id").next().map(|value| {
             std::str::from_utf8(value)
                 .map_err(drop)
@@ -333,17 +313,19 @@ impl McpGuard {
     pub fn handle_body(&self, admitted: Admitted, body: &[u8]) -> Result<Forward, HttpResponse> {
         // Parsed once, and only if a check reads it.
         let needs_messages =
-            admitted.version == VersionCheck::UnlessInitialize || admitted.method == Method::Post;
+            admitted.version == VersionHeader::UnlessInitialize || admitted.method == Method::Post;
         let messages = needs_messages.then(|| guard::Messages::parse(body));
         let messages = messages.as_ref();
-        if admitted.version == VersionCheck::UnlessInitialize
+        if admitted.version == VersionHeader::UnlessInitialize
             && !messages.is_some_and(guard::Messages::is_initialize)
         {
             return Err(guard::version_refused());
         }
         if admitted.method == Method::Post
             && let Some(messages) = messages
-            && let Err(challenge) = self.tool_scopes_check(&admitted.access, messages)
+            && let Err(challenge) =
+                self.tool_scopes
+                    .check_messages(&self.rs, &admitted.access, messages)
         {
             return Err(guard::challenge_response(&challenge));
         }
@@ -356,18 +338,6 @@ impl McpGuard {
             access: admitted.access,
             session,
         })
-    }
-
-    fn tool_scopes_check(
-        &self,
-        access: &Access,
-        messages: &guard::Messages,
-    ) -> Result<(), Challenge> {
-        match self.tool_scopes.needed_by(messages) {
-            Ok(Some(needed)) => self.rs.require_scopes(access, &needed),
-            Ok(None) => Ok(()),
-            Err(rejection) => Err(self.rs.challenge(rejection, None)),
-        }
     }
 
     /// A body longer than [`McpGuard::BODY_LIMIT`]: 400 `invalid_request` ([ERR-8](crate::requirements#ERR-8), [SEC-12](crate::requirements#SEC-12)).

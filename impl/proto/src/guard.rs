@@ -99,12 +99,7 @@ impl ToolScopes {
     /// The scopes the `tools/call` messages of a JSON-RPC body (single or batch) need, if any.
     /// Fails closed: a body that is not JSON, or a `tools/call` without a string
     /// `params.name`, is [`Rejection::Malformed`], never "no scope needed".
-    pub fn needed(&self, body: &[u8]) -> Result<Option<ScopeSet>, Rejection> {
-        self.needed_by(&Messages::parse(body))
-    }
-
-    /// [`ToolScopes::needed`] for a body already parsed.
-    pub fn needed_by(&self, messages: &Messages) -> Result<Option<ScopeSet>, Rejection> {
+    pub fn needed(&self, messages: &Messages) -> Result<Option<ScopeSet>, Rejection> {
         let value = messages.0.as_ref().map_err(|()| Rejection::Malformed)?;
         let messages = match value {
             serde_json::Value::Array(items) => items.as_slice(),
@@ -136,7 +131,17 @@ impl ToolScopes {
         access: &Access,
         body: &[u8],
     ) -> Result<(), Challenge> {
-        match self.needed(body) {
+        self.check_messages(rs, access, &Messages::parse(body))
+    }
+
+    /// [`ToolScopes::check`] for a body already parsed.
+    pub fn check_messages(
+        &self,
+        rs: &ResourceServer,
+        access: &Access,
+        messages: &Messages,
+    ) -> Result<(), Challenge> {
+        match self.needed(messages) {
             Ok(Some(needed)) => rs.require_scopes(access, &needed),
             Ok(None) => Ok(()),
             Err(rejection) => Err(rs.challenge(rejection, None)),
@@ -274,17 +279,37 @@ pub const SUPPORTED_PROTOCOL_VERSIONS: &[&str] = &[crate::MCP_PROTOCOL_VERSION];
 /// with a JSON-RPC error naming the supported versions.
 // spec: TRN-3, TRN-4
 pub fn protocol_version(values: &[&[u8]], body: &[u8]) -> Result<(), HttpResponse> {
-    if values.is_empty() || Messages::parse(body).is_initialize() {
-        return Ok(());
+    match version_header(values.iter().copied()) {
+        VersionHeader::Accepted => Ok(()),
+        VersionHeader::UnlessInitialize if Messages::parse(body).is_initialize() => Ok(()),
+        VersionHeader::UnlessInitialize => Err(version_refused()),
     }
-    if let [value] = values
-        && SUPPORTED_PROTOCOL_VERSIONS
-            .iter()
-            .any(|v| v.as_bytes() == *value)
-    {
-        return Ok(());
+}
+
+/// What the `MCP-Protocol-Version` header values alone decide ([`protocol_version`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum VersionHeader {
+    /// Absent ([TRN-3](crate::requirements#TRN-3)), or exactly one supported value.
+    Accepted,
+    /// Anything else: accepted only for an `initialize` request, which negotiates the version.
+    UnlessInitialize,
+}
+
+/// The header half of [`protocol_version`], for a pipeline that reads the body later.
+// spec: TRN-3, TRN-4
+pub fn version_header<'a>(values: impl IntoIterator<Item = &'a [u8]>) -> VersionHeader {
+    let mut values = values.into_iter();
+    match (values.next(), values.next()) {
+        (None, _) => VersionHeader::Accepted,
+        (Some(one), None)
+            if SUPPORTED_PROTOCOL_VERSIONS
+                .iter()
+                .any(|v| v.as_bytes() == one) =>
+        {
+            VersionHeader::Accepted
+        }
+        _ => VersionHeader::UnlessInitialize,
     }
-    Err(version_refused())
 }
 
 /// The answer to an unsupported `MCP-Protocol-Version`: 400 with a JSON-RPC error naming the

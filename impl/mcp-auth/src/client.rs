@@ -197,6 +197,9 @@ pub struct Options {
     /// a stale tab) the listener answers with an error page and ignores before the flow gives
     /// up (default [`FOREIGN_CALLBACKS`]). The authorization is never restarted for them.
     pub foreign_callbacks: u32,
+    /// The newest MCP revision to speak (the core's `ClientConfig::revision`; default
+    /// 2025-06-18).
+    pub revision: mcp_auth_proto::Revision,
 }
 
 impl fmt::Debug for Options {
@@ -220,6 +223,7 @@ impl fmt::Debug for Options {
             .field("browser_command", &self.browser_command)
             .field("redirect_timeout", &self.redirect_timeout)
             .field("foreign_callbacks", &self.foreign_callbacks)
+            .field("revision", &self.revision)
             .finish()
     }
 }
@@ -241,7 +245,15 @@ impl Options {
             browser_command: None,
             redirect_timeout: REDIRECT_TIMEOUT,
             foreign_callbacks: FOREIGN_CALLBACKS,
+            revision: mcp_auth_proto::Revision::default(),
         }
+    }
+
+    /// Sets [`Options::revision`], the newest MCP revision to speak.
+    #[must_use]
+    pub fn with_revision(mut self, revision: mcp_auth_proto::Revision) -> Self {
+        self.revision = revision;
+        self
     }
 
     /// Sets [`Options::user_agent`], how the user is played.
@@ -501,6 +513,7 @@ impl McpClient {
         }
         config.allow_private_addresses = options.allow_private_addresses;
         config.reauthorize = options.reauthorize;
+        config.revision = options.revision;
         if let Some(scope) = &options.scope {
             config.scope = Some(
                 ScopeSet::parse(scope).map_err(|e| Error::Protocol(format!("bad scope: {e}")))?,

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use mcp_auth_proto::Revision;
 use mcp_auth_proto::challenge::{BearerChallenge, parse_www_authenticate};
 use mcp_auth_proto::introspection::IntrospectionConfig;
 use mcp_auth_proto::jwt::Signer;
@@ -52,6 +53,8 @@ pub struct StackOptions {
     /// The MCP servers introspect (RFC 7662) every valid token at the AS, caching answers this
     /// many seconds; each gets a random credential configured on the AS. `None`: JWT only.
     pub introspection_cache_secs: Option<u64>,
+    /// The MCP revisions the servers serve (default: 2025-06-18 only).
+    pub revisions: std::collections::BTreeSet<mcp_auth_proto::Revision>,
 }
 
 impl Default for StackOptions {
@@ -66,11 +69,22 @@ impl Default for StackOptions {
             tls: None,
             access_token_lifetime: None,
             introspection_cache_secs: None,
+            revisions: std::collections::BTreeSet::from([mcp_auth_proto::Revision::default()]),
         }
     }
 }
 
 impl StackOptions {
+    /// Sets [`StackOptions::revisions`], the MCP revisions the servers serve.
+    #[must_use]
+    pub fn with_revisions(
+        mut self,
+        revisions: impl IntoIterator<Item = mcp_auth_proto::Revision>,
+    ) -> Self {
+        self.revisions = revisions.into_iter().collect();
+        self
+    }
+
     /// Sets [`StackOptions::as_addr`], the authorization server's address (default
     /// `127.0.0.1:0`).
     #[must_use]
@@ -252,6 +266,7 @@ impl Stack {
         let make_layer = |resource: ResourceUri, supported: ScopeSet| {
             let mut rs_config = RsConfig::new(resource.clone(), issuer_id.clone(), supported);
             rs_config.resource_name = Some("mcp-auth demo MCP server".into());
+            rs_config.revisions = options.revisions.clone();
             let secret = secrets.iter().find(|(r, _)| *r == resource);
             if let (Some(secs), Some((_, secret))) = (options.introspection_cache_secs, secret) {
                 let mut introspection =
@@ -349,7 +364,7 @@ fn challenge_error(response: &mcp_auth_proto::http::HttpResponse) -> Option<Stri
 /// Run the whole demonstration against a fresh in-process stack; the transcript holds every
 /// exchange and a check per step. It passed if [`Transcript::all_ok`]. With `tls`, every
 /// server speaks https with a certificate from a throwaway local CA that the client trusts.
-pub async fn run(tls: bool) -> Result<SharedTranscript, client::Error> {
+pub async fn run(tls: bool, revision: Revision) -> Result<SharedTranscript, client::Error> {
     let ca = tls
         .then(crate::tls::LocalCa::new)
         .transpose()
@@ -357,13 +372,13 @@ pub async fn run(tls: bool) -> Result<SharedTranscript, client::Error> {
     let stack = Stack::start(StackOptions {
         second_resource: true,
         tls: ca.as_ref().map(crate::tls::LocalCa::server_tls),
-        ..StackOptions::default()
+        ..StackOptions::default().with_revisions([revision])
     })
     .await
     .map_err(|e| client::Error::Transport(e.to_string()))?;
     let transcript = stack.transcript();
     let roots = ca.map(|ca| ca.roots);
-    let result = steps(&stack, &transcript, roots).await;
+    let result = steps(&stack, &transcript, roots, revision).await;
     stack.stop().await;
     if let Err(e) = result {
         transcript
@@ -378,6 +393,7 @@ async fn steps(
     stack: &Stack,
     transcript: &SharedTranscript,
     roots: Option<rustls::RootCertStore>,
+    revision: Revision,
 ) -> Result<(), client::Error> {
     let check = |name: &str, reqs: &str, ok: bool, detail: String| {
         transcript
@@ -385,7 +401,7 @@ async fn steps(
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .check(name, reqs, ok, detail);
     };
-    let mut options = Options::headless(stack.mcp_url.clone());
+    let mut options = Options::headless(stack.mcp_url.clone()).with_revision(revision);
     options.roots.clone_from(&roots);
     // Ask for the base scope only, so that the admin tool shows the 403 insufficient_scope.
     options.scope = Some(TOOLS_SCOPE.into());
@@ -491,7 +507,7 @@ async fn steps(
         let mut other = McpClient::new(
             Options {
                 roots: roots.clone(),
-                ..Options::headless(other_url.clone())
+                ..Options::headless(other_url.clone()).with_revision(revision)
             },
             Arc::clone(transcript),
         )

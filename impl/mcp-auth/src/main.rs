@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 use mcp_auth::client::{self, Consent, McpClient, Options, UserAgent};
 use mcp_auth::demo::{Stack, StackOptions};
 use mcp_auth::transcript::Transcript;
+use mcp_auth_proto::Revision;
 use mcp_auth_proto::client::{Client, TokenStore};
 
 /// MCP authorization (revision 2025-06-18): authorization server, MCP resource server and
@@ -32,6 +33,9 @@ enum Command {
         /// Serve https with certificates from a throwaway local CA (the client trusts it).
         #[arg(long)]
         tls: bool,
+        /// The MCP revision the flow follows.
+        #[arg(long, value_name = "REVISION", default_value_t = Revision::default())]
+        revision: Revision,
     },
     /// Run the authorization server and the MCP server until interrupted.
     Serve {
@@ -77,6 +81,10 @@ enum Command {
         /// How long the MCP server uses an introspection answer, in seconds.
         #[arg(long, value_name = "SECS", default_value_t = mcp_auth_proto::introspection::INTROSPECTION_CACHE_SECS_DEFAULT, requires = "introspect")]
         introspection_cache: u64,
+        /// An MCP revision to serve (2025-06-18, 2025-11-25 or 2026-07-28); repeat it to
+        /// serve clients of several. Default: 2025-06-18.
+        #[arg(long = "revision", value_name = "REVISION", default_values_t = [Revision::default()])]
+        revisions: Vec<Revision>,
     },
     /// Read a password on standard input and print its argon2id hash (PHC format) for the
     /// users file of `serve --users`.
@@ -118,6 +126,9 @@ enum Command {
         /// argument); default: $BROWSER, else the system's opener.
         #[arg(long, value_name = "CMD", env = "BROWSER")]
         browser: Option<String>,
+        /// The newest MCP revision to speak (2025-06-18, 2025-11-25 or 2026-07-28).
+        #[arg(long, value_name = "REVISION", default_value_t = Revision::default())]
+        revision: Revision,
         /// Log out: revoke the stored tokens for this MCP server at its AS (RFC 7009; the
         /// grant and its access tokens with them) and remove them from the token store.
         #[arg(long, conflicts_with_all = ["tool", "call_first_tool", "no_store"])]
@@ -136,7 +147,12 @@ async fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     match cli.command {
-        Command::Demo { mermaid, json, tls } => interruptible(demo(mermaid, json, tls)).await,
+        Command::Demo {
+            mermaid,
+            json,
+            tls,
+            revision,
+        } => interruptible(demo(mermaid, json, tls, revision)).await,
         // `serve` handles Ctrl-C itself: it stops both servers gracefully.
         Command::Serve {
             as_addr,
@@ -150,6 +166,7 @@ async fn main() -> ExitCode {
             access_token_lifetime,
             introspect,
             introspection_cache,
+            revisions,
         } => {
             let tls = match tls_cert.zip(tls_key) {
                 None => None,
@@ -182,6 +199,7 @@ async fn main() -> ExitCode {
                 signing_key,
                 (auto_approve, users, tls),
                 tokens,
+                revisions,
             )
             .await
         }
@@ -198,6 +216,7 @@ async fn main() -> ExitCode {
             call_first_tool,
             browser,
             ca_file,
+            revision,
             logout,
         } => {
             let roots = match ca_file
@@ -221,6 +240,7 @@ async fn main() -> ExitCode {
                 call_first_tool,
                 &args,
                 (headless, scope, no_store, preregistered, browser, roots),
+                revision,
             );
             interruptible(run).await
         }
@@ -238,8 +258,8 @@ async fn interruptible(work: impl std::future::Future<Output = ExitCode>) -> Exi
     }
 }
 
-async fn demo(mermaid: bool, json: bool, tls: bool) -> ExitCode {
-    let transcript = match mcp_auth::demo::run(tls).await {
+async fn demo(mermaid: bool, json: bool, tls: bool, revision: Revision) -> ExitCode {
+    let transcript = match mcp_auth::demo::run(tls, revision).await {
         Ok(t) => t,
         Err(e) => {
             eprintln!("demo failed to start: {e}");
@@ -255,7 +275,7 @@ async fn demo(mermaid: bool, json: bool, tls: bool) -> ExitCode {
     } else if mermaid {
         print!("{}", t.render_mermaid());
     } else {
-        println!("mcp-auth demo: MCP authorization 2025-06-18, every HTTP exchange\n");
+        println!("mcp-auth demo: MCP authorization {revision}, every HTTP exchange\n");
         print!("{}", t.render_exchanges());
         println!("\nChecks:");
         print!("{}", t.render_checks());
@@ -316,6 +336,7 @@ async fn serve(
     signing_key: Option<PathBuf>,
     (auto_approve, users, tls): ServeUsers,
     (access_token_lifetime, introspection_cache_secs): ServeTokens,
+    revisions: Vec<Revision>,
 ) -> ExitCode {
     let users = match users.as_deref().map(mcp_auth::users::load).transpose() {
         Ok(u) => u,
@@ -353,7 +374,8 @@ async fn serve(
         .with_users(users)
         .with_tls(tls)
         .with_access_token_lifetime(Some(access_token_lifetime))
-        .with_introspection_cache_secs(introspection_cache_secs);
+        .with_introspection_cache_secs(introspection_cache_secs)
+        .with_revisions(revisions);
     let stack = match Stack::start(options).await {
         Ok(s) => s,
         Err(e) => {
@@ -512,6 +534,7 @@ async fn connect(
     call_first_tool: bool,
     args: &str,
     (headless, scope, no_store, preregistered, browser, roots): ConnectAuth,
+    revision: Revision,
 ) -> ExitCode {
     let arguments: serde_json::Value = match serde_json::from_str(args) {
         Ok(v) => v,
@@ -529,6 +552,7 @@ async fn connect(
     // Let the core authorize again on a 401 (once a refresh did not help) or a 403
     // insufficient_scope (step-up), twice at most per request.
     options.reauthorize = 2;
+    options.revision = revision;
     if !headless {
         options.user_agent = UserAgent::Browser;
     } else {

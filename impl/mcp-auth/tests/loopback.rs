@@ -66,7 +66,9 @@ async fn authorized_client(stack: &Stack, url: &str, scope: Option<&str>) -> Mcp
 
 /// Run the demo (over https with `tls`) and require every check to pass.
 async fn passing_demo(tls: bool) -> mcp_auth::transcript::Transcript {
-    let transcript = mcp_auth::demo::run(tls).await.unwrap();
+    let transcript = mcp_auth::demo::run(tls, mcp_auth_proto::Revision::default())
+        .await
+        .unwrap();
     let t = transcript.lock().unwrap().clone();
     assert!(
         t.all_ok(),

@@ -98,6 +98,11 @@ pub struct ClientConfig {
     /// `insufficient_scope` (step-up). `0` hands those answers back (see
     /// [`Client::handle_mcp_response`]). A refresh needs no user and is always tried once.
     pub reauthorize: u32,
+    /// The newest MCP revision this client speaks (see [`crate::revision`]); its rules
+    /// decide registration (Client ID Metadata Document, `application_type`), credentials
+    /// bound to their issuer, `offline_access` and the MCP requests' form. Default:
+    /// 2025-06-18.
+    pub revision: crate::Revision,
     /// Defenses turned off, for the model checker only (cfg `mcp_auth_mutations`).
     #[cfg(mcp_auth_mutations)]
     pub mutations: crate::mutations::Mutations,
@@ -123,7 +128,8 @@ impl std::fmt::Debug for ClientConfig {
                 "allow_missing_pkce_metadata",
                 &self.allow_missing_pkce_metadata,
             )
-            .field("reauthorize", &self.reauthorize);
+            .field("reauthorize", &self.reauthorize)
+            .field("revision", &self.revision);
         #[cfg(mcp_auth_mutations)]
         d.field("mutations", &self.mutations);
         d.finish()
@@ -146,6 +152,7 @@ impl ClientConfig {
             allow_private_addresses: false,
             allow_missing_pkce_metadata: false,
             reauthorize: REAUTHORIZE_DEFAULT,
+            revision: crate::Revision::default(),
             #[cfg(mcp_auth_mutations)]
             mutations: crate::mutations::Mutations::default(),
         }
@@ -201,6 +208,13 @@ impl ClientConfig {
     #[must_use]
     pub fn with_reauthorize(mut self, reauthorize: u32) -> Self {
         self.reauthorize = reauthorize;
+        self
+    }
+
+    /// Sets [`ClientConfig::revision`], the newest MCP revision this client speaks.
+    #[must_use]
+    pub fn with_revision(mut self, revision: crate::Revision) -> Self {
+        self.revision = revision;
         self
     }
 }

@@ -293,7 +293,10 @@ impl McpGuard {
 
     /// What the head says about the version and the session, kept for after the body.
     fn admit(&self, head: &impl RequestHead, access: Access) -> Admitted {
-        let version = guard::version_header(head.header_values("mcp-protocol-version"));
+        let version = guard::version_header(
+            head.header_values("mcp-protocol-version"),
+            &self.rs.config().revisions,
+        );
         let session = head.header_values("mcp-session-id").next().map(|value| {
             std::str::from_utf8(value)
                 .map_err(drop)
@@ -319,7 +322,7 @@ impl McpGuard {
         if admitted.version == VersionHeader::UnlessInitialize
             && !messages.is_some_and(guard::Messages::is_initialize)
         {
-            return Err(guard::version_refused());
+            return Err(guard::version_refused(&self.rs.config().revisions));
         }
         if admitted.method == Method::Post
             && let Some(messages) = messages

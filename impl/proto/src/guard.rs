@@ -4,12 +4,13 @@
 //!
 //! The tower layer of the `mcp-auth` crate moves bytes and calls these; it decides nothing.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::error::Rejection;
 use crate::http::{HttpResponse, Method};
 use crate::jwt::Access;
 use crate::resource::{Challenge, ResourceServer};
+use crate::revision::Revision;
 use crate::types::ScopeSet;
 
 /// Response headers a browser-based client must be able to read (CORS).
@@ -268,54 +269,57 @@ impl Sessions {
     }
 }
 
-/// The `MCP-Protocol-Version` header values this endpoint accepts: the one revision it serves.
-pub const SUPPORTED_PROTOCOL_VERSIONS: &[&str] = &[crate::MCP_PROTOCOL_VERSION];
-
 /// Check the `MCP-Protocol-Version` header of an MCP request that passed authentication (spec
 /// [A-13](crate::requirements#A-13): an unauthenticated request gets its 401 first, so the layer calls this only after
 /// [`ResourceServer::authenticate`] succeeded). No header: accepted, the MCP server assumes an
 /// older revision ([TRN-3](crate::requirements#TRN-3)). An `initialize` request: accepted, its body negotiates the version.
-/// Otherwise exactly one header whose value is in [`SUPPORTED_PROTOCOL_VERSIONS`], else 400
-/// with a JSON-RPC error naming the supported versions.
+/// Otherwise exactly one header naming one of the `supported` revisions, compared exactly,
+/// else 400 with a JSON-RPC error naming the supported versions.
 // spec: TRN-3, TRN-4
-pub fn protocol_version(values: &[&[u8]], body: &[u8]) -> Result<(), HttpResponse> {
-    match version_header(values.iter().copied()) {
-        VersionHeader::Accepted => Ok(()),
+pub fn protocol_version(
+    values: &[&[u8]],
+    body: &[u8],
+    supported: &BTreeSet<Revision>,
+) -> Result<(), HttpResponse> {
+    match version_header(values.iter().copied(), supported) {
+        VersionHeader::Accepted(_) => Ok(()),
         VersionHeader::UnlessInitialize if Messages::parse(body).is_initialize() => Ok(()),
-        VersionHeader::UnlessInitialize => Err(version_refused()),
+        VersionHeader::UnlessInitialize => Err(version_refused(supported)),
     }
 }
 
 /// What the `MCP-Protocol-Version` header values alone decide ([`protocol_version`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum VersionHeader {
-    /// Absent ([TRN-3](crate::requirements#TRN-3)), or exactly one supported value.
-    Accepted,
+    /// Absent (`None`, [TRN-3](crate::requirements#TRN-3)), or exactly one value naming a
+    /// supported revision.
+    Accepted(Option<Revision>),
     /// Anything else: accepted only for an `initialize` request, which negotiates the version.
     UnlessInitialize,
 }
 
 /// The header half of [`protocol_version`], for a pipeline that reads the body later.
 // spec: TRN-3, TRN-4
-pub fn version_header<'a>(values: impl IntoIterator<Item = &'a [u8]>) -> VersionHeader {
+pub fn version_header<'a>(
+    values: impl IntoIterator<Item = &'a [u8]>,
+    supported: &BTreeSet<Revision>,
+) -> VersionHeader {
     let mut values = values.into_iter();
     match (values.next(), values.next()) {
-        (None, _) => VersionHeader::Accepted,
-        (Some(one), None)
-            if SUPPORTED_PROTOCOL_VERSIONS
-                .iter()
-                .any(|v| v.as_bytes() == one) =>
-        {
-            VersionHeader::Accepted
-        }
+        (None, _) => VersionHeader::Accepted(None),
+        (Some(one), None) => match Revision::from_header(one) {
+            Some(r) if supported.contains(&r) => VersionHeader::Accepted(Some(r)),
+            _ => VersionHeader::UnlessInitialize,
+        },
         _ => VersionHeader::UnlessInitialize,
     }
 }
 
 /// The answer to an unsupported `MCP-Protocol-Version`: 400 with a JSON-RPC error naming the
-/// supported versions.
+/// `supported` versions.
 // spec: TRN-4
-pub fn version_refused() -> HttpResponse {
+pub fn version_refused(supported: &BTreeSet<Revision>) -> HttpResponse {
+    let supported: Vec<&str> = supported.iter().map(|r| r.as_str()).collect();
     with_cors(HttpResponse::json(
         400,
         &serde_json::json!({
@@ -324,7 +328,7 @@ pub fn version_refused() -> HttpResponse {
             "error": {
                 "code": -32600,
                 "message": "unsupported MCP-Protocol-Version",
-                "data": {"supported": SUPPORTED_PROTOCOL_VERSIONS}
+                "data": {"supported": supported}
             }
         }),
     ))

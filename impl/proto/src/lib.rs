@@ -1,6 +1,7 @@
 //! # mcp-auth-proto: the sans-IO core of MCP authorization
 //!
-//! This crate holds **all** the protocol logic of MCP authorization (revision 2025-06-18):
+//! This crate holds **all** the protocol logic of MCP authorization (revision 2025-06-18 by
+//! default; 2025-11-25 and 2026-07-28 as switches, see [`revision`]):
 //! the OAuth 2.1 authorization server ([`server`]), the MCP server as resource server
 //! ([`resource`]) and the MCP client ([`client`]).
 //!
@@ -36,6 +37,7 @@ pub mod mutations;
 pub mod pkce;
 pub mod redact;
 pub mod resource;
+pub mod revision;
 
 /// The requirement catalogue (`spec/requirements.md`), one anchor per requirement: a
 /// citation `mcp-auth <version> <ID>` is this page's `#ID`, and doc comments link to rows as
@@ -50,10 +52,12 @@ pub mod uri;
 
 pub use entropy::{Entropy, Sequential};
 pub use error::{ErrorCode, Fault, Rejection};
+pub use revision::Revision;
 pub use time::UnixTime;
 
-/// The MCP protocol revision this implementation targets.
-pub const MCP_PROTOCOL_VERSION: &str = "2025-06-18";
+/// The MCP protocol revision of the lesson, the default of every configuration
+/// ([`Revision::default`]).
+pub const MCP_PROTOCOL_VERSION: &str = Revision::V2025_06_18.as_str();
 
 #[cfg(test)]
 mod state_is_a_value {

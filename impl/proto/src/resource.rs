@@ -48,6 +48,9 @@ pub struct RsConfig {
     /// short cache ([`ResourceServer::authenticate_active`]); `None` (the default): the JWT
     /// alone decides, and a revoked grant's token is accepted until its `exp` ([PF-21](crate::requirements#PF-21)).
     pub introspection: Option<IntrospectionConfig>,
+    /// The MCP revisions this server serves (the `MCP-Protocol-Version` values it accepts;
+    /// see [`crate::revision`]). Default: 2025-06-18 only.
+    pub revisions: std::collections::BTreeSet<crate::Revision>,
 }
 
 impl RsConfig {
@@ -63,6 +66,7 @@ impl RsConfig {
             jwks_refetch_interval_secs: 10,
             base_scopes: ScopeSet::from_tokens([DEFAULT_BASE_SCOPE]),
             introspection: None,
+            revisions: std::collections::BTreeSet::from([crate::Revision::default()]),
         }
     }
 
@@ -95,6 +99,13 @@ impl RsConfig {
     #[must_use]
     pub fn with_base_scopes(mut self, base_scopes: ScopeSet) -> Self {
         self.base_scopes = base_scopes;
+        self
+    }
+
+    /// Sets [`RsConfig::revisions`], the MCP revisions this server serves.
+    #[must_use]
+    pub fn with_revisions(mut self, revisions: impl IntoIterator<Item = crate::Revision>) -> Self {
+        self.revisions = revisions.into_iter().collect();
         self
     }
 

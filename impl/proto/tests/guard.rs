@@ -2,6 +2,9 @@
 //! `tools/call` needs, what needs no token, the protocol-version header, the `Origin` check, and
 //! how refusals are encoded.
 
+use std::collections::BTreeSet;
+
+use mcp_auth_proto::Revision;
 use mcp_auth_proto::guard::{
     Sessions, ToolScopes, body_too_large, origin_allowed, origin_refused, protocol_version,
     unauthenticated,
@@ -113,20 +116,35 @@ fn metadata_and_preflights_need_no_token() {
 fn the_protocol_version_header_is_checked_except_on_initialize() {
     let call = br#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#;
     let init = br#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{}}"#;
-    assert!(protocol_version(&[], call).is_ok());
-    assert!(protocol_version(&[b"2025-06-18"], call).is_ok());
+    let lesson = BTreeSet::from([Revision::V2025_06_18]);
+    assert!(protocol_version(&[], call, &lesson).is_ok());
+    assert!(protocol_version(&[b"2025-06-18"], call, &lesson).is_ok());
     for bad in [&b"1999-01-01"[..], b"2025-11-25", b"", b"2025-06-18 "] {
-        let answer = protocol_version(&[bad], call).unwrap_err();
+        let answer = protocol_version(&[bad], call, &lesson).unwrap_err();
         assert_eq!(answer.status, 400, "{bad:?}");
     }
     assert_eq!(
-        protocol_version(&[b"2025-06-18", b"2025-06-18"], call)
+        protocol_version(&[b"2025-06-18", b"2025-06-18"], call, &lesson)
             .unwrap_err()
             .status,
         400
     );
-    assert!(protocol_version(&[b"2026-07-28"], init).is_ok());
-    assert_eq!(protocol_version(&[b"x"], b"").unwrap_err().status, 400);
+    assert!(protocol_version(&[b"2026-07-28"], init, &lesson).is_ok());
+    assert_eq!(
+        protocol_version(&[b"x"], b"", &lesson).unwrap_err().status,
+        400
+    );
+    // A server configured for every revision accepts each exactly, and names them all.
+    let all = BTreeSet::from(Revision::ALL);
+    for r in Revision::ALL {
+        assert!(protocol_version(&[r.as_str().as_bytes()], call, &all).is_ok());
+    }
+    let answer = protocol_version(&[b"2026-07-28 "], call, &all).unwrap_err();
+    let body: serde_json::Value = serde_json::from_slice(&answer.body).unwrap();
+    assert_eq!(
+        body["error"]["data"]["supported"],
+        serde_json::json!(["2025-06-18", "2025-11-25", "2026-07-28"])
+    );
 }
 
 // spec: SEC-8

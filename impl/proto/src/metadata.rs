@@ -99,6 +99,10 @@ pub struct AuthorizationServerMetadata {
     /// RFC 9207: authorization responses carry `iss`.
     #[serde(default, skip_serializing_if = "is_false")]
     pub authorization_response_iss_parameter_supported: bool,
+    /// Client ID Metadata Documents (MCP 2025-11-25, SEP-991): the AS accepts an https URL
+    /// as `client_id` and fetches the client's metadata from it.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub client_id_metadata_document_supported: bool,
     /// Documentation for developers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_documentation: Option<String>,

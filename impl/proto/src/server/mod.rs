@@ -181,6 +181,7 @@ impl AuthorizationServer {
             token_endpoint_auth_methods_supported: methods(),
             code_challenge_methods_supported: vec![S256.into()],
             authorization_response_iss_parameter_supported: true,
+            client_id_metadata_document_supported: false,
             service_documentation: None,
         }
     }

@@ -1191,7 +1191,7 @@ fn a_callback_without_our_state_is_discarded() {
     );
 }
 
-// spec: AZ-20
+// spec: AZ-20, AZ-31
 #[test]
 fn a_callback_from_another_issuer_is_refused() {
     for iss in [
@@ -1229,7 +1229,7 @@ fn a_callback_from_another_issuer_is_refused() {
     );
 }
 
-// spec: AZ-20
+// spec: AZ-20, AZ-31
 #[test]
 fn iss_may_be_absent_only_when_not_advertised() {
     let quiet = without(asm_doc(), "authorization_response_iss_parameter_supported");
@@ -1260,7 +1260,7 @@ fn iss_may_be_absent_only_when_not_advertised() {
     );
 }
 
-// spec: AZ-20
+// spec: AZ-20, AZ-31
 #[test]
 fn an_error_callback_with_a_wrong_issuer_is_not_reported_as_denied() {
     for iss in [Some("https://evil/t1"), None] {

@@ -117,7 +117,7 @@ fn full_flow_yields_a_token_the_resource_server_accepts() {
     assert!(h.log.iter().all(|(_, r)| r.status < 500));
 }
 
-// spec: AZ-10, AZ-21, PF-11
+// spec: AZ-10, AZ-21, AZ-32, PF-11
 #[test]
 fn authorization_responses_carry_state_and_iss() {
     let mut h = Harness::new();
@@ -544,7 +544,7 @@ fn issuer_is_identical_across_documents_and_tokens() {
         asm.token_endpoint_auth_methods_supported
             .contains(&"none".to_owned())
     );
-    assert!(asm.authorization_response_iss_parameter_supported);
+    assert!(asm.authorization_response_iss_parameter_supported); // spec: AZ-33
     assert!(asm.jwks_uri.unwrap().starts_with("https://"));
     let tokens = h.drive().unwrap();
     let claims = tokens.access_token.split('.').nth(1).unwrap();

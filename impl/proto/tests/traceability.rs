@@ -18,6 +18,8 @@ const MAX_IDS_PER_TEST: usize = 5;
 const ROLES: [&str; 3] = ["AS", "RS", "client"];
 /// The levels reported, in order.
 const LEVELS: [&str; 4] = ["MUST", "MUST NOT", "SHOULD", "SHOULD NOT"];
+/// The MCP revisions a row can belong to; `all` stands for the three.
+const REVISIONS: [&str; 3] = ["2025-06-18", "2025-11-25", "2026-07-28"];
 /// This file: its own text never cites.
 const SELF: &str = "impl/proto/tests/traceability.rs";
 
@@ -25,6 +27,8 @@ struct Row {
     source: String,
     level: String,
     roles: BTreeSet<String>,
+    /// The MCP revisions the row belongs to.
+    revisions: BTreeSet<String>,
     /// `Some(reason)` when the how-verified cell starts with `N/A:`.
     na: Option<String>,
     /// `Some(pattern)` for an umbrella row (how-verified cell ``umbrella: ... `pattern` ...``):
@@ -67,7 +71,7 @@ fn catalogue() -> (BTreeSet<String>, BTreeMap<String, Row>) {
             ids.insert(id.to_string()),
             "{id} appears twice in the catalogue"
         );
-        if cells.len() == 6 {
+        if cells.len() == 7 {
             let level = cells[2].to_string();
             assert!(
                 [
@@ -91,10 +95,20 @@ fn catalogue() -> (BTreeSet<String>, BTreeMap<String, Row>) {
                     r => panic!("{id}: bad role {r}"),
                 }
             }
-            let na = cells[5]
+            let mut revisions = BTreeSet::new();
+            for revision in cells[4].split(',').map(str::trim) {
+                match revision {
+                    "all" => revisions.extend(REVISIONS.iter().map(|r| r.to_string())),
+                    r if REVISIONS.contains(&r) => {
+                        revisions.insert(r.to_string());
+                    }
+                    r => panic!("{id}: bad revision {r}"),
+                }
+            }
+            let na = cells[6]
                 .strip_prefix("N/A:")
                 .map(|reason| reason.trim().to_string());
-            let umbrella = cells[5]
+            let umbrella = cells[6]
                 .strip_prefix("umbrella:")
                 .and_then(|rest| rest.split('`').nth(1))
                 .map(str::to_owned);
@@ -104,6 +118,7 @@ fn catalogue() -> (BTreeSet<String>, BTreeMap<String, Row>) {
                     source: cells[1].to_string(),
                     level,
                     roles,
+                    revisions,
                     na,
                     umbrella,
                 },
@@ -111,7 +126,7 @@ fn catalogue() -> (BTreeSet<String>, BTreeMap<String, Row>) {
         } else {
             assert!(
                 id.starts_with("PF-") || id.starts_with("A-"),
-                "{id}: a requirement row has exactly six cells"
+                "{id}: a requirement row has exactly seven cells"
             );
         }
     }
@@ -619,6 +634,12 @@ fn every_citation_exists_and_coverage_is_reported() {
     for role in ROLES {
         let (done, total, na) = tally(&|r| binding(r) && r.roles.contains(role));
         println!("traceability: {done}/{total} {role} MUST and MUST NOT ({na} N/A apart)");
+    }
+    for revision in REVISIONS {
+        let (done, total, na) = tally(&|r| binding(r) && r.revisions.contains(revision));
+        println!(
+            "traceability: {done}/{total} MUST and MUST NOT of revision {revision} ({na} N/A apart)"
+        );
     }
     println!(
         "citations attached to a test or property: {}; elsewhere (documentation only): {}",

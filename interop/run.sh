@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Interoperability check: the official TypeScript and Python MCP SDK clients complete the OAuth
+# Interoperability check: the official TypeScript, Python and Rust MCP SDK clients complete the OAuth
 # flow against `mcp-auth serve --auto-approve --revision R` for each revision they speak, call a
 # tool and check the negotiated protocol version; then our client runs the official
 # conformance suite's client auth scenarios. Exits non-zero on any failure.
 #
 #   interop/run.sh            everything (about 1-2 minutes once installed)
-#   SKIP_CONFORMANCE=1 ...    only the two SDK clients
+#   SKIP_CONFORMANCE=1 ...    only the SDK clients (TypeScript, Python, Rust)
 #   MCP_AUTH_BIN=path ...     use this binary instead of building one
+#   RMCP_CLIENT_BIN=path ...  use this build of interop/rmcp-client instead of building it
 #
 # Installs into interop/node_modules (npm ci; includes Node 22 from the npm `node` package,
 # which the suite needs) and interop/.venv (pip), both git-ignored.
@@ -20,6 +21,11 @@ if [[ -z "${MCP_AUTH_BIN:-}" ]]; then
   MCP_AUTH_BIN="${CARGO_TARGET_DIR:-$root/target}/debug/mcp-auth"
 fi
 export MCP_AUTH_BIN
+# rmcp's client is its own cargo workspace (interop/rmcp-client, Cargo.lock committed).
+if [[ -z "${RMCP_CLIENT_BIN:-}" ]]; then
+  (cd "$here/rmcp-client" && cargo build --quiet --locked)
+  RMCP_CLIENT_BIN="${CARGO_TARGET_DIR:-$here/rmcp-client/target}/debug/rmcp-interop-client"
+fi
 
 [[ -x node_modules/.bin/node ]] || npm ci --no-audit --no-fund --loglevel=error
 if [[ ! -x .venv/bin/python ]] || ! .venv/bin/pip freeze | diff -q - <(grep -v '^#' requirements.txt) >/dev/null; then
@@ -67,6 +73,12 @@ for revision in 2025-06-18 2026-07-28; do
   echo "== Python SDK $py_version against --revision $revision"
   timeout 60 .venv/bin/python python_client.py "${served[$revision]}" "$revision" \
     || { echo "python-sdk $revision: FAILED"; status=1; }
+done
+# rmcp (the Rust SDK) speaks all three: initialize proposing the revision, or server/discover.
+for revision in 2025-06-18 2025-11-25 2026-07-28; do
+  echo "== Rust SDK (rmcp 3.11.0, auth) against --revision $revision"
+  timeout 60 "$RMCP_CLIENT_BIN" "${served[$revision]}" "$revision" \
+    || { echo "rust-sdk $revision: FAILED"; status=1; }
 done
 # --- end of the SDK clients ---
 

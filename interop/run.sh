@@ -69,7 +69,7 @@ for revision in 2025-06-18 2025-11-25; do
   timeout 60 node ts_client.mjs "${served[$revision]}" "$revision" \
     || { echo "typescript-sdk $revision: FAILED"; status=1; }
 done
-for revision in 2025-06-18 2026-07-28; do
+for revision in 2025-06-18 2025-11-25 2026-07-28; do
   echo "== Python SDK $py_version against --revision $revision"
   timeout 60 .venv/bin/python python_client.py "${served[$revision]}" "$revision" \
     || { echo "python-sdk $revision: FAILED"; status=1; }

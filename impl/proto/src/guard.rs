@@ -332,9 +332,12 @@ pub fn version_header<'a>(
     }
 }
 
-/// The answer to an unsupported `MCP-Protocol-Version`: 400 with a JSON-RPC error naming the
-/// `supported` versions.
-// spec: TRN-4
+/// The answer to an unsupported `MCP-Protocol-Version`: 400 with the JSON-RPC error `-32022`
+/// (Unsupported protocol version, as 2026-07-28 names it) whose `data.supported` lists the
+/// configured revisions. Clients of every revision read it as a refusal; a 2026-07-28 client
+/// that probed with `server/discover` learns from `supported` whether to retry at a version
+/// both speak or to fall back to `initialize`.
+// spec: TRN-4, TRN-9
 pub fn version_refused(supported: &BTreeSet<Revision>) -> HttpResponse {
     let supported: Vec<&str> = supported.iter().map(|r| r.as_str()).collect();
     with_cors(HttpResponse::json(
@@ -343,8 +346,8 @@ pub fn version_refused(supported: &BTreeSet<Revision>) -> HttpResponse {
             "jsonrpc": "2.0",
             "id": null,
             "error": {
-                "code": -32600,
-                "message": "unsupported MCP-Protocol-Version",
+                "code": -32022,
+                "message": "Unsupported protocol version",
                 "data": {"supported": supported}
             }
         }),

@@ -649,6 +649,30 @@ where
 mod tests {
     use super::*;
 
+    // spec: TRN-4, TRN-9
+    #[test]
+    fn the_builder_sets_the_served_revisions() {
+        let build = |revisions: Option<Vec<Revision>>| {
+            let builder = AuthLayer::builder("https://mcp.example/mcp", "https://as.example");
+            match revisions {
+                Some(r) => builder.revisions(r),
+                None => builder,
+            }
+            .build()
+        };
+        let served =
+            |layer: AuthLayer| layer.with_guard(|g| g.resource_server().config().revisions.clone());
+        assert_eq!(served(build(None).unwrap()), [Revision::V2025_06_18].into());
+        assert_eq!(
+            served(build(Some(vec![Revision::V2026_07_28, Revision::V2025_11_25])).unwrap()),
+            [Revision::V2025_11_25, Revision::V2026_07_28].into()
+        );
+        assert!(matches!(
+            build(Some(Vec::new())),
+            Err(BuildError::NoRevision)
+        ));
+    }
+
     // spec: PF-8
     #[test]
     fn the_builder_is_strict_by_default() {

@@ -15,7 +15,8 @@
 //! 5. The `MCP-Protocol-Version` is checked, after authentication ([TRN-3](crate::requirements#TRN-3), [TRN-4](crate::requirements#TRN-4)): exactly the
 //!    configured revisions ([`RsConfig::revisions`](crate::resource::RsConfig::revisions)). A request of a stateless revision
 //!    (2026-07-28, [`Revision::stateless`](crate::Revision::stateless)) must name its method in `Mcp-Method` ([`guard::method_header`]) and
-//!    has no session: it stands on its token alone ([TRN-9](crate::requirements#TRN-9), [SEC-18](crate::requirements#SEC-18)).
+//!    has no session: it stands on its token alone ([TRN-9](crate::requirements#TRN-9), [SEC-18](crate::requirements#SEC-18)). A server that serves
+//!    only stateless revisions refuses `initialize` (no session is ever opened for it).
 //! 6. `tools/call` needs its tool's scopes (403 `insufficient_scope`: [ERR-2](crate::requirements#ERR-2)).
 //! 7. A presented `Mcp-Session-Id` must belong to the caller (404 otherwise: [SEC-2](crate::requirements#SEC-2), [SEC-3](crate::requirements#SEC-3),
 //!    [SEC-6](crate::requirements#SEC-6)); the MCP server receives its own id. Sessions exist only in the `initialize`-based
@@ -333,10 +334,15 @@ impl McpGuard {
             admitted.version == VersionHeader::UnlessInitialize || admitted.method == Method::Post;
         let messages = needs_messages.then(|| guard::Messages::parse(body));
         let messages = messages.as_ref();
-        if admitted.version == VersionHeader::UnlessInitialize
-            && !messages.is_some_and(guard::Messages::is_initialize)
-        {
-            return Err(guard::version_refused(&self.rs.config().revisions));
+        let revisions = &self.rs.config().revisions;
+        let initialize = messages.is_some_and(guard::Messages::is_initialize);
+        if admitted.version == VersionHeader::UnlessInitialize && !initialize {
+            return Err(guard::version_refused(revisions));
+        }
+        // Sessions only for the initialize-based revisions: a server that serves none of them
+        // refuses the handshake itself, before the MCP server could open a session for it.
+        if initialize && revisions.iter().all(|r| r.stateless()) {
+            return Err(guard::version_refused(revisions));
         }
         let stateless =
             matches!(admitted.version, VersionHeader::Accepted(Some(r)) if r.stateless());

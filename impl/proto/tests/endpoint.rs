@@ -282,11 +282,14 @@ fn a_stateless_request_names_its_method_in_the_mcp_method_header() {
     // The token still comes first: no token, 401 whatever the headers.
     let anonymous = v2026(post(None, DISCOVER)).header("mcp-method", "server/discover");
     assert_eq!(status(&run(&mut guard, now, &anonymous)), 401);
-    // An older revision's request, or one without the header, is not served by a server
-    // that serves only the stateless revision: 400 naming it.
+    // An older revision's request, one without the header, or an `initialize` (no session
+    // can be opened) is not served by a server that serves only the stateless revision: 400
+    // naming it.
     for request in [
         post(Some(&token), LIST).header("mcp-protocol-version", "2025-06-18"),
         post(Some(&token), LIST),
+        post(Some(&token), INIT),
+        post(Some(&token), INIT).header("mcp-protocol-version", "2026-07-28"),
     ] {
         let answer = run(&mut guard, now, &request).unwrap_err();
         assert_eq!(answer.status, 400);

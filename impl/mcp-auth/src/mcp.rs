@@ -11,6 +11,11 @@
 //! `MCP-Protocol-Version`, `Mcp-Method` against the body, and dropped any session id of a
 //! stateless request.
 //!
+//! State handles (2026-07-28 "State Handle Hijacking", SEC-18): this server mints none that a
+//! client could present instead of its token. Its session ids are bound to their creator by
+//! the guard and never authenticate anything; rmcp's `request-state` feature (server-minted
+//! `requestState` for multi-round-trip tool calls) is not enabled, and no tool asks for input.
+//!
 //! Tools: `whoami` (the validated token's subject, client, scopes and audience), `echo`, and
 //! `admin_info`, which needs the extra scope [`ADMIN_SCOPE`]. The layer already refuses a
 //! `tools/call` of `admin_info` with HTTP 403 `insufficient_scope` (the spec's answer); the

@@ -61,6 +61,20 @@
 //! # Ok(()) }
 //! ```
 //!
+//! ## MCP revisions
+//!
+//! [`Builder::revisions`] names the revisions the endpoint serves (default 2025-06-18). The
+//! layer then accepts exactly those `MCP-Protocol-Version` values (400 with the JSON-RPC error
+//! `-32022` and `data.supported` otherwise, after authentication). A 2026-07-28 request is
+//! stateless: the layer requires its `Mcp-Method` header to equal the body's method, never
+//! forwards an `Mcp-Session-Id` with it, and (when only stateless revisions are served) refuses
+//! `initialize`. The token is checked on every request of every revision; a session id is
+//! never a credential. What stays with the MCP server: negotiating the version (`initialize`,
+//! `server/discover`), the per-request `_meta`, and `Mcp-Name` / `Mcp-Param-*` (rmcp 3.11
+//! checks them). Give the MCP server the same list (rmcp:
+//! `ServerHandler::supported_protocol_versions`); rmcp's default session mode serves
+//! `initialize`-based sessions and stateless 2026-07-28 requests from one endpoint.
+//!
 //! The keys are found from the issuer's RFC 8414 metadata (OpenID Connect discovery as the
 //! fallback) on the first token, or at start-up with [`AuthLayer::fetch_keys`], and refetched
 //! when a token names an unknown key (rate-limited by the core).

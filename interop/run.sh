@@ -38,11 +38,12 @@ log=$(mktemp -d)
 # --- SDK clients (one `serve --auto-approve --revision R` per revision under test) ---
 servers=()
 trap 'for p in "${servers[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true' EXIT
-# serve REVISION: start a stack serving REVISION; sets $url to its MCP endpoint.
+# serve REVISION...: start a stack serving these revisions; sets $url to its MCP endpoint.
 serve() {
-  local out="$log/serve-$1"
+  local out="$log/serve-${*// /+}" args=()
+  for r in "$@"; do args+=(--revision "$r"); done
   : >"$out.out"
-  "$MCP_AUTH_BIN" serve --auto-approve --revision "$1" >"$out.out" 2>"$out.err" &
+  "$MCP_AUTH_BIN" serve --auto-approve "${args[@]}" >"$out.out" 2>"$out.err" &
   servers+=($!)
   url=""
   for _ in $(seq 100); do
@@ -50,7 +51,7 @@ serve() {
     sleep 0.1
   done
   url=$(sed -n 's/^MCP server: //p' "$out.out")
-  [[ -n "$url" ]] || { echo "serve --revision $1 did not start"; cat "$out.err"; exit 1; }
+  [[ -n "$url" ]] || { echo "serve ${args[*]} did not start"; cat "$out.err"; exit 1; }
 }
 declare -A served
 for revision in 2025-06-18 2025-11-25 2026-07-28; do
@@ -79,6 +80,18 @@ for revision in 2025-06-18 2025-11-25 2026-07-28; do
   echo "== Rust SDK (rmcp 3.11.0, auth) against --revision $revision"
   timeout 60 "$RMCP_CLIENT_BIN" "${served[$revision]}" "$revision" \
     || { echo "rust-sdk $revision: FAILED"; status=1; }
+done
+# One endpoint serving all three: each SDK gets its newest revision, sessions and stateless
+# requests side by side.
+serve 2025-06-18 2025-11-25 2026-07-28
+echo "== mcp-auth serve with all three revisions: $url"
+echo "== TypeScript SDK $ts_version (expects 2025-11-25)"
+timeout 60 node ts_client.mjs "$url" 2025-11-25 || { echo "typescript-sdk all: FAILED"; status=1; }
+echo "== Python SDK $py_version (expects 2026-07-28)"
+timeout 60 .venv/bin/python python_client.py "$url" 2026-07-28 || { echo "python-sdk all: FAILED"; status=1; }
+for revision in 2025-06-18 2026-07-28; do
+  echo "== Rust SDK (rmcp 3.11.0, auth) speaking $revision"
+  timeout 60 "$RMCP_CLIENT_BIN" "$url" "$revision" || { echo "rust-sdk all $revision: FAILED"; status=1; }
 done
 # --- end of the SDK clients ---
 

@@ -1,12 +1,14 @@
 """The official Python MCP SDK client (PyPI `mcp`) against `mcp-auth serve --auto-approve`.
 
-Usage: python_client.py MCP_URL
+Usage: python_client.py MCP_URL EXPECTED_PROTOCOL_VERSION
 
 Runs the SDK's OAuthClientProvider flow headless: the redirect handler fetches the
 authorization URL without following redirects, follows the authorization server's 303 to the
 SDK's loopback redirect URI (a tiny listener here, which answers only its callback path) and
-hands code, state and iss back through the callback handler. Then initialize, tools/list and
-tools/call whoami. Exits non-zero on any failure.
+hands code, state and iss back through the callback handler. Then the SDK's default
+`mode="auto"` connect (the 2026-07-28 `server/discover` probe, falling back to `initialize`),
+tools/list and tools/call whoami. Asserts the negotiated protocol version, and that a
+2026-07-28 one came from `server/discover` (no `initialize`). Exits non-zero on any failure.
 """
 
 import asyncio
@@ -79,7 +81,7 @@ class CallbackListener:
         return f"http://127.0.0.1:{self.port}/callback"
 
 
-async def main(url: str) -> int:
+async def main(url: str, expected_version: str) -> int:
     listener = CallbackListener()
     await listener.start()
 
@@ -121,6 +123,16 @@ async def main(url: str) -> int:
     )
     async with httpx2.AsyncClient(auth=auth, timeout=30) as http:
         async with Client(streamable_http_client(url, http_client=http)) as client:
+            negotiated = client.protocol_version
+            discovered = client.session.discover_result is not None
+            how = "server/discover" if discovered else "initialize"
+            print(f"python-sdk: negotiated {negotiated} ({how})")
+            if negotiated != expected_version:
+                print(f"python-sdk: expected {expected_version}", file=sys.stderr)
+                return 1
+            if discovered != (expected_version >= "2026-07-28"):
+                print(f"python-sdk: {expected_version} should not come from {how}", file=sys.stderr)
+                return 1
             tools = await client.list_tools()
             names = sorted(t.name for t in tools.tools)
             print(f"python-sdk: tools {names}")
@@ -136,7 +148,7 @@ async def main(url: str) -> int:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
+    if len(sys.argv) != 3:
         print(__doc__, file=sys.stderr)
         sys.exit(2)
-    sys.exit(asyncio.run(main(sys.argv[1])))
+    sys.exit(asyncio.run(main(sys.argv[1], sys.argv[2])))

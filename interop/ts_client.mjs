@@ -1,22 +1,23 @@
 // The official TypeScript MCP SDK client (npm @modelcontextprotocol/sdk) against
 // `mcp-auth serve --auto-approve`.
 //
-// Usage: node ts_client.mjs MCP_URL
+// Usage: node ts_client.mjs MCP_URL EXPECTED_PROTOCOL_VERSION
 //
 // Runs the SDK's OAuthClientProvider flow headless: redirectToAuthorization fetches the
 // authorization URL without following redirects, follows the authorization server's 303 to the
 // loopback redirect URI (a tiny listener here that answers only its callback path), and hands
 // the code back with transport.finishAuth(code). Then initialize, tools/list and
-// tools/call whoami. Exits non-zero on any failure.
+// tools/call whoami. Asserts that initialize negotiated EXPECTED_PROTOCOL_VERSION (the SDK
+// proposes 2025-11-25 and accepts an older answer it knows). Exits non-zero on any failure.
 
 import http from 'node:http';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { UnauthorizedError } from '@modelcontextprotocol/sdk/client/auth.js';
 
-const url = process.argv[2];
-if (!url) {
-  console.error('usage: node ts_client.mjs MCP_URL');
+const [url, expectedVersion] = process.argv.slice(2);
+if (!url || !expectedVersion) {
+  console.error('usage: node ts_client.mjs MCP_URL EXPECTED_PROTOCOL_VERSION');
   process.exit(2);
 }
 
@@ -121,6 +122,10 @@ await client.close();
 listener.close();
 if (!tools.includes('whoami') || !claims.subject) {
   console.error('typescript-sdk: unexpected answer');
+  process.exit(1);
+}
+if (transport.protocolVersion !== expectedVersion) {
+  console.error(`typescript-sdk: negotiated ${transport.protocolVersion}, expected ${expectedVersion}`);
   process.exit(1);
 }
 console.log('typescript-sdk: OK');

@@ -2,7 +2,8 @@
 //!
 //! [`AuthLayer`] is a [tower](https://docs.rs/tower) layer that turns any MCP endpoint (rmcp's
 //! Streamable HTTP service, an axum router, any tower service) into the OAuth 2.1 resource
-//! server that MCP authorization (revision 2025-06-18) asks for: it serves Protected Resource
+//! server that MCP authorization (revisions 2025-06-18, 2025-11-25 and 2026-07-28, chosen with
+//! [`Builder::revisions`]) asks for: it serves Protected Resource
 //! Metadata (RFC 9728), answers every unauthenticated or badly authenticated request with the
 //! exact `WWW-Authenticate` challenge, accepts only JWT access tokens issued for this server
 //! (RFC 8707 audience, RFC 9068 validation), refuses tokens meant for anyone else, binds MCP
@@ -60,6 +61,20 @@
 //! # Ok(()) }
 //! ```
 //!
+//! ## MCP revisions
+//!
+//! [`Builder::revisions`] names the revisions the endpoint serves (default 2025-06-18). The
+//! layer then accepts exactly those `MCP-Protocol-Version` values (400 with the JSON-RPC error
+//! `-32022` and `data.supported` otherwise, after authentication). A 2026-07-28 request is
+//! stateless: the layer requires its `Mcp-Method` header to equal the body's method, never
+//! forwards an `Mcp-Session-Id` with it, and (when only stateless revisions are served) refuses
+//! `initialize`. The token is checked on every request of every revision; a session id is
+//! never a credential. What stays with the MCP server: negotiating the version (`initialize`,
+//! `server/discover`), the per-request `_meta`, and `Mcp-Name` / `Mcp-Param-*` (rmcp 3.11
+//! checks them). Give the MCP server the same list (rmcp:
+//! `ServerHandler::supported_protocol_versions`); rmcp's default session mode serves
+//! `initialize`-based sessions and stateless 2026-07-28 requests from one endpoint.
+//!
 //! The keys are found from the issuer's RFC 8414 metadata (OpenID Connect discovery as the
 //! fallback) on the first token, or at start-up with [`AuthLayer::fetch_keys`], and refetched
 //! when a token names an unknown key (rate-limited by the core).
@@ -92,7 +107,7 @@ pub use mcp_auth_proto::jwt::Access;
 pub use mcp_auth_proto::resource::{Challenge, ResourceServer, RsConfig};
 pub use mcp_auth_proto::types::ScopeSet;
 pub use mcp_auth_proto::uri::{Issuer, ResourceUri};
-pub use mcp_auth_proto::{Entropy, UnixTime};
+pub use mcp_auth_proto::{Entropy, Revision, UnixTime};
 
 /// The wall clock, in whole seconds since the epoch (the core's `now`).
 pub fn now() -> UnixTime {
@@ -122,6 +137,8 @@ pub enum BuildError {
     /// The issuer is not an `https` URL without query or fragment (or loopback `http` with
     /// [`Builder::allow_loopback_http`]).
     Issuer(UriError),
+    /// [`Builder::revisions`] was given no revision: the server would serve nothing.
+    NoRevision,
 }
 
 impl std::fmt::Display for BuildError {
@@ -129,6 +146,7 @@ impl std::fmt::Display for BuildError {
         match self {
             Self::Resource(e) => write!(f, "resource: {e}"),
             Self::Issuer(e) => write!(f, "issuer: {e}"),
+            Self::NoRevision => f.write_str("revisions: none given"),
         }
     }
 }
@@ -149,6 +167,7 @@ pub struct Builder {
     roots: Option<rustls::RootCertStore>,
     jwks_uri: Option<String>,
     introspection: Option<IntrospectionConfig>,
+    revisions: Option<Vec<Revision>>,
     policy: HttpPolicy,
 }
 
@@ -166,6 +185,27 @@ impl Builder {
     /// check off, [PF-19](mcp_auth_proto::requirements#PF-19)).
     pub fn base_scopes<I: IntoIterator<Item = S>, S: Into<String>>(mut self, scopes: I) -> Self {
         self.base_scopes = Some(scopes.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// The MCP revisions the endpoint serves (default: 2025-06-18 only): the
+    /// `MCP-Protocol-Version` values the layer accepts, compared exactly (400 naming this list
+    /// otherwise). For the stateless 2026-07-28 the layer also requires the `Mcp-Method`
+    /// header to match the body and forwards no session; the token is checked on every
+    /// request in every revision. Configure the MCP server behind it to the same list (with
+    /// rmcp: `ServerHandler::supported_protocol_versions`).
+    ///
+    /// ```
+    /// use mcp_auth_layer::{AuthLayer, Revision};
+    ///
+    /// let auth = AuthLayer::builder("https://mcp.example.com/mcp", "https://auth.example.com")
+    ///     .revisions([Revision::V2025_06_18, Revision::V2025_11_25, Revision::V2026_07_28])
+    ///     .build()
+    ///     .unwrap();
+    /// # let _ = auth;
+    /// ```
+    pub fn revisions(mut self, revisions: impl IntoIterator<Item = Revision>) -> Self {
+        self.revisions = Some(revisions.into_iter().collect());
         self
     }
 
@@ -230,6 +270,12 @@ impl Builder {
             ScopeSet::from_tokens(self.scopes_supported),
         );
         config.resource_name = self.resource_name;
+        if let Some(revisions) = self.revisions {
+            if revisions.is_empty() {
+                return Err(BuildError::NoRevision);
+            }
+            config.revisions = revisions.into_iter().collect();
+        }
         config.introspection = self.introspection;
         if let Some(base) = self.base_scopes {
             config.base_scopes = ScopeSet::from_tokens(base);
@@ -313,6 +359,7 @@ impl AuthLayer {
             roots: None,
             jwks_uri: None,
             introspection: None,
+            revisions: None,
             policy: HttpPolicy::HttpsOnly,
         }
     }
@@ -573,7 +620,9 @@ where
         Ok(forward) => forward,
         Err(response) => return Ok(encode(response)),
     };
-    // The MCP server's own id (a prefix of a valid header value the core authenticated).
+    // The MCP server's own id (a prefix of a valid header value the core authenticated), or
+    // none at all: a presented id never reaches it unchecked.
+    parts.headers.remove("mcp-session-id");
     if let Some(value) = forward
         .session
         .as_deref()
@@ -613,6 +662,30 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    // spec: TRN-4, TRN-9
+    #[test]
+    fn the_builder_sets_the_served_revisions() {
+        let build = |revisions: Option<Vec<Revision>>| {
+            let builder = AuthLayer::builder("https://mcp.example/mcp", "https://as.example");
+            match revisions {
+                Some(r) => builder.revisions(r),
+                None => builder,
+            }
+            .build()
+        };
+        let served =
+            |layer: AuthLayer| layer.with_guard(|g| g.resource_server().config().revisions.clone());
+        assert_eq!(served(build(None).unwrap()), [Revision::V2025_06_18].into());
+        assert_eq!(
+            served(build(Some(vec![Revision::V2026_07_28, Revision::V2025_11_25])).unwrap()),
+            [Revision::V2025_11_25, Revision::V2026_07_28].into()
+        );
+        assert!(matches!(
+            build(Some(Vec::new())),
+            Err(BuildError::NoRevision)
+        ));
+    }
 
     // spec: PF-8
     #[test]

@@ -1,5 +1,20 @@
-//! The demo MCP server: an rmcp handler pinned to protocol 2025-06-18 with three tools, served
-//! by rmcp's Streamable HTTP service behind [`mcp_auth_layer::AuthLayer`].
+//! The demo MCP server: an rmcp handler with three tools, served by rmcp's Streamable HTTP
+//! service behind [`mcp_auth_layer::AuthLayer`], speaking exactly the revisions the layer's
+//! [`RsConfig::revisions`](mcp_auth_proto::resource::RsConfig::revisions) names (default
+//! 2025-06-18 only).
+//!
+//! One endpoint serves every configured revision: rmcp's default (session) mode gives an
+//! `initialize` request a session, while a request that carries the 2026-07-28 per-request
+//! `_meta` (`server/discover` included) is routed to its stateless path, answered as JSON.
+//! rmcp checks that the `_meta` and the `Mcp-Method`/`Mcp-Name` headers agree with the body;
+//! the layer (the core's guard) has already checked the token, the exact
+//! `MCP-Protocol-Version`, `Mcp-Method` against the body, and dropped any session id of a
+//! stateless request.
+//!
+//! State handles (2026-07-28 "State Handle Hijacking", SEC-18): this server mints none that a
+//! client could present instead of its token. Its session ids are bound to their creator by
+//! the guard and never authenticate anything; rmcp's `request-state` feature (server-minted
+//! `requestState` for multi-round-trip tool calls) is not enabled, and no tool asks for input.
 //!
 //! Tools: `whoami` (the validated token's subject, client, scopes and audience), `echo`, and
 //! `admin_info`, which needs the extra scope [`ADMIN_SCOPE`]. The layer already refuses a
@@ -9,10 +24,11 @@
 //! `insufficient_scope` and carries the challenge.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::sync::Arc;
 
+use mcp_auth_proto::Revision;
 use mcp_auth_proto::jwt::Access;
 use mcp_auth_proto::types::ScopeSet;
 use rmcp::handler::server::router::tool::ToolRouter;
@@ -47,11 +63,22 @@ pub struct EchoArgs {
 #[derive(Clone, Debug)]
 pub struct DemoServer {
     tool_router: ToolRouter<Self>,
+    /// The revisions it speaks, oldest first (never empty).
+    versions: Vec<ProtocolVersion>,
 }
 
 impl Default for DemoServer {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+/// rmcp's name of a revision.
+pub fn protocol_version(revision: Revision) -> ProtocolVersion {
+    match revision {
+        Revision::V2025_06_18 => ProtocolVersion::V_2025_06_18,
+        Revision::V2025_11_25 => ProtocolVersion::V_2025_11_25,
+        Revision::V2026_07_28 => ProtocolVersion::V_2026_07_28,
     }
 }
 
@@ -64,10 +91,21 @@ fn access_of(parts: &http::request::Parts) -> Result<&Access, ErrorData> {
 
 #[tool_router]
 impl DemoServer {
-    /// A server with its tools.
+    /// A server with its tools, speaking 2025-06-18 only.
     pub fn new() -> Self {
+        Self::with_revisions(&BTreeSet::from([Revision::default()]))
+    }
+
+    /// A server with its tools, speaking exactly `revisions` (2025-06-18 if empty).
+    pub fn with_revisions(revisions: &BTreeSet<Revision>) -> Self {
+        let mut versions: Vec<ProtocolVersion> =
+            revisions.iter().copied().map(protocol_version).collect();
+        if versions.is_empty() {
+            versions.push(ProtocolVersion::V_2025_06_18);
+        }
         Self {
             tool_router: Self::tool_router(),
+            versions,
         }
     }
 
@@ -127,9 +165,20 @@ impl DemoServer {
 
 #[tool_handler(router = self.tool_router)]
 impl ServerHandler for DemoServer {
+    /// The protocol version `initialize` falls back to: the newest configured revision that
+    /// has `initialize` (the newest configured one if none has: rmcp then refuses the
+    /// handshake with `-32022`).
     fn get_info(&self) -> ServerConfig {
+        let default = self
+            .versions
+            .iter()
+            .rev()
+            .find(|v| v.has_initialize())
+            .or(self.versions.last())
+            .cloned()
+            .unwrap_or(ProtocolVersion::V_2025_06_18);
         ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
-            .with_protocol_version(ProtocolVersion::V_2025_06_18)
+            .with_protocol_version(default)
             .with_server_info(Implementation::new(
                 "mcp-auth demo",
                 env!("CARGO_PKG_VERSION"),
@@ -137,7 +186,7 @@ impl ServerHandler for DemoServer {
     }
 
     fn supported_protocol_versions(&self) -> Cow<'static, [ProtocolVersion]> {
-        Cow::Borrowed(&[ProtocolVersion::V_2025_06_18])
+        Cow::Owned(self.versions.clone())
     }
 }
 
@@ -159,9 +208,12 @@ pub async fn run_tls(
     layer: AuthLayer,
     shutdown: impl Future<Output = ()>,
 ) {
-    let config = StreamableHttpServerConfig::default();
+    let revisions = layer.with_guard(|g| g.resource_server().config().revisions.clone());
+    // Session mode (the default) for the initialize-based revisions; rmcp routes a request
+    // with 2026-07-28 `_meta` statelessly whatever this says, and answers those with JSON.
+    let config = StreamableHttpServerConfig::default().with_json_response(true);
     let mcp = StreamableHttpService::new(
-        || Ok(DemoServer::new()),
+        move || Ok(DemoServer::with_revisions(&revisions)),
         Arc::new(LocalSessionManager::default()),
         config,
     );

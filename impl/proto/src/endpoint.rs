@@ -12,10 +12,16 @@
 //!    authorization server when introspection is configured ([`Verdict::Introspect`]): RS-*,
 //!    ERR-*, [RT-2](crate::requirements#RT-2).
 //! 4. Only then is the body read, at most [`McpGuard::BODY_LIMIT`] bytes ([SEC-12](crate::requirements#SEC-12)).
-//! 5. The `MCP-Protocol-Version` is checked, after authentication ([TRN-3](crate::requirements#TRN-3), [TRN-4](crate::requirements#TRN-4)).
+//! 5. The `MCP-Protocol-Version` is checked, after authentication ([TRN-3](crate::requirements#TRN-3), [TRN-4](crate::requirements#TRN-4)): exactly the
+//!    configured revisions ([`RsConfig::revisions`](crate::resource::RsConfig::revisions)). A request of a stateless revision
+//!    (2026-07-28, [`Revision::stateless`](crate::Revision::stateless)) must name its method in `Mcp-Method` ([`guard::method_header`]) and
+//!    has no session: it stands on its token alone ([TRN-9](crate::requirements#TRN-9), [SEC-18](crate::requirements#SEC-18)). A server that serves
+//!    only stateless revisions refuses `initialize` (no session is ever opened for it).
 //! 6. `tools/call` needs its tool's scopes (403 `insufficient_scope`: [ERR-2](crate::requirements#ERR-2)).
 //! 7. A presented `Mcp-Session-Id` must belong to the caller (404 otherwise: [SEC-2](crate::requirements#SEC-2), [SEC-3](crate::requirements#SEC-3),
-//!    [SEC-6](crate::requirements#SEC-6)); the MCP server receives its own id.
+//!    [SEC-6](crate::requirements#SEC-6)); the MCP server receives its own id. Sessions exist only in the `initialize`-based
+//!    revisions: a stateless request's session id is dropped, never forwarded, and never
+//!    stands in for its token ([SEC-18](crate::requirements#SEC-18)).
 //! 8. The request is forwarded with the validated [`Access`]; a session the MCP server creates
 //!    is handed out bound to its creator ([`McpGuard::handle_response`]).
 //!
@@ -103,6 +109,8 @@ pub struct Admitted {
     access: Access,
     method: Method,
     version: VersionHeader,
+    /// The first two `Mcp-Method` values (a third changes nothing: two are already refused).
+    mcp_method: Vec<Vec<u8>>,
     /// The MCP server's own id of the presented session, or why it may not be used.
     session: Option<Result<String, ()>>,
 }
@@ -120,7 +128,9 @@ pub struct Forward {
     /// The validated token, for the MCP server's tool handlers.
     pub access: Access,
     /// The MCP server's own id of the caller's session, to send as `Mcp-Session-Id` instead
-    /// of the presented one (`None`: the request presented none; forward it without).
+    /// of the presented one. `None`: forward the request without any `Mcp-Session-Id` (it
+    /// presented none, or it is of a stateless revision, which has no sessions): the driver
+    /// removes a presented one.
     pub session: Option<String>,
 }
 
@@ -306,23 +316,42 @@ impl McpGuard {
             access,
             method: head.method(),
             version,
+            mcp_method: head
+                .header_values("mcp-method")
+                .take(2)
+                .map(<[u8]>::to_vec)
+                .collect(),
             session,
         }
     }
 
     /// Steps 5–7 of the pipeline (module docs) for the body of an [`Admitted`] request:
     /// [`Forward`] it, or answer with the refusal.
-    // spec: TRN-3, TRN-4, ERR-2, SEC-2, SEC-3, SEC-6
+    // spec: TRN-3, TRN-4, TRN-9, ERR-2, SEC-2, SEC-3, SEC-6, SEC-18
     pub fn handle_body(&self, admitted: Admitted, body: &[u8]) -> Result<Forward, HttpResponse> {
         // Parsed once, and only if a check reads it.
         let needs_messages =
             admitted.version == VersionHeader::UnlessInitialize || admitted.method == Method::Post;
         let messages = needs_messages.then(|| guard::Messages::parse(body));
         let messages = messages.as_ref();
-        if admitted.version == VersionHeader::UnlessInitialize
-            && !messages.is_some_and(guard::Messages::is_initialize)
+        let revisions = &self.rs.config().revisions;
+        let initialize = messages.is_some_and(guard::Messages::is_initialize);
+        if admitted.version == VersionHeader::UnlessInitialize && !initialize {
+            return Err(guard::version_refused(revisions));
+        }
+        // Sessions only for the initialize-based revisions: a server that serves none of them
+        // refuses the handshake itself, before the MCP server could open a session for it.
+        if initialize && revisions.iter().all(|r| r.stateless()) {
+            return Err(guard::version_refused(revisions));
+        }
+        let stateless =
+            matches!(admitted.version, VersionHeader::Accepted(Some(r)) if r.stateless());
+        if stateless
+            && admitted.method == Method::Post
+            && let Some(messages) = messages
         {
-            return Err(guard::version_refused(&self.rs.config().revisions));
+            let values: Vec<&[u8]> = admitted.mcp_method.iter().map(Vec::as_slice).collect();
+            guard::method_header(&values, messages)?;
         }
         if admitted.method == Method::Post
             && let Some(messages) = messages
@@ -332,7 +361,10 @@ impl McpGuard {
         {
             return Err(guard::challenge_response(&challenge));
         }
+        // A stateless revision has no sessions: whatever id it presents is neither a
+        // credential nor forwarded (the token alone decided).
         let session = match admitted.session {
+            _ if stateless => None,
             None => None,
             Some(Ok(inner)) => Some(inner),
             Some(Err(())) => return Err(guard::session_not_found()),

@@ -15,9 +15,12 @@ use crate::types::ScopeSet;
 
 /// Response headers a browser-based client must be able to read (CORS).
 pub const EXPOSE_HEADERS: &str = "WWW-Authenticate, Mcp-Session-Id";
-/// Request headers a browser-based client may send (CORS preflight).
-pub const ALLOW_HEADERS: &str =
-    "authorization, content-type, accept, mcp-protocol-version, mcp-session-id, last-event-id";
+/// Request headers a browser-based client may send (CORS preflight): those of every revision,
+/// `Mcp-Method` and `Mcp-Name` included (2026-07-28 clients send them on every POST, spec
+/// [A-12](crate::requirements#A-12)).
+// spec: A-12
+pub const ALLOW_HEADERS: &str = "authorization, content-type, accept, mcp-protocol-version, \
+     mcp-session-id, last-event-id, mcp-method, mcp-name";
 /// Largest MCP request body buffered (1 MiB).
 pub const BODY_LEN_MAX: usize = 1024 * 1024;
 
@@ -163,9 +166,17 @@ impl Messages {
 
     /// Is this a single JSON-RPC `initialize` request?
     pub fn is_initialize(&self) -> bool {
+        self.method() == Some("initialize")
+    }
+
+    /// The `method` of a single JSON-RPC request or notification (`None` for a batch, a
+    /// response, or a body that is not JSON).
+    pub fn method(&self) -> Option<&str> {
         self.0
             .as_ref()
-            .is_ok_and(|v| v.get("method").and_then(|m| m.as_str()) == Some("initialize"))
+            .ok()
+            .and_then(|v| v.get("method"))
+            .and_then(|m| m.as_str())
     }
 }
 
@@ -291,22 +302,28 @@ pub fn protocol_version(
 /// What the `MCP-Protocol-Version` header values alone decide ([`protocol_version`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum VersionHeader {
-    /// Absent (`None`, [TRN-3](crate::requirements#TRN-3)), or exactly one value naming a
-    /// supported revision.
+    /// Absent (`None`, [TRN-3](crate::requirements#TRN-3): an older revision, served only when
+    /// an `initialize`-based revision is configured), or exactly one value naming a supported
+    /// revision.
     Accepted(Option<Revision>),
     /// Anything else: accepted only for an `initialize` request, which negotiates the version.
     UnlessInitialize,
 }
 
-/// The header half of [`protocol_version`], for a pipeline that reads the body later.
-// spec: TRN-3, TRN-4
+/// The header half of [`protocol_version`], for a pipeline that reads the body later. A
+/// request without the header is an older revision's ([TRN-3](crate::requirements#TRN-3)):
+/// accepted when some configured revision has `initialize` and sessions; a server that serves
+/// only stateless revisions ([`Revision::stateless`], where every POST carries the header)
+/// refuses it like an unsupported value ([TRN-9](crate::requirements#TRN-9)).
+// spec: TRN-3, TRN-4, TRN-9
 pub fn version_header<'a>(
     values: impl IntoIterator<Item = &'a [u8]>,
     supported: &BTreeSet<Revision>,
 ) -> VersionHeader {
     let mut values = values.into_iter();
     match (values.next(), values.next()) {
-        (None, _) => VersionHeader::Accepted(None),
+        (None, _) if supported.iter().any(|r| !r.stateless()) => VersionHeader::Accepted(None),
+        (None, _) => VersionHeader::UnlessInitialize,
         (Some(one), None) => match Revision::from_header(one) {
             Some(r) if supported.contains(&r) => VersionHeader::Accepted(Some(r)),
             _ => VersionHeader::UnlessInitialize,
@@ -315,9 +332,12 @@ pub fn version_header<'a>(
     }
 }
 
-/// The answer to an unsupported `MCP-Protocol-Version`: 400 with a JSON-RPC error naming the
-/// `supported` versions.
-// spec: TRN-4
+/// The answer to an unsupported `MCP-Protocol-Version`: 400 with the JSON-RPC error `-32022`
+/// (Unsupported protocol version, as 2026-07-28 names it) whose `data.supported` lists the
+/// configured revisions. Clients of every revision read it as a refusal; a 2026-07-28 client
+/// that probed with `server/discover` learns from `supported` whether to retry at a version
+/// both speak or to fall back to `initialize`.
+// spec: TRN-4, TRN-9
 pub fn version_refused(supported: &BTreeSet<Revision>) -> HttpResponse {
     let supported: Vec<&str> = supported.iter().map(|r| r.as_str()).collect();
     with_cors(HttpResponse::json(
@@ -326,10 +346,42 @@ pub fn version_refused(supported: &BTreeSet<Revision>) -> HttpResponse {
             "jsonrpc": "2.0",
             "id": null,
             "error": {
-                "code": -32600,
-                "message": "unsupported MCP-Protocol-Version",
+                "code": -32022,
+                "message": "Unsupported protocol version",
                 "data": {"supported": supported}
             }
+        }),
+    ))
+}
+
+/// Check the `Mcp-Method` header of a request of a stateless revision ([`Revision::stateless`]:
+/// every POST names its JSON-RPC method in exactly one `Mcp-Method` header): present, one
+/// value, and equal to the body's `method`, so that whatever routes or authorizes on the
+/// header sees what the MCP server will run. The guard's own decisions read the body; this
+/// keeps the header from saying otherwise in front of any MCP server, not only one that checks
+/// it (rmcp also does, with `Mcp-Name` and `Mcp-Param-*`, which are the MCP server's: their
+/// values may be Base64-encoded and depend on the tool's schema). `Err`: 400 with the JSON-RPC
+/// error `-32020` (header mismatch).
+// spec: TRN-9
+pub fn method_header(values: &[&[u8]], messages: &Messages) -> Result<(), HttpResponse> {
+    let reason = match (values, messages.method()) {
+        (_, None) => "a request of this revision is one JSON-RPC message with a method",
+        ([], Some(_)) => "missing required Mcp-Method header",
+        ([one], Some(method)) if *one == method.as_bytes() => return Ok(()),
+        ([_], Some(_)) => "Mcp-Method header does not match the body's method",
+        (_, Some(_)) => "more than one Mcp-Method header",
+    };
+    Err(header_mismatch(reason))
+}
+
+/// 400 with the JSON-RPC error `-32020` (a request header that disagrees with its body).
+pub fn header_mismatch(reason: &str) -> HttpResponse {
+    with_cors(HttpResponse::json(
+        400,
+        &serde_json::json!({
+            "jsonrpc": "2.0",
+            "id": null,
+            "error": {"code": -32020, "message": reason}
         }),
     ))
 }

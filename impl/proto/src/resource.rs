@@ -19,6 +19,12 @@ use crate::uri::{Issuer, ResourceUri, well_known_insert, well_known_root};
 /// scope this implementation's AS grants by default and its clients ask for.
 pub const DEFAULT_BASE_SCOPE: &str = "mcp:tools";
 
+/// The scope that asks the authorization server for a refresh token. A client may add it to
+/// its own request; an MCP server never asks for it: it is left out of every challenge's
+/// `scope` and of PRM `scopes_supported`, whatever the configuration says
+/// ([RS-19](crate::requirements#RS-19)).
+pub const OFFLINE_ACCESS: &str = "offline_access";
+
 /// The resource server's configuration.
 ///
 /// `#[non_exhaustive]`: build it with [`RsConfig::new`] and the `with_*` methods (or assign
@@ -244,10 +250,12 @@ impl ResourceServer {
         ProtectedResourceMetadata {
             resource: self.config.resource.as_str().to_owned(),
             authorization_servers: vec![self.config.issuer.as_str().to_owned()],
+            // spec: RS-19
             scopes_supported: self
                 .config
                 .scopes_supported
                 .iter()
+                .filter(|s| *s != OFFLINE_ACCESS)
                 .map(str::to_owned)
                 .collect(),
             bearer_methods_supported: vec!["header".into()],
@@ -471,8 +479,12 @@ impl ResourceServer {
 
     /// The challenge for a refusal: `resource_metadata` always; `error` only when credentials
     /// were presented; `scope` for `insufficient_scope`.
-    // spec: PRM-8, ERR-4, ERR-5, ERR-6, ERR-7, ERR-8, ERR-11
+    /// `offline_access` is never named ([RS-19](crate::requirements#RS-19)), even when the
+    /// configuration made it a needed scope.
+    // spec: PRM-8, ERR-4, ERR-5, ERR-6, ERR-7, ERR-8, ERR-11, RS-19
     pub fn challenge(&self, rejection: Rejection, scope: Option<&ScopeSet>) -> Challenge {
+        let scope = scope.map(|s| ScopeSet::from_tokens(s.iter().filter(|t| *t != OFFLINE_ACCESS)));
+        let scope = scope.as_ref();
         let code = rejection.code();
         let with_error = rejection != Rejection::NoCredentials;
         let header = BearerChallenge {

@@ -241,3 +241,124 @@ fn keys_are_found_from_the_issuer_metadata() {
         KeyFetch::Failed(KeyFetchError::NoKeys)
     );
 }
+
+/// [`setup`] with the MCP server serving `revisions`.
+fn setup_revisions(
+    revisions: impl IntoIterator<Item = mcp_auth_proto::Revision>,
+) -> (McpGuard, String, UnixTime) {
+    let (guard, token, now) = setup();
+    let rs = guard.resource_server();
+    let mut stateless = ResourceServer::new(rs.config().clone().with_revisions(revisions));
+    stateless.set_keys(now, rs.keys().clone());
+    let guard = McpGuard::new(stateless, guard.sessions().clone()).with_tool_scopes(ToolScopes(
+        [("admin".to_owned(), ScopeSet::from_tokens(["mcp:admin"]))].into(),
+    ));
+    (guard, token, now)
+}
+
+const DISCOVER: &str = r#"{"jsonrpc":"2.0","id":1,"method":"server/discover","params":{}}"#;
+
+// spec: TRN-9, TRN-4
+#[test]
+fn a_stateless_request_names_its_method_in_the_mcp_method_header() {
+    use mcp_auth_proto::Revision;
+    let (mut guard, token, now) = setup_revisions([Revision::V2026_07_28]);
+    let v2026 = |request: HttpRequest| request.header("mcp-protocol-version", "2026-07-28");
+    let ok = v2026(post(Some(&token), DISCOVER)).header("mcp-method", "server/discover");
+    assert_eq!(status(&run(&mut guard, now, &ok)), 200);
+    // Missing, different, repeated: 400 with the JSON-RPC header-mismatch error.
+    for bad in [
+        v2026(post(Some(&token), DISCOVER)),
+        v2026(post(Some(&token), DISCOVER)).header("mcp-method", "tools/list"),
+        v2026(post(Some(&token), DISCOVER))
+            .header("mcp-method", "server/discover")
+            .header("mcp-method", "server/discover"),
+        v2026(post(Some(&token), "[]")).header("mcp-method", "server/discover"),
+    ] {
+        let answer = run(&mut guard, now, &bad).unwrap_err();
+        assert_eq!(answer.status, 400);
+        assert!(String::from_utf8_lossy(&answer.body).contains("-32020"));
+    }
+    // The token still comes first: no token, 401 whatever the headers.
+    let anonymous = v2026(post(None, DISCOVER)).header("mcp-method", "server/discover");
+    assert_eq!(status(&run(&mut guard, now, &anonymous)), 401);
+    // An older revision's request, one without the header, or an `initialize` (no session
+    // can be opened) is not served by a server that serves only the stateless revision: 400
+    // naming it.
+    for request in [
+        post(Some(&token), LIST).header("mcp-protocol-version", "2025-06-18"),
+        post(Some(&token), LIST),
+        post(Some(&token), INIT),
+        post(Some(&token), INIT).header("mcp-protocol-version", "2026-07-28"),
+    ] {
+        let answer = run(&mut guard, now, &request).unwrap_err();
+        assert_eq!(answer.status, 400);
+        assert!(String::from_utf8_lossy(&answer.body).contains(r#"["2026-07-28"]"#));
+    }
+}
+
+// spec: SEC-18, SEC-6, TRN-9
+#[test]
+fn a_stateless_request_has_no_session_and_stands_on_its_token() {
+    use mcp_auth_proto::Revision;
+    let (mut guard, token, now) = setup_revisions(Revision::ALL);
+    // A session made under 2025-06-18 is bound to its creator and forwarded.
+    let init = post(Some(&token), INIT);
+    let Verdict::ReadBody(admitted) = guard.handle_request(now, &init) else {
+        panic!("admitted")
+    };
+    let forward = guard.handle_body(admitted, init.body.as_slice()).unwrap();
+    let bound = guard
+        .handle_response(&forward, Some(b"inner-1"))
+        .unwrap()
+        .expect("bound id");
+    let legacy = post(Some(&token), LIST)
+        .header("mcp-protocol-version", "2025-06-18")
+        .header("mcp-session-id", bound.as_str());
+    assert_eq!(
+        run(&mut guard, now, &legacy).unwrap().as_deref(),
+        Some("inner-1")
+    );
+    // A 2026-07-28 request presenting it (or any id) is served without it: no session.
+    for presented in [bound.as_str(), "forged.id"] {
+        let stateless = post(Some(&token), LIST)
+            .header("mcp-protocol-version", "2026-07-28")
+            .header("mcp-method", "tools/list")
+            .header("mcp-session-id", presented);
+        assert_eq!(run(&mut guard, now, &stateless).unwrap(), None);
+    }
+    // And the id is no credential: without the token, 401.
+    let anonymous = post(None, LIST)
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", "tools/list")
+        .header("mcp-session-id", bound.as_str());
+    assert_eq!(status(&run(&mut guard, now, &anonymous)), 401);
+    // Tool scopes hold per request as before.
+    let admin = post(Some(&token), ADMIN)
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", "tools/call");
+    assert_eq!(status(&run(&mut guard, now, &admin)), 403);
+}
+
+// spec: A-12
+#[test]
+fn browser_clients_of_every_revision_may_send_their_headers() {
+    let (mut guard, _, now) = setup();
+    let preflight = run(&mut guard, now, &HttpRequest::new(Method::Options, "/mcp")).unwrap_err();
+    let allowed = preflight
+        .header_value("access-control-allow-headers")
+        .unwrap()
+        .to_owned();
+    for name in [
+        "authorization",
+        "mcp-protocol-version",
+        "mcp-session-id",
+        "mcp-method",
+        "mcp-name",
+    ] {
+        assert!(
+            allowed.split(", ").any(|h| h == name),
+            "{name} in {allowed}"
+        );
+    }
+}

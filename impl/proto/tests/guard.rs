@@ -111,7 +111,7 @@ fn metadata_and_preflights_need_no_token() {
     assert!(unauthenticated(rs, Method::Get, "/mcp").is_none());
 }
 
-// spec: TRN-3, TRN-4
+// spec: TRN-3, TRN-4, TRN-9
 #[test]
 fn the_protocol_version_header_is_checked_except_on_initialize() {
     let call = br#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#;
@@ -145,6 +145,8 @@ fn the_protocol_version_header_is_checked_except_on_initialize() {
         body["error"]["data"]["supported"],
         serde_json::json!(["2025-06-18", "2025-11-25", "2026-07-28"])
     );
+    // The code 2026-07-28 gives an unsupported version, which its clients act on.
+    assert_eq!(body["error"]["code"], -32022);
 }
 
 // spec: SEC-8

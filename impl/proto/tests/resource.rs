@@ -1846,3 +1846,26 @@ proptest! {
         prop_assert!(paths.contains(&"/.well-known/oauth-protected-resource".to_string()));
     }
 }
+
+// spec: RS-19
+#[test]
+fn offline_access_is_never_in_prm_or_a_challenge() {
+    let mut config = config_for(RESOURCE);
+    config.scopes_supported = ScopeSet::from_tokens(["mcp:tools", "offline_access"]);
+    config.base_scopes = ScopeSet::from_tokens(["mcp:tools", "offline_access"]);
+    let rs = ResourceServer::new(config);
+    let doc = serde_json::to_value(rs.metadata()).unwrap();
+    assert_eq!(doc["scopes_supported"], json!(["mcp:tools"]));
+    let needed = ScopeSet::from_tokens(["mcp:admin", "offline_access"]);
+    let challenge = rs.challenge(Rejection::InsufficientScope, Some(&needed));
+    assert!(
+        challenge.www_authenticate.contains(r#"scope="mcp:admin""#),
+        "{}",
+        challenge.www_authenticate
+    );
+    assert!(!challenge.www_authenticate.contains("offline_access"));
+    // Only offline_access needed: the challenge names no scope at all.
+    let only = ScopeSet::from_tokens(["offline_access"]);
+    let challenge = rs.challenge(Rejection::InsufficientScope, Some(&only));
+    assert!(!challenge.www_authenticate.contains("scope="));
+}

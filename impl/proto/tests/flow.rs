@@ -544,7 +544,7 @@ fn issuer_is_identical_across_documents_and_tokens() {
         asm.token_endpoint_auth_methods_supported
             .contains(&"none".to_owned())
     );
-    assert!(asm.authorization_response_iss_parameter_supported); // spec: AZ-33
+    assert!(asm.authorization_response_iss_parameter_supported);
     assert!(asm.jwks_uri.unwrap().starts_with("https://"));
     let tokens = h.drive().unwrap();
     let claims = tokens.access_token.split('.').nth(1).unwrap();
@@ -968,6 +968,8 @@ fn the_authorization_server_metadata_is_at_the_well_known_url_and_names_the_endp
     };
     assert!(listed("grant_types_supported", "refresh_token"));
     assert!(listed("token_endpoint_auth_methods_supported", "none"));
+    // Every authorization response carries iss, so the metadata says so.
+    assert_eq!(doc["authorization_response_iss_parameter_supported"], true); // spec: AZ-33
 }
 
 // spec: AZ-28

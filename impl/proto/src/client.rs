@@ -257,6 +257,17 @@ pub enum ClientError {
         /// HTTP status.
         status: u16,
     },
+    /// The AS refused the registration with an RFC 7591 §3.2.2 error, e.g.
+    /// `invalid_redirect_uri` (it will not redirect to our loopback listener) or
+    /// `invalid_client_metadata`: surfaced as the AS said it, not as a generic failure.
+    RegistrationRefused {
+        /// HTTP status (400).
+        status: u16,
+        /// The AS's `error` code.
+        error: String,
+        /// The AS's `error_description`, if any.
+        description: Option<String>,
+    },
     /// The callback's `state` is missing or not ours (discarded).
     StateMismatch,
     /// The callback's `iss` is not the issuer of this flow (mix-up), or missing though advertised.
@@ -304,6 +315,7 @@ impl ClientError {
             Self::PkceUnsupported => "PKCE-11",
             Self::NoRegistration => "DCR-2",
             Self::RegistrationFailed { .. } => "DCR-4",
+            Self::RegistrationRefused { .. } => "DCR-13",
             Self::StateMismatch => "AZ-11",
             Self::IssuerResponseMismatch => "AZ-20",
             Self::AuthorizationDenied { .. } => "AZ-10",
@@ -1013,7 +1025,7 @@ impl Client {
         }
     }
 
-    // spec: DCR-2, DCR-4, DCR-5, DCR-10, CLI-7
+    // spec: DCR-2, DCR-4, DCR-5, DCR-10, CLI-7, DCR-12
     fn register(&mut self, flow: Discovered) {
         let Some(endpoint) = flow.metadata.registration_endpoint.clone() else {
             return self.fail(ClientError::NoRegistration);
@@ -1025,6 +1037,11 @@ impl Client {
             response_types: Some(vec!["code".into()]),
             client_name: Some(self.config.client_name.clone()),
             scope: flow.scope.as_ref().and_then(ScopeSet::to_option),
+            application_type: self
+                .config
+                .revision
+                .dcr_application_type()
+                .then(|| application_type(&self.config.redirect_uri).to_owned()),
             ..Default::default()
         };
         let body = serde_json::to_vec(&metadata).unwrap_or_default();
@@ -1044,9 +1061,7 @@ impl Client {
         flow: Discovered,
     ) {
         if response.status != 201 && response.status != 200 {
-            return self.fail(ClientError::RegistrationFailed {
-                status: response.status,
-            });
+            return self.fail(registration_error(response));
         }
         let Some(reg) = parse_json::<RegistrationResponse>(response) else {
             return self.fail(ClientError::RegistrationFailed {
@@ -1203,6 +1218,54 @@ impl Client {
         }
     }
 }
+
+/// The `application_type` of a client whose redirect URI is `redirect_uri` (OpenID Connect
+/// Dynamic Client Registration §2, as MCP 2026-07-28 asks of DCR): `native` for a loopback
+/// redirect URI (RFC 8252 §7.3, a listener on the user's machine), `web` otherwise.
+// spec: DCR-12
+pub fn application_type(redirect_uri: &str) -> &'static str {
+    let native = crate::uri::parse_uri(redirect_uri).is_ok_and(|u| {
+        u.scheme.eq_ignore_ascii_case("http") && crate::uri::is_loopback_host(u.host)
+    });
+    if native { "native" } else { "web" }
+}
+
+/// Why a registration answered `response` (not 200/201) failed: the AS's RFC 7591 §3.2.2
+/// error when a 4xx carries one (e.g. `invalid_redirect_uri`), else the status alone.
+// spec: DCR-4, DCR-13
+fn registration_error(response: &HttpResponse) -> ClientError {
+    #[derive(Deserialize)]
+    struct ErrorBody {
+        error: String,
+        error_description: Option<String>,
+    }
+    match parse_json::<ErrorBody>(response) {
+        Some(body)
+            if (400..500).contains(&response.status)
+                && !body.error.is_empty()
+                && body.error.len() <= ERROR_LEN_MAX
+                && body.error.bytes().all(|b| (0x20..0x7f).contains(&b)) =>
+        {
+            ClientError::RegistrationRefused {
+                status: response.status,
+                error: body.error,
+                description: body.error_description.map(|d| {
+                    d.chars()
+                        .filter(|c| !c.is_control())
+                        .take(ERROR_LEN_MAX)
+                        .collect()
+                }),
+            }
+        }
+        _ => ClientError::RegistrationFailed {
+            status: response.status,
+        },
+    }
+}
+
+/// The longest `error` / `error_description` of an AS kept in a [`ClientError`] (longer codes
+/// are not RFC 6749 error codes; descriptions are cut).
+const ERROR_LEN_MAX: usize = 256;
 
 /// The Bearer challenge of a response's `WWW-Authenticate` values (an empty one if there is
 /// no Bearer challenge); `None` if they do not parse.

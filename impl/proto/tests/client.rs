@@ -935,9 +935,10 @@ fn the_registration_request_is_a_json_post_for_a_public_client() {
 #[test]
 fn a_failed_registration_stops_the_client() {
     let cases = [
+        (HttpResponse::new(400), 400),
         (
-            HttpResponse::json(400, &json!({"error": "invalid_redirect_uri"})),
-            400,
+            HttpResponse::json(500, &json!({"error": "server_error"})),
+            500,
         ),
         (HttpResponse::new(500), 500),
         (HttpResponse::new(201).with_body("not json"), 201),
@@ -955,6 +956,66 @@ fn a_failed_registration_stops_the_client() {
         );
         assert_eq!(run.sent.len(), 3);
     }
+}
+
+// spec: DCR-13, DCR-4
+#[test]
+fn a_registration_refused_for_its_redirect_uri_carries_the_as_error() {
+    let mut run = Run::new();
+    send(run.discover_with(&prm_doc(), &asm_doc()));
+    let refusal = HttpResponse::json(
+        400,
+        &json!({"error": "invalid_redirect_uri", "error_description": "loopback\nnot allowed"}),
+    );
+    let error = failed(run.respond(refusal));
+    assert_eq!(
+        error,
+        ClientError::RegistrationRefused {
+            status: 400,
+            error: "invalid_redirect_uri".into(),
+            description: Some("loopbacknot allowed".into()),
+        }
+    );
+    assert_eq!(error.requirement(), "DCR-13");
+    assert!(error.to_string().contains("invalid_redirect_uri"));
+    // No error code, or one that is no RFC 6749 code: the status alone.
+    for body in [json!({"error": ""}), json!({"error": "x".repeat(300)})] {
+        let mut run = Run::new();
+        send(run.discover_with(&prm_doc(), &asm_doc()));
+        assert_eq!(
+            failed(run.respond(HttpResponse::json(400, &body))),
+            ClientError::RegistrationFailed { status: 400 }
+        );
+    }
+}
+
+// spec: DCR-12
+#[test]
+fn registration_names_the_application_type_from_2026_07_28() {
+    use mcp_auth_proto::Revision;
+    let body = |revision: Revision, redirect: &str| -> Value {
+        let mut run = Run::with(ClientConfig::new(SERVER, redirect).with_revision(revision));
+        let req = send(run.discover_with(&prm_doc(), &asm_doc()));
+        assert_eq!(req.url, REGISTER);
+        serde_json::from_slice(&req.body).expect("JSON body")
+    };
+    for revision in [Revision::V2025_06_18, Revision::V2025_11_25] {
+        assert!(body(revision, REDIRECT).get("application_type").is_none());
+    }
+    let latest = Revision::V2026_07_28;
+    assert_eq!(body(latest, REDIRECT)["application_type"], json!("native"));
+    assert_eq!(
+        body(latest, "http://[::1]:9/cb")["application_type"],
+        json!("native")
+    );
+    assert_eq!(
+        body(latest, "http://localhost:9/cb")["application_type"],
+        json!("native")
+    );
+    assert_eq!(
+        body(latest, "https://app.example/cb")["application_type"],
+        json!("web")
+    );
 }
 
 // spec: DCR-3

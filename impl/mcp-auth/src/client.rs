@@ -10,8 +10,11 @@ use std::time::Duration;
 use http_body_util::BodyExt;
 use mcp_auth_layer::fetch::from_parts;
 pub use mcp_auth_layer::fetch::{Http, TransportError};
+use mcp_auth_proto::Revision;
 use mcp_auth_proto::client::{
-    Action, Client, ClientConfig, ClientError, McpFailure, McpOutcome, Tokens, mcp_request,
+    Action, Client, ClientConfig, ClientError, DISCOVER_ATTEMPTS, META_SERVER_INFO, McpFailure,
+    McpOutcome, Negotiated, StatelessClient, Tokens, initialize_revision, initialized_revision,
+    mcp_post, negotiate,
 };
 use mcp_auth_proto::http::{HttpRequest, HttpResponse, Method};
 use mcp_auth_proto::types::ScopeSet;
@@ -461,6 +464,9 @@ pub struct McpClient {
     pub session_id: Option<String>,
     /// A label for the next recorded JSON-RPC exchange (else the method name is used).
     pub next_label: Option<String>,
+    /// The revision whose form the MCP requests take now: [`Options::revision`] until
+    /// [`McpClient::open`] or [`McpClient::initialize`] agree on one with the server.
+    wire: Revision,
     next_id: u64,
     on_flow_end: Option<FlowEnd>,
 }
@@ -520,6 +526,7 @@ impl McpClient {
             );
         }
         let core = Client::new(config.clone());
+        let options_revision = options.revision;
         // spec: DISC-11, PF-8
         let policy = core.transport_policy();
         let http = match &options.roots {
@@ -537,6 +544,7 @@ impl McpClient {
             redirect_uri,
             session_id: None,
             next_label: None,
+            wire: options_revision,
             next_id: 0,
             on_flow_end: None,
         })
@@ -825,10 +833,11 @@ impl McpClient {
         if let Some(id) = id {
             message["id"] = json!(id);
         }
-        let request = mcp_request(
+        let request = mcp_post(
+            self.wire,
             &self.options.mcp_url,
-            method,
-            serde_json::to_vec(&message).unwrap_or_default(),
+            &message,
+            &stateless_client(),
             self.session_id.as_deref(),
             authorization,
         );
@@ -850,13 +859,22 @@ impl McpClient {
         Ok(response)
     }
 
-    /// POST `initialize` without a token and hand the answer to the core: on a 401 it starts
-    /// discovery, and the flow is driven to tokens. Returns the tokens, or `None` when the
-    /// server asked for none.
+    /// The revision whose form the MCP requests take now (see [`McpClient::open`]).
+    pub fn revision(&self) -> Revision {
+        self.wire
+    }
+
+    /// POST the first request without a token (`server/discover` in the stateless form when
+    /// [`Options::revision`] is stateless, else `initialize`) and hand the answer to the
+    /// core: on a 401 it starts discovery, and the flow is driven to tokens. Returns the
+    /// tokens, or `None` when the server asked for none.
     pub async fn authorize(&mut self) -> Result<Option<Tokens>, Error> {
-        let response = self
-            .rpc_with("initialize", initialize_params(), None)
-            .await?;
+        let response = if self.wire.stateless() {
+            self.rpc_with("server/discover", json!({}), None).await?
+        } else {
+            self.rpc_with("initialize", initialize_params_for(self.wire), None)
+                .await?
+        };
         match self
             .core
             .handle_mcp_response(response.status, response.header_values("www-authenticate"))
@@ -871,12 +889,68 @@ impl McpClient {
         }
     }
 
-    /// `initialize` with the token, then `notifications/initialized`. Returns the
-    /// `initialize` result.
+    /// Agree on a revision with the server, authorizing as needed (a 401 or 403 on the way
+    /// starts the flow the core decides, and the request is sent again), and return what the
+    /// server said about itself: `{"protocolVersion", "serverInfo", "capabilities"}`.
+    ///
+    /// With a stateless [`Options::revision`]: `server/discover` in the stateless form; the
+    /// core's [`negotiate`] then says whether every later request is stateless, whether to
+    /// discover once more with another revision (`-32022`), or to fall back to
+    /// [`McpClient::initialize`] with the newest revision that has it. Otherwise
+    /// [`McpClient::initialize`] directly.
+    // spec: TRN-8
+    pub async fn open(&mut self) -> Result<Value, Error> {
+        let max = self.options.revision;
+        if !max.stateless() {
+            return self.initialize().await;
+        }
+        self.session_id = None;
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let response = self.rpc("server/discover", json!({})).await?;
+            match negotiate(max, attempts, response.status, &response.body) {
+                Negotiated::Stateless(revision) => {
+                    self.wire = revision;
+                    let result = jsonrpc_result(&response)?;
+                    let info = result
+                        .get("serverInfo")
+                        .or_else(|| result.get("_meta").and_then(|m| m.get(META_SERVER_INFO)))
+                        .cloned()
+                        .unwrap_or(Value::Null);
+                    return Ok(json!({
+                        "protocolVersion": revision.as_str(),
+                        "serverInfo": info,
+                        "capabilities": result.get("capabilities").cloned().unwrap_or(Value::Null),
+                    }));
+                }
+                Negotiated::Retry(revision) if attempts < DISCOVER_ATTEMPTS => {
+                    tracing::info!(%revision, "server/discover refused the version: retrying");
+                    self.wire = revision;
+                }
+                Negotiated::Retry(revision) | Negotiated::Initialize(revision) => {
+                    tracing::info!(%revision, status = response.status, "no stateless revision: initialize");
+                    self.wire = revision;
+                    return self.initialize().await;
+                }
+            }
+        }
+    }
+
+    /// `initialize` with the token, then `notifications/initialized`: proposes the newest
+    /// revision with `initialize` not newer than the current one, and runs the session at the
+    /// one the server answers (when it is known and not newer). Returns the `initialize`
+    /// result.
+    // spec: TRN-8
     pub async fn initialize(&mut self) -> Result<Value, Error> {
         self.session_id = None;
-        let response = self.rpc("initialize", initialize_params()).await?;
+        let proposed = initialize_revision(self.wire);
+        self.wire = proposed;
+        let response = self
+            .rpc("initialize", initialize_params_for(proposed))
+            .await?;
         let result = jsonrpc_result(&response)?;
+        self.wire = initialized_revision(proposed, result["protocolVersion"].as_str());
         let _ = self.rpc("notifications/initialized", json!({})).await?;
         Ok(result)
     }
@@ -900,13 +974,27 @@ impl McpClient {
     }
 }
 
-/// The `initialize` parameters we send.
+/// The `initialize` parameters we send (proposing 2025-06-18).
 pub fn initialize_params() -> Value {
+    initialize_params_for(Revision::V2025_06_18)
+}
+
+/// The `initialize` parameters we send, proposing `revision`.
+pub fn initialize_params_for(revision: Revision) -> Value {
     json!({
-        "protocolVersion": mcp_auth_proto::MCP_PROTOCOL_VERSION,
+        "protocolVersion": revision.as_str(),
         "capabilities": {},
-        "clientInfo": {"name": "mcp-auth", "version": env!("CARGO_PKG_VERSION")}
+        "clientInfo": {"name": CLIENT_NAME, "version": env!("CARGO_PKG_VERSION")}
     })
+}
+
+/// The client's name in `initialize` and in a stateless request's `_meta`.
+const CLIENT_NAME: &str = "mcp-auth";
+
+/// What the client says about itself in stateless requests: no capabilities, its name and
+/// version.
+fn stateless_client() -> StatelessClient {
+    StatelessClient::new(CLIENT_NAME, env!("CARGO_PKG_VERSION"))
 }
 
 /// The `result` of a JSON-RPC answer, or an error naming the status / JSON-RPC error.

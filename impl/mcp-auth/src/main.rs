@@ -126,8 +126,10 @@ enum Command {
         /// argument); default: $BROWSER, else the system's opener.
         #[arg(long, value_name = "CMD", env = "BROWSER")]
         browser: Option<String>,
-        /// The newest MCP revision to speak (2025-06-18, 2025-11-25 or 2026-07-28).
-        #[arg(long, value_name = "REVISION", default_value_t = Revision::default())]
+        /// The newest MCP revision to speak (2025-06-18, 2025-11-25 or 2026-07-28): with
+        /// 2026-07-28, `server/discover` first, and `initialize` with the newest older
+        /// revision when the server does not speak it.
+        #[arg(long, value_name = "REVISION", default_value_t = Revision::LATEST)]
         revision: Revision,
         /// Log out: revoke the stored tokens for this MCP server at its AS (RFC 7009; the
         /// grant and its access tokens with them) and remove them from the token store.
@@ -569,23 +571,18 @@ async fn connect(
             // Every flow (authorization, refresh, step-up) updates the store as it ends.
             c.on_flow_end(sync_store);
         }
-        let mut ready = false;
         if let Some(tokens) = stored {
             let expired = tokens.is_expired(mcp_auth::net::now());
             c.resume(tokens);
-            ready = !expired || c.refresh().await.is_ok();
-        }
-        let init = match if ready {
-            c.initialize().await.ok()
-        } else {
-            None
-        } {
-            Some(init) => init,
-            None => {
-                c.authorize().await?;
-                c.initialize().await?
+            if expired {
+                // A refused refresh leaves the core without tokens: the 401 that follows
+                // starts a new authorization.
+                let _ = c.refresh().await;
             }
-        };
+        }
+        // The newest revision both speak, up to --revision; a 401 (or 403) on the way
+        // starts the authorization the core decides, and the request is sent again.
+        let init = c.open().await?;
         println!(
             "connected: {} (protocol {})",
             init["serverInfo"]["name"].as_str().unwrap_or("?"),

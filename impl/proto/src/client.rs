@@ -19,7 +19,12 @@ use serde::{Deserialize, Serialize};
 mod mcp;
 mod store;
 
-pub use mcp::{McpFailure, McpOutcome, mcp_request, protocol_version_header};
+pub use mcp::{
+    DISCOVER_ATTEMPTS, META_CLIENT_CAPABILITIES, META_CLIENT_INFO, META_PROTOCOL_VERSION,
+    META_SERVER_INFO, McpFailure, McpOutcome, Negotiated, StatelessClient,
+    UNSUPPORTED_PROTOCOL_VERSION, initialize_revision, initialized_revision, mcp_name, mcp_post,
+    mcp_request, negotiate, protocol_version_header, request_meta,
+};
 pub use store::TokenStore;
 
 use crate::challenge::{BearerChallenge, parse_www_authenticate};

@@ -190,6 +190,12 @@ pub struct Options {
     pub reauthorize: u32,
     /// Pre-registered client credentials (client id, optional secret) instead of DCR.
     pub preregistered: Option<(String, Option<String>)>,
+    /// The issuer of [`Options::preregistered`]: the only authorization server they are sent
+    /// to (the core's `ClientConfig::preregistered_issuer`).
+    pub preregistered_issuer: Option<String>,
+    /// The client's Client ID Metadata Document URL, used as its `client_id` where the
+    /// authorization server supports it (the core's `ClientConfig::client_metadata_url`).
+    pub client_metadata_url: Option<String>,
     /// With [`UserAgent::Browser`]: the command that opens the authorization URL (run by
     /// `sh -c`, the URL appended as one quoted argument), else the system's opener.
     pub browser_command: Option<String>,
@@ -222,6 +228,8 @@ impl fmt::Debug for Options {
                     .as_ref()
                     .map(|(id, secret)| (id, secret.as_ref().map(|_| "<redacted client secret>"))),
             )
+            .field("preregistered_issuer", &self.preregistered_issuer)
+            .field("client_metadata_url", &self.client_metadata_url)
             .field("reauthorize", &self.reauthorize)
             .field("browser_command", &self.browser_command)
             .field("redirect_timeout", &self.redirect_timeout)
@@ -245,6 +253,8 @@ impl Options {
             roots: None,
             reauthorize: 0,
             preregistered: None,
+            preregistered_issuer: None,
+            client_metadata_url: None,
             browser_command: None,
             redirect_timeout: REDIRECT_TIMEOUT,
             foreign_callbacks: FOREIGN_CALLBACKS,
@@ -514,6 +524,7 @@ impl McpClient {
         let mut config = ClientConfig::new(options.mcp_url.clone(), redirect_uri.clone());
         config.client_name = options.client_name.clone();
         config.preregistered = options.preregistered.clone();
+        config.preregistered_issuer = options.preregistered_issuer.clone();
         if options.allow_loopback_http {
             config.http_policy = HttpPolicy::AllowLoopbackHttp;
         }

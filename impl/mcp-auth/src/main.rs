@@ -118,6 +118,10 @@ enum Command {
         /// The pre-registered client's secret (with --client-id).
         #[arg(long, requires = "client_id")]
         client_secret: Option<String>,
+        /// The issuer of the pre-registered credentials (with --client-id): they are sent to
+        /// that authorization server only, and a server naming another one is an error.
+        #[arg(long, value_name = "ISSUER", requires = "client_id")]
+        client_issuer: Option<String>,
         /// Trust exactly the certificate authorities in this PEM file (a private CA) instead
         /// of Mozilla's roots.
         #[arg(long, value_name = "FILE")]
@@ -215,6 +219,7 @@ async fn main() -> ExitCode {
             no_store,
             client_id,
             client_secret,
+            client_issuer,
             call_first_tool,
             browser,
             ca_file,
@@ -235,7 +240,7 @@ async fn main() -> ExitCode {
             if logout {
                 return interruptible(self::logout(mcp_url, roots)).await;
             }
-            let preregistered = client_id.map(|id| (id, client_secret));
+            let preregistered = client_id.map(|id| (id, client_secret, client_issuer));
             let run = connect(
                 mcp_url,
                 tool,
@@ -525,7 +530,7 @@ type ConnectAuth = (
     bool,
     Option<String>,
     bool,
-    Option<(String, Option<String>)>,
+    Option<(String, Option<String>, Option<String>)>,
     Option<String>,
     Option<rustls::RootCertStore>,
 );
@@ -548,7 +553,10 @@ async fn connect(
     let mut options = Options::headless(mcp_url);
     options.client_name = "mcp-auth connect".into();
     options.scope = scope;
-    options.preregistered = preregistered;
+    if let Some((id, secret, issuer)) = preregistered {
+        options.preregistered = Some((id, secret));
+        options.preregistered_issuer = issuer;
+    }
     options.browser_command = browser;
     options.roots = roots;
     // Let the core authorize again on a 401 (once a refresh did not help) or a 403

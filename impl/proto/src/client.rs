@@ -83,6 +83,13 @@ pub struct ClientConfig {
     pub scope: Option<ScopeSet>,
     /// Pre-registered credentials (client id, optional secret) instead of DCR.
     pub preregistered: Option<(String, Option<String>)>,
+    /// The issuer [`ClientConfig::preregistered`] credentials were issued by: they are sent
+    /// to that authorization server only; a resource naming another one stops the flow
+    /// ([`ClientError::CredentialsForAnotherIssuer`]) before any request to it. `None`: from
+    /// 2026-07-28 ([`crate::Revision::credentials_bound_to_issuer`]) the first issuer they are
+    /// used with in this client's life; before, any.
+    // spec: CLI-9
+    pub preregistered_issuer: Option<String>,
     /// Whether http URLs are acceptable for loopback hosts (spec [PF-8](crate::requirements#PF-8); off by default). URLs
     /// taken from challenges and metadata may be plain http only when the MCP server URL
     /// itself is loopback http (see [`Client::transport_policy`]).
@@ -127,6 +134,7 @@ impl std::fmt::Debug for ClientConfig {
                     .as_ref()
                     .map(|(id, secret)| (id, secret.as_deref().map(Redacted))),
             )
+            .field("preregistered_issuer", &self.preregistered_issuer)
             .field("http_policy", &self.http_policy)
             .field("allow_private_addresses", &self.allow_private_addresses)
             .field(
@@ -153,6 +161,7 @@ impl ClientConfig {
             client_name: "mcp-auth".into(),
             scope: None,
             preregistered: None,
+            preregistered_issuer: None,
             http_policy: HttpPolicy::HttpsOnly,
             allow_private_addresses: false,
             allow_missing_pkce_metadata: false,
@@ -182,6 +191,14 @@ impl ClientConfig {
     #[must_use]
     pub fn with_preregistered(mut self, preregistered: Option<(String, Option<String>)>) -> Self {
         self.preregistered = preregistered;
+        self
+    }
+
+    /// Sets [`ClientConfig::preregistered_issuer`], the issuer of the pre-registered
+    /// credentials (the only authorization server they are sent to).
+    #[must_use]
+    pub fn with_preregistered_issuer(mut self, issuer: Option<String>) -> Self {
+        self.preregistered_issuer = issuer;
         self
     }
 
@@ -257,6 +274,14 @@ pub enum ClientError {
     PkceUnsupported,
     /// The AS has no registration endpoint and no credentials are configured.
     NoRegistration,
+    /// The resource names an authorization server other than the one the pre-registered
+    /// credentials belong to: they are not sent to it.
+    CredentialsForAnotherIssuer {
+        /// The issuer of the credentials.
+        credentials: String,
+        /// The issuer the resource named.
+        named: String,
+    },
     /// Registration failed.
     RegistrationFailed {
         /// HTTP status.
@@ -319,6 +344,7 @@ impl ClientError {
             Self::BadServerMetadata => "GEN-6",
             Self::PkceUnsupported => "PKCE-11",
             Self::NoRegistration => "DCR-2",
+            Self::CredentialsForAnotherIssuer { .. } => "CLI-9",
             Self::RegistrationFailed { .. } => "DCR-4",
             Self::RegistrationRefused { .. } => "DCR-13",
             Self::StateMismatch => "AZ-11",
@@ -541,6 +567,9 @@ pub struct Client {
     issuer: Option<String>,
     /// What the current MCP request has tried so far (bounds its retries).
     retries: mcp::Retries,
+    /// The issuer the pre-registered credentials are bound to: the configured one, else
+    /// (from 2026-07-28) the first one they were used with.
+    preregistered_issuer: Option<String>,
 }
 
 impl Client {
@@ -550,12 +579,13 @@ impl Client {
         let resource = ResourceUri::parse(&config.server_url, config.http_policy)
             .map_err(|_| ClientError::BadServerUrl);
         Self {
-            config,
             resource,
             state: State::Idle,
             outgoing: None,
             issuer: None,
             retries: mcp::Retries::default(),
+            preregistered_issuer: config.preregistered_issuer.clone(),
+            config,
         }
     }
 
@@ -1014,6 +1044,21 @@ impl Client {
         };
         match self.config.preregistered.clone() {
             Some((client_id, client_secret)) => {
+                // spec: CLI-9
+                match &self.preregistered_issuer {
+                    Some(bound) if bound != flow.issuer.as_str() => {
+                        let error = ClientError::CredentialsForAnotherIssuer {
+                            credentials: bound.clone(),
+                            named: flow.issuer.as_str().to_owned(),
+                        };
+                        return self.fail(error);
+                    }
+                    Some(_) => {}
+                    None if self.config.revision.credentials_bound_to_issuer() => {
+                        self.preregistered_issuer = Some(flow.issuer.as_str().to_owned());
+                    }
+                    None => {}
+                }
                 // A pre-registered secret goes by HTTP Basic (the default method, RFC 7591
                 // §2) unless the AS advertises only client_secret_post.
                 let methods = &flow.metadata.token_endpoint_auth_methods_supported;

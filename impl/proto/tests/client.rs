@@ -2727,3 +2727,145 @@ proptest! {
         }
     }
 }
+
+// ---- credentials bound to their issuer ---------------------------------------------------------
+
+const ISSUER2: &str = "https://as2";
+
+fn asm2_doc() -> Value {
+    json!({
+        "issuer": ISSUER2,
+        "authorization_endpoint": "https://as2/authorize",
+        "token_endpoint": "https://as2/token",
+        "registration_endpoint": "https://as2/register",
+        "response_types_supported": ["code"],
+        "code_challenge_methods_supported": ["S256"],
+    })
+}
+
+/// After `run` is authorized: a 401 whose PRM names [`ISSUER2`]; the action after its
+/// metadata.
+fn migrate(run: &mut Run) -> Action {
+    let req = send(run.unauthorized(&[&challenge()]));
+    assert_get(&req, PRM_INSERTED);
+    let req = send(run.respond(ok(&with(
+        prm_doc(),
+        "authorization_servers",
+        json!([ISSUER2]),
+    ))));
+    assert_get(&req, "https://as2/.well-known/oauth-authorization-server");
+    run.respond(ok(&asm2_doc()))
+}
+
+/// Whether any request sent to `host` carries `needle` (URL, header or body).
+fn leaked(run: &Run, host_prefix: &str, needle: &str) -> bool {
+    run.sent
+        .iter()
+        .filter(|r| r.url.starts_with(host_prefix))
+        .any(|r| {
+            r.url.contains(needle)
+                || String::from_utf8_lossy(&r.body).contains(needle)
+                || r.headers
+                    .iter()
+                    .any(|(_, v)| String::from_utf8_lossy(v).contains(needle))
+        })
+}
+
+// spec: CLI-8, CLI-5
+#[test]
+fn a_resource_naming_a_new_authorization_server_means_a_new_registration() {
+    let mut run = Run::with(config().with_revision(mcp_auth_proto::Revision::V2026_07_28));
+    run.authorize();
+    let req = send(migrate(&mut run));
+    assert_eq!(req.method, Method::Post);
+    assert_eq!(req.url, "https://as2/register");
+    let registered2 = HttpResponse::json(
+        201,
+        &json!({"client_id": "as2-id", "redirect_uris": [REDIRECT], "token_endpoint_auth_method": "none"}),
+    );
+    let url = browser(run.respond(registered2));
+    assert!(url.starts_with("https://as2/authorize?"));
+    assert_eq!(url_query(&url)["client_id"], "as2-id");
+    let (result, action) = run.redirect(&form::encode([
+        ("code", "c2"),
+        ("state", &state_of(&url)),
+        ("iss", ISSUER2),
+    ]));
+    assert_eq!(result, Ok(()));
+    let req = send(action);
+    assert_eq!(req.url, "https://as2/token");
+    let tokens = authorized(run.respond(ok(&token_doc("at-2", None))));
+    assert_eq!(
+        (tokens.issuer.as_str(), tokens.client_id.as_str()),
+        (ISSUER2, "as2-id")
+    );
+    // Nothing of the first authorization server's went to the second.
+    for secret in [CLIENT_ID, "at-1", "rt-1"] {
+        assert!(!leaked(&run, "https://as2", secret), "{secret} sent to as2");
+    }
+    assert_eq!(run.client.authorization_server(), Some(ISSUER2));
+}
+
+/// A pre-registered client's flow at [`ISSUER`] to tokens.
+fn preregistered_flow(run: &mut Run) -> Tokens {
+    let asm = without(asm_doc(), "registration_endpoint");
+    let url = browser(run.discover_with(&prm_doc(), &asm));
+    assert_eq!(url_query(&url)["client_id"], "pre-id");
+    let (result, action) = run.redirect(&callback(&url));
+    assert_eq!(result, Ok(()));
+    let req = send(action);
+    assert_eq!(req.url, TOKEN);
+    authorized(run.respond(ok(&token_doc("at-1", None))))
+}
+
+// spec: CLI-9
+#[test]
+fn preregistered_credentials_go_to_their_issuer_only() {
+    let prereg = Some(("pre-id".to_owned(), Some("pre-secret".to_owned())));
+    // The configured issuer is not the one the resource names: stop before any request to it
+    // that could carry the credentials.
+    let mut run = Run::with(
+        config()
+            .with_preregistered(prereg.clone())
+            .with_preregistered_issuer(Some("https://elsewhere".into())),
+    );
+    let error = failed(run.discover_with(&prm_doc(), &asm_doc()));
+    assert_eq!(
+        error,
+        ClientError::CredentialsForAnotherIssuer {
+            credentials: "https://elsewhere".into(),
+            named: ISSUER.into(),
+        }
+    );
+    assert_eq!(error.requirement(), "CLI-9");
+    assert!(run.sent.iter().all(|r| r.method == Method::Get));
+    assert!(!leaked(&run, "https://", "pre-id"));
+    // The configured issuer is the named one: used as before.
+    let mut run = Run::with(
+        config()
+            .with_preregistered(prereg.clone())
+            .with_preregistered_issuer(Some(ISSUER.into())),
+    );
+    assert_eq!(preregistered_flow(&mut run).client_id, "pre-id");
+
+    // 2026-07-28 without a configured issuer: bound to the first one they were used with.
+    let mut run = Run::with(
+        config()
+            .with_preregistered(prereg.clone())
+            .with_revision(mcp_auth_proto::Revision::V2026_07_28),
+    );
+    preregistered_flow(&mut run);
+    assert_eq!(
+        failed(migrate(&mut run)),
+        ClientError::CredentialsForAnotherIssuer {
+            credentials: ISSUER.into(),
+            named: ISSUER2.into(),
+        }
+    );
+    assert!(!leaked(&run, "https://as2", "pre-"));
+    // Before 2026-07-28 they follow the resource, as they always did.
+    let mut run = Run::with(config().with_preregistered(prereg));
+    preregistered_flow(&mut run);
+    let url = browser(migrate(&mut run));
+    assert!(url.starts_with("https://as2/authorize?"));
+}

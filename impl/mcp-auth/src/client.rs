@@ -525,6 +525,7 @@ impl McpClient {
         config.client_name = options.client_name.clone();
         config.preregistered = options.preregistered.clone();
         config.preregistered_issuer = options.preregistered_issuer.clone();
+        config.client_metadata_url = options.client_metadata_url.clone();
         if options.allow_loopback_http {
             config.http_policy = HttpPolicy::AllowLoopbackHttp;
         }

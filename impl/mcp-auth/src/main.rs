@@ -122,6 +122,11 @@ enum Command {
         /// that authorization server only, and a server naming another one is an error.
         #[arg(long, value_name = "ISSUER", requires = "client_id")]
         client_issuer: Option<String>,
+        /// The client's Client ID Metadata Document URL (https, with a path): its client id
+        /// at an authorization server that supports them (2025-11-25 and later), instead of
+        /// dynamic registration.
+        #[arg(long, value_name = "URL", value_parser = parse_client_metadata_url)]
+        client_metadata_url: Option<String>,
         /// Trust exactly the certificate authorities in this PEM file (a private CA) instead
         /// of Mozilla's roots.
         #[arg(long, value_name = "FILE")]
@@ -220,6 +225,7 @@ async fn main() -> ExitCode {
             client_id,
             client_secret,
             client_issuer,
+            client_metadata_url,
             call_first_tool,
             browser,
             ca_file,
@@ -247,10 +253,23 @@ async fn main() -> ExitCode {
                 call_first_tool,
                 &args,
                 (headless, scope, no_store, preregistered, browser, roots),
-                revision,
+                ConnectRules {
+                    revision,
+                    client_metadata_url,
+                },
             );
             interruptible(run).await
         }
+    }
+}
+
+/// `--client-metadata-url`: refused at once unless the core accepts it as a client id.
+// spec: CIMD-2
+fn parse_client_metadata_url(url: &str) -> Result<String, String> {
+    if mcp_auth_proto::client::client_metadata_url_ok(url) {
+        Ok(url.to_owned())
+    } else {
+        Err("a Client ID Metadata Document URL is an https URL with a path (not /), without fragment, user information or dot segments".into())
     }
 }
 
@@ -535,13 +554,20 @@ type ConnectAuth = (
     Option<rustls::RootCertStore>,
 );
 
+/// Which protocol rules `connect` follows: the newest revision, the Client ID Metadata
+/// Document URL.
+struct ConnectRules {
+    revision: Revision,
+    client_metadata_url: Option<String>,
+}
+
 async fn connect(
     mcp_url: String,
     mut tool: Option<String>,
     call_first_tool: bool,
     args: &str,
     (headless, scope, no_store, preregistered, browser, roots): ConnectAuth,
-    revision: Revision,
+    rules: ConnectRules,
 ) -> ExitCode {
     let arguments: serde_json::Value = match serde_json::from_str(args) {
         Ok(v) => v,
@@ -562,7 +588,8 @@ async fn connect(
     // Let the core authorize again on a 401 (once a refresh did not help) or a 403
     // insufficient_scope (step-up), twice at most per request.
     options.reauthorize = 2;
-    options.revision = revision;
+    options.revision = rules.revision;
+    options.client_metadata_url = rules.client_metadata_url;
     if !headless {
         options.user_agent = UserAgent::Browser;
     } else {

@@ -90,6 +90,14 @@ pub struct ClientConfig {
     /// used with in this client's life; before, any.
     // spec: CLI-9
     pub preregistered_issuer: Option<String>,
+    /// The client's Client ID Metadata Document URL (an https URL with a path, whose document
+    /// the client publishes): its `client_id` at an authorization server that advertises
+    /// `client_id_metadata_document_supported`, from 2025-11-25
+    /// ([`crate::Revision::client_id_metadata_documents`]), instead of registering. Checked
+    /// by [`client_metadata_url_ok`]; the flow refuses a bad one before any request
+    /// ([`ClientError::BadClientMetadataUrl`]).
+    // spec: CIMD-1, CIMD-2
+    pub client_metadata_url: Option<String>,
     /// Whether http URLs are acceptable for loopback hosts (spec [PF-8](crate::requirements#PF-8); off by default). URLs
     /// taken from challenges and metadata may be plain http only when the MCP server URL
     /// itself is loopback http (see [`Client::transport_policy`]).
@@ -135,6 +143,7 @@ impl std::fmt::Debug for ClientConfig {
                     .map(|(id, secret)| (id, secret.as_deref().map(Redacted))),
             )
             .field("preregistered_issuer", &self.preregistered_issuer)
+            .field("client_metadata_url", &self.client_metadata_url)
             .field("http_policy", &self.http_policy)
             .field("allow_private_addresses", &self.allow_private_addresses)
             .field(
@@ -162,6 +171,7 @@ impl ClientConfig {
             scope: None,
             preregistered: None,
             preregistered_issuer: None,
+            client_metadata_url: None,
             http_policy: HttpPolicy::HttpsOnly,
             allow_private_addresses: false,
             allow_missing_pkce_metadata: false,
@@ -199,6 +209,14 @@ impl ClientConfig {
     #[must_use]
     pub fn with_preregistered_issuer(mut self, issuer: Option<String>) -> Self {
         self.preregistered_issuer = issuer;
+        self
+    }
+
+    /// Sets [`ClientConfig::client_metadata_url`], the client's Client ID Metadata Document
+    /// URL (see [`client_metadata_url_ok`]).
+    #[must_use]
+    pub fn with_client_metadata_url(mut self, url: Option<String>) -> Self {
+        self.client_metadata_url = url;
         self
     }
 
@@ -248,6 +266,9 @@ pub enum ClientError {
     BadServerUrl,
     /// Our redirect URI is not absolute https or loopback http, or has a fragment.
     BadRedirectUri,
+    /// The configured Client ID Metadata Document URL is not an https URL with a path
+    /// ([`client_metadata_url_ok`]).
+    BadClientMetadataUrl,
     /// The 401's `WWW-Authenticate` could not be parsed.
     BadChallenge,
     /// No usable Protected Resource Metadata at any candidate URL.
@@ -334,6 +355,7 @@ impl ClientError {
         match self {
             Self::BadServerUrl => "RES-9",
             Self::BadRedirectUri => "DCR-10",
+            Self::BadClientMetadataUrl => "CIMD-2",
             Self::BadChallenge => "DISC-2",
             Self::NoResourceMetadata => "DISC-1",
             Self::BadResourceMetadata => "DISC-5",
@@ -704,11 +726,16 @@ impl Client {
 
     /// What discovery needs before it starts: a valid resource, and a redirect URI the AS
     /// can accept (it is registered and sent to the AS: never one it must refuse).
-    // spec: RES-9, DCR-10
+    // spec: RES-9, DCR-10, CIMD-2
     fn preflight(&self) -> Result<ResourceUri, ClientError> {
         let resource = self.resource.clone()?;
         if RedirectUri::parse(&self.config.redirect_uri).is_err() {
             return Err(ClientError::BadRedirectUri);
+        }
+        if let Some(url) = &self.config.client_metadata_url
+            && !client_metadata_url_ok(url)
+        {
+            return Err(ClientError::BadClientMetadataUrl);
         }
         Ok(resource)
     }
@@ -1071,7 +1098,22 @@ impl Client {
                 };
                 self.authorize(entropy, flow, reg);
             }
-            None => self.register(flow),
+            // spec: CIMD-1
+            None => match self.config.client_metadata_url.clone() {
+                Some(url)
+                    if self.config.revision.client_id_metadata_documents()
+                        && flow.metadata.client_id_metadata_document_supported =>
+                {
+                    // The URL is the client id; no registration request, no secret.
+                    let reg = Registration {
+                        client_id: url,
+                        client_secret: None,
+                        secret_post: false,
+                    };
+                    self.authorize(entropy, flow, reg);
+                }
+                _ => self.register(flow),
+            },
         }
     }
 
@@ -1268,6 +1310,30 @@ impl Client {
         }
     }
 }
+
+/// Whether `url` can be a Client ID Metadata Document URL (a `client_id`): https, a host, a
+/// path other than `/`, no fragment, no user information, no dot segments, and at most
+/// [`CLIENT_ID_LEN_MAX`] bytes.
+// spec: CIMD-2
+pub fn client_metadata_url_ok(url: &str) -> bool {
+    url.len() <= CLIENT_ID_LEN_MAX
+        && crate::uri::parse_uri(url).is_ok_and(|u| {
+            u.scheme == "https"
+                && !u.host.is_empty()
+                && u.fragment.is_none()
+                && !url["https://".len()..]
+                    .split(['/', '?'])
+                    .next()
+                    .unwrap_or("")
+                    .contains('@')
+                && u.path.len() > 1
+                && u.path.starts_with('/')
+                && !u.path.split('/').any(|seg| seg == "." || seg == "..")
+        })
+}
+
+/// The longest Client ID Metadata Document URL the client accepts as its `client_id`.
+pub const CLIENT_ID_LEN_MAX: usize = 2048;
 
 /// The `application_type` of a client whose redirect URI is `redirect_uri` (OpenID Connect
 /// Dynamic Client Registration §2, as MCP 2026-07-28 asks of DCR): `native` for a loopback

@@ -2869,3 +2869,94 @@ fn preregistered_credentials_go_to_their_issuer_only() {
     let url = browser(migrate(&mut run));
     assert!(url.starts_with("https://as2/authorize?"));
 }
+
+// ---- Client ID Metadata Documents --------------------------------------------------------------
+
+const CIMD_URL: &str = "https://app.example/client.json";
+
+// spec: CIMD-1
+#[test]
+fn the_client_id_metadata_document_url_replaces_registration_where_supported() {
+    use mcp_auth_proto::Revision;
+    let cimd_asm = with(
+        asm_doc(),
+        "client_id_metadata_document_supported",
+        json!(true),
+    );
+    let cimd = |revision: Revision| {
+        config()
+            .with_revision(revision)
+            .with_client_metadata_url(Some(CIMD_URL.into()))
+    };
+    // 2025-11-25 and later, supported: the URL is the client id, no registration request, and
+    // the token request authenticates as a public client.
+    for revision in [Revision::V2025_11_25, Revision::V2026_07_28] {
+        let mut run = Run::with(cimd(revision));
+        let url = browser(run.discover_with(&prm_doc(), &cimd_asm));
+        assert_eq!(url_query(&url)["client_id"], CIMD_URL);
+        assert!(run.sent.iter().all(|r| r.url != REGISTER));
+        let (result, action) = run.redirect(&callback(&url));
+        assert_eq!(result, Ok(()));
+        let req = send(action);
+        assert_eq!(form_body(&req)["client_id"], CIMD_URL);
+        assert_eq!(req.header_values("authorization").count(), 0);
+        let tokens = authorized(run.respond(ok(&token_doc("at-1", None))));
+        assert_eq!(tokens.client_id, CIMD_URL);
+        assert_eq!(tokens.client_secret, None);
+    }
+    // Not advertised, or 2025-06-18, or no URL configured: dynamic registration.
+    for (config, asm) in [
+        (cimd(Revision::V2026_07_28), asm_doc()),
+        (cimd(Revision::V2025_06_18), cimd_asm.clone()),
+        (
+            config().with_revision(Revision::V2026_07_28),
+            cimd_asm.clone(),
+        ),
+    ] {
+        let mut run = Run::with(config);
+        assert_eq!(send(run.discover_with(&prm_doc(), &asm)).url, REGISTER);
+    }
+    // Pre-registered credentials come first.
+    let mut run =
+        Run::with(cimd(Revision::V2026_07_28).with_preregistered(Some(("pre-id".into(), None))));
+    let url = browser(run.discover_with(&prm_doc(), &cimd_asm));
+    assert_eq!(url_query(&url)["client_id"], "pre-id");
+    // Supported but neither a URL nor a registration endpoint: the flow fails.
+    let mut run = Run::with(config().with_revision(Revision::V2026_07_28));
+    assert_eq!(
+        failed(run.discover_with(&prm_doc(), &without(cimd_asm, "registration_endpoint"))),
+        ClientError::NoRegistration
+    );
+}
+
+// spec: CIMD-2
+#[test]
+fn a_client_id_metadata_document_url_must_be_https_with_a_path() {
+    use mcp_auth_proto::client::client_metadata_url_ok;
+    assert!(client_metadata_url_ok(CIMD_URL));
+    assert!(client_metadata_url_ok("https://app.example:8443/a/b?v=1"));
+    for bad in [
+        "http://app.example/client.json",
+        "https://app.example",
+        "https://app.example/",
+        "https://app.example/c.json#frag",
+        "https://user@app.example/c.json",
+        "https://app.example/a/../c.json",
+        "HTTPS://app.example/c.json",
+        "app.example/c.json",
+        "",
+    ] {
+        assert!(!client_metadata_url_ok(bad), "{bad}");
+    }
+    assert!(!client_metadata_url_ok(&format!(
+        "https://app.example/{}",
+        "a".repeat(3000)
+    )));
+    // A bad URL stops the flow before any request.
+    let mut run = Run::with(config().with_client_metadata_url(Some("http://app.example/c".into())));
+    assert_eq!(
+        failed(run.unauthorized(&[&challenge()])),
+        ClientError::BadClientMetadataUrl
+    );
+    assert!(run.sent.is_empty());
+}

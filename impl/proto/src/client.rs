@@ -1063,6 +1063,7 @@ impl Client {
         if !pkce_ok {
             return self.fail(ClientError::PkceUnsupported);
         }
+        let scope = with_offline_access(scope, self.config.revision, &metadata);
         let flow = Discovered {
             resource,
             issuer,
@@ -1308,6 +1309,39 @@ impl Client {
                 None
             }
         }
+    }
+}
+
+/// The scope `offline_access` asks the AS for a refresh token with (OpenID Connect Core
+/// §11; SEP-2207).
+pub const OFFLINE_ACCESS: &str = "offline_access";
+
+/// The scope to request from an AS with `metadata`: from 2026-07-28
+/// ([`crate::Revision::offline_access`]), `scope` and `offline_access` when the AS lists it in
+/// `scopes_supported` and some scope is requested at all (a request without scope is left
+/// to the AS's default, which `offline_access` alone would replace). The client never counts
+/// on the refresh token: a token response without one is used as it is.
+// spec: RT-18
+fn with_offline_access(
+    scope: Option<ScopeSet>,
+    revision: crate::Revision,
+    metadata: &AuthorizationServerMetadata,
+) -> Option<ScopeSet> {
+    match scope {
+        Some(s)
+            if revision.offline_access()
+                && !s.is_empty()
+                && !s.contains(OFFLINE_ACCESS)
+                && metadata
+                    .scopes_supported
+                    .iter()
+                    .any(|x| x == OFFLINE_ACCESS) =>
+        {
+            Some(ScopeSet::from_tokens(
+                s.iter().chain([OFFLINE_ACCESS]).map(str::to_owned),
+            ))
+        }
+        other => other,
     }
 }
 

@@ -2960,3 +2960,70 @@ fn a_client_id_metadata_document_url_must_be_https_with_a_path() {
     );
     assert!(run.sent.is_empty());
 }
+
+// ---- offline_access ----------------------------------------------------------------------------
+
+// spec: RT-18
+#[test]
+fn offline_access_is_asked_for_from_2026_07_28_where_the_as_lists_it() {
+    use mcp_auth_proto::Revision;
+    let listed = with(
+        asm_doc(),
+        "scopes_supported",
+        json!(["mcp:tools", "offline_access"]),
+    );
+    let requested = |revision: Revision, asm: &Value, scope: Option<&str>| {
+        let mut run = Run::with(
+            config()
+                .with_revision(revision)
+                .with_scope(scope.map(|s| ScopeSet::parse(s).unwrap())),
+        );
+        let url = run.until_browser_with(&prm_doc(), asm);
+        url_query(&url).get("scope").cloned()
+    };
+    let latest = Revision::V2026_07_28;
+    assert_eq!(
+        requested(latest, &listed, Some("mcp:tools")).as_deref(),
+        Some("mcp:tools offline_access")
+    );
+    // Already asked for: not twice.
+    assert_eq!(
+        requested(latest, &listed, Some("offline_access mcp:tools")).as_deref(),
+        Some("mcp:tools offline_access")
+    );
+    // Not listed, an older revision, or no scope requested at all: unchanged.
+    assert_eq!(
+        requested(latest, &asm_doc(), Some("mcp:tools")).as_deref(),
+        Some("mcp:tools")
+    );
+    assert_eq!(
+        requested(Revision::V2025_11_25, &listed, Some("mcp:tools")).as_deref(),
+        Some("mcp:tools")
+    );
+    assert_eq!(requested(latest, &listed, None), None);
+}
+
+// spec: RT-19, RT-18
+#[test]
+fn a_token_response_without_refresh_token_is_used_as_it_is() {
+    let listed = with(
+        asm_doc(),
+        "scopes_supported",
+        json!(["mcp:tools", "offline_access"]),
+    );
+    let mut run = Run::with(
+        config()
+            .with_revision(mcp_auth_proto::Revision::V2026_07_28)
+            .with_scope(Some(ScopeSet::from_tokens(["mcp:tools"]))),
+    );
+    let url = run.until_browser_with(&prm_doc(), &listed);
+    let (result, action) = run.redirect(&callback(&url));
+    assert_eq!(result, Ok(()));
+    send(action);
+    let tokens = authorized(run.respond(ok(&token_doc("at-1", None))));
+    assert_eq!(tokens.refresh_token, None);
+    // A 401 then means a new authorization, not a refresh.
+    let outcome = run.client.handle_mcp_response(401, [challenge().as_str()]);
+    assert_eq!(outcome, McpOutcome::Rediscover);
+    assert_get(&send(run.observe()), PRM_INSERTED);
+}

@@ -193,6 +193,9 @@ pub struct Options {
     /// The issuer of [`Options::preregistered`]: the only authorization server they are sent
     /// to (the core's `ClientConfig::preregistered_issuer`).
     pub preregistered_issuer: Option<String>,
+    /// Compatibility switch, off by default: accept a PRM `resource` that is a prefix of
+    /// [`Options::mcp_url`] (the core's `ClientConfig::accept_prm_resource_prefix`).
+    pub accept_prm_resource_prefix: bool,
     /// The client's Client ID Metadata Document URL, used as its `client_id` where the
     /// authorization server supports it (the core's `ClientConfig::client_metadata_url`).
     pub client_metadata_url: Option<String>,
@@ -230,6 +233,10 @@ impl fmt::Debug for Options {
             )
             .field("preregistered_issuer", &self.preregistered_issuer)
             .field("client_metadata_url", &self.client_metadata_url)
+            .field(
+                "accept_prm_resource_prefix",
+                &self.accept_prm_resource_prefix,
+            )
             .field("reauthorize", &self.reauthorize)
             .field("browser_command", &self.browser_command)
             .field("redirect_timeout", &self.redirect_timeout)
@@ -255,6 +262,7 @@ impl Options {
             preregistered: None,
             preregistered_issuer: None,
             client_metadata_url: None,
+            accept_prm_resource_prefix: false,
             browser_command: None,
             redirect_timeout: REDIRECT_TIMEOUT,
             foreign_callbacks: FOREIGN_CALLBACKS,
@@ -526,6 +534,7 @@ impl McpClient {
         config.preregistered = options.preregistered.clone();
         config.preregistered_issuer = options.preregistered_issuer.clone();
         config.client_metadata_url = options.client_metadata_url.clone();
+        config.accept_prm_resource_prefix = options.accept_prm_resource_prefix;
         if options.allow_loopback_http {
             config.http_policy = HttpPolicy::AllowLoopbackHttp;
         }

@@ -127,6 +127,12 @@ enum Command {
         /// dynamic registration.
         #[arg(long, value_name = "URL", value_parser = parse_client_metadata_url)]
         client_metadata_url: Option<String>,
+        /// Compatibility switch (off by default): accept Protected Resource Metadata whose
+        /// `resource` is the origin or a parent path of the MCP URL instead of the URL
+        /// itself (RFC 9728 §3.3 requires it to be identical), and ask for tokens for that
+        /// published resource.
+        #[arg(long)]
+        accept_prm_resource_prefix: bool,
         /// Trust exactly the certificate authorities in this PEM file (a private CA) instead
         /// of Mozilla's roots.
         #[arg(long, value_name = "FILE")]
@@ -226,6 +232,7 @@ async fn main() -> ExitCode {
             client_secret,
             client_issuer,
             client_metadata_url,
+            accept_prm_resource_prefix,
             call_first_tool,
             browser,
             ca_file,
@@ -256,6 +263,7 @@ async fn main() -> ExitCode {
                 ConnectRules {
                     revision,
                     client_metadata_url,
+                    accept_prm_resource_prefix,
                 },
             );
             interruptible(run).await
@@ -555,10 +563,11 @@ type ConnectAuth = (
 );
 
 /// Which protocol rules `connect` follows: the newest revision, the Client ID Metadata
-/// Document URL.
+/// Document URL, the PRM compatibility switch.
 struct ConnectRules {
     revision: Revision,
     client_metadata_url: Option<String>,
+    accept_prm_resource_prefix: bool,
 }
 
 async fn connect(
@@ -590,6 +599,7 @@ async fn connect(
     options.reauthorize = 2;
     options.revision = rules.revision;
     options.client_metadata_url = rules.client_metadata_url;
+    options.accept_prm_resource_prefix = rules.accept_prm_resource_prefix;
     if !headless {
         options.user_agent = UserAgent::Browser;
     } else {

@@ -109,6 +109,14 @@ pub struct ClientConfig {
     /// addresses are refused whatever this says (see [`crate::address`]).
     // spec: DISC-11
     pub allow_private_addresses: bool,
+    /// Compatibility switch, off by default: accept Protected Resource Metadata whose
+    /// `resource` is not the MCP server URL but a prefix of it on the same origin (the
+    /// origin, or a parent path ending at a `/` boundary), as some servers publish. The
+    /// client then asks the AS for a token for that published `resource`, exactly as
+    /// published (RFC 8707 §2 lets a client name a less specific URI; RFC 9728 §3.3 is what
+    /// the switch relaxes), and still sends the token to the configured server only.
+    // spec: PF-22
+    pub accept_prm_resource_prefix: bool,
     /// Compatibility switch, off by default: proceed when AS metadata omits
     /// `code_challenge_methods_supported` entirely (it must still not exclude S256).
     // spec: PF-12
@@ -150,6 +158,10 @@ impl std::fmt::Debug for ClientConfig {
                 "allow_missing_pkce_metadata",
                 &self.allow_missing_pkce_metadata,
             )
+            .field(
+                "accept_prm_resource_prefix",
+                &self.accept_prm_resource_prefix,
+            )
             .field("reauthorize", &self.reauthorize)
             .field("revision", &self.revision);
         #[cfg(mcp_auth_mutations)]
@@ -175,6 +187,7 @@ impl ClientConfig {
             http_policy: HttpPolicy::HttpsOnly,
             allow_private_addresses: false,
             allow_missing_pkce_metadata: false,
+            accept_prm_resource_prefix: false,
             reauthorize: REAUTHORIZE_DEFAULT,
             revision: crate::Revision::default(),
             #[cfg(mcp_auth_mutations)]
@@ -240,6 +253,14 @@ impl ClientConfig {
     #[must_use]
     pub fn with_allow_missing_pkce_metadata(mut self, allow: bool) -> Self {
         self.allow_missing_pkce_metadata = allow;
+        self
+    }
+
+    /// Sets [`ClientConfig::accept_prm_resource_prefix`], the compatibility switch for a PRM
+    /// `resource` that is a prefix of the server URL (off by default).
+    #[must_use]
+    pub fn with_accept_prm_resource_prefix(mut self, accept: bool) -> Self {
+        self.accept_prm_resource_prefix = accept;
         self
     }
 
@@ -400,6 +421,10 @@ pub struct Tokens {
     pub token_endpoint: String,
     /// The resource they are for (canonical).
     pub resource: String,
+    /// The `resource` the tokens were requested for, when it is not [`Tokens::resource`]:
+    /// the prefix the PRM published under [`ClientConfig::accept_prm_resource_prefix`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_indicator: Option<String>,
     /// Our client id at that issuer.
     pub client_id: String,
     /// Our client secret, if confidential.
@@ -436,6 +461,7 @@ impl std::fmt::Debug for Tokens {
             .field("issuer", &self.issuer)
             .field("token_endpoint", &self.token_endpoint)
             .field("resource", &self.resource)
+            .field("resource_indicator", &self.resource_indicator)
             .field("client_id", &self.client_id)
             .field(
                 "client_secret",
@@ -509,9 +535,18 @@ pub enum Action {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct Discovered {
     resource: ResourceUri,
+    /// The `resource` to send when it is not `resource` (PF-22).
+    indicator: Option<String>,
     issuer: Issuer,
     metadata: AuthorizationServerMetadata,
     scope: Option<ScopeSet>,
+}
+
+impl Discovered {
+    /// The `resource` parameter of this flow's authorization and token requests.
+    fn resource_indicator(&self) -> &str {
+        self.indicator.as_deref().unwrap_or(self.resource.as_str())
+    }
 }
 
 #[derive(Clone, PartialEq, Eq, Hash)]
@@ -544,6 +579,7 @@ enum State {
     },
     AwaitingServerMetadata {
         resource: ResourceUri,
+        indicator: Option<String>,
         issuer: Issuer,
         candidates: Vec<String>,
         scope: Option<ScopeSet>,
@@ -791,7 +827,13 @@ impl Client {
         let pairs = [
             ("grant_type", "refresh_token"),
             ("refresh_token", refresh.as_str()),
-            ("resource", tokens.resource.as_str()),
+            (
+                "resource",
+                tokens
+                    .resource_indicator
+                    .as_deref()
+                    .unwrap_or(&tokens.resource),
+            ),
         ];
         let request = token_request(&tokens.token_endpoint, &pairs, &tokens.registration());
         self.outgoing = Some(request.clone());
@@ -819,11 +861,19 @@ impl Client {
             }
             State::AwaitingServerMetadata {
                 resource,
+                indicator,
                 issuer,
                 candidates,
                 scope,
             } => {
-                self.on_server_metadata(entropy, response, resource, issuer, candidates, scope);
+                self.on_server_metadata(
+                    entropy,
+                    response,
+                    (resource, indicator),
+                    issuer,
+                    candidates,
+                    scope,
+                );
             }
             State::AwaitingRegistration { flow } => self.on_registration(entropy, response, flow),
             State::AwaitingToken { flow, reg, .. } => self.on_token(now, response, &flow, &reg),
@@ -895,7 +945,7 @@ impl Client {
             ("code", code),
             ("redirect_uri", self.config.redirect_uri.as_str()),
             ("code_verifier", verifier.as_str()),
-            ("resource", flow.resource.as_str()),
+            ("resource", flow.resource_indicator()),
         ];
         // spec: TOK-1, PKCE-1, RES-2, AZ-20
         let request = token_request(&token_endpoint, &pairs, &reg);
@@ -960,11 +1010,18 @@ impl Client {
         };
         // RFC 9728 §3.3: identical to the resource we asked about (our canonical form, or the
         // URL exactly as configured).
+        let mut indicator = None;
         if !mutated!(self.config, skip_prm_resource_check)
             && prm.resource != resource.as_str()
             && prm.resource != self.config.server_url
         {
-            return self.fail(ClientError::ResourceMismatch { got: prm.resource });
+            // spec: PF-22
+            if !(self.config.accept_prm_resource_prefix
+                && resource_prefix(&prm.resource, &resource, self.config.http_policy))
+            {
+                return self.fail(ClientError::ResourceMismatch { got: prm.resource });
+            }
+            indicator = Some(prm.resource.clone());
         }
         let policy = self.transport_policy();
         let mut forbidden = None;
@@ -1000,6 +1057,7 @@ impl Client {
         candidates.dedup();
         self.state = State::AwaitingServerMetadata {
             resource,
+            indicator,
             issuer,
             candidates,
             scope,
@@ -1012,7 +1070,7 @@ impl Client {
         &mut self,
         entropy: &mut impl Entropy,
         response: &HttpResponse,
-        resource: ResourceUri,
+        (resource, indicator): (ResourceUri, Option<String>),
         issuer: Issuer,
         candidates: Vec<String>,
         scope: Option<ScopeSet>,
@@ -1020,6 +1078,7 @@ impl Client {
         if response.status != 200 {
             self.state = State::AwaitingServerMetadata {
                 resource,
+                indicator,
                 issuer,
                 candidates,
                 scope,
@@ -1066,6 +1125,7 @@ impl Client {
         let scope = with_offline_access(scope, self.config.revision, &metadata);
         let flow = Discovered {
             resource,
+            indicator,
             issuer,
             metadata,
             scope,
@@ -1189,7 +1249,7 @@ impl Client {
             ("state", state.as_str()),
             ("code_challenge", challenge.as_str()),
             ("code_challenge_method", S256),
-            ("resource", flow.resource.as_str()),
+            ("resource", flow.resource_indicator()),
         ];
         if let Some(s) = &scope {
             pairs.push(("scope", s));
@@ -1230,6 +1290,7 @@ impl Client {
             issuer: flow.issuer.as_str().to_owned(),
             token_endpoint: flow.metadata.token_endpoint.clone().unwrap_or_default(),
             resource: flow.resource.as_str().to_owned(),
+            resource_indicator: flow.indicator.clone(),
             client_id: reg.client_id.clone(),
             client_secret: reg.client_secret.clone(),
             client_secret_post: reg.secret_post,
@@ -1310,6 +1371,30 @@ impl Client {
             }
         }
     }
+}
+
+/// Whether the PRM `published` resource is a prefix of our canonical `resource` that
+/// [`ClientConfig::accept_prm_resource_prefix`] accepts: a valid resource URI of the same
+/// origin, without query, whose path is empty, `/`, or a parent of ours at a `/` boundary.
+// spec: PF-22
+fn resource_prefix(published: &str, resource: &ResourceUri, policy: HttpPolicy) -> bool {
+    let Ok(published) = ResourceUri::parse(published, policy) else {
+        return false;
+    };
+    let (Ok(p), Ok(r)) = (
+        crate::uri::parse_uri(published.as_str()),
+        crate::uri::parse_uri(resource.as_str()),
+    ) else {
+        return false;
+    };
+    let parent = p.path.trim_end_matches('/');
+    p.origin() == r.origin()
+        && p.query.is_none()
+        && (parent.is_empty()
+            || r.path == parent
+            || r.path
+                .strip_prefix(parent)
+                .is_some_and(|rest| rest.starts_with('/')))
 }
 
 /// The scope `offline_access` asks the AS for a refresh token with (OpenID Connect Core

@@ -1462,6 +1462,7 @@ fn a_token_response_with_extra_members_and_lowercase_bearer_is_accepted() {
             issuer: ISSUER.into(),
             token_endpoint: TOKEN.into(),
             resource: SERVER.into(),
+            resource_indicator: None,
             client_id: CLIENT_ID.into(),
             client_secret: None,
             client_secret_post: false,
@@ -1757,6 +1758,7 @@ fn resumed_tokens_serve_only_their_resource() {
         issuer: ISSUER.into(),
         token_endpoint: TOKEN.into(),
         resource: SERVER.into(),
+        resource_indicator: None,
         client_id: CLIENT_ID.into(),
         client_secret: None,
         client_secret_post: false,
@@ -2189,6 +2191,7 @@ fn tokens_expire_early_by_the_margin() {
         issuer: "https://as".into(),
         token_endpoint: "https://as/token".into(),
         resource: "https://h/mcp".into(),
+        resource_indicator: None,
         client_id: "c".into(),
         client_secret: None,
         client_secret_post: false,
@@ -2566,6 +2569,7 @@ fn tokens_of(issuer: &str, resource: &str, access: &str) -> Tokens {
         issuer: issuer.into(),
         token_endpoint: format!("{issuer}/token"),
         resource: resource.into(),
+        resource_indicator: None,
         client_id: CLIENT_ID.into(),
         client_secret: None,
         client_secret_post: false,
@@ -3026,4 +3030,62 @@ fn a_token_response_without_refresh_token_is_used_as_it_is() {
     let outcome = run.client.handle_mcp_response(401, [challenge().as_str()]);
     assert_eq!(outcome, McpOutcome::Rediscover);
     assert_get(&send(run.observe()), PRM_INSERTED);
+}
+
+// ---- compatibility: a PRM resource that is a prefix of the server URL ---------------------------
+
+// spec: PF-22, DISC-4, RES-2
+#[test]
+fn a_prm_resource_prefix_is_accepted_only_under_its_switch_and_sent_as_published() {
+    // Strict by default: RFC 9728 §3.3.
+    let origin = with(prm_doc(), "resource", json!("https://h"));
+    let mut run = Run::new();
+    send(run.unauthorized(&[&challenge()]));
+    assert_eq!(
+        failed(run.respond(ok(&origin))),
+        ClientError::ResourceMismatch {
+            got: "https://h".into()
+        }
+    );
+    // Under the switch: the origin, `/` or a parent path of the server URL is accepted and
+    // is the resource of the authorization and token requests, exactly as published.
+    for published in ["https://h", "https://h/", "https://h/mcp/"] {
+        let mut run = Run::with(config().with_accept_prm_resource_prefix(true));
+        let url =
+            run.until_browser_with(&with(prm_doc(), "resource", json!(published)), &asm_doc());
+        assert_eq!(url_query(&url)["resource"], published);
+        let (result, action) = run.redirect(&callback(&url));
+        assert_eq!(result, Ok(()));
+        let req = send(action);
+        assert_eq!(form_body(&req)["resource"], published);
+        let tokens = authorized(run.respond(ok(&token_doc("at-1", Some("rt-1")))));
+        assert_eq!(tokens.resource, SERVER);
+        assert_eq!(tokens.resource_indicator.as_deref(), Some(published));
+        // The token still goes to the configured server only.
+        assert!(run.client.authorization_for(SERVER).is_some());
+        assert!(run.client.authorization_for("https://h/other").is_none());
+        // A refresh asks for the same resource.
+        let req = send(run.refresh());
+        assert_eq!(form_body(&req)["resource"], published);
+    }
+    // Never another origin, a sibling path, a longer path or a query.
+    for published in [
+        "https://evil",
+        "https://h:8443",
+        "http://h",
+        "https://h/mc",
+        "https://h/mcp/x",
+        "https://h/?a=1",
+        "https://h/other",
+    ] {
+        let mut run = Run::with(config().with_accept_prm_resource_prefix(true));
+        send(run.unauthorized(&[&challenge()]));
+        assert_eq!(
+            failed(run.respond(ok(&with(prm_doc(), "resource", json!(published))))),
+            ClientError::ResourceMismatch {
+                got: published.into()
+            },
+            "{published}"
+        );
+    }
 }

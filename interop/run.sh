@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Interoperability check: the official TypeScript and Python MCP SDK clients complete the OAuth
 # flow against `mcp-auth serve --auto-approve` and call a tool; then our client runs the
-# official conformance suite's client auth scenarios. Exits non-zero on any failure.
+# official conformance suite's client scenarios required by 2025-11-25 and by 2026-07-28.
+# Exits non-zero on any failure.
 #
 #   interop/run.sh            everything (about 1-2 minutes once installed)
 #   SKIP_CONFORMANCE=1 ...    only the two SDK clients
@@ -46,9 +47,14 @@ echo "== Python SDK ($(.venv/bin/pip show mcp | sed -n 's/^Version: //p'))"
 timeout 60 .venv/bin/python python_client.py "$url" || { echo "python-sdk: FAILED"; status=1; }
 
 if [[ -z "${SKIP_CONFORMANCE:-}" ]]; then
-  echo "== conformance suite $(node -p 'require("./node_modules/@modelcontextprotocol/conformance/package.json").version'), client auth scenarios"
-  timeout 300 conformance client --command "$here/conformance-client.sh" --suite auth \
-    --expected-failures "$here/conformance-baseline.yml" -o "$log/conformance" 2>"$log/conformance.err" \
-    | sed -n '/SUITE SUMMARY/,$p' || { echo "conformance: FAILED"; status=1; }
+  # Our client against the suite's scored client scenarios of each revision, each with its own
+  # baseline of expected failures (no auth/* scenario in either).
+  for revision in 2025-11-25 2026-07-28; do
+    echo "== conformance suite $(node -p 'require("./node_modules/@modelcontextprotocol/conformance/package.json").version'), client scenarios required by $revision"
+    timeout 600 conformance client --command "$here/conformance-client.sh" --requirements "$revision" \
+      --expected-failures "$here/conformance-baseline-$revision.yml" -o "$log/conformance-$revision" \
+      2>"$log/conformance-$revision.err" \
+      | sed -n '/SUITE SUMMARY/,$p' || { echo "conformance $revision: FAILED"; status=1; }
+  done
 fi
 exit $status

@@ -34,9 +34,9 @@ pub enum Revision {
 
 impl Revision {
     /// Every revision, oldest first.
-    pub const ALL: [Revision; 3] = [Self::V2025_06_18, Self::V2025_11_25, Self::V2026_07_28];
+    pub const ALL: [Self; 3] = [Self::V2025_06_18, Self::V2025_11_25, Self::V2026_07_28];
     /// The newest revision.
-    pub const LATEST: Revision = Self::V2026_07_28;
+    pub const LATEST: Self = Self::V2026_07_28;
 
     /// The revision's date, as `MCP-Protocol-Version` carries it.
     pub const fn as_str(self) -> &'static str {
@@ -137,10 +137,13 @@ mod tests {
         assert_eq!(Revision::default(), Revision::V2025_06_18);
     }
 
+    /// A rule of [`Revision`] and the revision it starts at.
+    type Rule = (fn(Revision) -> bool, Revision);
+
     #[test]
     fn each_rule_starts_at_its_revision() {
         use Revision::*;
-        let rules: [(fn(Revision) -> bool, Revision); 5] = [
+        let rules: [Rule; 5] = [
             (Revision::stateless, V2026_07_28),
             (Revision::client_id_metadata_documents, V2025_11_25),
             (Revision::dcr_application_type, V2026_07_28),

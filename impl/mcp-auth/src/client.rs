@@ -1,7 +1,8 @@
 //! The client: drives the core's [`mcp_auth_proto::client::Client`] over hyper-util's client,
 //! with a loopback redirect listener (RFC 8252) and a headless mode that plays the user
 //! against our own AS's consent form; then speaks MCP (JSON-RPC over Streamable HTTP, written
-//! by hand over hyper: initialize, tools/list, tools/call) with the bearer token.
+//! by hand over hyper: `server/discover` or `initialize`, tools/list, tools/call) with the
+//! bearer token, in the form of the revision the core negotiated ([`McpClient::open`]).
 
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};

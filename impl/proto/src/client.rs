@@ -5,14 +5,18 @@
 //!
 //! Discovery order: the `resource_metadata` URL of the challenge, else the path-inserted
 //! well-known PRM URL, else the root one; then RFC 8414 metadata at the path-inserted URL, then
-//! OpenID discovery (path-inserted, then path-appended). Registration is pre-configured or
-//! dynamic (RFC 7591). The authorization request carries PKCE S256, `state` and `resource`; the
-//! callback must return the same `state` and, when present or advertised, the issuer as `iss`.
+//! OpenID discovery (path-inserted, then path-appended). Registration: pre-configured
+//! credentials (for their issuer only), else a Client ID Metadata Document URL where the AS
+//! supports it (2025-11-25 and later), else dynamic (RFC 7591; with `application_type` from
+//! 2026-07-28). The authorization request carries PKCE S256, `state` and `resource` (and
+//! `offline_access` in the scope from 2026-07-28 where the AS lists it); the callback must
+//! return the same `state` and, when present or advertised, the issuer as `iss`.
 //!
 //! Once authorized, every answer of the MCP server goes to [`Client::handle_mcp_response`],
 //! which says what it means ([`McpOutcome`]: use it, refresh, step up, rediscover, or stop),
-//! and [`mcp_request`] builds the requests that carry JSON-RPC messages. Credentials are kept
-//! per issuer and resource ([`TokenStore`]).
+//! and [`mcp_post`] builds the requests that carry JSON-RPC messages in the form of the
+//! negotiated revision ([`negotiate`]: stateless 2026-07-28, else `initialize` and sessions).
+//! Credentials are kept per issuer and resource ([`TokenStore`]).
 
 use serde::{Deserialize, Serialize};
 

@@ -15,7 +15,7 @@ use mcp_auth_proto::Revision;
 use mcp_auth_proto::client::{
     Action, Client, ClientConfig, ClientError, DISCOVER_ATTEMPTS, META_SERVER_INFO, McpFailure,
     McpOutcome, Negotiated, StatelessClient, Tokens, initialize_revision, initialized_revision,
-    mcp_post, negotiate,
+    mcp_post, negotiate, sse_resume, sse_resume_request,
 };
 use mcp_auth_proto::http::{HttpRequest, HttpResponse, Method};
 use mcp_auth_proto::types::ScopeSet;
@@ -81,41 +81,95 @@ pub trait JsonRpc {
 
 impl JsonRpc for Http {
     /// Send a JSON-RPC POST and read until the JSON-RPC response with `id` arrives, whether
-    /// the server answers `application/json` or an SSE stream (which may stay open).
+    /// the server answers `application/json` or an SSE stream (which may stay open). An SSE
+    /// stream that ends before the response is resumed with a GET and `Last-Event-ID` after
+    /// the server's `retry`, as the core's [`sse_resume`] allows (bounded).
+    // spec: TRN-9
     async fn send_jsonrpc(
         &self,
         request: &HttpRequest,
         id: Option<u64>,
     ) -> Result<HttpResponse, Error> {
         let call = async {
-            let response = self.request(request).await?;
-            let (parts, mut body) = response.into_parts();
-            let is_sse = parts
-                .headers
-                .get(http::header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .is_some_and(|v| v.starts_with("text/event-stream"));
-            let mut buffer = Vec::new();
-            while let Some(frame) = body.frame().await {
-                let frame = frame.map_err(|e| Error::Transport(format!("reading: {e}")))?;
-                if let Ok(data) = frame.into_data() {
-                    buffer.extend_from_slice(&data);
-                }
-                if buffer.len() > CLIENT_BODY_LIMIT {
-                    return Err(Error::Transport("response too large".into()));
-                }
-                if is_sse && let Some(message) = id.and_then(|id| sse_message(&buffer, id)) {
-                    return Ok(from_parts(&parts, message));
-                }
-            }
-            if is_sse && let Some(message) = id.and_then(|id| sse_message(&buffer, id)) {
+            let (parts, buffer, found) = self.read_stream(request, id).await?;
+            if let Some(message) = found {
                 return Ok(from_parts(&parts, message));
+            }
+            let mut stream = buffer.clone();
+            let mut resumed = 0;
+            while is_sse(&parts)
+                && id.is_some()
+                && let Some(resume) = sse_resume(&stream, resumed)
+            {
+                resumed += 1;
+                tokio::time::sleep(Duration::from_millis(resume.retry_ms)).await;
+                let get = sse_resume_request(request, &resume.last_event_id);
+                let (get_parts, get_buffer, found) = self.read_stream(&get, id).await?;
+                if let Some(message) = found {
+                    return Ok(from_parts(&get_parts, message));
+                }
+                if get_parts.status != http::StatusCode::OK || !is_sse(&get_parts) {
+                    break;
+                }
+                stream = get_buffer;
             }
             Ok(from_parts(&parts, buffer))
         };
         tokio::time::timeout(EXCHANGE_TIMEOUT, call)
             .await
             .map_err(|_| Error::Transport(format!("timeout: {}", shown(request))))?
+    }
+}
+
+/// Is the answer an SSE stream?
+fn is_sse(parts: &http::response::Parts) -> bool {
+    parts
+        .headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/event-stream"))
+}
+
+/// What [`ReadStream::read_stream`] read: the head, the bytes, and the JSON-RPC message
+/// with the awaited id if an SSE stream carried it.
+type Read = (http::response::Parts, Vec<u8>, Option<Vec<u8>>);
+
+/// Reading one answer of the MCP endpoint.
+trait ReadStream {
+    /// Send `request` and read its answer until the end, or, for an SSE stream, until the
+    /// message with `id` arrives (bounded by [`CLIENT_BODY_LIMIT`]).
+    fn read_stream(
+        &self,
+        request: &HttpRequest,
+        id: Option<u64>,
+    ) -> impl std::future::Future<Output = Result<Read, Error>> + Send;
+}
+
+impl ReadStream for Http {
+    async fn read_stream(&self, request: &HttpRequest, id: Option<u64>) -> Result<Read, Error> {
+        let response = self.request(request).await?;
+        let (parts, mut body) = response.into_parts();
+        let sse = is_sse(&parts);
+        let mut buffer = Vec::new();
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| Error::Transport(format!("reading: {e}")))?;
+            if let Ok(data) = frame.into_data() {
+                buffer.extend_from_slice(&data);
+            }
+            if buffer.len() > CLIENT_BODY_LIMIT {
+                return Err(Error::Transport("response too large".into()));
+            }
+            if sse && let Some(message) = id.and_then(|id| sse_message(&buffer, id)) {
+                return Ok((parts, buffer, Some(message)));
+            }
+        }
+        // The last event may lack its blank line when the stream ends.
+        buffer.extend_from_slice(b"\n\n");
+        let found = sse
+            .then(|| id.and_then(|id| sse_message(&buffer, id)))
+            .flatten();
+        buffer.truncate(buffer.len() - 2);
+        Ok((parts, buffer, found))
     }
 }
 

@@ -25,9 +25,10 @@ mod store;
 
 pub use mcp::{
     DISCOVER_ATTEMPTS, META_CLIENT_CAPABILITIES, META_CLIENT_INFO, META_PROTOCOL_VERSION,
-    META_SERVER_INFO, McpFailure, McpOutcome, Negotiated, StatelessClient,
-    UNSUPPORTED_PROTOCOL_VERSION, initialize_revision, initialized_revision, mcp_name, mcp_post,
-    mcp_request, negotiate, protocol_version_header, request_meta,
+    META_SERVER_INFO, McpFailure, McpOutcome, Negotiated, SSE_RESUMES_MAX, SSE_RETRY_DEFAULT_MS,
+    SSE_RETRY_MAX_MS, SseResume, StatelessClient, UNSUPPORTED_PROTOCOL_VERSION,
+    initialize_revision, initialized_revision, mcp_name, mcp_post, mcp_request, negotiate,
+    protocol_version_header, request_meta, sse_resume, sse_resume_request,
 };
 pub use store::TokenStore;
 

@@ -235,3 +235,67 @@ fn initialize_runs_at_the_servers_answer_when_it_is_not_newer() {
     );
     assert_eq!(initialized_revision(V2025_11_25, None), V2025_11_25);
 }
+
+// spec: TRN-9
+#[test]
+fn an_sse_stream_that_ends_early_is_resumed_after_the_servers_retry_bounded() {
+    use mcp_auth_proto::client::{
+        SSE_RESUMES_MAX, SSE_RETRY_DEFAULT_MS, SSE_RETRY_MAX_MS, SseResume, sse_resume,
+        sse_resume_request,
+    };
+    let stream = b"id: event-1\nretry: 500\ndata: \n\n";
+    assert_eq!(
+        sse_resume(stream, 0),
+        Some(SseResume {
+            last_event_id: "event-1".into(),
+            retry_ms: 500
+        })
+    );
+    // The last id and retry win; no retry means the default; a huge one is capped.
+    assert_eq!(
+        sse_resume(b"id: a\nretry: 10\n\nid:b\ndata: x\n\n", 0),
+        Some(SseResume {
+            last_event_id: "b".into(),
+            retry_ms: 10
+        })
+    );
+    assert_eq!(
+        sse_resume(b"id: a\n\n", 0).unwrap().retry_ms,
+        SSE_RETRY_DEFAULT_MS
+    );
+    assert_eq!(
+        sse_resume(b"id: a\nretry: 99999999999999999999999\n\n", 0)
+            .unwrap()
+            .retry_ms,
+        SSE_RETRY_MAX_MS
+    );
+    // No event id (nothing to resume from), an unusable one, or the bound reached: none.
+    assert_eq!(sse_resume(b"retry: 5\ndata: {}\n\n", 0), None);
+    assert_eq!(sse_resume(b"id: \n\n", 0), None);
+    assert_eq!(sse_resume(b"id: a\x01b\n\n", 0), None);
+    assert_eq!(
+        sse_resume(&[b"id: ".as_slice(), &[b'x'; 300]].concat(), 0),
+        None
+    );
+    assert!(sse_resume(stream, SSE_RESUMES_MAX - 1).is_some());
+    assert_eq!(sse_resume(stream, SSE_RESUMES_MAX), None);
+
+    // The GET carries what the POST's authorization and session carried, and the id.
+    let post = mcp_post(
+        Revision::V2025_11_25,
+        URL,
+        &request("tools/call", json!({"name": "x"})),
+        &client(),
+        Some("s1"),
+        Some("Bearer at"),
+    );
+    let get = sse_resume_request(&post, "event-1");
+    assert_eq!(get.method, Method::Get);
+    assert_eq!(get.url, URL);
+    assert!(get.body.is_empty());
+    assert_eq!(get.header_str("accept"), Some("text/event-stream"));
+    assert_eq!(get.header_str("last-event-id"), Some("event-1"));
+    assert_eq!(get.header_str("authorization"), Some("Bearer at"));
+    assert_eq!(get.header_str("mcp-session-id"), Some("s1"));
+    assert_eq!(get.header_str("mcp-protocol-version"), Some("2025-11-25"));
+}

@@ -266,6 +266,80 @@ fn post(
     request
 }
 
+/// Where to resume an SSE response stream that ended before the awaited JSON-RPC response
+/// (Streamable HTTP resumability, SEP-1699): the last event id the server sent, and how long
+/// to wait before reconnecting.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct SseResume {
+    /// The `id` of the last event that carried one (sent back as `Last-Event-ID`).
+    pub last_event_id: String,
+    /// The server's latest `retry` (milliseconds), capped at [`SSE_RETRY_MAX_MS`];
+    /// [`SSE_RETRY_DEFAULT_MS`] when it sent none.
+    pub retry_ms: u64,
+}
+
+/// The wait before resuming when the server named none.
+pub const SSE_RETRY_DEFAULT_MS: u64 = 1_000;
+/// The longest wait before resuming a stream, whatever `retry` says.
+pub const SSE_RETRY_MAX_MS: u64 = 3_000;
+/// How often one request's response stream is resumed at most.
+pub const SSE_RESUMES_MAX: u32 = 3;
+/// The longest event id taken (longer ones are not resumed from).
+const SSE_EVENT_ID_MAX: usize = 256;
+
+/// Whether a response stream that ended (`stream`, the SSE bytes received) without the
+/// awaited response can be resumed, and how: only when the server gave its events ids (a
+/// server that did not offers nothing to resume), after `resumed` earlier resumptions of the
+/// same request fewer than [`SSE_RESUMES_MAX`].
+// spec: TRN-9
+pub fn sse_resume(stream: &[u8], resumed: u32) -> Option<SseResume> {
+    if resumed >= SSE_RESUMES_MAX {
+        return None;
+    }
+    let text = String::from_utf8_lossy(stream);
+    let mut last_event_id = None;
+    let mut retry_ms = None;
+    for line in text.lines() {
+        let (field, value) = line.split_once(':').unwrap_or((line, ""));
+        let value = value.strip_prefix(' ').unwrap_or(value);
+        match field {
+            // An id with NUL is ignored (WHATWG HTML, SSE "id" field).
+            "id" if !value.contains('\0') => last_event_id = Some(value.to_owned()),
+            "retry" if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) => {
+                retry_ms = Some(value.parse::<u64>().unwrap_or(u64::MAX));
+            }
+            _ => {}
+        }
+    }
+    let last_event_id = last_event_id.filter(|id| {
+        !id.is_empty()
+            && id.len() <= SSE_EVENT_ID_MAX
+            && id.bytes().all(|b| (0x20..0x7f).contains(&b))
+    })?;
+    Some(SseResume {
+        last_event_id,
+        retry_ms: retry_ms
+            .unwrap_or(SSE_RETRY_DEFAULT_MS)
+            .min(SSE_RETRY_MAX_MS),
+    })
+}
+
+/// The GET that resumes the response stream of `post` (a request of [`mcp_post`]) after
+/// `last_event_id`: the same URL, `Accept: text/event-stream`, `Last-Event-ID`, and the
+/// `MCP-Protocol-Version`, `Mcp-Session-Id` and `Authorization` of the POST.
+// spec: TRN-9, CLI-1
+pub fn sse_resume_request(post: &HttpRequest, last_event_id: &str) -> HttpRequest {
+    let mut request = HttpRequest::new(Method::Get, post.url.clone())
+        .header("accept", "text/event-stream")
+        .header("last-event-id", last_event_id);
+    for name in ["mcp-protocol-version", "mcp-session-id", "authorization"] {
+        if let Some(value) = post.header_str(name) {
+            request = request.header(name, value);
+        }
+    }
+    request
+}
+
 /// What to do after a `server/discover` answer, from [`negotiate`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Negotiated {

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Interoperability check: the official TypeScript, Python and Rust MCP SDK clients complete the OAuth
 # flow against `mcp-auth serve --auto-approve --revision R` for each revision they speak, call a
-# tool and check the negotiated protocol version; then our client runs the official
-# conformance suite's client auth scenarios. Exits non-zero on any failure.
+# tool and check the negotiated protocol version; then our client runs the official conformance
+# suite's client scenarios required by 2025-11-25 and by 2026-07-28, and the suite's
+# authorization-server scenarios run against our AS. Exits non-zero on any failure.
 #
 #   interop/run.sh            everything (about 1-2 minutes once installed)
 #   SKIP_CONFORMANCE=1 ...    only the SDK clients (TypeScript, Python, Rust)
@@ -96,9 +97,14 @@ done
 # --- end of the SDK clients ---
 
 if [[ -z "${SKIP_CONFORMANCE:-}" ]]; then
-  echo "== conformance suite $(node -p 'require("./node_modules/@modelcontextprotocol/conformance/package.json").version'), client auth scenarios"
-  timeout 300 conformance client --command "$here/conformance-client.sh" --suite auth \
-    --expected-failures "$here/conformance-baseline.yml" -o "$log/conformance" 2>"$log/conformance.err" \
-    | sed -n '/SUITE SUMMARY/,$p' || { echo "conformance: FAILED"; status=1; }
+  # Our client against the suite's scored client scenarios of each revision, each with its own
+  # baseline of expected failures (no auth/* scenario in either).
+  for revision in 2025-11-25 2026-07-28; do
+    echo "== conformance suite $(node -p 'require("./node_modules/@modelcontextprotocol/conformance/package.json").version'), client scenarios required by $revision"
+    timeout 600 conformance client --command "$here/conformance-client.sh" --requirements "$revision" \
+      --expected-failures "$here/conformance-baseline-$revision.yml" -o "$log/conformance-$revision" \
+      2>"$log/conformance-$revision.err" \
+      | sed -n '/SUITE SUMMARY/,$p' || { echo "conformance $revision: FAILED"; status=1; }
+  done
 fi
 exit $status

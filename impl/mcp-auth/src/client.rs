@@ -1,7 +1,8 @@
 //! The client: drives the core's [`mcp_auth_proto::client::Client`] over hyper-util's client,
 //! with a loopback redirect listener (RFC 8252) and a headless mode that plays the user
 //! against our own AS's consent form; then speaks MCP (JSON-RPC over Streamable HTTP, written
-//! by hand over hyper: initialize, tools/list, tools/call) with the bearer token.
+//! by hand over hyper: `server/discover` or `initialize`, tools/list, tools/call) with the
+//! bearer token, in the form of the revision the core negotiated ([`McpClient::open`]).
 
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -10,8 +11,11 @@ use std::time::Duration;
 use http_body_util::BodyExt;
 use mcp_auth_layer::fetch::from_parts;
 pub use mcp_auth_layer::fetch::{Http, TransportError};
+use mcp_auth_proto::Revision;
 use mcp_auth_proto::client::{
-    Action, Client, ClientConfig, ClientError, McpFailure, McpOutcome, Tokens, mcp_request,
+    Action, Client, ClientConfig, ClientError, DISCOVER_ATTEMPTS, META_SERVER_INFO, McpFailure,
+    McpOutcome, Negotiated, StatelessClient, Tokens, initialize_revision, initialized_revision,
+    mcp_post, negotiate, sse_resume, sse_resume_request,
 };
 use mcp_auth_proto::http::{HttpRequest, HttpResponse, Method};
 use mcp_auth_proto::types::ScopeSet;
@@ -77,41 +81,95 @@ pub trait JsonRpc {
 
 impl JsonRpc for Http {
     /// Send a JSON-RPC POST and read until the JSON-RPC response with `id` arrives, whether
-    /// the server answers `application/json` or an SSE stream (which may stay open).
+    /// the server answers `application/json` or an SSE stream (which may stay open). An SSE
+    /// stream that ends before the response is resumed with a GET and `Last-Event-ID` after
+    /// the server's `retry`, as the core's [`sse_resume`] allows (bounded).
+    // spec: TRN-9
     async fn send_jsonrpc(
         &self,
         request: &HttpRequest,
         id: Option<u64>,
     ) -> Result<HttpResponse, Error> {
         let call = async {
-            let response = self.request(request).await?;
-            let (parts, mut body) = response.into_parts();
-            let is_sse = parts
-                .headers
-                .get(http::header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .is_some_and(|v| v.starts_with("text/event-stream"));
-            let mut buffer = Vec::new();
-            while let Some(frame) = body.frame().await {
-                let frame = frame.map_err(|e| Error::Transport(format!("reading: {e}")))?;
-                if let Ok(data) = frame.into_data() {
-                    buffer.extend_from_slice(&data);
-                }
-                if buffer.len() > CLIENT_BODY_LIMIT {
-                    return Err(Error::Transport("response too large".into()));
-                }
-                if is_sse && let Some(message) = id.and_then(|id| sse_message(&buffer, id)) {
-                    return Ok(from_parts(&parts, message));
-                }
-            }
-            if is_sse && let Some(message) = id.and_then(|id| sse_message(&buffer, id)) {
+            let (parts, buffer, found) = self.read_stream(request, id).await?;
+            if let Some(message) = found {
                 return Ok(from_parts(&parts, message));
+            }
+            let mut stream = buffer.clone();
+            let mut resumed = 0;
+            while is_sse(&parts)
+                && id.is_some()
+                && let Some(resume) = sse_resume(&stream, resumed)
+            {
+                resumed += 1;
+                tokio::time::sleep(Duration::from_millis(resume.retry_ms)).await;
+                let get = sse_resume_request(request, &resume.last_event_id);
+                let (get_parts, get_buffer, found) = self.read_stream(&get, id).await?;
+                if let Some(message) = found {
+                    return Ok(from_parts(&get_parts, message));
+                }
+                if get_parts.status != http::StatusCode::OK || !is_sse(&get_parts) {
+                    break;
+                }
+                stream = get_buffer;
             }
             Ok(from_parts(&parts, buffer))
         };
         tokio::time::timeout(EXCHANGE_TIMEOUT, call)
             .await
             .map_err(|_| Error::Transport(format!("timeout: {}", shown(request))))?
+    }
+}
+
+/// Is the answer an SSE stream?
+fn is_sse(parts: &http::response::Parts) -> bool {
+    parts
+        .headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/event-stream"))
+}
+
+/// What [`ReadStream::read_stream`] read: the head, the bytes, and the JSON-RPC message
+/// with the awaited id if an SSE stream carried it.
+type Read = (http::response::Parts, Vec<u8>, Option<Vec<u8>>);
+
+/// Reading one answer of the MCP endpoint.
+trait ReadStream {
+    /// Send `request` and read its answer until the end, or, for an SSE stream, until the
+    /// message with `id` arrives (bounded by [`CLIENT_BODY_LIMIT`]).
+    fn read_stream(
+        &self,
+        request: &HttpRequest,
+        id: Option<u64>,
+    ) -> impl std::future::Future<Output = Result<Read, Error>> + Send;
+}
+
+impl ReadStream for Http {
+    async fn read_stream(&self, request: &HttpRequest, id: Option<u64>) -> Result<Read, Error> {
+        let response = self.request(request).await?;
+        let (parts, mut body) = response.into_parts();
+        let sse = is_sse(&parts);
+        let mut buffer = Vec::new();
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| Error::Transport(format!("reading: {e}")))?;
+            if let Ok(data) = frame.into_data() {
+                buffer.extend_from_slice(&data);
+            }
+            if buffer.len() > CLIENT_BODY_LIMIT {
+                return Err(Error::Transport("response too large".into()));
+            }
+            if sse && let Some(message) = id.and_then(|id| sse_message(&buffer, id)) {
+                return Ok((parts, buffer, Some(message)));
+            }
+        }
+        // The last event may lack its blank line when the stream ends.
+        buffer.extend_from_slice(b"\n\n");
+        let found = sse
+            .then(|| id.and_then(|id| sse_message(&buffer, id)))
+            .flatten();
+        buffer.truncate(buffer.len() - 2);
+        Ok((parts, buffer, found))
     }
 }
 
@@ -187,6 +245,15 @@ pub struct Options {
     pub reauthorize: u32,
     /// Pre-registered client credentials (client id, optional secret) instead of DCR.
     pub preregistered: Option<(String, Option<String>)>,
+    /// The issuer of [`Options::preregistered`]: the only authorization server they are sent
+    /// to (the core's `ClientConfig::preregistered_issuer`).
+    pub preregistered_issuer: Option<String>,
+    /// Compatibility switch, off by default: accept a PRM `resource` that is a prefix of
+    /// [`Options::mcp_url`] (the core's `ClientConfig::accept_prm_resource_prefix`).
+    pub accept_prm_resource_prefix: bool,
+    /// The client's Client ID Metadata Document URL, used as its `client_id` where the
+    /// authorization server supports it (the core's `ClientConfig::client_metadata_url`).
+    pub client_metadata_url: Option<String>,
     /// With [`UserAgent::Browser`]: the command that opens the authorization URL (run by
     /// `sh -c`, the URL appended as one quoted argument), else the system's opener.
     pub browser_command: Option<String>,
@@ -219,6 +286,12 @@ impl fmt::Debug for Options {
                     .as_ref()
                     .map(|(id, secret)| (id, secret.as_ref().map(|_| "<redacted client secret>"))),
             )
+            .field("preregistered_issuer", &self.preregistered_issuer)
+            .field("client_metadata_url", &self.client_metadata_url)
+            .field(
+                "accept_prm_resource_prefix",
+                &self.accept_prm_resource_prefix,
+            )
             .field("reauthorize", &self.reauthorize)
             .field("browser_command", &self.browser_command)
             .field("redirect_timeout", &self.redirect_timeout)
@@ -242,6 +315,9 @@ impl Options {
             roots: None,
             reauthorize: 0,
             preregistered: None,
+            preregistered_issuer: None,
+            client_metadata_url: None,
+            accept_prm_resource_prefix: false,
             browser_command: None,
             redirect_timeout: REDIRECT_TIMEOUT,
             foreign_callbacks: FOREIGN_CALLBACKS,
@@ -461,6 +537,9 @@ pub struct McpClient {
     pub session_id: Option<String>,
     /// A label for the next recorded JSON-RPC exchange (else the method name is used).
     pub next_label: Option<String>,
+    /// The revision whose form the MCP requests take now: [`Options::revision`] until
+    /// [`McpClient::open`] or [`McpClient::initialize`] agree on one with the server.
+    wire: Revision,
     next_id: u64,
     on_flow_end: Option<FlowEnd>,
 }
@@ -508,6 +587,9 @@ impl McpClient {
         let mut config = ClientConfig::new(options.mcp_url.clone(), redirect_uri.clone());
         config.client_name = options.client_name.clone();
         config.preregistered = options.preregistered.clone();
+        config.preregistered_issuer = options.preregistered_issuer.clone();
+        config.client_metadata_url = options.client_metadata_url.clone();
+        config.accept_prm_resource_prefix = options.accept_prm_resource_prefix;
         if options.allow_loopback_http {
             config.http_policy = HttpPolicy::AllowLoopbackHttp;
         }
@@ -520,6 +602,7 @@ impl McpClient {
             );
         }
         let core = Client::new(config.clone());
+        let options_revision = options.revision;
         // spec: DISC-11, PF-8
         let policy = core.transport_policy();
         let http = match &options.roots {
@@ -537,6 +620,7 @@ impl McpClient {
             redirect_uri,
             session_id: None,
             next_label: None,
+            wire: options_revision,
             next_id: 0,
             on_flow_end: None,
         })
@@ -825,10 +909,11 @@ impl McpClient {
         if let Some(id) = id {
             message["id"] = json!(id);
         }
-        let request = mcp_request(
+        let request = mcp_post(
+            self.wire,
             &self.options.mcp_url,
-            method,
-            serde_json::to_vec(&message).unwrap_or_default(),
+            &message,
+            &stateless_client(),
             self.session_id.as_deref(),
             authorization,
         );
@@ -850,13 +935,22 @@ impl McpClient {
         Ok(response)
     }
 
-    /// POST `initialize` without a token and hand the answer to the core: on a 401 it starts
-    /// discovery, and the flow is driven to tokens. Returns the tokens, or `None` when the
-    /// server asked for none.
+    /// The revision whose form the MCP requests take now (see [`McpClient::open`]).
+    pub fn revision(&self) -> Revision {
+        self.wire
+    }
+
+    /// POST the first request without a token (`server/discover` in the stateless form when
+    /// [`Options::revision`] is stateless, else `initialize`) and hand the answer to the
+    /// core: on a 401 it starts discovery, and the flow is driven to tokens. Returns the
+    /// tokens, or `None` when the server asked for none.
     pub async fn authorize(&mut self) -> Result<Option<Tokens>, Error> {
-        let response = self
-            .rpc_with("initialize", initialize_params(), None)
-            .await?;
+        let response = if self.wire.stateless() {
+            self.rpc_with("server/discover", json!({}), None).await?
+        } else {
+            self.rpc_with("initialize", initialize_params_for(self.wire), None)
+                .await?
+        };
         match self
             .core
             .handle_mcp_response(response.status, response.header_values("www-authenticate"))
@@ -871,12 +965,68 @@ impl McpClient {
         }
     }
 
-    /// `initialize` with the token, then `notifications/initialized`. Returns the
-    /// `initialize` result.
+    /// Agree on a revision with the server, authorizing as needed (a 401 or 403 on the way
+    /// starts the flow the core decides, and the request is sent again), and return what the
+    /// server said about itself: `{"protocolVersion", "serverInfo", "capabilities"}`.
+    ///
+    /// With a stateless [`Options::revision`]: `server/discover` in the stateless form; the
+    /// core's [`negotiate`] then says whether every later request is stateless, whether to
+    /// discover once more with another revision (`-32022`), or to fall back to
+    /// [`McpClient::initialize`] with the newest revision that has it. Otherwise
+    /// [`McpClient::initialize`] directly.
+    // spec: TRN-8
+    pub async fn open(&mut self) -> Result<Value, Error> {
+        let max = self.options.revision;
+        if !max.stateless() {
+            return self.initialize().await;
+        }
+        self.session_id = None;
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let response = self.rpc("server/discover", json!({})).await?;
+            match negotiate(max, attempts, response.status, &response.body) {
+                Negotiated::Stateless(revision) => {
+                    self.wire = revision;
+                    let result = jsonrpc_result(&response)?;
+                    let info = result
+                        .get("serverInfo")
+                        .or_else(|| result.get("_meta").and_then(|m| m.get(META_SERVER_INFO)))
+                        .cloned()
+                        .unwrap_or(Value::Null);
+                    return Ok(json!({
+                        "protocolVersion": revision.as_str(),
+                        "serverInfo": info,
+                        "capabilities": result.get("capabilities").cloned().unwrap_or(Value::Null),
+                    }));
+                }
+                Negotiated::Retry(revision) if attempts < DISCOVER_ATTEMPTS => {
+                    tracing::info!(%revision, "server/discover refused the version: retrying");
+                    self.wire = revision;
+                }
+                Negotiated::Retry(revision) | Negotiated::Initialize(revision) => {
+                    tracing::info!(%revision, status = response.status, "no stateless revision: initialize");
+                    self.wire = revision;
+                    return self.initialize().await;
+                }
+            }
+        }
+    }
+
+    /// `initialize` with the token, then `notifications/initialized`: proposes the newest
+    /// revision with `initialize` not newer than the current one, and runs the session at the
+    /// one the server answers (when it is known and not newer). Returns the `initialize`
+    /// result.
+    // spec: TRN-8
     pub async fn initialize(&mut self) -> Result<Value, Error> {
         self.session_id = None;
-        let response = self.rpc("initialize", initialize_params()).await?;
+        let proposed = initialize_revision(self.wire);
+        self.wire = proposed;
+        let response = self
+            .rpc("initialize", initialize_params_for(proposed))
+            .await?;
         let result = jsonrpc_result(&response)?;
+        self.wire = initialized_revision(proposed, result["protocolVersion"].as_str());
         let _ = self.rpc("notifications/initialized", json!({})).await?;
         Ok(result)
     }
@@ -900,13 +1050,27 @@ impl McpClient {
     }
 }
 
-/// The `initialize` parameters we send.
+/// The `initialize` parameters we send (proposing 2025-06-18).
 pub fn initialize_params() -> Value {
+    initialize_params_for(Revision::V2025_06_18)
+}
+
+/// The `initialize` parameters we send, proposing `revision`.
+pub fn initialize_params_for(revision: Revision) -> Value {
     json!({
-        "protocolVersion": mcp_auth_proto::MCP_PROTOCOL_VERSION,
+        "protocolVersion": revision.as_str(),
         "capabilities": {},
-        "clientInfo": {"name": "mcp-auth", "version": env!("CARGO_PKG_VERSION")}
+        "clientInfo": {"name": CLIENT_NAME, "version": env!("CARGO_PKG_VERSION")}
     })
+}
+
+/// The client's name in `initialize` and in a stateless request's `_meta`.
+const CLIENT_NAME: &str = "mcp-auth";
+
+/// What the client says about itself in stateless requests: no capabilities, its name and
+/// version.
+fn stateless_client() -> StatelessClient {
+    StatelessClient::new(CLIENT_NAME, env!("CARGO_PKG_VERSION"))
 }
 
 /// The `result` of a JSON-RPC answer, or an error naming the status / JSON-RPC error.

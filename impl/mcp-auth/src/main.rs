@@ -118,6 +118,21 @@ enum Command {
         /// The pre-registered client's secret (with --client-id).
         #[arg(long, requires = "client_id")]
         client_secret: Option<String>,
+        /// The issuer of the pre-registered credentials (with --client-id): they are sent to
+        /// that authorization server only, and a server naming another one is an error.
+        #[arg(long, value_name = "ISSUER", requires = "client_id")]
+        client_issuer: Option<String>,
+        /// The client's Client ID Metadata Document URL (https, with a path): its client id
+        /// at an authorization server that supports them (2025-11-25 and later), instead of
+        /// dynamic registration.
+        #[arg(long, value_name = "URL", value_parser = parse_client_metadata_url)]
+        client_metadata_url: Option<String>,
+        /// Compatibility switch (off by default): accept Protected Resource Metadata whose
+        /// `resource` is the origin or a parent path of the MCP URL instead of the URL
+        /// itself (RFC 9728 §3.3 requires it to be identical), and ask for tokens for that
+        /// published resource.
+        #[arg(long)]
+        accept_prm_resource_prefix: bool,
         /// Trust exactly the certificate authorities in this PEM file (a private CA) instead
         /// of Mozilla's roots.
         #[arg(long, value_name = "FILE")]
@@ -126,8 +141,10 @@ enum Command {
         /// argument); default: $BROWSER, else the system's opener.
         #[arg(long, value_name = "CMD", env = "BROWSER")]
         browser: Option<String>,
-        /// The newest MCP revision to speak (2025-06-18, 2025-11-25 or 2026-07-28).
-        #[arg(long, value_name = "REVISION", default_value_t = Revision::default())]
+        /// The newest MCP revision to speak (2025-06-18, 2025-11-25 or 2026-07-28): with
+        /// 2026-07-28, `server/discover` first, and `initialize` with the newest older
+        /// revision when the server does not speak it.
+        #[arg(long, value_name = "REVISION", default_value_t = Revision::LATEST)]
         revision: Revision,
         /// Log out: revoke the stored tokens for this MCP server at its AS (RFC 7009; the
         /// grant and its access tokens with them) and remove them from the token store.
@@ -213,6 +230,9 @@ async fn main() -> ExitCode {
             no_store,
             client_id,
             client_secret,
+            client_issuer,
+            client_metadata_url,
+            accept_prm_resource_prefix,
             call_first_tool,
             browser,
             ca_file,
@@ -233,17 +253,31 @@ async fn main() -> ExitCode {
             if logout {
                 return interruptible(self::logout(mcp_url, roots)).await;
             }
-            let preregistered = client_id.map(|id| (id, client_secret));
+            let preregistered = client_id.map(|id| (id, client_secret, client_issuer));
             let run = connect(
                 mcp_url,
                 tool,
                 call_first_tool,
                 &args,
                 (headless, scope, no_store, preregistered, browser, roots),
-                revision,
+                ConnectRules {
+                    revision,
+                    client_metadata_url,
+                    accept_prm_resource_prefix,
+                },
             );
             interruptible(run).await
         }
+    }
+}
+
+/// `--client-metadata-url`: refused at once unless the core accepts it as a client id.
+// spec: CIMD-2
+fn parse_client_metadata_url(url: &str) -> Result<String, String> {
+    if mcp_auth_proto::client::client_metadata_url_ok(url) {
+        Ok(url.to_owned())
+    } else {
+        Err("a Client ID Metadata Document URL is an https URL with a path (not /), without fragment, user information or dot segments".into())
     }
 }
 
@@ -523,10 +557,18 @@ type ConnectAuth = (
     bool,
     Option<String>,
     bool,
-    Option<(String, Option<String>)>,
+    Option<(String, Option<String>, Option<String>)>,
     Option<String>,
     Option<rustls::RootCertStore>,
 );
+
+/// Which protocol rules `connect` follows: the newest revision, the Client ID Metadata
+/// Document URL, the PRM compatibility switch.
+struct ConnectRules {
+    revision: Revision,
+    client_metadata_url: Option<String>,
+    accept_prm_resource_prefix: bool,
+}
 
 async fn connect(
     mcp_url: String,
@@ -534,7 +576,7 @@ async fn connect(
     call_first_tool: bool,
     args: &str,
     (headless, scope, no_store, preregistered, browser, roots): ConnectAuth,
-    revision: Revision,
+    rules: ConnectRules,
 ) -> ExitCode {
     let arguments: serde_json::Value = match serde_json::from_str(args) {
         Ok(v) => v,
@@ -546,13 +588,18 @@ async fn connect(
     let mut options = Options::headless(mcp_url);
     options.client_name = "mcp-auth connect".into();
     options.scope = scope;
-    options.preregistered = preregistered;
+    if let Some((id, secret, issuer)) = preregistered {
+        options.preregistered = Some((id, secret));
+        options.preregistered_issuer = issuer;
+    }
     options.browser_command = browser;
     options.roots = roots;
     // Let the core authorize again on a 401 (once a refresh did not help) or a 403
     // insufficient_scope (step-up), twice at most per request.
     options.reauthorize = 2;
-    options.revision = revision;
+    options.revision = rules.revision;
+    options.client_metadata_url = rules.client_metadata_url;
+    options.accept_prm_resource_prefix = rules.accept_prm_resource_prefix;
     if !headless {
         options.user_agent = UserAgent::Browser;
     } else {
@@ -569,23 +616,18 @@ async fn connect(
             // Every flow (authorization, refresh, step-up) updates the store as it ends.
             c.on_flow_end(sync_store);
         }
-        let mut ready = false;
         if let Some(tokens) = stored {
             let expired = tokens.is_expired(mcp_auth::net::now());
             c.resume(tokens);
-            ready = !expired || c.refresh().await.is_ok();
-        }
-        let init = match if ready {
-            c.initialize().await.ok()
-        } else {
-            None
-        } {
-            Some(init) => init,
-            None => {
-                c.authorize().await?;
-                c.initialize().await?
+            if expired {
+                // A refused refresh leaves the core without tokens: the 401 that follows
+                // starts a new authorization.
+                let _ = c.refresh().await;
             }
-        };
+        }
+        // The newest revision both speak, up to --revision; a 401 (or 403) on the way
+        // starts the authorization the core decides, and the request is sent again.
+        let init = c.open().await?;
         println!(
             "connected: {} (protocol {})",
             init["serverInfo"]["name"].as_str().unwrap_or("?"),

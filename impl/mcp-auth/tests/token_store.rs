@@ -25,6 +25,7 @@ async fn credentials_of_an_authorization_server_the_resource_no_longer_names_are
         issuer: "https://old-as.example".into(),
         token_endpoint: format!("{}/token", s.issuer),
         resource: resource.clone(),
+        resource_indicator: None,
         client_id: "old-client".into(),
         client_secret: None,
         client_secret_post: false,

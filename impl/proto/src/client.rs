@@ -5,21 +5,31 @@
 //!
 //! Discovery order: the `resource_metadata` URL of the challenge, else the path-inserted
 //! well-known PRM URL, else the root one; then RFC 8414 metadata at the path-inserted URL, then
-//! OpenID discovery (path-inserted, then path-appended). Registration is pre-configured or
-//! dynamic (RFC 7591). The authorization request carries PKCE S256, `state` and `resource`; the
-//! callback must return the same `state` and, when present or advertised, the issuer as `iss`.
+//! OpenID discovery (path-inserted, then path-appended). Registration: pre-configured
+//! credentials (for their issuer only), else a Client ID Metadata Document URL where the AS
+//! supports it (2025-11-25 and later), else dynamic (RFC 7591; with `application_type` from
+//! 2026-07-28). The authorization request carries PKCE S256, `state` and `resource` (and
+//! `offline_access` in the scope from 2026-07-28 where the AS lists it); the callback must
+//! return the same `state` and, when present or advertised, the issuer as `iss`.
 //!
 //! Once authorized, every answer of the MCP server goes to [`Client::handle_mcp_response`],
 //! which says what it means ([`McpOutcome`]: use it, refresh, step up, rediscover, or stop),
-//! and [`mcp_request`] builds the requests that carry JSON-RPC messages. Credentials are kept
-//! per issuer and resource ([`TokenStore`]).
+//! and [`mcp_post`] builds the requests that carry JSON-RPC messages in the form of the
+//! negotiated revision ([`negotiate`]: stateless 2026-07-28, else `initialize` and sessions).
+//! Credentials are kept per issuer and resource ([`TokenStore`]).
 
 use serde::{Deserialize, Serialize};
 
 mod mcp;
 mod store;
 
-pub use mcp::{McpFailure, McpOutcome, mcp_request, protocol_version_header};
+pub use mcp::{
+    DISCOVER_ATTEMPTS, META_CLIENT_CAPABILITIES, META_CLIENT_INFO, META_PROTOCOL_VERSION,
+    META_SERVER_INFO, McpFailure, McpOutcome, Negotiated, SSE_RESUMES_MAX, SSE_RETRY_DEFAULT_MS,
+    SSE_RETRY_MAX_MS, SseResume, StatelessClient, UNSUPPORTED_PROTOCOL_VERSION,
+    initialize_revision, initialized_revision, mcp_name, mcp_post, mcp_request, negotiate,
+    protocol_version_header, request_meta, sse_resume, sse_resume_request,
+};
 pub use store::TokenStore;
 
 use crate::challenge::{BearerChallenge, parse_www_authenticate};
@@ -78,6 +88,21 @@ pub struct ClientConfig {
     pub scope: Option<ScopeSet>,
     /// Pre-registered credentials (client id, optional secret) instead of DCR.
     pub preregistered: Option<(String, Option<String>)>,
+    /// The issuer [`ClientConfig::preregistered`] credentials were issued by: they are sent
+    /// to that authorization server only; a resource naming another one stops the flow
+    /// ([`ClientError::CredentialsForAnotherIssuer`]) before any request to it. `None`: from
+    /// 2026-07-28 ([`crate::Revision::credentials_bound_to_issuer`]) the first issuer they are
+    /// used with in this client's life; before, any.
+    // spec: CLI-9
+    pub preregistered_issuer: Option<String>,
+    /// The client's Client ID Metadata Document URL (an https URL with a path, whose document
+    /// the client publishes): its `client_id` at an authorization server that advertises
+    /// `client_id_metadata_document_supported`, from 2025-11-25
+    /// ([`crate::Revision::client_id_metadata_documents`]), instead of registering. Checked
+    /// by [`client_metadata_url_ok`]; the flow refuses a bad one before any request
+    /// ([`ClientError::BadClientMetadataUrl`]).
+    // spec: CIMD-1, CIMD-2
+    pub client_metadata_url: Option<String>,
     /// Whether http URLs are acceptable for loopback hosts (spec [PF-8](crate::requirements#PF-8); off by default). URLs
     /// taken from challenges and metadata may be plain http only when the MCP server URL
     /// itself is loopback http (see [`Client::transport_policy`]).
@@ -89,6 +114,14 @@ pub struct ClientConfig {
     /// addresses are refused whatever this says (see [`crate::address`]).
     // spec: DISC-11
     pub allow_private_addresses: bool,
+    /// Compatibility switch, off by default: accept Protected Resource Metadata whose
+    /// `resource` is not the MCP server URL but a prefix of it on the same origin (the
+    /// origin, or a parent path ending at a `/` boundary), as some servers publish. The
+    /// client then asks the AS for a token for that published `resource`, exactly as
+    /// published (RFC 8707 §2 lets a client name a less specific URI; RFC 9728 §3.3 is what
+    /// the switch relaxes), and still sends the token to the configured server only.
+    // spec: PF-22
+    pub accept_prm_resource_prefix: bool,
     /// Compatibility switch, off by default: proceed when AS metadata omits
     /// `code_challenge_methods_supported` entirely (it must still not exclude S256).
     // spec: PF-12
@@ -122,11 +155,17 @@ impl std::fmt::Debug for ClientConfig {
                     .as_ref()
                     .map(|(id, secret)| (id, secret.as_deref().map(Redacted))),
             )
+            .field("preregistered_issuer", &self.preregistered_issuer)
+            .field("client_metadata_url", &self.client_metadata_url)
             .field("http_policy", &self.http_policy)
             .field("allow_private_addresses", &self.allow_private_addresses)
             .field(
                 "allow_missing_pkce_metadata",
                 &self.allow_missing_pkce_metadata,
+            )
+            .field(
+                "accept_prm_resource_prefix",
+                &self.accept_prm_resource_prefix,
             )
             .field("reauthorize", &self.reauthorize)
             .field("revision", &self.revision);
@@ -148,9 +187,12 @@ impl ClientConfig {
             client_name: "mcp-auth".into(),
             scope: None,
             preregistered: None,
+            preregistered_issuer: None,
+            client_metadata_url: None,
             http_policy: HttpPolicy::HttpsOnly,
             allow_private_addresses: false,
             allow_missing_pkce_metadata: false,
+            accept_prm_resource_prefix: false,
             reauthorize: REAUTHORIZE_DEFAULT,
             revision: crate::Revision::default(),
             #[cfg(mcp_auth_mutations)]
@@ -180,6 +222,22 @@ impl ClientConfig {
         self
     }
 
+    /// Sets [`ClientConfig::preregistered_issuer`], the issuer of the pre-registered
+    /// credentials (the only authorization server they are sent to).
+    #[must_use]
+    pub fn with_preregistered_issuer(mut self, issuer: Option<String>) -> Self {
+        self.preregistered_issuer = issuer;
+        self
+    }
+
+    /// Sets [`ClientConfig::client_metadata_url`], the client's Client ID Metadata Document
+    /// URL (see [`client_metadata_url_ok`]).
+    #[must_use]
+    pub fn with_client_metadata_url(mut self, url: Option<String>) -> Self {
+        self.client_metadata_url = url;
+        self
+    }
+
     /// Sets [`ClientConfig::http_policy`], whether http URLs are acceptable for loopback hosts.
     #[must_use]
     pub fn with_http_policy(mut self, http_policy: HttpPolicy) -> Self {
@@ -200,6 +258,14 @@ impl ClientConfig {
     #[must_use]
     pub fn with_allow_missing_pkce_metadata(mut self, allow: bool) -> Self {
         self.allow_missing_pkce_metadata = allow;
+        self
+    }
+
+    /// Sets [`ClientConfig::accept_prm_resource_prefix`], the compatibility switch for a PRM
+    /// `resource` that is a prefix of the server URL (off by default).
+    #[must_use]
+    pub fn with_accept_prm_resource_prefix(mut self, accept: bool) -> Self {
+        self.accept_prm_resource_prefix = accept;
         self
     }
 
@@ -226,6 +292,9 @@ pub enum ClientError {
     BadServerUrl,
     /// Our redirect URI is not absolute https or loopback http, or has a fragment.
     BadRedirectUri,
+    /// The configured Client ID Metadata Document URL is not an https URL with a path
+    /// ([`client_metadata_url_ok`]).
+    BadClientMetadataUrl,
     /// The 401's `WWW-Authenticate` could not be parsed.
     BadChallenge,
     /// No usable Protected Resource Metadata at any candidate URL.
@@ -252,10 +321,29 @@ pub enum ClientError {
     PkceUnsupported,
     /// The AS has no registration endpoint and no credentials are configured.
     NoRegistration,
+    /// The resource names an authorization server other than the one the pre-registered
+    /// credentials belong to: they are not sent to it.
+    CredentialsForAnotherIssuer {
+        /// The issuer of the credentials.
+        credentials: String,
+        /// The issuer the resource named.
+        named: String,
+    },
     /// Registration failed.
     RegistrationFailed {
         /// HTTP status.
         status: u16,
+    },
+    /// The AS refused the registration with an RFC 7591 §3.2.2 error, e.g.
+    /// `invalid_redirect_uri` (it will not redirect to our loopback listener) or
+    /// `invalid_client_metadata`: surfaced as the AS said it, not as a generic failure.
+    RegistrationRefused {
+        /// HTTP status (400).
+        status: u16,
+        /// The AS's `error` code.
+        error: String,
+        /// The AS's `error_description`, if any.
+        description: Option<String>,
     },
     /// The callback's `state` is missing or not ours (discarded).
     StateMismatch,
@@ -293,6 +381,7 @@ impl ClientError {
         match self {
             Self::BadServerUrl => "RES-9",
             Self::BadRedirectUri => "DCR-10",
+            Self::BadClientMetadataUrl => "CIMD-2",
             Self::BadChallenge => "DISC-2",
             Self::NoResourceMetadata => "DISC-1",
             Self::BadResourceMetadata => "DISC-5",
@@ -303,7 +392,9 @@ impl ClientError {
             Self::BadServerMetadata => "GEN-6",
             Self::PkceUnsupported => "PKCE-11",
             Self::NoRegistration => "DCR-2",
+            Self::CredentialsForAnotherIssuer { .. } => "CLI-9",
             Self::RegistrationFailed { .. } => "DCR-4",
+            Self::RegistrationRefused { .. } => "DCR-13",
             Self::StateMismatch => "AZ-11",
             Self::IssuerResponseMismatch => "AZ-20",
             Self::AuthorizationDenied { .. } => "AZ-10",
@@ -335,6 +426,10 @@ pub struct Tokens {
     pub token_endpoint: String,
     /// The resource they are for (canonical).
     pub resource: String,
+    /// The `resource` the tokens were requested for, when it is not [`Tokens::resource`]:
+    /// the prefix the PRM published under [`ClientConfig::accept_prm_resource_prefix`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_indicator: Option<String>,
     /// Our client id at that issuer.
     pub client_id: String,
     /// Our client secret, if confidential.
@@ -371,6 +466,7 @@ impl std::fmt::Debug for Tokens {
             .field("issuer", &self.issuer)
             .field("token_endpoint", &self.token_endpoint)
             .field("resource", &self.resource)
+            .field("resource_indicator", &self.resource_indicator)
             .field("client_id", &self.client_id)
             .field(
                 "client_secret",
@@ -444,9 +540,18 @@ pub enum Action {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct Discovered {
     resource: ResourceUri,
+    /// The `resource` to send when it is not `resource` (PF-22).
+    indicator: Option<String>,
     issuer: Issuer,
     metadata: AuthorizationServerMetadata,
     scope: Option<ScopeSet>,
+}
+
+impl Discovered {
+    /// The `resource` parameter of this flow's authorization and token requests.
+    fn resource_indicator(&self) -> &str {
+        self.indicator.as_deref().unwrap_or(self.resource.as_str())
+    }
 }
 
 #[derive(Clone, PartialEq, Eq, Hash)]
@@ -479,6 +584,7 @@ enum State {
     },
     AwaitingServerMetadata {
         resource: ResourceUri,
+        indicator: Option<String>,
         issuer: Issuer,
         candidates: Vec<String>,
         scope: Option<ScopeSet>,
@@ -524,6 +630,9 @@ pub struct Client {
     issuer: Option<String>,
     /// What the current MCP request has tried so far (bounds its retries).
     retries: mcp::Retries,
+    /// The issuer the pre-registered credentials are bound to: the configured one, else
+    /// (from 2026-07-28) the first one they were used with.
+    preregistered_issuer: Option<String>,
 }
 
 impl Client {
@@ -533,12 +642,13 @@ impl Client {
         let resource = ResourceUri::parse(&config.server_url, config.http_policy)
             .map_err(|_| ClientError::BadServerUrl);
         Self {
-            config,
             resource,
             state: State::Idle,
             outgoing: None,
             issuer: None,
             retries: mcp::Retries::default(),
+            preregistered_issuer: config.preregistered_issuer.clone(),
+            config,
         }
     }
 
@@ -657,11 +767,16 @@ impl Client {
 
     /// What discovery needs before it starts: a valid resource, and a redirect URI the AS
     /// can accept (it is registered and sent to the AS: never one it must refuse).
-    // spec: RES-9, DCR-10
+    // spec: RES-9, DCR-10, CIMD-2
     fn preflight(&self) -> Result<ResourceUri, ClientError> {
         let resource = self.resource.clone()?;
         if RedirectUri::parse(&self.config.redirect_uri).is_err() {
             return Err(ClientError::BadRedirectUri);
+        }
+        if let Some(url) = &self.config.client_metadata_url
+            && !client_metadata_url_ok(url)
+        {
+            return Err(ClientError::BadClientMetadataUrl);
         }
         Ok(resource)
     }
@@ -717,7 +832,13 @@ impl Client {
         let pairs = [
             ("grant_type", "refresh_token"),
             ("refresh_token", refresh.as_str()),
-            ("resource", tokens.resource.as_str()),
+            (
+                "resource",
+                tokens
+                    .resource_indicator
+                    .as_deref()
+                    .unwrap_or(&tokens.resource),
+            ),
         ];
         let request = token_request(&tokens.token_endpoint, &pairs, &tokens.registration());
         self.outgoing = Some(request.clone());
@@ -745,11 +866,19 @@ impl Client {
             }
             State::AwaitingServerMetadata {
                 resource,
+                indicator,
                 issuer,
                 candidates,
                 scope,
             } => {
-                self.on_server_metadata(entropy, response, resource, issuer, candidates, scope);
+                self.on_server_metadata(
+                    entropy,
+                    response,
+                    (resource, indicator),
+                    issuer,
+                    candidates,
+                    scope,
+                );
             }
             State::AwaitingRegistration { flow } => self.on_registration(entropy, response, flow),
             State::AwaitingToken { flow, reg, .. } => self.on_token(now, response, &flow, &reg),
@@ -821,7 +950,7 @@ impl Client {
             ("code", code),
             ("redirect_uri", self.config.redirect_uri.as_str()),
             ("code_verifier", verifier.as_str()),
-            ("resource", flow.resource.as_str()),
+            ("resource", flow.resource_indicator()),
         ];
         // spec: TOK-1, PKCE-1, RES-2, AZ-20
         let request = token_request(&token_endpoint, &pairs, &reg);
@@ -886,11 +1015,18 @@ impl Client {
         };
         // RFC 9728 §3.3: identical to the resource we asked about (our canonical form, or the
         // URL exactly as configured).
+        let mut indicator = None;
         if !mutated!(self.config, skip_prm_resource_check)
             && prm.resource != resource.as_str()
             && prm.resource != self.config.server_url
         {
-            return self.fail(ClientError::ResourceMismatch { got: prm.resource });
+            // spec: PF-22
+            if !(self.config.accept_prm_resource_prefix
+                && resource_prefix(&prm.resource, &resource, self.config.http_policy))
+            {
+                return self.fail(ClientError::ResourceMismatch { got: prm.resource });
+            }
+            indicator = Some(prm.resource.clone());
         }
         let policy = self.transport_policy();
         let mut forbidden = None;
@@ -926,6 +1062,7 @@ impl Client {
         candidates.dedup();
         self.state = State::AwaitingServerMetadata {
             resource,
+            indicator,
             issuer,
             candidates,
             scope,
@@ -938,7 +1075,7 @@ impl Client {
         &mut self,
         entropy: &mut impl Entropy,
         response: &HttpResponse,
-        resource: ResourceUri,
+        (resource, indicator): (ResourceUri, Option<String>),
         issuer: Issuer,
         candidates: Vec<String>,
         scope: Option<ScopeSet>,
@@ -946,6 +1083,7 @@ impl Client {
         if response.status != 200 {
             self.state = State::AwaitingServerMetadata {
                 resource,
+                indicator,
                 issuer,
                 candidates,
                 scope,
@@ -989,14 +1127,31 @@ impl Client {
         if !pkce_ok {
             return self.fail(ClientError::PkceUnsupported);
         }
+        let scope = with_offline_access(scope, self.config.revision, &metadata);
         let flow = Discovered {
             resource,
+            indicator,
             issuer,
             metadata,
             scope,
         };
         match self.config.preregistered.clone() {
             Some((client_id, client_secret)) => {
+                // spec: CLI-9
+                match &self.preregistered_issuer {
+                    Some(bound) if bound != flow.issuer.as_str() => {
+                        let error = ClientError::CredentialsForAnotherIssuer {
+                            credentials: bound.clone(),
+                            named: flow.issuer.as_str().to_owned(),
+                        };
+                        return self.fail(error);
+                    }
+                    Some(_) => {}
+                    None if self.config.revision.credentials_bound_to_issuer() => {
+                        self.preregistered_issuer = Some(flow.issuer.as_str().to_owned());
+                    }
+                    None => {}
+                }
                 // A pre-registered secret goes by HTTP Basic (the default method, RFC 7591
                 // §2) unless the AS advertises only client_secret_post.
                 let methods = &flow.metadata.token_endpoint_auth_methods_supported;
@@ -1009,11 +1164,26 @@ impl Client {
                 };
                 self.authorize(entropy, flow, reg);
             }
-            None => self.register(flow),
+            // spec: CIMD-1
+            None => match self.config.client_metadata_url.clone() {
+                Some(url)
+                    if self.config.revision.client_id_metadata_documents()
+                        && flow.metadata.client_id_metadata_document_supported =>
+                {
+                    // The URL is the client id; no registration request, no secret.
+                    let reg = Registration {
+                        client_id: url,
+                        client_secret: None,
+                        secret_post: false,
+                    };
+                    self.authorize(entropy, flow, reg);
+                }
+                _ => self.register(flow),
+            },
         }
     }
 
-    // spec: DCR-2, DCR-4, DCR-5, DCR-10, CLI-7
+    // spec: DCR-2, DCR-4, DCR-5, DCR-10, CLI-7, DCR-12
     fn register(&mut self, flow: Discovered) {
         let Some(endpoint) = flow.metadata.registration_endpoint.clone() else {
             return self.fail(ClientError::NoRegistration);
@@ -1025,6 +1195,11 @@ impl Client {
             response_types: Some(vec!["code".into()]),
             client_name: Some(self.config.client_name.clone()),
             scope: flow.scope.as_ref().and_then(ScopeSet::to_option),
+            application_type: self
+                .config
+                .revision
+                .dcr_application_type()
+                .then(|| application_type(&self.config.redirect_uri).to_owned()),
             ..Default::default()
         };
         let body = serde_json::to_vec(&metadata).unwrap_or_default();
@@ -1044,9 +1219,7 @@ impl Client {
         flow: Discovered,
     ) {
         if response.status != 201 && response.status != 200 {
-            return self.fail(ClientError::RegistrationFailed {
-                status: response.status,
-            });
+            return self.fail(registration_error(response));
         }
         let Some(reg) = parse_json::<RegistrationResponse>(response) else {
             return self.fail(ClientError::RegistrationFailed {
@@ -1081,7 +1254,7 @@ impl Client {
             ("state", state.as_str()),
             ("code_challenge", challenge.as_str()),
             ("code_challenge_method", S256),
-            ("resource", flow.resource.as_str()),
+            ("resource", flow.resource_indicator()),
         ];
         if let Some(s) = &scope {
             pairs.push(("scope", s));
@@ -1122,6 +1295,7 @@ impl Client {
             issuer: flow.issuer.as_str().to_owned(),
             token_endpoint: flow.metadata.token_endpoint.clone().unwrap_or_default(),
             resource: flow.resource.as_str().to_owned(),
+            resource_indicator: flow.indicator.clone(),
             client_id: reg.client_id.clone(),
             client_secret: reg.client_secret.clone(),
             client_secret_post: reg.secret_post,
@@ -1203,6 +1377,135 @@ impl Client {
         }
     }
 }
+
+/// Whether the PRM `published` resource is a prefix of our canonical `resource` that
+/// [`ClientConfig::accept_prm_resource_prefix`] accepts: a valid resource URI of the same
+/// origin, without query, whose path is empty, `/`, or a parent of ours at a `/` boundary.
+// spec: PF-22
+fn resource_prefix(published: &str, resource: &ResourceUri, policy: HttpPolicy) -> bool {
+    let Ok(published) = ResourceUri::parse(published, policy) else {
+        return false;
+    };
+    let (Ok(p), Ok(r)) = (
+        crate::uri::parse_uri(published.as_str()),
+        crate::uri::parse_uri(resource.as_str()),
+    ) else {
+        return false;
+    };
+    let parent = p.path.trim_end_matches('/');
+    p.origin() == r.origin()
+        && p.query.is_none()
+        && (parent.is_empty()
+            || r.path == parent
+            || r.path
+                .strip_prefix(parent)
+                .is_some_and(|rest| rest.starts_with('/')))
+}
+
+/// The scope `offline_access` asks the AS for a refresh token with (OpenID Connect Core
+/// §11; SEP-2207).
+pub const OFFLINE_ACCESS: &str = "offline_access";
+
+/// The scope to request from an AS with `metadata`: from 2026-07-28
+/// ([`crate::Revision::offline_access`]), `scope` and `offline_access` when the AS lists it in
+/// `scopes_supported` and some scope is requested at all (a request without scope is left
+/// to the AS's default, which `offline_access` alone would replace). The client never counts
+/// on the refresh token: a token response without one is used as it is.
+// spec: RT-18
+fn with_offline_access(
+    scope: Option<ScopeSet>,
+    revision: crate::Revision,
+    metadata: &AuthorizationServerMetadata,
+) -> Option<ScopeSet> {
+    match scope {
+        Some(s)
+            if revision.offline_access()
+                && !s.is_empty()
+                && !s.contains(OFFLINE_ACCESS)
+                && metadata
+                    .scopes_supported
+                    .iter()
+                    .any(|x| x == OFFLINE_ACCESS) =>
+        {
+            Some(ScopeSet::from_tokens(
+                s.iter().chain([OFFLINE_ACCESS]).map(str::to_owned),
+            ))
+        }
+        other => other,
+    }
+}
+
+/// Whether `url` can be a Client ID Metadata Document URL (a `client_id`): https, a host, a
+/// path other than `/`, no fragment, no user information, no dot segments, and at most
+/// [`CLIENT_ID_LEN_MAX`] bytes.
+// spec: CIMD-2
+pub fn client_metadata_url_ok(url: &str) -> bool {
+    url.len() <= CLIENT_ID_LEN_MAX
+        && crate::uri::parse_uri(url).is_ok_and(|u| {
+            u.scheme == "https"
+                && !u.host.is_empty()
+                && u.fragment.is_none()
+                && !url["https://".len()..]
+                    .split(['/', '?'])
+                    .next()
+                    .unwrap_or("")
+                    .contains('@')
+                && u.path.len() > 1
+                && u.path.starts_with('/')
+                && !u.path.split('/').any(|seg| seg == "." || seg == "..")
+        })
+}
+
+/// The longest Client ID Metadata Document URL the client accepts as its `client_id`.
+pub const CLIENT_ID_LEN_MAX: usize = 2048;
+
+/// The `application_type` of a client whose redirect URI is `redirect_uri` (OpenID Connect
+/// Dynamic Client Registration §2, as MCP 2026-07-28 asks of DCR): `native` for a loopback
+/// redirect URI (RFC 8252 §7.3, a listener on the user's machine), `web` otherwise.
+// spec: DCR-12
+pub fn application_type(redirect_uri: &str) -> &'static str {
+    let native = crate::uri::parse_uri(redirect_uri).is_ok_and(|u| {
+        u.scheme.eq_ignore_ascii_case("http") && crate::uri::is_loopback_host(u.host)
+    });
+    if native { "native" } else { "web" }
+}
+
+/// Why a registration answered `response` (not 200/201) failed: the AS's RFC 7591 §3.2.2
+/// error when a 4xx carries one (e.g. `invalid_redirect_uri`), else the status alone.
+// spec: DCR-4, DCR-13
+fn registration_error(response: &HttpResponse) -> ClientError {
+    #[derive(Deserialize)]
+    struct ErrorBody {
+        error: String,
+        error_description: Option<String>,
+    }
+    match parse_json::<ErrorBody>(response) {
+        Some(body)
+            if (400..500).contains(&response.status)
+                && !body.error.is_empty()
+                && body.error.len() <= ERROR_LEN_MAX
+                && body.error.bytes().all(|b| (0x20..0x7f).contains(&b)) =>
+        {
+            ClientError::RegistrationRefused {
+                status: response.status,
+                error: body.error,
+                description: body.error_description.map(|d| {
+                    d.chars()
+                        .filter(|c| !c.is_control())
+                        .take(ERROR_LEN_MAX)
+                        .collect()
+                }),
+            }
+        }
+        _ => ClientError::RegistrationFailed {
+            status: response.status,
+        },
+    }
+}
+
+/// The longest `error` / `error_description` of an AS kept in a [`ClientError`] (longer codes
+/// are not RFC 6749 error codes; descriptions are cut).
+const ERROR_LEN_MAX: usize = 256;
 
 /// The Bearer challenge of a response's `WWW-Authenticate` values (an empty one if there is
 /// no Bearer challenge); `None` if they do not parse.

@@ -137,11 +137,13 @@ mod tests {
         assert_eq!(Revision::default(), Revision::V2025_06_18);
     }
 
+    /// A rule of [`Revision`] and the revision it starts at.
+    type Rule = (fn(Revision) -> bool, Revision);
+
     #[test]
     fn each_rule_starts_at_its_revision() {
         use Revision::*;
-        type Rule = fn(Revision) -> bool;
-        let rules: [(Rule, Revision); 5] = [
+        let rules: [Rule; 5] = [
             (Revision::stateless, V2026_07_28),
             (Revision::client_id_metadata_documents, V2025_11_25),
             (Revision::dcr_application_type, V2026_07_28),

@@ -935,9 +935,10 @@ fn the_registration_request_is_a_json_post_for_a_public_client() {
 #[test]
 fn a_failed_registration_stops_the_client() {
     let cases = [
+        (HttpResponse::new(400), 400),
         (
-            HttpResponse::json(400, &json!({"error": "invalid_redirect_uri"})),
-            400,
+            HttpResponse::json(500, &json!({"error": "server_error"})),
+            500,
         ),
         (HttpResponse::new(500), 500),
         (HttpResponse::new(201).with_body("not json"), 201),
@@ -955,6 +956,66 @@ fn a_failed_registration_stops_the_client() {
         );
         assert_eq!(run.sent.len(), 3);
     }
+}
+
+// spec: DCR-13, DCR-4
+#[test]
+fn a_registration_refused_for_its_redirect_uri_carries_the_as_error() {
+    let mut run = Run::new();
+    send(run.discover_with(&prm_doc(), &asm_doc()));
+    let refusal = HttpResponse::json(
+        400,
+        &json!({"error": "invalid_redirect_uri", "error_description": "loopback\nnot allowed"}),
+    );
+    let error = failed(run.respond(refusal));
+    assert_eq!(
+        error,
+        ClientError::RegistrationRefused {
+            status: 400,
+            error: "invalid_redirect_uri".into(),
+            description: Some("loopbacknot allowed".into()),
+        }
+    );
+    assert_eq!(error.requirement(), "DCR-13");
+    assert!(error.to_string().contains("invalid_redirect_uri"));
+    // No error code, or one that is no RFC 6749 code: the status alone.
+    for body in [json!({"error": ""}), json!({"error": "x".repeat(300)})] {
+        let mut run = Run::new();
+        send(run.discover_with(&prm_doc(), &asm_doc()));
+        assert_eq!(
+            failed(run.respond(HttpResponse::json(400, &body))),
+            ClientError::RegistrationFailed { status: 400 }
+        );
+    }
+}
+
+// spec: DCR-12
+#[test]
+fn registration_names_the_application_type_from_2026_07_28() {
+    use mcp_auth_proto::Revision;
+    let body = |revision: Revision, redirect: &str| -> Value {
+        let mut run = Run::with(ClientConfig::new(SERVER, redirect).with_revision(revision));
+        let req = send(run.discover_with(&prm_doc(), &asm_doc()));
+        assert_eq!(req.url, REGISTER);
+        serde_json::from_slice(&req.body).expect("JSON body")
+    };
+    for revision in [Revision::V2025_06_18, Revision::V2025_11_25] {
+        assert!(body(revision, REDIRECT).get("application_type").is_none());
+    }
+    let latest = Revision::V2026_07_28;
+    assert_eq!(body(latest, REDIRECT)["application_type"], json!("native"));
+    assert_eq!(
+        body(latest, "http://[::1]:9/cb")["application_type"],
+        json!("native")
+    );
+    assert_eq!(
+        body(latest, "http://localhost:9/cb")["application_type"],
+        json!("native")
+    );
+    assert_eq!(
+        body(latest, "https://app.example/cb")["application_type"],
+        json!("web")
+    );
 }
 
 // spec: DCR-3
@@ -1401,6 +1462,7 @@ fn a_token_response_with_extra_members_and_lowercase_bearer_is_accepted() {
             issuer: ISSUER.into(),
             token_endpoint: TOKEN.into(),
             resource: SERVER.into(),
+            resource_indicator: None,
             client_id: CLIENT_ID.into(),
             client_secret: None,
             client_secret_post: false,
@@ -1696,6 +1758,7 @@ fn resumed_tokens_serve_only_their_resource() {
         issuer: ISSUER.into(),
         token_endpoint: TOKEN.into(),
         resource: SERVER.into(),
+        resource_indicator: None,
         client_id: CLIENT_ID.into(),
         client_secret: None,
         client_secret_post: false,
@@ -2128,6 +2191,7 @@ fn tokens_expire_early_by_the_margin() {
         issuer: "https://as".into(),
         token_endpoint: "https://as/token".into(),
         resource: "https://h/mcp".into(),
+        resource_indicator: None,
         client_id: "c".into(),
         client_secret: None,
         client_secret_post: false,
@@ -2505,6 +2569,7 @@ fn tokens_of(issuer: &str, resource: &str, access: &str) -> Tokens {
         issuer: issuer.into(),
         token_endpoint: format!("{issuer}/token"),
         resource: resource.into(),
+        resource_indicator: None,
         client_id: CLIENT_ID.into(),
         client_secret: None,
         client_secret_post: false,
@@ -2664,5 +2729,363 @@ proptest! {
             let action = run.complete(u32::try_from(i).unwrap() + 10, granted[i]);
             prop_assert!(matches!(action, Action::Authorized(_)));
         }
+    }
+}
+
+// ---- credentials bound to their issuer ---------------------------------------------------------
+
+const ISSUER2: &str = "https://as2";
+
+fn asm2_doc() -> Value {
+    json!({
+        "issuer": ISSUER2,
+        "authorization_endpoint": "https://as2/authorize",
+        "token_endpoint": "https://as2/token",
+        "registration_endpoint": "https://as2/register",
+        "response_types_supported": ["code"],
+        "code_challenge_methods_supported": ["S256"],
+    })
+}
+
+/// After `run` is authorized: a 401 whose PRM names [`ISSUER2`]; the action after its
+/// metadata.
+fn migrate(run: &mut Run) -> Action {
+    let req = send(run.unauthorized(&[&challenge()]));
+    assert_get(&req, PRM_INSERTED);
+    let req = send(run.respond(ok(&with(
+        prm_doc(),
+        "authorization_servers",
+        json!([ISSUER2]),
+    ))));
+    assert_get(&req, "https://as2/.well-known/oauth-authorization-server");
+    run.respond(ok(&asm2_doc()))
+}
+
+/// Whether any request sent to `host` carries `needle` (URL, header or body).
+fn leaked(run: &Run, host_prefix: &str, needle: &str) -> bool {
+    run.sent
+        .iter()
+        .filter(|r| r.url.starts_with(host_prefix))
+        .any(|r| {
+            r.url.contains(needle)
+                || String::from_utf8_lossy(&r.body).contains(needle)
+                || r.headers
+                    .iter()
+                    .any(|(_, v)| String::from_utf8_lossy(v).contains(needle))
+        })
+}
+
+// spec: CLI-8, CLI-5
+#[test]
+fn a_resource_naming_a_new_authorization_server_means_a_new_registration() {
+    let mut run = Run::with(config().with_revision(mcp_auth_proto::Revision::V2026_07_28));
+    run.authorize();
+    let req = send(migrate(&mut run));
+    assert_eq!(req.method, Method::Post);
+    assert_eq!(req.url, "https://as2/register");
+    let registered2 = HttpResponse::json(
+        201,
+        &json!({"client_id": "as2-id", "redirect_uris": [REDIRECT], "token_endpoint_auth_method": "none"}),
+    );
+    let url = browser(run.respond(registered2));
+    assert!(url.starts_with("https://as2/authorize?"));
+    assert_eq!(url_query(&url)["client_id"], "as2-id");
+    let (result, action) = run.redirect(&form::encode([
+        ("code", "c2"),
+        ("state", &state_of(&url)),
+        ("iss", ISSUER2),
+    ]));
+    assert_eq!(result, Ok(()));
+    let req = send(action);
+    assert_eq!(req.url, "https://as2/token");
+    let tokens = authorized(run.respond(ok(&token_doc("at-2", None))));
+    assert_eq!(
+        (tokens.issuer.as_str(), tokens.client_id.as_str()),
+        (ISSUER2, "as2-id")
+    );
+    // Nothing of the first authorization server's went to the second.
+    for secret in [CLIENT_ID, "at-1", "rt-1"] {
+        assert!(!leaked(&run, "https://as2", secret), "{secret} sent to as2");
+    }
+    assert_eq!(run.client.authorization_server(), Some(ISSUER2));
+}
+
+/// A pre-registered client's flow at [`ISSUER`] to tokens.
+fn preregistered_flow(run: &mut Run) -> Tokens {
+    let asm = without(asm_doc(), "registration_endpoint");
+    let url = browser(run.discover_with(&prm_doc(), &asm));
+    assert_eq!(url_query(&url)["client_id"], "pre-id");
+    let (result, action) = run.redirect(&callback(&url));
+    assert_eq!(result, Ok(()));
+    let req = send(action);
+    assert_eq!(req.url, TOKEN);
+    authorized(run.respond(ok(&token_doc("at-1", None))))
+}
+
+// spec: CLI-9
+#[test]
+fn preregistered_credentials_go_to_their_issuer_only() {
+    let prereg = Some(("pre-id".to_owned(), Some("pre-secret".to_owned())));
+    // The configured issuer is not the one the resource names: stop before any request to it
+    // that could carry the credentials.
+    let mut run = Run::with(
+        config()
+            .with_preregistered(prereg.clone())
+            .with_preregistered_issuer(Some("https://elsewhere".into())),
+    );
+    let error = failed(run.discover_with(&prm_doc(), &asm_doc()));
+    assert_eq!(
+        error,
+        ClientError::CredentialsForAnotherIssuer {
+            credentials: "https://elsewhere".into(),
+            named: ISSUER.into(),
+        }
+    );
+    assert_eq!(error.requirement(), "CLI-9");
+    assert!(run.sent.iter().all(|r| r.method == Method::Get));
+    assert!(!leaked(&run, "https://", "pre-id"));
+    // The configured issuer is the named one: used as before.
+    let mut run = Run::with(
+        config()
+            .with_preregistered(prereg.clone())
+            .with_preregistered_issuer(Some(ISSUER.into())),
+    );
+    assert_eq!(preregistered_flow(&mut run).client_id, "pre-id");
+
+    // 2026-07-28 without a configured issuer: bound to the first one they were used with.
+    let mut run = Run::with(
+        config()
+            .with_preregistered(prereg.clone())
+            .with_revision(mcp_auth_proto::Revision::V2026_07_28),
+    );
+    preregistered_flow(&mut run);
+    assert_eq!(
+        failed(migrate(&mut run)),
+        ClientError::CredentialsForAnotherIssuer {
+            credentials: ISSUER.into(),
+            named: ISSUER2.into(),
+        }
+    );
+    assert!(!leaked(&run, "https://as2", "pre-"));
+    // Before 2026-07-28 they follow the resource, as they always did.
+    let mut run = Run::with(config().with_preregistered(prereg));
+    preregistered_flow(&mut run);
+    let url = browser(migrate(&mut run));
+    assert!(url.starts_with("https://as2/authorize?"));
+}
+
+// ---- Client ID Metadata Documents --------------------------------------------------------------
+
+const CIMD_URL: &str = "https://app.example/client.json";
+
+// spec: CIMD-1
+#[test]
+fn the_client_id_metadata_document_url_replaces_registration_where_supported() {
+    use mcp_auth_proto::Revision;
+    let cimd_asm = with(
+        asm_doc(),
+        "client_id_metadata_document_supported",
+        json!(true),
+    );
+    let cimd = |revision: Revision| {
+        config()
+            .with_revision(revision)
+            .with_client_metadata_url(Some(CIMD_URL.into()))
+    };
+    // 2025-11-25 and later, supported: the URL is the client id, no registration request, and
+    // the token request authenticates as a public client.
+    for revision in [Revision::V2025_11_25, Revision::V2026_07_28] {
+        let mut run = Run::with(cimd(revision));
+        let url = browser(run.discover_with(&prm_doc(), &cimd_asm));
+        assert_eq!(url_query(&url)["client_id"], CIMD_URL);
+        assert!(run.sent.iter().all(|r| r.url != REGISTER));
+        let (result, action) = run.redirect(&callback(&url));
+        assert_eq!(result, Ok(()));
+        let req = send(action);
+        assert_eq!(form_body(&req)["client_id"], CIMD_URL);
+        assert_eq!(req.header_values("authorization").count(), 0);
+        let tokens = authorized(run.respond(ok(&token_doc("at-1", None))));
+        assert_eq!(tokens.client_id, CIMD_URL);
+        assert_eq!(tokens.client_secret, None);
+    }
+    // Not advertised, or 2025-06-18, or no URL configured: dynamic registration.
+    for (config, asm) in [
+        (cimd(Revision::V2026_07_28), asm_doc()),
+        (cimd(Revision::V2025_06_18), cimd_asm.clone()),
+        (
+            config().with_revision(Revision::V2026_07_28),
+            cimd_asm.clone(),
+        ),
+    ] {
+        let mut run = Run::with(config);
+        assert_eq!(send(run.discover_with(&prm_doc(), &asm)).url, REGISTER);
+    }
+    // Pre-registered credentials come first.
+    let mut run =
+        Run::with(cimd(Revision::V2026_07_28).with_preregistered(Some(("pre-id".into(), None))));
+    let url = browser(run.discover_with(&prm_doc(), &cimd_asm));
+    assert_eq!(url_query(&url)["client_id"], "pre-id");
+    // Supported but neither a URL nor a registration endpoint: the flow fails.
+    let mut run = Run::with(config().with_revision(Revision::V2026_07_28));
+    assert_eq!(
+        failed(run.discover_with(&prm_doc(), &without(cimd_asm, "registration_endpoint"))),
+        ClientError::NoRegistration
+    );
+}
+
+// spec: CIMD-2
+#[test]
+fn a_client_id_metadata_document_url_must_be_https_with_a_path() {
+    use mcp_auth_proto::client::client_metadata_url_ok;
+    assert!(client_metadata_url_ok(CIMD_URL));
+    assert!(client_metadata_url_ok("https://app.example:8443/a/b?v=1"));
+    for bad in [
+        "http://app.example/client.json",
+        "https://app.example",
+        "https://app.example/",
+        "https://app.example/c.json#frag",
+        "https://user@app.example/c.json",
+        "https://app.example/a/../c.json",
+        "HTTPS://app.example/c.json",
+        "app.example/c.json",
+        "",
+    ] {
+        assert!(!client_metadata_url_ok(bad), "{bad}");
+    }
+    assert!(!client_metadata_url_ok(&format!(
+        "https://app.example/{}",
+        "a".repeat(3000)
+    )));
+    // A bad URL stops the flow before any request.
+    let mut run = Run::with(config().with_client_metadata_url(Some("http://app.example/c".into())));
+    assert_eq!(
+        failed(run.unauthorized(&[&challenge()])),
+        ClientError::BadClientMetadataUrl
+    );
+    assert!(run.sent.is_empty());
+}
+
+// ---- offline_access ----------------------------------------------------------------------------
+
+// spec: RT-18
+#[test]
+fn offline_access_is_asked_for_from_2026_07_28_where_the_as_lists_it() {
+    use mcp_auth_proto::Revision;
+    let listed = with(
+        asm_doc(),
+        "scopes_supported",
+        json!(["mcp:tools", "offline_access"]),
+    );
+    let requested = |revision: Revision, asm: &Value, scope: Option<&str>| {
+        let mut run = Run::with(
+            config()
+                .with_revision(revision)
+                .with_scope(scope.map(|s| ScopeSet::parse(s).unwrap())),
+        );
+        let url = run.until_browser_with(&prm_doc(), asm);
+        url_query(&url).get("scope").cloned()
+    };
+    let latest = Revision::V2026_07_28;
+    assert_eq!(
+        requested(latest, &listed, Some("mcp:tools")).as_deref(),
+        Some("mcp:tools offline_access")
+    );
+    // Already asked for: not twice.
+    assert_eq!(
+        requested(latest, &listed, Some("offline_access mcp:tools")).as_deref(),
+        Some("mcp:tools offline_access")
+    );
+    // Not listed, an older revision, or no scope requested at all: unchanged.
+    assert_eq!(
+        requested(latest, &asm_doc(), Some("mcp:tools")).as_deref(),
+        Some("mcp:tools")
+    );
+    assert_eq!(
+        requested(Revision::V2025_11_25, &listed, Some("mcp:tools")).as_deref(),
+        Some("mcp:tools")
+    );
+    assert_eq!(requested(latest, &listed, None), None);
+}
+
+// spec: RT-19, RT-18
+#[test]
+fn a_token_response_without_refresh_token_is_used_as_it_is() {
+    let listed = with(
+        asm_doc(),
+        "scopes_supported",
+        json!(["mcp:tools", "offline_access"]),
+    );
+    let mut run = Run::with(
+        config()
+            .with_revision(mcp_auth_proto::Revision::V2026_07_28)
+            .with_scope(Some(ScopeSet::from_tokens(["mcp:tools"]))),
+    );
+    let url = run.until_browser_with(&prm_doc(), &listed);
+    let (result, action) = run.redirect(&callback(&url));
+    assert_eq!(result, Ok(()));
+    send(action);
+    let tokens = authorized(run.respond(ok(&token_doc("at-1", None))));
+    assert_eq!(tokens.refresh_token, None);
+    // A 401 then means a new authorization, not a refresh.
+    let outcome = run.client.handle_mcp_response(401, [challenge().as_str()]);
+    assert_eq!(outcome, McpOutcome::Rediscover);
+    assert_get(&send(run.observe()), PRM_INSERTED);
+}
+
+// ---- compatibility: a PRM resource that is a prefix of the server URL ---------------------------
+
+// spec: PF-22, DISC-4, RES-2
+#[test]
+fn a_prm_resource_prefix_is_accepted_only_under_its_switch_and_sent_as_published() {
+    // Strict by default: RFC 9728 §3.3.
+    let origin = with(prm_doc(), "resource", json!("https://h"));
+    let mut run = Run::new();
+    send(run.unauthorized(&[&challenge()]));
+    assert_eq!(
+        failed(run.respond(ok(&origin))),
+        ClientError::ResourceMismatch {
+            got: "https://h".into()
+        }
+    );
+    // Under the switch: the origin, `/` or a parent path of the server URL is accepted and
+    // is the resource of the authorization and token requests, exactly as published.
+    for published in ["https://h", "https://h/", "https://h/mcp/"] {
+        let mut run = Run::with(config().with_accept_prm_resource_prefix(true));
+        let url =
+            run.until_browser_with(&with(prm_doc(), "resource", json!(published)), &asm_doc());
+        assert_eq!(url_query(&url)["resource"], published);
+        let (result, action) = run.redirect(&callback(&url));
+        assert_eq!(result, Ok(()));
+        let req = send(action);
+        assert_eq!(form_body(&req)["resource"], published);
+        let tokens = authorized(run.respond(ok(&token_doc("at-1", Some("rt-1")))));
+        assert_eq!(tokens.resource, SERVER);
+        assert_eq!(tokens.resource_indicator.as_deref(), Some(published));
+        // The token still goes to the configured server only.
+        assert!(run.client.authorization_for(SERVER).is_some());
+        assert!(run.client.authorization_for("https://h/other").is_none());
+        // A refresh asks for the same resource.
+        let req = send(run.refresh());
+        assert_eq!(form_body(&req)["resource"], published);
+    }
+    // Never another origin, a sibling path, a longer path or a query.
+    for published in [
+        "https://evil",
+        "https://h:8443",
+        "http://h",
+        "https://h/mc",
+        "https://h/mcp/x",
+        "https://h/?a=1",
+        "https://h/other",
+    ] {
+        let mut run = Run::with(config().with_accept_prm_resource_prefix(true));
+        send(run.unauthorized(&[&challenge()]));
+        assert_eq!(
+            failed(run.respond(ok(&with(prm_doc(), "resource", json!(published))))),
+            ClientError::ResourceMismatch {
+                got: published.into()
+            },
+            "{published}"
+        );
     }
 }

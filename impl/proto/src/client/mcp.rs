@@ -5,9 +5,12 @@
 
 use super::{Client, ClientError, State, challenged_scope, parse_bearer};
 use crate::ErrorCode;
+use crate::Revision;
 use crate::challenge::BearerChallenge;
 use crate::http::{HttpRequest, Method};
+use crate::metadata::DOCUMENT_LEN_MAX;
 use crate::types::ScopeSet;
+use serde_json::{Value, json};
 
 /// What an answer of the MCP server means, from [`Client::handle_mcp_response`]. After
 /// [`McpOutcome::Refresh`], [`McpOutcome::Reauthorize`] and [`McpOutcome::Rediscover`] the
@@ -81,16 +84,16 @@ pub(super) struct Retries {
 /// The `MCP-Protocol-Version` header to send with a request carrying the JSON-RPC `method`:
 /// none with `initialize` (the version is negotiated in its body), the version this client
 /// speaks ([`crate::MCP_PROTOCOL_VERSION`], the one it proposes and our servers agree to) with
-/// every later request, notifications included.
+/// every later request, notifications included. [`mcp_post`] applies the rules of a
+/// [`Revision`].
 // spec: TRN-1, TRN-2
 pub fn protocol_version_header(method: &str) -> Option<&'static str> {
     (method != "initialize").then_some(crate::MCP_PROTOCOL_VERSION)
 }
 
 /// The HTTP request that carries one JSON-RPC message (`method`, serialized as `body`) to the
-/// MCP endpoint `url`: a JSON POST that accepts JSON or an SSE stream, with
-/// [`protocol_version_header`], the session id once the server assigned one, and
-/// `authorization` (the value of [`Client::authorization_for`]) in the header, never in the URL.
+/// MCP endpoint `url` in the 2025-06-18 form: see [`mcp_post`], which this is with
+/// [`Revision::V2025_06_18`].
 // spec: TRN-1, TRN-5, CLI-1, CLI-3
 pub fn mcp_request(
     url: &str,
@@ -99,20 +102,349 @@ pub fn mcp_request(
     session_id: Option<&str>,
     authorization: Option<&str>,
 ) -> HttpRequest {
+    post(
+        Revision::V2025_06_18,
+        url,
+        method,
+        None,
+        body,
+        session_id,
+        authorization,
+    )
+}
+
+/// The `_meta` member the client puts in the `params` of every request of a stateless
+/// revision ([`Revision::stateless`]): the revision (`io.modelcontextprotocol/protocolVersion`,
+/// equal to the `MCP-Protocol-Version` header), the client's capabilities
+/// (`io.modelcontextprotocol/clientCapabilities`) and who it is
+/// (`io.modelcontextprotocol/clientInfo`, `{name, version}`).
+// spec: TRN-6
+pub fn request_meta(revision: Revision, capabilities: &Value, client_info: &Value) -> Value {
+    json!({
+        META_PROTOCOL_VERSION: revision.as_str(),
+        META_CLIENT_CAPABILITIES: capabilities,
+        META_CLIENT_INFO: client_info,
+    })
+}
+
+/// `_meta` key of the protocol version of a stateless request.
+pub const META_PROTOCOL_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
+/// `_meta` key of the client capabilities of a stateless request.
+pub const META_CLIENT_CAPABILITIES: &str = "io.modelcontextprotocol/clientCapabilities";
+/// `_meta` key of the client's name and version in a stateless request.
+pub const META_CLIENT_INFO: &str = "io.modelcontextprotocol/clientInfo";
+/// `_meta` key of the server's name and version in a stateless `server/discover` result.
+pub const META_SERVER_INFO: &str = "io.modelcontextprotocol/serverInfo";
+
+/// The HTTP request that carries the JSON-RPC `message` (a request or a notification) to the
+/// MCP endpoint `url` in the form of `revision`: a JSON POST that accepts JSON or an SSE
+/// stream, with `authorization` (the value of [`Client::authorization_for`]) in the header,
+/// never in the URL, and
+///
+/// - in a stateless revision ([`Revision::stateless`]): `MCP-Protocol-Version` on every POST,
+///   `Mcp-Method` (the JSON-RPC method) on every POST, `Mcp-Name` for `tools/call` and
+///   `prompts/get` (`params.name`) and `resources/read` (`params.uri`), no session id; and
+///   in a request (not a notification) the `_meta` of [`request_meta`] merged into `params`
+///   (keys the caller set in `params._meta` are kept);
+/// - before: `MCP-Protocol-Version` on every POST but `initialize`, and the session id once
+///   the server assigned one.
+///
+/// A header value that could not be sent (a name with CR, LF or other control characters)
+/// is left out; the server then refuses the request rather than the client splitting a
+/// header.
+// spec: TRN-1, TRN-2, TRN-5, TRN-6, TRN-7, CLI-1, CLI-3
+pub fn mcp_post(
+    revision: Revision,
+    url: &str,
+    message: &Value,
+    client: &StatelessClient,
+    session_id: Option<&str>,
+    authorization: Option<&str>,
+) -> HttpRequest {
+    let method = message.get("method").and_then(Value::as_str).unwrap_or("");
+    let mut message = message.clone();
+    let mut name = None;
+    if revision.stateless() {
+        name = mcp_name(method, message.get("params")).map(str::to_owned);
+        if message.get("id").is_some() {
+            let meta = request_meta(revision, &client.capabilities, &client.info);
+            let params = message
+                .as_object_mut()
+                .map(|m| m.entry("params").or_insert_with(|| json!({})));
+            if let Some(Value::Object(params)) = params {
+                let entry = params.entry("_meta").or_insert_with(|| json!({}));
+                if let (Value::Object(entry), Value::Object(meta)) = (entry, meta) {
+                    for (k, v) in meta {
+                        entry.entry(k).or_insert(v);
+                    }
+                }
+            }
+        }
+    }
+    let body = serde_json::to_vec(&message).unwrap_or_default();
+    post(
+        revision,
+        url,
+        method,
+        name.as_deref(),
+        body,
+        session_id,
+        authorization,
+    )
+}
+
+/// What a client says about itself in a stateless request's `_meta` ([`request_meta`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StatelessClient {
+    /// `io.modelcontextprotocol/clientCapabilities` (an object; `{}`: none).
+    pub capabilities: Value,
+    /// `io.modelcontextprotocol/clientInfo`: `{"name": .., "version": ..}`.
+    pub info: Value,
+}
+
+impl StatelessClient {
+    /// A client with no capabilities, named `name` at `version`.
+    pub fn new(name: &str, version: &str) -> Self {
+        Self {
+            capabilities: json!({}),
+            info: json!({"name": name, "version": version}),
+        }
+    }
+}
+
+/// The `Mcp-Name` of a stateless request: `params.name` of `tools/call` and `prompts/get`,
+/// `params.uri` of `resources/read`; none for other methods.
+// spec: TRN-7
+pub fn mcp_name<'a>(method: &str, params: Option<&'a Value>) -> Option<&'a str> {
+    let key = match method {
+        "tools/call" | "prompts/get" => "name",
+        "resources/read" => "uri",
+        _ => return None,
+    };
+    params?.get(key)?.as_str()
+}
+
+/// Is `value` sendable as an HTTP header value (visible ASCII, spaces and tabs)?
+fn header_value_ok(value: &str) -> bool {
+    value
+        .bytes()
+        .all(|b| b == b'\t' || (0x20..0x7f).contains(&b))
+}
+
+fn post(
+    revision: Revision,
+    url: &str,
+    method: &str,
+    name: Option<&str>,
+    body: Vec<u8>,
+    session_id: Option<&str>,
+    authorization: Option<&str>,
+) -> HttpRequest {
     let mut request = HttpRequest::new(Method::Post, url)
         .header("content-type", "application/json")
         .header("accept", "application/json, text/event-stream")
         .body(body);
-    if let Some(version) = protocol_version_header(method) {
-        request = request.header("mcp-protocol-version", version);
-    }
-    if let Some(session) = session_id {
-        request = request.header("mcp-session-id", session);
+    if revision.stateless() {
+        request = request.header("mcp-protocol-version", revision.as_str());
+        if header_value_ok(method) {
+            request = request.header("mcp-method", method);
+        }
+        if let Some(name) = name.filter(|n| header_value_ok(n)) {
+            request = request.header("mcp-name", name);
+        }
+    } else {
+        if method != "initialize" {
+            request = request.header("mcp-protocol-version", revision.as_str());
+        }
+        if let Some(session) = session_id {
+            request = request.header("mcp-session-id", session);
+        }
     }
     if let Some(authorization) = authorization {
         request = request.header("authorization", authorization);
     }
     request
+}
+
+/// Where to resume an SSE response stream that ended before the awaited JSON-RPC response
+/// (Streamable HTTP resumability, SEP-1699): the last event id the server sent, and how long
+/// to wait before reconnecting.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct SseResume {
+    /// The `id` of the last event that carried one (sent back as `Last-Event-ID`).
+    pub last_event_id: String,
+    /// The server's latest `retry` (milliseconds), capped at [`SSE_RETRY_MAX_MS`];
+    /// [`SSE_RETRY_DEFAULT_MS`] when it sent none.
+    pub retry_ms: u64,
+}
+
+/// The wait before resuming when the server named none.
+pub const SSE_RETRY_DEFAULT_MS: u64 = 1_000;
+/// The longest wait before resuming a stream, whatever `retry` says.
+pub const SSE_RETRY_MAX_MS: u64 = 3_000;
+/// How often one request's response stream is resumed at most.
+pub const SSE_RESUMES_MAX: u32 = 3;
+/// The longest event id taken (longer ones are not resumed from).
+const SSE_EVENT_ID_MAX: usize = 256;
+
+/// Whether a response stream that ended (`stream`, the SSE bytes received) without the
+/// awaited response can be resumed, and how: only when the server gave its events ids (a
+/// server that did not offers nothing to resume), after `resumed` earlier resumptions of the
+/// same request fewer than [`SSE_RESUMES_MAX`].
+// spec: TRN-9
+pub fn sse_resume(stream: &[u8], resumed: u32) -> Option<SseResume> {
+    if resumed >= SSE_RESUMES_MAX {
+        return None;
+    }
+    let text = String::from_utf8_lossy(stream);
+    let mut last_event_id = None;
+    let mut retry_ms = None;
+    for line in text.lines() {
+        let (field, value) = line.split_once(':').unwrap_or((line, ""));
+        let value = value.strip_prefix(' ').unwrap_or(value);
+        match field {
+            // An id with NUL is ignored (WHATWG HTML, SSE "id" field).
+            "id" if !value.contains('\0') => last_event_id = Some(value.to_owned()),
+            "retry" if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) => {
+                retry_ms = Some(value.parse::<u64>().unwrap_or(u64::MAX));
+            }
+            _ => {}
+        }
+    }
+    let last_event_id = last_event_id.filter(|id| {
+        !id.is_empty()
+            && id.len() <= SSE_EVENT_ID_MAX
+            && id.bytes().all(|b| (0x20..0x7f).contains(&b))
+    })?;
+    Some(SseResume {
+        last_event_id,
+        retry_ms: retry_ms
+            .unwrap_or(SSE_RETRY_DEFAULT_MS)
+            .min(SSE_RETRY_MAX_MS),
+    })
+}
+
+/// The GET that resumes the response stream of `post` (a request of [`mcp_post`]) after
+/// `last_event_id`: the same URL, `Accept: text/event-stream`, `Last-Event-ID`, and the
+/// `MCP-Protocol-Version`, `Mcp-Session-Id` and `Authorization` of the POST.
+// spec: TRN-9, CLI-1
+pub fn sse_resume_request(post: &HttpRequest, last_event_id: &str) -> HttpRequest {
+    let mut request = HttpRequest::new(Method::Get, post.url.clone())
+        .header("accept", "text/event-stream")
+        .header("last-event-id", last_event_id);
+    for name in ["mcp-protocol-version", "mcp-session-id", "authorization"] {
+        if let Some(value) = post.header_str(name) {
+            request = request.header(name, value);
+        }
+    }
+    request
+}
+
+/// What to do after a `server/discover` answer, from [`negotiate`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Negotiated {
+    /// The server speaks this stateless revision: use the stateless form for every request.
+    Stateless(Revision),
+    /// The server refused the version with `-32022` and listed this stateless one: send
+    /// `server/discover` again with it (at most once, see [`negotiate`]).
+    Retry(Revision),
+    /// The server does not speak a stateless revision the client speaks: fall back to
+    /// `initialize` (and sessions) with this revision.
+    Initialize(Revision),
+}
+
+/// How many `server/discover` requests one negotiation sends at most (the first and one
+/// retry after `-32022`).
+pub const DISCOVER_ATTEMPTS: usize = 2;
+
+/// Version negotiation of a client whose newest revision is `max`, after `attempts`
+/// `server/discover` requests (stateless form, the latest with the revision it named) were
+/// answered, the latest with `status` and `body` (an authorization status was handled
+/// before: [`Client::handle_mcp_response`]).
+///
+/// - A JSON-RPC result whose `supportedVersions` lists a stateless revision ≤ `max`: the
+///   newest of them ([`Negotiated::Stateless`]).
+/// - A `-32022` error (unsupported version) whose `data.supported` lists one, and fewer than
+///   [`DISCOVER_ATTEMPTS`] attempts: [`Negotiated::Retry`] with the newest of them.
+/// - Anything else (a result listing no such revision, `-32022` without one, `-32601` method
+///   not found, another 4xx, a body that is not JSON-RPC): [`Negotiated::Initialize`] with
+///   the newest revision ≤ `max` that has `initialize` ([`initialize_revision`]), and among
+///   those one the server listed, if it listed any.
+// spec: TRN-8
+pub fn negotiate(max: Revision, attempts: usize, status: u16, body: &[u8]) -> Negotiated {
+    let value: Option<Value> = (body.len() <= DOCUMENT_LEN_MAX)
+        .then(|| serde_json::from_slice(body).ok())
+        .flatten();
+    let listed = |list: Option<&Value>| -> Vec<Revision> {
+        list.and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .take(LISTED_MAX)
+            .filter_map(Value::as_str)
+            .filter_map(|v| Revision::from_header(v.as_bytes()))
+            .filter(|r| *r <= max)
+            .collect()
+    };
+    let newest_stateless = |list: &[Revision]| list.iter().copied().filter(|r| r.stateless()).max();
+    let result = value.as_ref().and_then(|v| v.get("result"));
+    let error = value.as_ref().and_then(|v| v.get("error"));
+    let supported = if (200..300).contains(&status) && result.is_some() {
+        let supported = listed(result.and_then(|r| r.get("supportedVersions")));
+        if let Some(r) = newest_stateless(&supported) {
+            return Negotiated::Stateless(r);
+        }
+        supported
+    } else if error.and_then(|e| e.get("code")).and_then(Value::as_i64)
+        == Some(UNSUPPORTED_PROTOCOL_VERSION)
+    {
+        let supported = listed(
+            error
+                .and_then(|e| e.get("data"))
+                .and_then(|d| d.get("supported")),
+        );
+        if let Some(r) = newest_stateless(&supported)
+            && attempts < DISCOVER_ATTEMPTS
+        {
+            return Negotiated::Retry(r);
+        }
+        supported
+    } else {
+        Vec::new()
+    };
+    let fallback = supported
+        .iter()
+        .copied()
+        .filter(|r| !r.stateless())
+        .max()
+        .unwrap_or_else(|| initialize_revision(max));
+    Negotiated::Initialize(fallback)
+}
+
+/// The JSON-RPC error code of an unsupported protocol version (2026-07-28).
+pub const UNSUPPORTED_PROTOCOL_VERSION: i64 = -32022;
+/// How many entries of a server's version list are looked at.
+const LISTED_MAX: usize = 64;
+
+/// The newest revision ≤ `max` that starts with `initialize` (not stateless).
+// spec: TRN-8
+pub fn initialize_revision(max: Revision) -> Revision {
+    Revision::ALL
+        .into_iter()
+        .filter(|r| *r <= max && !r.stateless())
+        .max()
+        .unwrap_or_default()
+}
+
+/// The revision the session runs at after `initialize` proposed `proposed` and the server
+/// answered `protocolVersion` `answered`: the server's when this crate implements it, it is
+/// not newer than the proposal and has `initialize`; else the proposal (a server answering a
+/// version the client does not know is left to fail on its first request).
+// spec: TRN-8
+pub fn initialized_revision(proposed: Revision, answered: Option<&str>) -> Revision {
+    answered
+        .and_then(|a| Revision::from_header(a.as_bytes()))
+        .filter(|r| *r <= proposed && !r.stateless())
+        .unwrap_or(proposed)
 }
 
 impl Client {

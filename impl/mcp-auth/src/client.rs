@@ -84,7 +84,7 @@ impl JsonRpc for Http {
     /// the server answers `application/json` or an SSE stream (which may stay open). An SSE
     /// stream that ends before the response is resumed with a GET and `Last-Event-ID` after
     /// the server's `retry`, as the core's [`sse_resume`] allows (bounded).
-    // spec: TRN-9
+    // spec: TRN-10
     async fn send_jsonrpc(
         &self,
         request: &HttpRequest,

@@ -236,7 +236,7 @@ fn initialize_runs_at_the_servers_answer_when_it_is_not_newer() {
     assert_eq!(initialized_revision(V2025_11_25, None), V2025_11_25);
 }
 
-// spec: TRN-9
+// spec: TRN-10
 #[test]
 fn an_sse_stream_that_ends_early_is_resumed_after_the_servers_retry_bounded() {
     use mcp_auth_proto::client::{

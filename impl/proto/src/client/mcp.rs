@@ -291,7 +291,7 @@ const SSE_EVENT_ID_MAX: usize = 256;
 /// awaited response can be resumed, and how: only when the server gave its events ids (a
 /// server that did not offers nothing to resume), after `resumed` earlier resumptions of the
 /// same request fewer than [`SSE_RESUMES_MAX`].
-// spec: TRN-9
+// spec: TRN-10
 pub fn sse_resume(stream: &[u8], resumed: u32) -> Option<SseResume> {
     if resumed >= SSE_RESUMES_MAX {
         return None;
@@ -327,7 +327,7 @@ pub fn sse_resume(stream: &[u8], resumed: u32) -> Option<SseResume> {
 /// The GET that resumes the response stream of `post` (a request of [`mcp_post`]) after
 /// `last_event_id`: the same URL, `Accept: text/event-stream`, `Last-Event-ID`, and the
 /// `MCP-Protocol-Version`, `Mcp-Session-Id` and `Authorization` of the POST.
-// spec: TRN-9, CLI-1
+// spec: TRN-10, CLI-1
 pub fn sse_resume_request(post: &HttpRequest, last_event_id: &str) -> HttpRequest {
     let mut request = HttpRequest::new(Method::Get, post.url.clone())
         .header("accept", "text/event-stream")

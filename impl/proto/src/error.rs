@@ -166,6 +166,11 @@ rejections! {
     GrantTypeUnsupported => InvalidClientMetadata, "DCR-8", "Unsupported grant type";
     /// A requested response type is not supported, or does not fit the grant types.
     ResponseTypeUnsupported => InvalidClientMetadata, "DCR-8", "Unsupported response type";
+    /// `application_type` is neither `native` nor `web`.
+    ApplicationTypeUnknown => InvalidClientMetadata, "DCR-14", "application_type must be native or web";
+    /// A redirect URI does not fit the `application_type`: `native` takes loopback http
+    /// redirect URIs only, `web` https ones on a host other than loopback.
+    ApplicationTypeMismatch => InvalidRedirectUri, "DCR-14", "The redirect URIs do not fit application_type: native requires loopback http redirect URIs, web requires https redirect URIs on a non-loopback host";
     /// Some other client metadata value is invalid (too long, wrong type, bad URL).
     ClientMetadataInvalid => InvalidClientMetadata, "DCR-9", "Invalid client metadata";
 

@@ -51,4 +51,5 @@ if [[ -z "${SKIP_CONFORMANCE:-}" ]]; then
     --expected-failures "$here/conformance-baseline.yml" -o "$log/conformance" 2>"$log/conformance.err" \
     | sed -n '/SUITE SUMMARY/,$p' || { echo "conformance: FAILED"; status=1; }
 fi
+[[ -n "${SKIP_CONFORMANCE:-}" ]] || "$here/conformance-as.sh" || { echo "conformance-as: FAILED"; status=1; }
 exit $status

@@ -34,9 +34,9 @@ pub enum Revision {
 
 impl Revision {
     /// Every revision, oldest first.
-    pub const ALL: [Revision; 3] = [Self::V2025_06_18, Self::V2025_11_25, Self::V2026_07_28];
+    pub const ALL: [Self; 3] = [Self::V2025_06_18, Self::V2025_11_25, Self::V2026_07_28];
     /// The newest revision.
-    pub const LATEST: Revision = Self::V2026_07_28;
+    pub const LATEST: Self = Self::V2026_07_28;
 
     /// The revision's date, as `MCP-Protocol-Version` carries it.
     pub const fn as_str(self) -> &'static str {
@@ -140,7 +140,8 @@ mod tests {
     #[test]
     fn each_rule_starts_at_its_revision() {
         use Revision::*;
-        let rules: [(fn(Revision) -> bool, Revision); 5] = [
+        type Rule = (fn(Revision) -> bool, Revision);
+        let rules: [Rule; 5] = [
             (Revision::stateless, V2026_07_28),
             (Revision::client_id_metadata_documents, V2025_11_25),
             (Revision::dcr_application_type, V2026_07_28),

@@ -149,6 +149,18 @@ pub fn check_client_id_url(url: &str, allow_loopback: bool) -> Result<(), Reject
     }
 }
 
+/// May a fetch of a client metadata document connect to `ip`? Public addresses yes; loopback
+/// only with `allow_loopback` (the development switch); private-network, link-local and other
+/// blocked addresses never. Drivers apply it to every address a host name resolves to.
+// spec: CIMD-4
+pub fn may_connect(ip: IpAddr, allow_loopback: bool) -> bool {
+    match ip_class(ip) {
+        HostClass::Public => true,
+        HostClass::Loopback => allow_loopback,
+        HostClass::Private | HostClass::Blocked => false,
+    }
+}
+
 /// Parse and validate a client metadata document fetched from `url`: `client_id` equal to
 /// `url` byte for byte, `client_name` and `redirect_uris` present, no client secret,
 /// `token_endpoint_auth_method` `none` (the default here: a document cannot carry a secret,
@@ -263,11 +275,7 @@ impl AuthorizationServer {
     /// private-network, link-local and other blocked addresses never.
     // spec: CIMD-4
     pub fn may_connect_to(&self, ip: IpAddr) -> bool {
-        match ip_class(ip) {
-            HostClass::Public => true,
-            HostClass::Loopback => self.config.cimd_allow_loopback,
-            HostClass::Private | HostClass::Blocked => false,
-        }
+        may_connect(ip, self.config.cimd_allow_loopback)
     }
 
     /// The answer to a [`DocumentFetch`]: a valid document (200, JSON) is cached for its
@@ -536,6 +544,31 @@ mod tests {
             validate_document(URL, b"[1]", 5120, &limits),
             Err(Rejection::ClientDocumentInvalid)
         );
+    }
+
+    // spec: CIMD-4
+    #[test]
+    fn only_public_addresses_are_connected_to_unless_loopback_is_allowed() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        for public in ["93.184.216.34", "2606:2800:220:1::1"] {
+            assert!(may_connect(ip(public), false), "{public}");
+        }
+        for loopback in ["127.0.0.1", "::1", "::ffff:127.0.0.1"] {
+            assert!(!may_connect(ip(loopback), false), "{loopback}");
+            assert!(may_connect(ip(loopback), true), "{loopback}");
+        }
+        for never in [
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.0.1",
+            "169.254.169.254",
+            "fe80::1",
+            "0.0.0.0",
+            "::ffff:10.0.0.1",
+            "fc00::1",
+        ] {
+            assert!(!may_connect(ip(never), true), "{never}");
+        }
     }
 
     // spec: CIMD-5

@@ -49,7 +49,7 @@ pub use browser::{
 };
 pub use cimd::{
     CLIENT_ID_URL_LEN_MAX, CachedDocument, CimdLimits, DocumentFetch, FetchFailure,
-    check_client_id_url, freshness, validate_document,
+    check_client_id_url, freshness, may_connect, validate_document,
 };
 pub use config::{
     ACCESS_TOKEN_LIFETIME_DEFAULT, AsConfig, Lifetimes, Limits, RATE_WINDOW, RateLimits, RateRoute,

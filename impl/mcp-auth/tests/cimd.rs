@@ -416,3 +416,61 @@ async fn documents_are_cached_for_max_age_then_revalidated() {
     );
     assert_eq!(state.with_server(|s| s.client_documents().count()), 1);
 }
+
+// spec: DCR-14
+#[tokio::test]
+async fn registration_checks_application_type_against_the_redirect_uris() {
+    let (issuer, _state) = authorization_server(false, true, 60).await;
+    let register = |body: Value| {
+        let issuer = issuer.clone();
+        async move {
+            let response = send(
+                HttpRequest::new(Method::Post, format!("{issuer}/register"))
+                    .header("content-type", "application/json")
+                    .body(serde_json::to_vec(&body).unwrap()),
+            )
+            .await;
+            let json: Value = serde_json::from_slice(&response.body).unwrap_or_default();
+            (response.status, json)
+        }
+    };
+    let client = |application_type: Option<&str>, redirect: &str| {
+        let mut body = json!({
+            "redirect_uris": [redirect],
+            "token_endpoint_auth_method": "none",
+            "client_name": "t",
+        });
+        if let Some(t) = application_type {
+            body["application_type"] = json!(t);
+        }
+        body
+    };
+    let (status, body) = register(client(Some("native"), REDIRECT)).await;
+    assert_eq!(
+        (status, body["application_type"].as_str()),
+        (201, Some("native"))
+    );
+    let (status, body) = register(client(Some("web"), "https://app.example.com/cb")).await;
+    assert_eq!(
+        (status, body["application_type"].as_str()),
+        (201, Some("web"))
+    );
+    let (status, body) = register(client(Some("web"), REDIRECT)).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_redirect_uri"))
+    );
+    let (status, body) = register(client(Some("native"), "https://app.example.com/cb")).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_redirect_uri"))
+    );
+    let (status, body) = register(client(Some("browser"), REDIRECT)).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_client_metadata"))
+    );
+    // Absent (every 2025-06-18 client): loopback redirect URIs are registered as before.
+    let (status, body) = register(client(None, REDIRECT)).await;
+    assert_eq!((status, body.get("application_type")), (201, None));
+}

@@ -107,4 +107,5 @@ if [[ -z "${SKIP_CONFORMANCE:-}" ]]; then
       | sed -n '/SUITE SUMMARY/,$p' || { echo "conformance $revision: FAILED"; status=1; }
   done
 fi
+[[ -n "${SKIP_CONFORMANCE:-}" ]] || "$here/conformance-as.sh" || { echo "conformance-as: FAILED"; status=1; }
 exit $status

@@ -75,6 +75,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("as_ops", as_ops),
     ("client_responses", client_responses),
     ("mcp_guard", mcp_guard),
+    ("client_document", client_document),
 ];
 
 /// The target function called `name`, if there is one.
@@ -3218,5 +3219,114 @@ pub fn mcp_guard(data: &[u8]) {
                 }
             }
         }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// client_document
+
+/// Client ID Metadata Documents at the AS. The input is `URL \n CACHE-CONTROL \n BODY`.
+/// Properties: a client ID URL the strict policy accepts, the loopback switch accepts too, and
+/// it is https with a path and a public host; freshness stays within its bounds; a document
+/// that validates is the URL's own (`client_id`), public (`none`), named, with redirect URIs;
+/// and through the AS's HTTP layer (fetch asked, answered with the body), the authorization
+/// request never gets a 5xx, and a redirect with a code happens only for a document that
+/// validates, after which the document is cached and fresh.
+// spec: CIMD-3, CIMD-4, CIMD-5
+pub fn client_document(data: &[u8]) {
+    use mcp_auth_proto::address::{HostClass, host_class};
+    use mcp_auth_proto::server::http::{Prepared, finish_fetch, prepare};
+    use mcp_auth_proto::server::{
+        CLIENT_ID_URL_LEN_MAX, CimdLimits, check_client_id_url, freshness, validate_document,
+    };
+
+    let text = String::from_utf8_lossy(data);
+    let (url, rest) = text.split_once('\n').unwrap_or((&text, ""));
+    let (cache_control, body) = rest.split_once('\n').unwrap_or(("", rest));
+    let strict = check_client_id_url(url, false);
+    let lenient = check_client_id_url(url, true);
+    if strict.is_ok() {
+        assert!(lenient.is_ok(), "{url}");
+        let p = parse_uri(url).expect("an accepted client ID URL parses");
+        assert_eq!(p.scheme, "https");
+        assert!(p.fragment.is_none() && p.path.len() > 1 && url.len() <= CLIENT_ID_URL_LEN_MAX);
+        assert_eq!(host_class(p.host), HostClass::Public, "{url}");
+    }
+    let limits = CimdLimits::default();
+    let answer = HttpResponse::new(200)
+        .header("content-type", "application/json")
+        .header("cache-control", cache_control)
+        .with_body(body.as_bytes().to_vec());
+    let fresh = freshness(&answer, &limits);
+    assert!((limits.fresh_min_secs.max(1)..=limits.fresh_max_secs).contains(&fresh));
+    let validated = validate_document(
+        url,
+        body.as_bytes(),
+        limits.document_len_max,
+        &Limits::default(),
+    );
+    if let Ok(client) = &validated {
+        assert_eq!(client.auth_method, TokenAuthMethod::None);
+        assert!(!client.redirect_uris.is_empty());
+        assert!(client.client_name.as_deref().is_some_and(|n| !n.is_empty()));
+        let doc: Value = serde_json::from_str(body).expect("a valid document is JSON");
+        assert_eq!(doc["client_id"].as_str(), Some(url));
+    }
+    if lenient.is_err() {
+        return;
+    }
+    // Through the HTTP layer of an AS with documents on and the loopback switch.
+    let issuer = Issuer::parse(ISSUER, HttpPolicy::HttpsOnly).expect("valid issuer");
+    let resource = ResourceUri::parse(RESOURCE, HttpPolicy::HttpsOnly).expect("valid resource");
+    let mut config = AsConfig::new(issuer, [(resource, ScopeSet::from_tokens(["mcp:tools"]))]);
+    config.client_id_metadata_documents = true;
+    config.cimd_allow_loopback = true;
+    let mut server = AuthorizationServer::new(
+        config,
+        fixture().driven.authorization_server.signer().clone(),
+    );
+    let redirect = serde_json::from_str::<Value>(body)
+        .ok()
+        .and_then(|d| d["redirect_uris"][0].as_str().map(str::to_owned))
+        .unwrap_or_else(|| REDIRECT_URI.to_owned());
+    let verifier = CodeVerifier::generate(&mut Sequential(3));
+    let mut request = HttpRequest::new(Method::Get, "/authorize");
+    request.query = Some(form::encode([
+        ("response_type", "code"),
+        ("client_id", url),
+        ("redirect_uri", redirect.as_str()),
+        ("code_challenge", verifier.challenge().as_str()),
+        ("code_challenge_method", "S256"),
+        ("resource", RESOURCE),
+    ]));
+    request
+        .headers
+        .push(("host".into(), b"as.example".to_vec()));
+    let now = UnixTime::from_secs(NOW);
+    let user = UserAgentPolicy::single(USER).auto_approving();
+    let mut entropy = Sequential(11);
+    let response = match prepare(&mut server, now, &mut entropy, &user, &request) {
+        Prepared::Fetch(pending) => {
+            assert_eq!(pending.fetch.request.url, url);
+            finish_fetch(&mut server, now, &mut entropy, &user, pending, Ok(answer))
+        }
+        Prepared::Done(response) => {
+            panic!(
+                "no fetch asked for an accepted client ID URL: {}",
+                response.status
+            )
+        }
+        Prepared::Login(_) => panic!("a login for an authorization request"),
+    };
+    assert!(response.status < 500, "{}", response.status);
+    if response.status == 303 {
+        assert!(
+            validated.is_ok(),
+            "a code for a document that does not validate"
+        );
+        assert_eq!(server.codes().count(), 1);
+        assert_eq!(server.client_document_needed(now, url), Ok(None));
+    } else {
+        assert_eq!(server.codes().count(), 0);
     }
 }

@@ -1,14 +1,40 @@
 //! The authorization server over hyper 1: decode, one call into
 //! [`mcp_auth_proto::server::http::handle`] under a lock held only across that synchronous
 //! call, encode. Bodies are bounded ([`crate::net::AS_BODY_LIMIT`]).
+//!
+//! A client metadata document the core asks for ([`Prepared::Fetch`]) is fetched here, with
+//! the lock released, by [`DocumentClient`]: https with rustls and Mozilla's roots (plain http
+//! only to loopback, under the development switch), no redirects followed, the body read up to
+//! the core's bound, the whole within the core's timeout; the answer goes back to the core
+//! ([`finish_fetch`]). Every address the host resolves to must pass the core's
+//! [`may_connect`] (no private, link-local or, without the switch, loopback addresses): once
+//! before the request, to answer "refused" clearly, and again inside the connector's resolver,
+//! so the connection only ever goes to an address that was checked (no DNS rebinding between
+//! the check and the connection).
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 
+use std::net::SocketAddr;
+use std::pin::Pin;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client as HyperClient;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::connect::dns::Name;
+use hyper_util::rt::TokioExecutor;
+use mcp_auth_layer::fetch::from_parts;
+use mcp_auth_proto::http::HttpResponse;
 use mcp_auth_proto::jwt::Signer;
-use mcp_auth_proto::server::http::{Prepared, UserAgentPolicy, finish_login, prepare};
-use mcp_auth_proto::server::{AsConfig, AuthorizationServer};
+use mcp_auth_proto::server::http::{
+    Prepared, UserAgentPolicy, finish_fetch, finish_login, prepare,
+};
+use mcp_auth_proto::server::{
+    AsConfig, AuthorizationServer, DocumentFetch, FetchFailure, may_connect,
+};
 use tokio::net::TcpListener;
 
 use crate::net::{AS_BODY_LIMIT, Body, OsEntropy, now, read_request, to_hyper};
@@ -18,14 +44,18 @@ use crate::net::{AS_BODY_LIMIT, Body, OsEntropy, now, read_request, to_hyper};
 pub struct AsState {
     server: Mutex<AuthorizationServer>,
     policy: UserAgentPolicy,
+    /// Fetches client metadata documents.
+    fetcher: DocumentClient,
 }
 
 impl AsState {
     /// Wrap a configured core server and the user-agent policy (demo user, auto-approve).
     pub fn new(config: AsConfig, signer: Signer, policy: UserAgentPolicy) -> Arc<Self> {
+        let fetcher = DocumentClient::new(config.cimd_allow_loopback);
         Arc::new(Self {
             server: Mutex::new(AuthorizationServer::new(config, signer)),
             policy,
+            fetcher,
         })
     }
 
@@ -87,11 +117,74 @@ where
                     let mut server = state.lock();
                     finish_login(&mut server, now(), &mut OsEntropy, attempt, verified)
                 }
+                Prepared::Fetch(pending) => {
+                    let answer = fetch_document(&state, &pending.fetch).await;
+                    if let Err(e) = &answer {
+                        tracing::info!(client_id = %pending.fetch.client_id.as_str(), error = ?e, "client metadata document not fetched");
+                    }
+                    let mut server = state.lock();
+                    finish_fetch(
+                        &mut server,
+                        now(),
+                        &mut OsEntropy,
+                        &state.policy,
+                        pending,
+                        answer,
+                    )
+                }
             }
         }
     };
     tracing::debug!(status = response.status, "authorization server answered");
     Ok(to_hyper(response))
+}
+
+/// Fetch a client metadata document as the core asked: resolve the host and check every
+/// address with the core, then one request (no redirects), the body read up to
+/// [`DocumentFetch::len_max`], all within [`DocumentFetch::timeout_secs`].
+// spec: CIMD-4
+async fn fetch_document(
+    state: &AsState,
+    fetch: &DocumentFetch,
+) -> Result<HttpResponse, FetchFailure> {
+    let transport = |e: &dyn std::fmt::Display| FetchFailure::Transport(e.to_string());
+    let call = async {
+        let url = &fetch.request.url;
+        let parts = mcp_auth_proto::uri::parse_uri(url).map_err(|e| transport(&e))?;
+        let host = parts.host.trim_start_matches('[').trim_end_matches(']');
+        let port = parts
+            .port
+            .unwrap_or(if parts.scheme == "http" { 80 } else { 443 });
+        let addresses: Vec<_> = tokio::net::lookup_host((host, port))
+            .await
+            .map_err(|e| transport(&e))?
+            .collect();
+        let allowed = !addresses.is_empty()
+            && addresses
+                .iter()
+                .all(|a| may_connect(a.ip(), state.fetcher.resolver.allow_loopback));
+        if !allowed {
+            return Err(FetchFailure::AddressRefused);
+        }
+        let response = state
+            .fetcher
+            .request(&fetch.request)
+            .await
+            .map_err(|e| transport(&e))?;
+        let (parts, body) = response.into_parts();
+        let body = match Limited::new(body, fetch.len_max).collect().await {
+            Ok(b) => b.to_bytes(),
+            Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+                return Err(FetchFailure::TooLarge);
+            }
+            Err(e) => return Err(transport(&e)),
+        };
+        Ok(from_parts(&parts, body.to_vec()))
+    };
+    let limit = std::time::Duration::from_secs(fetch.timeout_secs);
+    tokio::time::timeout(limit, call)
+        .await
+        .unwrap_or_else(|_| Err(FetchFailure::Transport("timeout".into())))
 }
 
 /// Serve the authorization server on `listener` until `shutdown` completes.
@@ -110,4 +203,147 @@ pub async fn run_tls(
         handle_request(Arc::clone(&state), request)
     });
     crate::net::serve_tls(listener, tls, service, shutdown).await;
+}
+
+/// The resolver of [`DocumentClient`]: the system's, keeping only the addresses the core's
+/// [`may_connect`] accepts; none left is an error, so nothing is connected to.
+#[derive(Clone, Debug)]
+struct PolicyResolver {
+    allow_loopback: bool,
+}
+
+type Resolving =
+    Pin<Box<dyn Future<Output = std::io::Result<std::vec::IntoIter<SocketAddr>>> + Send>>;
+
+impl tower::Service<Name> for PolicyResolver {
+    type Response = std::vec::IntoIter<SocketAddr>;
+    type Error = std::io::Error;
+    type Future = Resolving;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, name: Name) -> Self::Future {
+        let allow_loopback = self.allow_loopback;
+        Box::pin(async move {
+            let allowed: Vec<SocketAddr> = tokio::net::lookup_host((name.as_str(), 0))
+                .await?
+                .filter(|a| may_connect(a.ip(), allow_loopback))
+                .collect();
+            if allowed.is_empty() {
+                return Err(std::io::Error::other(
+                    "the host resolves to no address a client metadata document may be fetched from",
+                ));
+            }
+            Ok(allowed.into_iter())
+        })
+    }
+}
+
+/// The https client that fetches client metadata documents: rustls on aws-lc-rs with Mozilla's
+/// roots, HTTP/1.1, connections only to addresses the core's [`may_connect`] accepts (checked
+/// in the resolver, so a name cannot resolve to another address between a check and the
+/// connection), no redirects followed (hyper's client never follows them).
+#[derive(Clone, Debug)]
+pub struct DocumentClient {
+    inner: HyperClient<HttpsConnector<HttpConnector<PolicyResolver>>, Full<Bytes>>,
+    resolver: PolicyResolver,
+}
+
+impl DocumentClient {
+    /// A client; `allow_loopback` is the development switch
+    /// ([`AsConfig::cimd_allow_loopback`]).
+    pub fn new(allow_loopback: bool) -> Self {
+        let resolver = PolicyResolver { allow_loopback };
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let tls = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("aws-lc-rs supports the default protocol versions")
+            .with_root_certificates(mcp_auth_layer::fetch::mozilla_roots())
+            .with_no_client_auth();
+        let mut http = HttpConnector::new_with_resolver(resolver.clone());
+        // The URL's scheme was checked by the core (https, or http to loopback under the
+        // switch); an https URL always goes through TLS with the verifier above.
+        http.enforce_http(false);
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
+        Self {
+            inner: HyperClient::builder(TokioExecutor::new()).build(connector),
+            resolver,
+        }
+    }
+
+    /// Send `request` (a `GET` from a [`DocumentFetch`]); the body is left unread.
+    async fn request(
+        &self,
+        request: &mcp_auth_proto::http::HttpRequest,
+    ) -> Result<http::Response<hyper::body::Incoming>, String> {
+        let mut builder = http::Request::builder()
+            .method(request.method.as_str())
+            .uri(&request.url);
+        for (name, value) in &request.headers {
+            builder = builder.header(name.as_str(), value.as_slice());
+        }
+        let built = builder
+            .body(Full::new(Bytes::new()))
+            .map_err(|e| e.to_string())?;
+        self.inner.request(built).await.map_err(|e| {
+            let mut text = e.to_string();
+            let mut source = std::error::Error::source(&e);
+            while let Some(cause) = source {
+                text.push_str(": ");
+                text.push_str(&cause.to_string());
+                source = cause.source();
+            }
+            text
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mcp_auth_proto::http::{HttpRequest, Method};
+
+    /// The resolver itself refuses what the core refuses, so the connection cannot go to an
+    /// address that was not checked, whatever the pre-check saw.
+    // spec: CIMD-4
+    #[tokio::test]
+    async fn the_connector_connects_only_to_checked_addresses() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((mut tcp, _)) = listener.accept().await {
+                use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+                let (mut head, mut buf) = (Vec::new(), [0u8; 512]);
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match tcp.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let _ = tcp
+                    .write_all(b"HTTP/1.1 204 No Content\r\nconnection: close\r\n\r\n")
+                    .await;
+            }
+        });
+        let request = HttpRequest::new(Method::Get, format!("http://localhost:{port}/c"));
+        let refused = DocumentClient::new(false).request(&request).await;
+        assert!(
+            refused
+                .as_ref()
+                .is_err_and(|e| e.contains("no address a client metadata document")),
+            "{:?}",
+            refused.map(|r| r.status())
+        );
+        let allowed = DocumentClient::new(true).request(&request).await;
+        assert_eq!(allowed.map(|r| r.status().as_u16()), Ok(204));
+    }
 }

@@ -53,8 +53,13 @@ pub struct StackOptions {
     /// The MCP servers introspect (RFC 7662) every valid token at the AS, caching answers this
     /// many seconds; each gets a random credential configured on the AS. `None`: JWT only.
     pub introspection_cache_secs: Option<u64>,
-    /// The MCP revisions the servers serve (default: 2025-06-18 only).
+    /// The MCP revisions the servers serve (default: 2025-06-18 only). The AS accepts Client
+    /// ID Metadata Documents when one of them has them
+    /// ([`Revision::client_id_metadata_documents`]).
     pub revisions: std::collections::BTreeSet<mcp_auth_proto::Revision>,
+    /// Development switch: client ID URLs and their documents may be on loopback hosts, over
+    /// http too ([`AsConfig::cimd_allow_loopback`]). Off by default.
+    pub cimd_allow_loopback: bool,
 }
 
 impl Default for StackOptions {
@@ -70,6 +75,7 @@ impl Default for StackOptions {
             access_token_lifetime: None,
             introspection_cache_secs: None,
             revisions: std::collections::BTreeSet::from([mcp_auth_proto::Revision::default()]),
+            cimd_allow_loopback: false,
         }
     }
 }
@@ -82,6 +88,14 @@ impl StackOptions {
         revisions: impl IntoIterator<Item = mcp_auth_proto::Revision>,
     ) -> Self {
         self.revisions = revisions.into_iter().collect();
+        self
+    }
+
+    /// Sets [`StackOptions::cimd_allow_loopback`]: client metadata documents may be on
+    /// loopback hosts (tests and development only).
+    #[must_use]
+    pub fn with_cimd_allow_loopback(mut self, allow: bool) -> Self {
+        self.cimd_allow_loopback = allow;
         self
     }
 
@@ -230,6 +244,12 @@ impl Stack {
             config.lifetimes.access_token = secs;
         }
         config.http_policy = policy;
+        // spec: CIMD-8
+        config.client_id_metadata_documents = options
+            .revisions
+            .iter()
+            .any(|r| r.client_id_metadata_documents());
+        config.cimd_allow_loopback = options.cimd_allow_loopback;
         config.default_scopes = scopes(&[TOOLS_SCOPE]);
         config.name = "mcp-auth authorization server".into();
         config.scope_descriptions = [

@@ -85,6 +85,11 @@ enum Command {
         /// serve clients of several. Default: 2025-06-18.
         #[arg(long = "revision", value_name = "REVISION", default_values_t = [Revision::default()])]
         revisions: Vec<Revision>,
+        /// Development only: client ID URLs (Client ID Metadata Documents, revision
+        /// 2025-11-25 and later) may name loopback hosts, over plain http too. Private-network
+        /// and link-local addresses stay refused. Off by default.
+        #[arg(long)]
+        cimd_allow_loopback: bool,
     },
     /// Read a password on standard input and print its argon2id hash (PHC format) for the
     /// users file of `serve --users`.
@@ -184,6 +189,7 @@ async fn main() -> ExitCode {
             introspect,
             introspection_cache,
             revisions,
+            cimd_allow_loopback,
         } => {
             let tls = match tls_cert.zip(tls_key) {
                 None => None,
@@ -216,7 +222,7 @@ async fn main() -> ExitCode {
                 signing_key,
                 (auto_approve, users, tls),
                 tokens,
-                revisions,
+                (revisions, cimd_allow_loopback),
             )
             .await
         }
@@ -370,7 +376,7 @@ async fn serve(
     signing_key: Option<PathBuf>,
     (auto_approve, users, tls): ServeUsers,
     (access_token_lifetime, introspection_cache_secs): ServeTokens,
-    revisions: Vec<Revision>,
+    (revisions, cimd_allow_loopback): (Vec<Revision>, bool),
 ) -> ExitCode {
     let users = match users.as_deref().map(mcp_auth::users::load).transpose() {
         Ok(u) => u,
@@ -409,7 +415,8 @@ async fn serve(
         .with_tls(tls)
         .with_access_token_lifetime(Some(access_token_lifetime))
         .with_introspection_cache_secs(introspection_cache_secs)
-        .with_revisions(revisions);
+        .with_revisions(revisions)
+        .with_cimd_allow_loopback(cimd_allow_loopback);
     let stack = match Stack::start(options).await {
         Ok(s) => s,
         Err(e) => {

@@ -166,6 +166,11 @@ rejections! {
     GrantTypeUnsupported => InvalidClientMetadata, "DCR-8", "Unsupported grant type";
     /// A requested response type is not supported, or does not fit the grant types.
     ResponseTypeUnsupported => InvalidClientMetadata, "DCR-8", "Unsupported response type";
+    /// `application_type` is neither `native` nor `web`.
+    ApplicationTypeUnknown => InvalidClientMetadata, "DCR-14", "application_type must be native or web";
+    /// A redirect URI does not fit the `application_type`: `native` takes loopback http
+    /// redirect URIs only, `web` https ones on a host other than loopback.
+    ApplicationTypeMismatch => InvalidRedirectUri, "DCR-14", "The redirect URIs do not fit application_type: native requires loopback http redirect URIs, web requires https redirect URIs on a non-loopback host";
     /// Some other client metadata value is invalid (too long, wrong type, bad URL).
     ClientMetadataInvalid => InvalidClientMetadata, "DCR-9", "Invalid client metadata";
 
@@ -174,6 +179,24 @@ rejections! {
     UnknownClient => InvalidRequest, "AZ-4", "Unknown client";
     /// `redirect_uri` does not match a registered one.
     RedirectUriMismatch => InvalidRequest, "AZ-3", "The redirect URI is not registered for this client";
+    /// The `client_id` looks like a URL but is not a valid client ID URL (https, a path, no
+    /// fragment, no credentials, bounded length).
+    ClientIdUrlInvalid => InvalidRequest, "CIMD-3", "The client_id URL is not a valid client metadata document URL";
+    /// The client ID URL names a host or address this server does not fetch from (loopback,
+    /// private network, link-local).
+    ClientIdUrlRefused => InvalidRequest, "CIMD-4", "The client_id URL names an address this server does not fetch from";
+    /// The client metadata document could not be fetched (no answer, a status other than
+    /// 200, a redirect).
+    ClientDocumentUnavailable => InvalidRequest, "CIMD-3", "The client metadata document could not be fetched";
+    /// The client metadata document is larger than the server accepts.
+    ClientDocumentTooLarge => InvalidRequest, "CIMD-4", "The client metadata document is too large";
+    /// The client metadata document's `client_id` is not its URL.
+    ClientDocumentIdMismatch => InvalidRequest, "CIMD-3", "The client_id in the client metadata document differs from its URL";
+    /// The client metadata document asks for client authentication this server does not do.
+    ClientDocumentAuthMethod => InvalidRequest, "CIMD-3", "The client metadata document must use token_endpoint_auth_method none (private_key_jwt is not supported)";
+    /// The client metadata document is not valid (not JSON, no `client_name` or
+    /// `redirect_uris`, a client secret, wrong content type).
+    ClientDocumentInvalid => InvalidRequest, "CIMD-3", "The client metadata document is invalid";
     /// Several redirect URIs are registered and the request names none.
     RedirectUriRequired => InvalidRequest, "AZ-6", "redirect_uri is required";
     /// The consent form names no pending authorization, or its CSRF token is wrong.

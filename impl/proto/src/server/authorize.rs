@@ -53,6 +53,12 @@ pub struct ConsentPrompt {
     pub redirect_uri: String,
     /// The host part of the redirect URI, shown prominently.
     pub redirect_host: String,
+    /// For a client ID URL (a Client ID Metadata Document): the host of that URL, which is
+    /// who vouches for the client's name and redirect URIs ([CIMD-6](crate::requirements#CIMD-6)).
+    pub client_document_host: Option<String>,
+    /// For a client ID URL: every redirect URI of its document is on a loopback host, so the
+    /// name cannot be trusted to be that application's ([CIMD-7](crate::requirements#CIMD-7)).
+    pub localhost_redirects_only: bool,
     /// Scopes requested.
     pub scopes: ScopeSet,
     /// The resource the token will be for.
@@ -142,7 +148,7 @@ impl AuthorizationServer {
     /// A valid request becomes a pending authorization bound to the browser session (a new
     /// one if the browser has none); the answer is the login page, or the consent page for
     /// the logged-in user.
-    // spec: AZ-2, AZ-3, AZ-4, AZ-6, AZ-7, AZ-10, PKCE-6, PKCE-7, PKCE-8, RES-12, AZ-29
+    // spec: AZ-2, AZ-3, AZ-4, AZ-6, AZ-7, AZ-10, PKCE-6, PKCE-7, PKCE-8, RES-12, AZ-29, CIMD-6, CIMD-7
     pub fn authorize(
         &mut self,
         now: UnixTime,
@@ -152,7 +158,7 @@ impl AuthorizationServer {
         browser: &Browser,
     ) -> Answer {
         let (client_id, client, redirect_uri, redirect_uri_sent) =
-            match self.verify_client_and_redirect(params) {
+            match self.verify_client_and_redirect(now, params) {
                 Ok(v) => v,
                 Err(r) => return AuthorizeOutcome::Refuse(r).into(),
             };
@@ -214,6 +220,10 @@ impl AuthorizationServer {
                 }
             }
         };
+        let document_host = self
+            .is_document_client(client_id.as_str())
+            .then(|| crate::uri::parse_uri(client_id.as_str()).map(|p| p.authority()))
+            .and_then(Result::ok);
         let prompt = ConsentPrompt {
             id: mint(entropy),
             csrf: mint(entropy),
@@ -221,6 +231,9 @@ impl AuthorizationServer {
             client_name: client.client_name.clone(),
             redirect_host,
             redirect_uri: redirect_uri.clone(),
+            client_document_host: document_host.clone(),
+            localhost_redirects_only: document_host.is_some()
+                && client.redirect_uris.iter().all(RedirectUri::is_loopback),
             scopes: binding.scopes.clone(),
             resource: binding.resource.clone(),
             user: None,
@@ -325,8 +338,10 @@ impl AuthorizationServer {
 
     // ---- authorization endpoint helpers ---------------------------------------------------
 
+    // spec: CIMD-3
     fn verify_client_and_redirect(
         &self,
+        now: UnixTime,
         params: &Params,
     ) -> Result<(ClientId, RegisteredClient, String, bool), Rejection> {
         let client_id = ClientId(
@@ -335,9 +350,9 @@ impl AuthorizationServer {
                 .ok_or(Rejection::UnknownClient)?
                 .to_owned(),
         );
+        // A client ID URL's document is its only source of redirect URIs (CIMD-3).
         let client = self
-            .clients
-            .get(&client_id)
+            .client_for_authorization(now, &client_id)
             .ok_or(Rejection::UnknownClient)?;
         let (redirect_uri, sent) = match params.one("redirect_uri")? {
             Some(r) => {

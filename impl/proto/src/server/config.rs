@@ -170,6 +170,17 @@ pub struct AsConfig {
     /// URI as the user name. A resource server learns about the tokens of its own audience
     /// only. Empty by default (then only clients introspect, their own tokens).
     pub resource_credentials: BTreeMap<ResourceUri, SecretDigest>,
+    /// Accept Client ID Metadata Documents (MCP 2025-11-25, SEP-991): an https `client_id`
+    /// URL whose document the server fetches, and `client_id_metadata_document_supported` in
+    /// the metadata. On when the server is configured for a revision that has them
+    /// ([`Revision::client_id_metadata_documents`](crate::Revision::client_id_metadata_documents)); off by default.
+    pub client_id_metadata_documents: bool,
+    /// Development switch: client ID URLs and their documents may be on loopback hosts (and
+    /// plain http there). Off by default; for tests over loopback only (spec
+    /// [CIMD-4](crate::requirements#CIMD-4)). Private-network and link-local hosts stay refused.
+    pub cimd_allow_loopback: bool,
+    /// Bounds on fetching and caching client metadata documents.
+    pub cimd: super::CimdLimits,
     /// Defenses turned off, for the model checker only (cfg `mcp_auth_mutations`).
     #[cfg(mcp_auth_mutations)]
     pub mutations: crate::mutations::Mutations,
@@ -214,6 +225,9 @@ impl AsConfig {
             name: "mcp-auth".into(),
             scope_descriptions: BTreeMap::new(),
             resource_credentials: BTreeMap::new(),
+            client_id_metadata_documents: false,
+            cimd_allow_loopback: false,
+            cimd: super::CimdLimits::default(),
             #[cfg(mcp_auth_mutations)]
             mutations: crate::mutations::Mutations::default(),
         }

@@ -9,8 +9,8 @@ use super::pages;
 pub use super::pages::escape;
 use super::{
     Accounts, Answer, AuthorizationServer, AuthorizeOutcome, Browser, ClientCredentials,
-    ClientMetadata, ConsentDecision, LoginAttempt, LoginForm, RateRoute, TokenError, TokenRequest,
-    Users, paths,
+    ClientMetadata, ConsentDecision, DocumentFetch, FetchFailure, LoginAttempt, LoginForm,
+    RateRoute, TokenError, TokenRequest, Users, paths,
 };
 use crate::entropy::Entropy;
 use crate::error::Rejection;
@@ -191,6 +191,18 @@ pub enum Prepared {
     /// A login form to verify: run [`LoginAttempt::verify`] (slow, outside any lock), then
     /// [`finish_login`].
     Login(LoginAttempt),
+    /// An authorization request whose client's metadata document must be fetched first:
+    /// perform [`ClientFetch::fetch`] (see [`DocumentFetch`]), then [`finish_fetch`].
+    Fetch(ClientFetch),
+}
+
+/// An authorization request waiting for its client's metadata document.
+#[derive(Debug)]
+pub struct ClientFetch {
+    /// What to fetch, and the bounds of the fetch.
+    pub fetch: DocumentFetch,
+    /// The authorization request, answered once the document is in.
+    request: HttpRequest,
 }
 
 /// Handle one HTTP request addressed to the authorization server, verifying a login's
@@ -209,6 +221,36 @@ pub fn handle(
             let verified = attempt.verify();
             finish_login(server, now, entropy, attempt, verified)
         }
+        // This function does no I/O: a document that needs fetching is unavailable here.
+        Prepared::Fetch(pending) => {
+            let failure = FetchFailure::Transport("this driver does not fetch".into());
+            finish_fetch(server, now, entropy, user, pending, Err(failure))
+        }
+    }
+}
+
+/// Complete an authorization request that [`prepare`] left waiting for its client's metadata
+/// document, with the driver's answer to the fetch. A document that cannot be fetched or is
+/// invalid is an error page, never a redirect (the redirect URI is unverified).
+// spec: CIMD-3, CIMD-4, CIMD-5
+pub fn finish_fetch(
+    server: &mut AuthorizationServer,
+    now: UnixTime,
+    entropy: &mut impl Entropy,
+    user: &UserAgentPolicy,
+    pending: ClientFetch,
+    answer: Result<HttpResponse, FetchFailure>,
+) -> HttpResponse {
+    if let Err(r) = server.client_document_arrived(now, &pending.fetch, answer) {
+        return respond(server, AuthorizeOutcome::Refuse(r).into());
+    }
+    match authorize(server, now, entropy, user, &pending.request, false) {
+        Prepared::Done(response) => response,
+        // Not reached: the document is fresh now, and no fetch is asked for twice.
+        Prepared::Login(_) | Prepared::Fetch(_) => respond(
+            server,
+            AuthorizeOutcome::Refuse(Rejection::ClientDocumentUnavailable).into(),
+        ),
     }
 }
 
@@ -273,7 +315,9 @@ pub fn prepare(
         (paths::TOKEN, Method::Post) => cors(token(server, now, entropy, request)),
         (paths::REVOKE, Method::Post) => cors(revoke(server, now, request)),
         (paths::INTROSPECT, Method::Post) => introspect(server, now, request),
-        (paths::AUTHORIZE, Method::Get) => authorize(server, now, entropy, user, request),
+        (paths::AUTHORIZE, Method::Get) => {
+            return authorize(server, now, entropy, user, request, true);
+        }
         (paths::CONSENT, Method::Get) => show_pending(server, now, entropy, user, request),
         (paths::CONSENT, Method::Post) => consent(server, now, entropy, request),
         (paths::LOGIN, Method::Post) => return login(server, now, user, request),
@@ -436,23 +480,43 @@ fn field(params: &Params, name: &str) -> String {
     params.one(name).ok().flatten().unwrap_or("").to_owned()
 }
 
-// spec: AZ-7, AZ-29
+/// `GET authorize`. A client ID URL whose document is not cached and fresh makes this a
+/// [`Prepared::Fetch`] when `may_fetch` (the first pass); after the fetch it runs again
+/// without.
+// spec: AZ-7, AZ-29, CIMD-3
 fn authorize(
     server: &mut AuthorizationServer,
     now: UnixTime,
     entropy: &mut impl Entropy,
     user: &UserAgentPolicy,
     request: &HttpRequest,
-) -> HttpResponse {
+    may_fetch: bool,
+) -> Prepared {
+    let refuse = |server: &AuthorizationServer, r| {
+        Prepared::Done(respond(server, AuthorizeOutcome::Refuse(r).into()))
+    };
     let params = match Params::decode(request.query.as_deref().unwrap_or("").as_bytes()) {
         Ok(p) => p,
-        Err(r) => return respond(server, AuthorizeOutcome::Refuse(r).into()),
+        Err(r) => return refuse(server, r),
     };
+    if let Ok(Some(client_id)) = params.one("client_id") {
+        match server.client_document_needed(now, client_id) {
+            Ok(None) => {}
+            Ok(Some(fetch)) if may_fetch => {
+                return Prepared::Fetch(ClientFetch {
+                    fetch,
+                    request: request.clone(),
+                });
+            }
+            Ok(Some(_)) => return refuse(server, Rejection::ClientDocumentUnavailable),
+            Err(r) => return refuse(server, r),
+        }
+    }
     let browser = browser_of(server, request);
     let answer = server.authorize(now, entropy, &params, &user.accounts, &browser);
     let session = answer.set_session.clone().or(browser.session);
     let answer = auto_approve(server, now, entropy, user, answer, session);
-    respond(server, answer)
+    Prepared::Done(respond(server, answer))
 }
 
 /// With auto-approval on, a consent page becomes the user's approval at once.

@@ -13,6 +13,8 @@
 //!
 //! - `config`: [`AsConfig`] with its [`Lifetimes`], [`Limits`] and [`RateLimits`], and the
 //!   endpoint [`paths`];
+//! - `cimd`: Client ID Metadata Documents ([`AuthorizationServer::client_document_needed`],
+//!   [`AuthorizationServer::client_document_arrived`]) and their cache;
 //! - `register`: dynamic client registration ([`AuthorizationServer::register`]);
 //! - `authorize`: the authorization endpoint and consent ([`AuthorizationServer::authorize`],
 //!   [`AuthorizationServer::consent`]), their outcomes, and what a code is bound to
@@ -26,6 +28,7 @@
 
 mod authorize;
 mod browser;
+mod cimd;
 mod config;
 pub mod http;
 mod pages;
@@ -43,6 +46,10 @@ pub use authorize::{
 };
 pub use browser::{
     Answer, Browser, BrowserSession, LoginAttempt, LoginError, LoginForm, LoginPrompt, SessionKey,
+};
+pub use cimd::{
+    CLIENT_ID_URL_LEN_MAX, CachedDocument, CimdLimits, DocumentFetch, FetchFailure,
+    check_client_id_url, freshness, may_connect, validate_document,
 };
 pub use config::{
     ACCESS_TOKEN_LIFETIME_DEFAULT, AsConfig, Lifetimes, Limits, RATE_WINDOW, RateLimits, RateRoute,
@@ -74,6 +81,8 @@ pub struct AuthorizationServer {
     /// Public keys of earlier signers, newest first (at most [`RETIRED_KEYS_MAX`]).
     retired: Vec<jsonwebtoken::jwk::Jwk>,
     clients: BTreeMap<ClientId, RegisteredClient>,
+    /// Client metadata documents, by client ID URL (bounded: [`CimdLimits::entries`]).
+    documents: BTreeMap<ClientId, CachedDocument>,
     pending: BTreeMap<String, Pending>,
     /// Codes by the digest of their value.
     codes: BTreeMap<SecretDigest, CodeState>,
@@ -94,6 +103,7 @@ impl AuthorizationServer {
             signer,
             retired: Vec::new(),
             clients: BTreeMap::new(),
+            documents: BTreeMap::new(),
             pending: BTreeMap::new(),
             codes: BTreeMap::new(),
             grants: BTreeMap::new(),
@@ -155,7 +165,7 @@ impl AuthorizationServer {
     }
 
     /// RFC 8414 metadata.
-    // spec: ASM-1, ASM-3, ASM-4, ASM-7, ASM-8, ASM-10, AZ-21, RT-13, RS-15
+    // spec: ASM-1, ASM-3, ASM-4, ASM-7, ASM-8, ASM-10, AZ-21, RT-13, RS-15, CIMD-8
     pub fn metadata(&self) -> AuthorizationServerMetadata {
         let c = &self.config;
         let methods = || {
@@ -181,7 +191,7 @@ impl AuthorizationServer {
             token_endpoint_auth_methods_supported: methods(),
             code_challenge_methods_supported: vec![S256.into()],
             authorization_response_iss_parameter_supported: true,
-            client_id_metadata_document_supported: false,
+            client_id_metadata_document_supported: c.client_id_metadata_documents,
             service_documentation: None,
         }
     }

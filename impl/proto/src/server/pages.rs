@@ -151,7 +151,7 @@ pub fn login(server_name: &str, p: &LoginPrompt) -> HttpResponse {
 }
 
 /// The consent page: who asks, for what, where the user will be sent; Approve or Deny.
-// spec: AZ-9, AZ-25, AZ-26
+// spec: AZ-9, AZ-25, AZ-26, CIMD-6, CIMD-7
 pub fn consent(
     server_name: &str,
     p: &ConsentPrompt,
@@ -183,11 +183,30 @@ pub fn consent(
         ),
         (None, _) => String::new(),
     };
+    // A client ID URL's document is vouched for by its host alone: name it, and warn when
+    // the code can only go to this machine (any local program could claim the name).
+    let vouched = match &p.client_document_host {
+        Some(host) => {
+            let warning = if p.localhost_redirects_only {
+                "<p class=\"error\" data-localhost-warning>This application only sends you back to \
+                 this computer (localhost). Any program on this computer could use this \
+                 name: approve only if you just started the sign-in yourself.</p>"
+            } else {
+                ""
+            };
+            format!(
+                "<p>The name and addresses of this application are published by \
+                 <strong data-client-host>{}</strong>; only approve if you trust that site.</p>{warning}",
+                escape(host)
+            )
+        }
+        None => String::new(),
+    };
     let body = format!(
         "<h1>Allow access?</h1>{who}\
          <p><strong data-client-name>{client}</strong> wants to access \
          <code data-resource>{resource}</code> on your behalf.</p>\
-         <p>It asks for:</p><ul>{scopes}</ul>\
+         {vouched}<p>It asks for:</p><ul>{scopes}</ul>\
          <p class=\"target\">If you approve, you will be sent to <strong>{host}</strong><br>\
          <code>{redirect}</code></p>\
          <form method=\"post\" action=\"consent\">{hidden}\

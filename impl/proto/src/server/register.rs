@@ -78,7 +78,10 @@ pub struct ClientMetadata {
     /// Software version.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub software_version: Option<String>,
-    /// `native` or `web` (MCP 2026-07-28; accepted and echoed).
+    /// `native` or `web` (MCP 2026-07-28, OpenID Connect Dynamic Registration §2): `native`
+    /// takes loopback http redirect URIs only, `web` https ones on a non-loopback host.
+    /// Absent: no such rule, and none is filled in (clients of 2025-06-18 never send it, and
+    /// the OpenID default `web` would refuse their loopback redirect URIs). Echoed as sent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub application_type: Option<String>,
 }
@@ -137,11 +140,38 @@ fn bounded(v: &Option<String>) -> Result<(), Rejection> {
     }
 }
 
+/// Do the redirect URIs fit `application_type`? `native`: every one loopback http (this
+/// server accepts no private-use URI schemes at all, [DCR-10](crate::requirements#DCR-10));
+/// `web`: every one https on a host that is not loopback; absent: any (today's rules).
+// spec: DCR-14
+fn application_type_fits(
+    application_type: Option<&str>,
+    redirect_uris: &[RedirectUri],
+) -> Result<(), Rejection> {
+    let fits = |r: &RedirectUri| match application_type {
+        Some("native") => r.is_loopback(),
+        Some(_) => crate::uri::parse_uri(r.as_str()).is_ok_and(|p| {
+            p.scheme.eq_ignore_ascii_case("https")
+                && crate::address::host_class(p.host) != crate::address::HostClass::Loopback
+        }),
+        None => true,
+    };
+    match application_type {
+        None | Some("native" | "web") => {}
+        Some(_) => return Err(Rejection::ApplicationTypeUnknown),
+    }
+    if redirect_uris.iter().all(fits) {
+        Ok(())
+    } else {
+        Err(Rejection::ApplicationTypeMismatch)
+    }
+}
+
 impl ClientMetadata {
     /// Apply policy: redirect URIs https or loopback http (no fragment, no `javascript:` and
     /// the like), bounded counts and sizes, supported auth methods, grant and response types.
     /// Defaults are filled in, so the response echoes what was really registered.
-    // spec: DCR-5, DCR-7, DCR-8, DCR-9, DCR-10, SEC-12
+    // spec: DCR-5, DCR-7, DCR-8, DCR-9, DCR-10, DCR-14, SEC-12
     pub fn validate(mut self, limits: &Limits) -> Result<RegisteredClient, Rejection> {
         if self.redirect_uris.is_empty() {
             return Err(Rejection::RedirectUrisMissing);
@@ -154,6 +184,7 @@ impl ClientMetadata {
             .iter()
             .map(|r| RedirectUri::parse(r).map_err(|_| Rejection::RedirectUriInvalid))
             .collect::<Result<Vec<_>, _>>()?;
+        application_type_fits(self.application_type.as_deref(), &redirect_uris)?;
         let method_name = self
             .token_endpoint_auth_method
             .get_or_insert_with(|| "client_secret_basic".into());
@@ -261,5 +292,67 @@ impl AuthorizationServer {
         };
         self.clients.insert(client_id, registered);
         Ok(response)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(application_type: Option<&str>, redirect: &str) -> Result<RegisteredClient, Rejection> {
+        ClientMetadata {
+            redirect_uris: vec![redirect.into()],
+            token_endpoint_auth_method: Some("none".into()),
+            application_type: application_type.map(str::to_owned),
+            ..ClientMetadata::default()
+        }
+        .validate(&Limits::default())
+    }
+
+    // spec: DCR-14
+    #[test]
+    fn application_type_decides_the_kind_of_redirect_uri() {
+        let ok = |t, r| assert!(with(t, r).is_ok(), "{t:?} {r}");
+        let mismatch = |t, r| {
+            assert_eq!(
+                with(t, r).err(),
+                Some(Rejection::ApplicationTypeMismatch),
+                "{t:?} {r}"
+            );
+        };
+        ok(Some("native"), "http://127.0.0.1/cb");
+        ok(Some("native"), "http://localhost:3000/cb");
+        ok(Some("native"), "http://[::1]/cb");
+        mismatch(Some("native"), "https://app.example.com/cb");
+        ok(Some("web"), "https://app.example.com/cb");
+        mismatch(Some("web"), "http://127.0.0.1/cb");
+        mismatch(Some("web"), "https://localhost/cb");
+        mismatch(Some("web"), "https://127.0.0.1/cb");
+        // Absent: clients of 2025-06-18 never send it; nothing changes for them.
+        ok(None, "http://127.0.0.1/cb");
+        ok(None, "https://app.example.com/cb");
+        for bad in ["", "Native", "browser", "service"] {
+            assert_eq!(
+                with(Some(bad), "http://127.0.0.1/cb").err(),
+                Some(Rejection::ApplicationTypeUnknown),
+                "{bad}"
+            );
+        }
+        let wire = |r: Rejection| (r.code().as_str(), r.code().status());
+        assert_eq!(
+            wire(Rejection::ApplicationTypeUnknown),
+            ("invalid_client_metadata", 400)
+        );
+        assert_eq!(
+            wire(Rejection::ApplicationTypeMismatch),
+            ("invalid_redirect_uri", 400)
+        );
+        // Echoed as sent.
+        let client = with(Some("native"), "http://127.0.0.1/cb").expect("native");
+        let response = client.response(&ClientId("c".into()), None, UnixTime::default());
+        assert_eq!(
+            response.metadata.application_type.as_deref(),
+            Some("native")
+        );
     }
 }

@@ -139,7 +139,7 @@ impl AuthorizationServer {
 
     /// Identify and authenticate the client (OAuth 2.1 §2.4): the registered method must be the
     /// one used; secrets are compared in constant time.
-    // spec: TOK-4, GEN-4
+    // spec: TOK-4, GEN-4, CIMD-3
     pub fn authenticate(&self, creds: &ClientCredentials) -> Result<ClientId, Rejection> {
         let (id, secret, method) = match (&creds.basic, &creds.client_secret) {
             (Some(_), Some(_)) => return Err(Rejection::ClientAuthFailed),
@@ -171,6 +171,14 @@ impl AuthorizationServer {
             }
         };
         let client_id = ClientId(id.to_owned());
+        // A client ID URL is a public client whether or not its document is still cached:
+        // its codes and refresh tokens are bound to it, and PKCE guards the codes (CIMD-3).
+        if !self.clients.contains_key(&client_id) && self.is_document_client(id) {
+            return match (method, secret) {
+                (TokenAuthMethod::None, None) => Ok(client_id),
+                _ => Err(Rejection::ClientAuthFailed),
+            };
+        }
         let client = self
             .clients
             .get(&client_id)
@@ -241,8 +249,7 @@ impl AuthorizationServer {
                 self.next_grant += 1;
                 let with_refresh = self.config.refresh_tokens
                     && self
-                        .clients
-                        .get(client_id)
+                        .client_record(client_id)
                         .is_some_and(|c| c.grant_types.iter().any(|g| g == "refresh_token"));
                 let grant = Grant {
                     client_id: client_id.clone(),

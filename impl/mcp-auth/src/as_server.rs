@@ -51,7 +51,23 @@ pub struct AsState {
 impl AsState {
     /// Wrap a configured core server and the user-agent policy (demo user, auto-approve).
     pub fn new(config: AsConfig, signer: Signer, policy: UserAgentPolicy) -> Arc<Self> {
-        let fetcher = DocumentClient::new(config.cimd_allow_loopback);
+        Self::with_document_roots(
+            config,
+            signer,
+            policy,
+            mcp_auth_layer::fetch::mozilla_roots(),
+        )
+    }
+
+    /// [`AsState::new`], fetching client metadata documents over https with exactly these
+    /// trusted roots (e.g. a private CA) instead of Mozilla's.
+    pub fn with_document_roots(
+        config: AsConfig,
+        signer: Signer,
+        policy: UserAgentPolicy,
+        roots: rustls::RootCertStore,
+    ) -> Arc<Self> {
+        let fetcher = DocumentClient::with_roots(config.cimd_allow_loopback, roots);
         Arc::new(Self {
             server: Mutex::new(AuthorizationServer::new(config, signer)),
             policy,
@@ -258,12 +274,17 @@ impl DocumentClient {
     /// A client; `allow_loopback` is the development switch
     /// ([`AsConfig::cimd_allow_loopback`]).
     pub fn new(allow_loopback: bool) -> Self {
+        Self::with_roots(allow_loopback, mcp_auth_layer::fetch::mozilla_roots())
+    }
+
+    /// [`DocumentClient::new`], trusting exactly `roots` for https.
+    pub fn with_roots(allow_loopback: bool, roots: rustls::RootCertStore) -> Self {
         let resolver = PolicyResolver { allow_loopback };
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
         let tls = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .expect("aws-lc-rs supports the default protocol versions")
-            .with_root_certificates(mcp_auth_layer::fetch::mozilla_roots())
+            .with_root_certificates(roots)
             .with_no_client_auth();
         let mut http = HttpConnector::new_with_resolver(resolver.clone());
         // The URL's scheme was checked by the core (https, or http to loopback under the

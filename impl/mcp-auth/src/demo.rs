@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use mcp_auth_proto::Revision;
 use mcp_auth_proto::challenge::{BearerChallenge, parse_www_authenticate};
+use mcp_auth_proto::http::HttpResponse;
 use mcp_auth_proto::introspection::IntrospectionConfig;
 use mcp_auth_proto::jwt::Signer;
 use mcp_auth_proto::resource::{ResourceServer, RsConfig};
@@ -262,7 +263,7 @@ impl Stack {
         let signer = options.signer.unwrap_or_else(crate::keys::ephemeral);
         let jwks_uri = config.endpoint(paths::JWKS);
         let introspection_endpoint = config.endpoint(paths::INTROSPECT);
-        let as_state = AsState::new(
+        let as_state = AsState::with_document_roots(
             config,
             signer,
             UserAgentPolicy {
@@ -272,6 +273,11 @@ impl Stack {
                     None => UserAgentPolicy::single(DEMO_SUBJECT),
                 }
             },
+            // The servers' outgoing https (client metadata documents here, the key fetch
+            // below) trusts the stack's roots: Mozilla's, or the private CA of the TLS setup.
+            roots
+                .clone()
+                .unwrap_or_else(mcp_auth_layer::fetch::mozilla_roots),
         );
         let (shutdown, rx) = watch::channel(false);
         let stopped = |mut rx: watch::Receiver<bool>| async move {
@@ -389,17 +395,33 @@ pub async fn run(tls: bool, revision: Revision) -> Result<SharedTranscript, clie
         .then(crate::tls::LocalCa::new)
         .transpose()
         .map_err(client::Error::Transport)?;
+    let server_tls = ca.as_ref().map(crate::tls::LocalCa::server_tls);
+    // From 2025-11-25 the client identifies itself with a Client ID Metadata Document, served
+    // here on loopback; the AS may fetch from loopback only under its development switch.
+    let document = if revision.client_id_metadata_documents() {
+        Some(
+            DocumentServer::start(server_tls.as_ref().map(|t| t.acceptor.clone()))
+                .await
+                .map_err(|e| client::Error::Transport(e.to_string()))?,
+        )
+    } else {
+        None
+    };
     let stack = Stack::start(StackOptions {
         second_resource: true,
-        tls: ca.as_ref().map(crate::tls::LocalCa::server_tls),
+        tls: server_tls,
+        cimd_allow_loopback: document.is_some(),
         ..StackOptions::default().with_revisions([revision])
     })
     .await
     .map_err(|e| client::Error::Transport(e.to_string()))?;
     let transcript = stack.transcript();
     let roots = ca.map(|ca| ca.roots);
-    let result = steps(&stack, &transcript, roots, revision).await;
+    let result = steps(&stack, &transcript, roots, revision, document.as_ref()).await;
     stack.stop().await;
+    if let Some(document) = document {
+        document.task.abort();
+    }
     if let Err(e) = result {
         transcript
             .lock()
@@ -409,11 +431,64 @@ pub async fn run(tls: bool, revision: Revision) -> Result<SharedTranscript, clie
     Ok(transcript)
 }
 
+/// The demo client's Client ID Metadata Document, served on a loopback listener.
+struct DocumentServer {
+    /// The document's URL: the client's `client_id`.
+    url: String,
+    /// How often the document was fetched.
+    fetches: Arc<std::sync::atomic::AtomicUsize>,
+    task: JoinHandle<()>,
+}
+
+impl DocumentServer {
+    async fn start(tls: Option<tokio_rustls::TlsAcceptor>) -> std::io::Result<Self> {
+        let listener = crate::net::bind("127.0.0.1:0").await?;
+        let origin = crate::net::origin_of(&listener)?;
+        let origin = match &tls {
+            Some(_) => origin.replacen("http://", "https://", 1),
+            None => origin,
+        };
+        let url = format!("{origin}/client-metadata.json");
+        // Loopback redirect URIs match whatever the port (PF-9): the listener's port is only
+        // known when the client starts.
+        let document = json!({
+            "client_id": url,
+            "client_name": "mcp-auth demo client",
+            "client_uri": origin,
+            "redirect_uris": ["http://127.0.0.1/callback"],
+            "grant_types": ["authorization_code", "refresh_token"],
+            "response_types": ["code"],
+            "token_endpoint_auth_method": "none",
+        });
+        let fetches = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = Arc::clone(&fetches);
+        let service = tower::service_fn(move |request: http::Request<hyper::body::Incoming>| {
+            let answer = if request.uri().path() == "/client-metadata.json" {
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                HttpResponse::json(200, &document).header("cache-control", "max-age=300")
+            } else {
+                HttpResponse::new(404)
+            };
+            std::future::ready(Ok::<_, std::convert::Infallible>(crate::net::to_hyper(
+                answer,
+            )))
+        });
+        let task = tokio::spawn(crate::net::serve_tls(
+            listener,
+            tls,
+            service,
+            std::future::pending(),
+        ));
+        Ok(Self { url, fetches, task })
+    }
+}
+
 async fn steps(
     stack: &Stack,
     transcript: &SharedTranscript,
     roots: Option<rustls::RootCertStore>,
     revision: Revision,
+    document: Option<&DocumentServer>,
 ) -> Result<(), client::Error> {
     let check = |name: &str, reqs: &str, ok: bool, detail: String| {
         transcript
@@ -423,6 +498,7 @@ async fn steps(
     };
     let mut options = Options::headless(stack.mcp_url.clone()).with_revision(revision);
     options.roots.clone_from(&roots);
+    options.client_metadata_url = document.map(|d| d.url.clone());
     // Ask for the base scope only, so that the admin tool shows the 403 insufficient_scope.
     options.scope = Some(TOOLS_SCOPE.into());
     let mut client = McpClient::new(options, Arc::clone(transcript)).await?;
@@ -431,7 +507,8 @@ async fn steps(
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .name_participant(client.redirect_origin(), "Client redirect listener");
 
-    // 1. 401 → PRM → AS metadata → DCR → authorize + consent → token.
+    // 1. 401 → PRM → AS metadata → DCR (from 2025-11-25: the client's metadata document) →
+    // authorize + consent → token.
     let tokens = client.authorize().await?;
     let first = transcript
         .lock()
@@ -450,7 +527,14 @@ async fn steps(
                 .is_some_and(|c| c.resource_metadata.is_some() && c.error.is_none())
     });
     check(
-        "unauthenticated initialize gets 401 with resource_metadata and no error code",
+        &format!(
+            "the first MCP request ({}) without a token gets 401 with resource_metadata and no error code",
+            if revision.stateless() {
+                "server/discover"
+            } else {
+                "initialize"
+            }
+        ),
         "PRM-8, ERR-1, ERR-7",
         challenge_ok,
         first
@@ -475,12 +559,68 @@ async fn steps(
         format!("aud={} scope={:?}", claims["aud"], tokens.scope),
     );
 
-    // 2. MCP with the token.
-    let init = client.initialize().await?;
+    let exchanges = || {
+        transcript
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .exchanges
+            .clone()
+    };
+    let header = |headers: &[(String, String)], name: &str| {
+        headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+    };
+    // The transcript shows URLs decoded; the wire form is percent-encoded.
+    let expected_iss = [
+        format!("iss={}", stack.issuer),
+        mcp_auth_proto::form::encode([("iss", stack.issuer.as_str())]),
+    ];
+    let callback = exchanges()
+        .into_iter()
+        .find(|e| header(&e.response_headers, "location").is_some_and(|l| l.contains("code=")));
     check(
-        "initialize with the token negotiates 2025-06-18",
-        "RS-1",
-        init.get("protocolVersion").and_then(Value::as_str) == Some("2025-06-18"),
+        "the authorization response names its issuer (iss), and the client compared it before redeeming the code",
+        "AZ-10, AZ-31, PF-11",
+        callback.as_ref().is_some_and(|e| {
+            header(&e.response_headers, "location")
+                .is_some_and(|l| expected_iss.iter().any(|x| l.ends_with(x.as_str())))
+        }),
+        callback
+            .and_then(|e| header(&e.response_headers, "location"))
+            .unwrap_or_default(),
+    );
+    if let Some(document) = document {
+        let registered = exchanges().iter().any(|e| e.url.ends_with("/register"));
+        check(
+            "the client is its Client ID Metadata Document URL: no registration, the AS fetched and validated the document",
+            "CIMD-1, CIMD-3",
+            tokens.client_id == document.url
+                && !registered
+                && document.fetches.load(std::sync::atomic::Ordering::SeqCst) >= 1,
+            format!(
+                "client_id={} registration requests: {} document fetches: {}",
+                tokens.client_id,
+                usize::from(registered),
+                document.fetches.load(std::sync::atomic::Ordering::SeqCst)
+            ),
+        );
+    }
+
+    // 2. MCP with the token: the revision is agreed (server/discover from 2026-07-28, else
+    // initialize).
+    let from = exchanges().len();
+    let init = client.open().await?;
+    check(
+        &format!("with the token, client and server agree on {revision}"),
+        if revision.stateless() {
+            "RS-1, TRN-8"
+        } else {
+            "RS-1"
+        },
+        init.get("protocolVersion").and_then(Value::as_str) == Some(revision.as_str())
+            && client.revision() == revision,
         format!("protocolVersion={}", init["protocolVersion"]),
     );
     let tools = client.list_tools().await?;
@@ -522,11 +662,36 @@ async fn steps(
         ),
     );
 
+    if revision.stateless() {
+        let posts: Vec<_> = exchanges()[from..]
+            .iter()
+            .filter(|e| e.method == "POST" && e.url == stack.mcp_url)
+            .cloned()
+            .collect();
+        let stateless = |e: &crate::transcript::Exchange| {
+            header(&e.request_headers, "mcp-protocol-version").as_deref() == Some(revision.as_str())
+                && header(&e.request_headers, "mcp-method").is_some()
+                && header(&e.request_headers, "mcp-session-id").is_none()
+                && !e.step.contains("initialize")
+        };
+        check(
+            "every MCP request is stateless: MCP-Protocol-Version and Mcp-Method on each, no initialize, no session",
+            "TRN-6, TRN-7, TRN-9",
+            !posts.is_empty() && posts.iter().all(stateless),
+            format!(
+                "{} requests: {:?}",
+                posts.len(),
+                posts.iter().map(|e| e.step.as_str()).collect::<Vec<_>>()
+            ),
+        );
+    }
+
     // 3. A token for another resource is refused.
     if let Some(other_url) = &stack.other_mcp_url {
         let mut other = McpClient::new(
             Options {
                 roots: roots.clone(),
+                client_metadata_url: document.map(|d| d.url.clone()),
                 ..Options::headless(other_url.clone()).with_revision(revision)
             },
             Arc::clone(transcript),
@@ -543,9 +708,15 @@ async fn steps(
                 client.next_label = Some(
                     "the other server's token presented to this server (must be refused)".into(),
                 );
-                let refused = client
-                    .rpc_with("initialize", client::initialize_params(), Some(&bearer))
-                    .await?;
+                let refused = if revision.stateless() {
+                    client
+                        .rpc_with("tools/list", json!({}), Some(&bearer))
+                        .await?
+                } else {
+                    client
+                        .rpc_with("initialize", client::initialize_params(), Some(&bearer))
+                        .await?
+                };
                 check(
                     "a token minted for another resource is refused by this server",
                     "RS-2, RS-6, PF-10",

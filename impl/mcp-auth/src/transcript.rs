@@ -18,6 +18,8 @@ const REQUEST_HEADERS: &[&str] = &[
     "content-type",
     "mcp-session-id",
     "mcp-protocol-version",
+    "mcp-method",
+    "mcp-name",
 ];
 /// Response headers worth showing.
 const RESPONSE_HEADERS: &[&str] = &[

@@ -66,9 +66,15 @@ async fn authorized_client(stack: &Stack, url: &str, scope: Option<&str>) -> Mcp
 
 /// Run the demo (over https with `tls`) and require every check to pass.
 async fn passing_demo(tls: bool) -> mcp_auth::transcript::Transcript {
-    let transcript = mcp_auth::demo::run(tls, mcp_auth_proto::Revision::default())
-        .await
-        .unwrap();
+    passing_demo_of(tls, mcp_auth_proto::Revision::default()).await
+}
+
+/// [`passing_demo`] for `revision`.
+async fn passing_demo_of(
+    tls: bool,
+    revision: mcp_auth_proto::Revision,
+) -> mcp_auth::transcript::Transcript {
+    let transcript = mcp_auth::demo::run(tls, revision).await.unwrap();
     let t = transcript.lock().unwrap().clone();
     assert!(
         t.all_ok(),
@@ -86,6 +92,31 @@ async fn the_demo_flow_passes_every_check() {
     assert!(t.checks.len() >= 12);
     assert_eq!(t.exchanges[0].status, 401);
     assert!(t.render_mermaid().starts_with("sequenceDiagram"));
+}
+
+// spec: TRN-6, TRN-9, CIMD-1
+#[tokio::test]
+async fn the_demo_of_2026_07_28_uses_a_metadata_document_and_stateless_requests() {
+    use mcp_auth_proto::Revision;
+    let t = passing_demo_of(false, Revision::V2026_07_28).await;
+    let names: Vec<&str> = t.checks.iter().map(|c| c.name.as_str()).collect();
+    assert!(
+        names
+            .iter()
+            .any(|n| n.contains("Client ID Metadata Document")),
+        "{names:?}"
+    );
+    assert!(names.iter().any(|n| n.contains("stateless")), "{names:?}");
+    assert!(t.exchanges.iter().all(|e| !e.url.ends_with("/register")));
+    assert!(
+        t.exchanges
+            .iter()
+            .all(|e| e.method != "POST" || !e.step.contains("initialize"))
+    );
+    // 2025-11-25: the document, but initialize and a session.
+    let t = passing_demo_of(false, Revision::V2025_11_25).await;
+    assert!(t.exchanges.iter().all(|e| !e.url.ends_with("/register")));
+    assert!(t.exchanges.iter().any(|e| e.step.contains("initialize")));
 }
 
 // spec: GEN-7

@@ -774,7 +774,7 @@ impl Client {
             return Err(ClientError::BadRedirectUri);
         }
         if let Some(url) = &self.config.client_metadata_url
-            && !client_metadata_url_ok(url)
+            && !client_metadata_url_allowed(url, self.transport_policy())
         {
             return Err(ClientError::BadClientMetadataUrl);
         }
@@ -1454,6 +1454,25 @@ pub fn client_metadata_url_ok(url: &str) -> bool {
                 && u.path.starts_with('/')
                 && !u.path.split('/').any(|seg| seg == "." || seg == "..")
         })
+}
+
+/// [`client_metadata_url_ok`], or, under [`HttpPolicy::AllowLoopbackHttp`] (the development
+/// switch of spec [PF-8](crate::requirements#PF-8), which the client applies only when the MCP
+/// server itself is loopback http), the same URL with `http` on a loopback host: a document
+/// served on the developer's machine to an AS whose own switch
+/// (`AsConfig::cimd_allow_loopback`) lets it fetch from there.
+// spec: CIMD-2, PF-8
+pub fn client_metadata_url_allowed(url: &str, policy: HttpPolicy) -> bool {
+    if client_metadata_url_ok(url) {
+        return true;
+    }
+    policy == HttpPolicy::AllowLoopbackHttp
+        && url.len() <= CLIENT_ID_LEN_MAX
+        && url
+            .get(..7)
+            .is_some_and(|s| s.eq_ignore_ascii_case("http://"))
+        && endpoint_ok(url, policy)
+        && client_metadata_url_ok(&format!("https://{}", &url[7..]))
 }
 
 /// The longest Client ID Metadata Document URL the client accepts as its `client_id`.

@@ -3089,3 +3089,29 @@ fn a_prm_resource_prefix_is_accepted_only_under_its_switch_and_sent_as_published
         );
     }
 }
+
+// spec: CIMD-2, PF-8
+#[test]
+fn a_loopback_http_client_metadata_url_needs_the_loopback_http_switch() {
+    use mcp_auth_proto::client::client_metadata_url_allowed;
+    let local = "http://127.0.0.1:8123/client-metadata.json";
+    assert!(client_metadata_url_allowed(
+        local,
+        HttpPolicy::AllowLoopbackHttp
+    ));
+    assert!(!client_metadata_url_allowed(local, HttpPolicy::HttpsOnly));
+    for bad in [
+        "http://example.com/client.json",
+        "http://127.0.0.1:8123/",
+        "http://127.0.0.1:8123/c.json#f",
+        "http://user@127.0.0.1/c.json",
+        "ftp://127.0.0.1/c.json",
+    ] {
+        assert!(
+            !client_metadata_url_allowed(bad, HttpPolicy::AllowLoopbackHttp),
+            "{bad}"
+        );
+    }
+    let https = "https://client.example/metadata.json";
+    assert!(client_metadata_url_allowed(https, HttpPolicy::HttpsOnly));
+}

@@ -64,8 +64,9 @@ enum Command {
         /// The PEM private key of --tls-cert.
         #[arg(long, value_name = "FILE", requires = "tls_cert")]
         tls_key: Option<PathBuf>,
-        /// Roots the MCP server trusts when it fetches the AS's keys over https (PEM; e.g. the
-        /// private CA of --tls-cert); default: Mozilla's roots.
+        /// Roots the servers trust for their outgoing https: the MCP server's fetch of the AS's
+        /// keys and the AS's fetch of client metadata documents (PEM; e.g. the private CA of
+        /// --tls-cert); default: Mozilla's roots.
         #[arg(long, value_name = "FILE")]
         ca_file: Option<PathBuf>,
         /// Access-token lifetime in seconds: without --introspect, a revoked grant's token is

@@ -1,4 +1,4 @@
-//! `mcp-auth-model check [--config small|standard] [--threads N] [--timeout SECS]
+//! `mcp-auth-model check [--config small|standard|timed|cimd] [--threads N] [--timeout SECS]
 //!  [--mutation NAME|all] [--mermaid]` and `mcp-auth-model explore [ADDR]`.
 //!
 //! `--mutation` needs a build with the cfg `mcp_auth_mutations`
@@ -39,7 +39,10 @@ fn parse() -> Result<Args, String> {
         match a.as_str() {
             "--config" => {
                 let name = it.next().ok_or("--config needs a name")?;
-                args.config = Config::named(&name).ok_or(format!("unknown config {name}"))?;
+                args.config = Config::named(&name).ok_or(format!(
+                    "unknown config {name}; known: {}",
+                    Config::NAMES.join(", ")
+                ))?;
             }
             "--threads" => {
                 args.threads = it

@@ -11,7 +11,7 @@ mod common;
 
 use common::consent_csrf;
 use mcp_auth_model::Config;
-use mcp_auth_model::mutation::{self, MutationCase};
+use mcp_auth_model::mutation::{self, MutationCase, Teeth};
 use mcp_auth_model::properties as p;
 use mcp_auth_model::report::{self, RunOptions};
 use mcp_auth_proto::mutations::Mutations;
@@ -22,7 +22,8 @@ fn teeth(case: &MutationCase) {
         stop_at: Some(case.property),
         timeout: None,
     };
-    let o = report::run(Config::small().with_mutations(case.mutations), &options);
+    assert_eq!(case.expect, Teeth::Counterexample, "{}", case.name);
+    let o = report::run(case.configuration(&Config::small()), &options);
     let r = o.result(case.property).expect("property exists");
     assert!(
         !r.ok,
@@ -46,6 +47,8 @@ teeth_tests! {
     pkce_has_teeth => "pkce",
     state_has_teeth_with_pkce_off => "state",
     iss_has_teeth => "iss",
+    iss_has_teeth_at_goal_level => "iss-goal",
+    document_redirect_check_has_teeth => "document-redirect",
     exact_redirect_has_teeth => "redirect",
     audience_check_has_teeth => "audience",
     single_use_codes_have_teeth => "single-use",
@@ -76,11 +79,48 @@ fn state_alone_is_redundant_given_pkce() {
     assert!(o.result(p::AUTHZ).is_some_and(|r| r.ok));
 }
 
-/// Every mutation case names a property of the model.
+/// Every mutation case names a property of the model: a safety property it must break, or
+/// (a redundant defense) the example that shows the mutation is live; and a configuration.
 #[test]
 fn mutation_table_is_consistent() {
     for case in mutation::cases() {
-        assert!(p::SAFETY.contains(&case.property), "{}", case.name);
+        match case.expect {
+            Teeth::Counterexample => {
+                assert!(p::SAFETY.contains(&case.property), "{}", case.name);
+            }
+            Teeth::Redundant => {
+                assert!(!p::SAFETY.contains(&case.property), "{}", case.name);
+                assert!(!case.note.is_empty(), "{}: the argument", case.name);
+            }
+        }
+        assert!(Config::named(case.config).is_some(), "{}", case.name);
+    }
+}
+
+/// The document `client_id` check (CIMD-3) is covered by the cache's keying: with it off, the
+/// impostor document (at an attacker URL, claiming the honest client's `client_id`) is
+/// accepted and gets a code, and still every safety property holds on the whole CIMD
+/// configuration (the argument: the case's note). Fails if the core ever keys or names a
+/// client by the document's `client_id`.
+// spec: CIMD-3
+#[test]
+fn document_client_id_check_is_redundant_given_url_keyed_documents() {
+    let case = mutation::case("document-client-id").expect("known mutation");
+    assert_eq!(case.expect, Teeth::Redundant);
+    let o = report::run(
+        case.configuration(&Config::small()),
+        &RunOptions {
+            threads: 1,
+            ..RunOptions::default()
+        },
+    );
+    assert!(o.complete);
+    assert!(
+        o.result(p::CIMD_IMPOSTOR).is_some_and(|r| r.ok),
+        "the mutation is live: the impostor document is accepted"
+    );
+    for r in &o.results {
+        assert!(r.ok, "{} failed", r.name);
     }
 }
 

@@ -49,6 +49,15 @@
 //!   redirect URI), injects codes into victims' callbacks (CSRF / session swap), redeems codes
 //!   and refresh tokens (its own, leaked, replayed), presents tokens at the honest MCP server.
 //!
+//! - **Client ID Metadata Documents** (configuration `cimd`): the honest client's `client_id`
+//!   is [`HONEST_DOC`], a public URL (its document lists the loopback redirect URI of session
+//!   0); the honest AS fetches documents through [`AuthModel::serve_document`], the model's web,
+//!   handing the answer to the core's `finish_fetch` as the hyper driver does. The attacker
+//!   hosts [`ATTACKER_DOC`] (its redirect URI), [`ATTACKER_LOOPBACK_DOC`] (the honest loopback
+//!   redirect URI) and [`IMPOSTOR_DOC`] (the honest client's `client_id` and name, its own
+//!   redirect URI), and lures alice ([`DocLure`]) with each, and with [`HONEST_DOC`] and its
+//!   own redirect URI. Who runs a client ID URL is whoever writes the document there.
+//!
 //! Templates are filled from the attacker's knowledge. Token requests take the client id and
 //! redirect URI from the code's binding: any other choice is refused by checks no mutation turns
 //! off (TOK-5, TOK-10), so it could only add no-op transitions. A transition that changes

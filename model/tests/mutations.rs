@@ -10,10 +10,11 @@
 mod common;
 
 use common::consent_csrf;
-use mcp_auth_model::Config;
 use mcp_auth_model::mutation::{self, MutationCase, Teeth};
 use mcp_auth_model::properties as p;
+use mcp_auth_model::replay;
 use mcp_auth_model::report::{self, RunOptions};
+use mcp_auth_model::{Action, Config, DocLure};
 use mcp_auth_proto::mutations::Mutations;
 
 fn teeth(case: &MutationCase) {
@@ -134,5 +135,32 @@ fn consent_csrf_has_teeth() {
     assert_eq!(
         mutated,
         ["Browser(\"alice\") → HonestAs: POST /consent → 303 redirect to Attacker +code"]
+    );
+}
+
+/// The shortest theft with the document redirect check off (CIMD-3): one lure, with the
+/// honest client's document URL and the attacker's redirect URI, sends alice's code for the
+/// honest client to the attacker; with the check on, the same lure steals nothing.
+// spec: CIMD-3, AZ-3
+#[test]
+fn honest_client_lure_steals_a_code_only_without_the_document_redirect_check() {
+    let case = mutation::case("document-redirect").expect("known mutation");
+    let lure = [Action::DocLure {
+        lure: DocLure::HonestClient,
+    }];
+    let mutated = replay::observe(case.configuration(&Config::small()), &lure);
+    let step = mutated.steps.last().expect("one step");
+    assert!(step.enabled && step.changed);
+    assert!(
+        step.violated.contains(&p::CIMD_THEFT),
+        "{:?}",
+        step.violated
+    );
+    let defended = replay::observe(Config::cimd(), &lure);
+    let step = defended.steps.last().expect("one step");
+    assert!(
+        step.enabled && step.violated.is_empty(),
+        "{:?}",
+        step.violated
     );
 }

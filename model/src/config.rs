@@ -56,6 +56,8 @@ pub struct Config {
     /// documents, the honest client (speaking 2026-07-28) identifies itself with
     /// [`HONEST_DOC`](crate::HONEST_DOC), and the attacker hosts documents and lures with them.
     pub cimd: bool,
+    /// The newest MCP revision the honest client speaks.
+    pub revision: Revision,
     /// Defenses turned off (all on by default). Only in a build with the cfg
     /// `mcp_auth_mutations` ([`MUTATIONS_BUILD_ENV`]).
     #[cfg(mcp_auth_mutations)]
@@ -74,6 +76,7 @@ impl Config {
             attacker_refreshes: 3,
             attacker_redemptions: 2,
             cimd: false,
+            revision: Revision::V2025_06_18,
             #[cfg(mcp_auth_mutations)]
             mutations: Mutations::default(),
         }
@@ -111,12 +114,24 @@ impl Config {
             attacker_refreshes: 0,
             attacker_redemptions: 1,
             cimd: true,
+            revision: Revision::V2026_07_28,
+            ..Self::small()
+        }
+    }
+
+    /// `small` with the honest client speaking 2026-07-28 (its credentials bound to their
+    /// issuer, CLI-8/9; client ID metadata documents only where an AS offers them, which
+    /// neither AS here does): the same attacks, the newest revision's client.
+    pub fn small_2026() -> Self {
+        Self {
+            name: "small-2026",
+            revision: Revision::V2026_07_28,
             ..Self::small()
         }
     }
 
     /// The configurations, by name.
-    pub const NAMES: [&str; 4] = ["small", "standard", "timed", "cimd"];
+    pub const NAMES: [&str; 5] = ["small", "standard", "timed", "cimd", "small-2026"];
 
     /// By name.
     pub fn named(name: &str) -> Option<Self> {
@@ -125,6 +140,7 @@ impl Config {
             "standard" => Some(Self::standard()),
             "timed" => Some(Self::timed()),
             "cimd" => Some(Self::cimd()),
+            "small-2026" => Some(Self::small_2026()),
             _ => None,
         }
     }
@@ -258,11 +274,10 @@ impl AuthModel {
 
     pub(crate) fn client_config(&self, n: u8, target: Target) -> ClientConfig {
         let config = ClientConfig::new(target.url(), redirect_uri(n))
-            .with_scope(Some(ScopeSet::from_tokens([SCOPE])));
+            .with_scope(Some(ScopeSet::from_tokens([SCOPE])))
+            .with_revision(self.cfg.revision);
         let config = if self.cfg.cimd {
-            config
-                .with_revision(Revision::V2026_07_28)
-                .with_client_metadata_url(Some(HONEST_DOC.to_owned()))
+            config.with_client_metadata_url(Some(HONEST_DOC.to_owned()))
         } else {
             config
         };

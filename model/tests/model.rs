@@ -68,3 +68,16 @@ fn every_property_holds_with_client_id_metadata_documents() {
     assert!(o.complete, "exploration incomplete");
     assert_eq!(o.unique_states, CIMD_STATES, "state count changed");
 }
+
+/// `small` with the honest client speaking 2026-07-28: every property holds, with as many
+/// states as at 2025-06-18 (the revision changes no reachable answer of this attacker's).
+// spec: CLI-8, AZ-20
+#[test]
+fn every_property_holds_with_a_2026_07_28_client() {
+    let o = report::run(Config::small_2026(), &full());
+    for r in &o.results {
+        assert!(r.ok, "{} failed", r.name);
+    }
+    assert!(o.complete, "exploration incomplete");
+    assert_eq!(o.unique_states, SMALL_STATES, "state count changed");
+}

@@ -164,3 +164,25 @@ fn honest_client_lure_steals_a_code_only_without_the_document_redirect_check() {
         step.violated
     );
 }
+
+/// The mix-up across revisions: with the client speaking 2026-07-28 (credentials bound to
+/// their issuer, CLI-8/9), the `iss` check (AZ-20) is still what stops it: turned off, the
+/// attacker redeems alice's code with her client's verifier (REDEEM), as at 2025-06-18
+/// (`iss_has_teeth_at_goal_level`). The binding cannot help: the client registered at the
+/// attacker's AS and sends it the code believing it is that flow's issuer.
+// spec: AZ-20, CLI-8
+#[test]
+fn iss_has_teeth_at_goal_level_in_2026_07_28() {
+    let case = mutation::case("iss-goal").expect("known mutation");
+    let options = RunOptions {
+        threads: 1,
+        stop_at: Some(case.property),
+        timeout: None,
+    };
+    let o = report::run(case.configuration(&Config::small_2026()), &options);
+    assert_eq!(o.config, "small-2026");
+    assert!(
+        o.result(p::REDEEM)
+            .is_some_and(|r| !r.ok && r.trace.is_some())
+    );
+}

@@ -210,7 +210,7 @@ impl AuthModel {
 
     /// The documents the web serves: the honest client's at [`HONEST_DOC`] (its loopback
     /// redirect URI), and the attacker's at its URLs. Anything else is a 404.
-    // spec: CIMD-1, CIMD-3
+    // spec: CIMD-2, CIMD-3
     pub fn serve_document(request: &HttpRequest) -> Result<HttpResponse, FetchFailure> {
         let (client_id, name, redirect) = match request.url.as_str() {
             HONEST_DOC => (HONEST_DOC, "Honest MCP Client", redirect_uri(0)),

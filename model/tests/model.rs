@@ -41,8 +41,9 @@ fn every_property_holds_with_every_defense() {
 /// honest client's loopback one, an impostor claiming the honest client's `client_id`) and
 /// lures alice with them and with the honest client's URL and its own redirect URI. Every
 /// property holds, and every non-vacuity example (the attacker's document fetched, its client
-/// given a code, the lure reaching the AS, the honest flow by document) is found.
-// spec: CIMD-1, CIMD-3, AZ-3, TOK-5, AZ-20
+/// given a code, the lure reaching the AS, the honest flow by document: the client prefers its
+/// document URL to registration where the AS advertises documents) is found.
+// spec: CIMD-1, CIMD-3, CIMD-8, AZ-3, TOK-5, AZ-20
 #[test]
 fn every_property_holds_with_client_id_metadata_documents() {
     let o = report::run(Config::cimd(), &full());

@@ -10,9 +10,9 @@ use crate::network::mcp_call;
 use crate::replay::{self, Endpoint, Observation, Role};
 use crate::url::query_map;
 use crate::{
-    ALICE, ATTACKER_REDIRECT, ATTACKER_VERIFIER, Action, AuthModel, EVIL_ISSUER, EVIL_RS, Event,
-    HONEST_ISSUER, HONEST_RS, MALLORY, Party, SCOPE, Session, TICK_SECS, Target, Whose, World,
-    redirect_uri,
+    ALICE, ATTACKER_DOC, ATTACKER_REDIRECT, ATTACKER_VERIFIER, Action, AuthModel, EVIL_ISSUER,
+    EVIL_RS, Event, HONEST_ISSUER, HONEST_RS, MALLORY, Party, SCOPE, Session, TICK_SECS, Target,
+    Whose, World, redirect_uri,
 };
 
 impl AuthModel {
@@ -165,6 +165,26 @@ impl AuthModel {
                 let url = Self::attacker_authorize_url(id, ATTACKER_REDIRECT, s.target.url());
                 if let Some(location) = self.user_agent(w, Party::Attacker, ALICE, &url) {
                     Self::land(w, &location, Party::Session(n));
+                }
+            }
+            Action::DocAuthorize => {
+                Self::bump(w, "doc-authorize".into());
+                let url = Self::attacker_authorize_url(ATTACKER_DOC, ATTACKER_REDIRECT, HONEST_RS);
+                if let Some(location) = self.user_agent(w, Party::Attacker, MALLORY, &url) {
+                    Self::land(w, &location, Party::Attacker);
+                }
+            }
+            Action::DocLure { lure } => {
+                Self::bump(w, format!("{lure:?}"));
+                let (client_id, redirect) = lure.request();
+                let url = Self::attacker_authorize_url(client_id, &redirect, HONEST_RS);
+                let location = self.user_agent(w, Party::Attacker, ALICE, &url);
+                w.audit_mut().record(Event::Lured {
+                    lure,
+                    redirected: location.is_some(),
+                });
+                if let Some(location) = location {
+                    Self::land(w, &location, Party::Session(0));
                 }
             }
             Action::AttackerRedeem { code, resource } => {

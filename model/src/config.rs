@@ -16,13 +16,14 @@ use mcp_auth_proto::server::http::UserAgentPolicy;
 use mcp_auth_proto::server::{AsConfig, AuthorizationServer};
 use mcp_auth_proto::types::ScopeSet;
 use mcp_auth_proto::uri::{HttpPolicy, Issuer, ResourceUri};
-use mcp_auth_proto::{Sequential, UnixTime};
+use mcp_auth_proto::{Revision, Sequential, UnixTime};
 
 use crate::network::{json_field, origin};
 use crate::user_agent::honest_users;
 use crate::{
-    ALICE, ATTACKER_REDIRECT, AuthModel, EVIL_ISSUER, EVIL_RS, HONEST_ISSUER, HONEST_RS, Party,
-    Prm, SCOPE, Target, World, redirect_uri,
+    ALICE, ATTACKER_DOC, ATTACKER_LOOPBACK_DOC, ATTACKER_REDIRECT, AuthModel, EVIL_ISSUER, EVIL_RS,
+    HONEST_DOC, HONEST_ISSUER, HONEST_RS, IMPOSTOR_DOC, Party, Prm, SCOPE, Target, World,
+    redirect_uri,
 };
 
 /// The environment of a build that has mutations: the core's defense switches exist only with
@@ -51,6 +52,12 @@ pub struct Config {
     pub attacker_refreshes: u8,
     /// Successful redemptions of one code the attacker tries.
     pub attacker_redemptions: u8,
+    /// Client ID Metadata Documents (MCP 2025-11-25 and later): the honest AS fetches
+    /// documents, the honest client (speaking 2026-07-28) identifies itself with
+    /// [`HONEST_DOC`](crate::HONEST_DOC), and the attacker hosts documents and lures with them.
+    pub cimd: bool,
+    /// The newest MCP revision the honest client speaks.
+    pub revision: Revision,
     /// Defenses turned off (all on by default). Only in a build with the cfg
     /// `mcp_auth_mutations` ([`MUTATIONS_BUILD_ENV`]).
     #[cfg(mcp_auth_mutations)]
@@ -68,6 +75,8 @@ impl Config {
             session_refreshes: 1,
             attacker_refreshes: 3,
             attacker_redemptions: 2,
+            cimd: false,
+            revision: Revision::V2025_06_18,
             #[cfg(mcp_auth_mutations)]
             mutations: Mutations::default(),
         }
@@ -92,12 +101,46 @@ impl Config {
         }
     }
 
+    /// Client ID Metadata Documents: one honest session (to the honest MCP server) whose
+    /// client id is [`HONEST_DOC`](crate::HONEST_DOC); the honest AS fetches documents through
+    /// the model's network; the attacker hosts its own documents and lures alice with them and
+    /// with the honest client's URL (no refreshes, no malicious MCP server: `small` covers
+    /// those).
+    pub fn cimd() -> Self {
+        Self {
+            name: "cimd",
+            lured_sessions: 0,
+            session_refreshes: 0,
+            attacker_refreshes: 0,
+            attacker_redemptions: 1,
+            cimd: true,
+            revision: Revision::V2026_07_28,
+            ..Self::small()
+        }
+    }
+
+    /// `small` with the honest client speaking 2026-07-28 (its credentials bound to their
+    /// issuer, CLI-8/9; client ID metadata documents only where an AS offers them, which
+    /// neither AS here does): the same attacks, the newest revision's client.
+    pub fn small_2026() -> Self {
+        Self {
+            name: "small-2026",
+            revision: Revision::V2026_07_28,
+            ..Self::small()
+        }
+    }
+
+    /// The configurations, by name.
+    pub const NAMES: [&str; 5] = ["small", "standard", "timed", "cimd", "small-2026"];
+
     /// By name.
     pub fn named(name: &str) -> Option<Self> {
         match name {
             "small" => Some(Self::small()),
             "standard" => Some(Self::standard()),
             "timed" => Some(Self::timed()),
+            "cimd" => Some(Self::cimd()),
+            "small-2026" => Some(Self::small_2026()),
             _ => None,
         }
     }
@@ -132,12 +175,14 @@ impl Config {
         resources: &[&str],
         seed: u8,
     ) -> AuthorizationServer {
+        let cimd = self.cimd && issuer == HONEST_ISSUER;
         let issuer = Issuer::parse(issuer, HttpPolicy::HttpsOnly).expect("valid issuer");
         let mut config = AsConfig::new(
             issuer,
             resources.iter().map(|r| (resource_uri(r), scopes())),
         );
         config.default_scopes = ScopeSet::from_tokens([SCOPE]);
+        config.client_id_metadata_documents = cimd;
         #[cfg(mcp_auth_mutations)]
         {
             config.mutations = self.mutations;
@@ -215,13 +260,27 @@ impl AuthModel {
             let id = json_field(&response.body, "client_id").expect("registered");
             w.knows().clients.push(id);
         }
+        if self.cfg.cimd {
+            // Who runs each client ID URL: whoever writes the document at that URL.
+            let owners = &mut w.audit_mut().owners;
+            owners.insert(HONEST_DOC.to_owned(), Party::Session(0));
+            for doc in [ATTACKER_DOC, ATTACKER_LOOPBACK_DOC, IMPOSTOR_DOC] {
+                owners.insert(doc.to_owned(), Party::Attacker);
+            }
+        }
         self.prepare_consent_csrf(&mut w);
         w
     }
 
     pub(crate) fn client_config(&self, n: u8, target: Target) -> ClientConfig {
         let config = ClientConfig::new(target.url(), redirect_uri(n))
-            .with_scope(Some(ScopeSet::from_tokens([SCOPE])));
+            .with_scope(Some(ScopeSet::from_tokens([SCOPE])))
+            .with_revision(self.cfg.revision);
+        let config = if self.cfg.cimd {
+            config.with_client_metadata_url(Some(HONEST_DOC.to_owned()))
+        } else {
+            config
+        };
         #[cfg(mcp_auth_mutations)]
         let config = {
             let mut config = config;

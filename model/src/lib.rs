@@ -49,6 +49,15 @@
 //!   redirect URI), injects codes into victims' callbacks (CSRF / session swap), redeems codes
 //!   and refresh tokens (its own, leaked, replayed), presents tokens at the honest MCP server.
 //!
+//! - **Client ID Metadata Documents** (configuration `cimd`): the honest client's `client_id`
+//!   is [`HONEST_DOC`], a public URL (its document lists the loopback redirect URI of session
+//!   0); the honest AS fetches documents through [`AuthModel::serve_document`], the model's web,
+//!   handing the answer to the core's `finish_fetch` as the hyper driver does. The attacker
+//!   hosts [`ATTACKER_DOC`] (its redirect URI), [`ATTACKER_LOOPBACK_DOC`] (the honest loopback
+//!   redirect URI) and [`IMPOSTOR_DOC`] (the honest client's `client_id` and name, its own
+//!   redirect URI), and lures alice ([`DocLure`]) with each, and with [`HONEST_DOC`] and its
+//!   own redirect URI. Who runs a client ID URL is whoever writes the document there.
+//!
 //! Templates are filled from the attacker's knowledge. Token requests take the client id and
 //! redirect URI from the code's binding: any other choice is refused by checks no mutation turns
 //! off (TOK-5, TOK-10), so it could only add no-op transitions. A transition that changes
@@ -108,6 +117,16 @@ pub const HONEST_RS: &str = "https://mcp.example/mcp";
 pub const EVIL_RS: &str = "https://evil.example/mcp";
 /// The attacker's redirect URI.
 pub const ATTACKER_REDIRECT: &str = "https://attacker.example/cb";
+/// The honest client's Client ID Metadata Document URL (its `client_id` in the CIMD
+/// configuration): the document lists session 0's loopback redirect URI only.
+pub const HONEST_DOC: &str = "https://client.example/mcp-client.json";
+/// The attacker's document for its own client: its own redirect URI.
+pub const ATTACKER_DOC: &str = "https://attacker.example/client.json";
+/// The attacker's document naming the honest client's (loopback) redirect URI.
+pub const ATTACKER_LOOPBACK_DOC: &str = "https://attacker.example/loopback.json";
+/// The attacker's impostor document: at an attacker URL, it claims the honest client's
+/// `client_id` and name, with the attacker's redirect URI.
+pub const IMPOSTOR_DOC: &str = "https://attacker.example/impostor.json";
 /// The victim user.
 pub const ALICE: &str = "alice";
 /// The attacker's own account at the honest AS.
@@ -148,6 +167,41 @@ pub enum Whose {
     Own,
     /// Session `n`'s client id and redirect URI, for that session's server.
     Victim(u8),
+}
+
+/// A client ID URL and redirect URI the attacker lures alice's browser to authorize with
+/// (CIMD configuration): all for the honest MCP server, with the attacker's PKCE challenge.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum DocLure {
+    /// The honest client's document URL with the attacker's redirect URI.
+    HonestClient,
+    /// The attacker's own document (its redirect URI).
+    Own,
+    /// The attacker's document naming the honest client's loopback redirect URI, with that
+    /// redirect URI (the code lands at the honest callback, and leaks: A3).
+    Loopback,
+    /// The impostor document's URL with the attacker's redirect URI.
+    Impostor,
+}
+
+impl DocLure {
+    /// Every lure.
+    pub const ALL: [Self; 4] = [
+        Self::HonestClient,
+        Self::Own,
+        Self::Loopback,
+        Self::Impostor,
+    ];
+
+    /// (client id, redirect URI) of the lure.
+    pub fn request(self) -> (&'static str, String) {
+        match self {
+            Self::HonestClient => (HONEST_DOC, ATTACKER_REDIRECT.to_owned()),
+            Self::Own => (ATTACKER_DOC, ATTACKER_REDIRECT.to_owned()),
+            Self::Loopback => (ATTACKER_LOOPBACK_DOC, redirect_uri(0)),
+            Self::Impostor => (IMPOSTOR_DOC, ATTACKER_REDIRECT.to_owned()),
+        }
+    }
 }
 
 /// A transition.
@@ -219,6 +273,15 @@ pub enum Action {
     /// interleaving would only multiply states), and makes alice's browser post that consent
     /// form's `id` and `csrf`, with alice's session cookie, as an approval.
     ConsentCsrf,
+    /// CIMD: the attacker, logged in as `mallory`, authorizes its own document client (its
+    /// redirect URI) for the honest MCP server: the honest AS fetches the attacker's document.
+    DocAuthorize,
+    /// CIMD: the attacker lures alice's browser to an authorization URL with a client ID URL
+    /// and redirect URI of its choice.
+    DocLure {
+        /// Which.
+        lure: DocLure,
+    },
     /// The attacker delivers a code to a session's callback (without that session's `state`).
     Inject {
         /// The victim.
@@ -341,6 +404,16 @@ impl Model for AuthModel {
         if Self::sent(w, &format!("{:?}", Whose::Own)) == 0 {
             actions.push(Action::AttackerAuthorize { whose: Whose::Own });
         }
+        if self.cfg.cimd {
+            if Self::sent(w, "doc-authorize") == 0 {
+                actions.push(Action::DocAuthorize);
+            }
+            for lure in DocLure::ALL {
+                if Self::sent(w, &format!("{lure:?}")) == 0 {
+                    actions.push(Action::DocLure { lure });
+                }
+            }
+        }
         // Consent CSRF needs a victim browser with a session (and the prepared form).
         if w.cookies.contains_key(ALICE)
             && w.attacker.consent_form.is_some()
@@ -394,7 +467,7 @@ impl Model for AuthModel {
     }
 
     fn properties(&self) -> Vec<Property<Self>> {
-        properties::all()
+        properties::of(&self.cfg)
     }
 
     fn format_action(&self, action: &Action) -> String {
@@ -402,10 +475,16 @@ impl Model for AuthModel {
     }
 }
 
-/// Shared helper for properties: the redirect URIs registered for a client at the honest AS.
+/// Shared helper for properties: the redirect URIs registered for a client at the honest AS
+/// (by registration, or by the client metadata document it has cached).
 pub(crate) fn registered_redirects(w: &World) -> BTreeMap<String, Vec<String>> {
     w.honest_as
         .clients()
+        .chain(
+            w.honest_as
+                .client_documents()
+                .map(|(id, d)| (id, &d.client)),
+        )
         .map(|(id, c)| {
             (
                 id.0.clone(),

@@ -1,4 +1,4 @@
-//! `mcp-auth-model check [--config small|standard] [--threads N] [--timeout SECS]
+//! `mcp-auth-model check [--config small|standard|timed|cimd] [--threads N] [--timeout SECS]
 //!  [--mutation NAME|all] [--mermaid]` and `mcp-auth-model explore [ADDR]`.
 //!
 //! `--mutation` needs a build with the cfg `mcp_auth_mutations`
@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 #[cfg(mcp_auth_mutations)]
-use mcp_auth_model::mutation::{self, MutationCase};
+use mcp_auth_model::mutation::{self, MutationCase, Teeth};
 use mcp_auth_model::report::{self, Outcome, RunOptions};
 use mcp_auth_model::{Config, properties};
 use stateright::{Expectation, Model};
@@ -39,7 +39,10 @@ fn parse() -> Result<Args, String> {
         match a.as_str() {
             "--config" => {
                 let name = it.next().ok_or("--config needs a name")?;
-                args.config = Config::named(&name).ok_or(format!("unknown config {name}"))?;
+                args.config = Config::named(&name).ok_or(format!(
+                    "unknown config {name}; known: {}",
+                    Config::NAMES.join(", ")
+                ))?;
             }
             "--threads" => {
                 args.threads = it
@@ -116,12 +119,41 @@ fn print_outcome(o: &Outcome, mermaid: bool) {
 
 #[cfg(mcp_auth_mutations)]
 fn check_mutation(args: &Args, case: &MutationCase) -> bool {
+    let cfg = case.configuration(&args.config);
+    let config = cfg.name;
+    if case.expect == Teeth::Redundant {
+        let options = RunOptions {
+            threads: 1,
+            stop_at: None,
+            timeout: args.timeout,
+        };
+        let o = report::run(cfg, &options);
+        let failed: Vec<_> = o.results.iter().filter(|r| !r.ok).map(|r| r.name).collect();
+        let example = o.result(case.property).is_some_and(|r| r.ok);
+        let ok = o.complete && failed.is_empty() && example;
+        println!(
+            "{:<18} {} → redundant on {config}: {} ({} states, {:.2?})",
+            case.name,
+            case.defense,
+            if ok {
+                format!("every property holds, and \"{}\" is found", case.property)
+            } else {
+                format!(
+                    "NOT AS DOCUMENTED: failing {failed:?}, complete {}",
+                    o.complete
+                )
+            },
+            o.unique_states,
+            o.elapsed
+        );
+        println!("{:<18} note: {}", "", case.note);
+        return ok;
+    }
     let options = RunOptions {
         threads: 1,
         stop_at: Some(case.property),
         timeout: args.timeout,
     };
-    let cfg = args.config.clone().with_mutations(case.mutations);
     let o = report::run(cfg, &options);
     let trace = o.result(case.property).and_then(|r| r.trace.clone());
     let steps = trace
@@ -129,16 +161,16 @@ fn check_mutation(args: &Args, case: &MutationCase) -> bool {
         .map(|t| t.iter().filter(|(_, a)| a.is_some()).count());
     match steps {
         Some(n) => println!(
-            "{:<13} {} → {} → counterexample of {n} steps ({} states, {:.2?})",
+            "{:<18} {} → {} → counterexample of {n} steps on {config} ({} states, {:.2?})",
             case.name, case.defense, case.property, o.unique_states, o.elapsed
         ),
         None => println!(
-            "{:<13} {} → {} → NO COUNTEREXAMPLE ({} states, {:.2?})",
+            "{:<18} {} → {} → NO COUNTEREXAMPLE on {config} ({} states, {:.2?})",
             case.name, case.defense, case.property, o.unique_states, o.elapsed
         ),
     }
     if !case.note.is_empty() {
-        println!("{:<13} note: {}", "", case.note);
+        println!("{:<18} note: {}", "", case.note);
     }
     if let Some(t) = &trace {
         print_trace(t, args.mermaid);

@@ -4,18 +4,20 @@
 
 use std::sync::Arc;
 
+use mcp_auth_proto::Sequential;
 use mcp_auth_proto::client::Action as ClientAction;
 use mcp_auth_proto::endpoint::Verdict;
 use mcp_auth_proto::http::{HttpRequest, HttpResponse, Method};
 use mcp_auth_proto::jwt::Access;
 use mcp_auth_proto::metadata::ProtectedResourceMetadata;
-use mcp_auth_proto::server::http::handle;
+use mcp_auth_proto::server::FetchFailure;
+use mcp_auth_proto::server::http::{Prepared, finish_fetch, finish_login, handle, prepare};
 
 use crate::replay::{self, Endpoint, Observation, RedirectTo, Role};
 use crate::url::{query_map, split_url};
 use crate::{
-    ATTACKER_REDIRECT, AuthModel, EVIL_ISSUER, Event, HONEST_RS, Party, Prm, Target, Via, World,
-    claims_of, redirect_uri,
+    ATTACKER_DOC, ATTACKER_LOOPBACK_DOC, ATTACKER_REDIRECT, AuthModel, EVIL_ISSUER, Event,
+    HONEST_DOC, HONEST_RS, IMPOSTOR_DOC, Party, Prm, Target, Via, World, claims_of, redirect_uri,
 };
 
 pub(crate) fn origin(url: &str) -> String {
@@ -128,15 +130,8 @@ impl AuthModel {
             ..request.clone()
         };
         if origin == self.honest_as_origin {
-            let now = w.now;
             let mut entropy = w.stream(from).clone();
-            let response = handle(
-                Arc::make_mut(&mut w.honest_as),
-                now,
-                &mut entropy,
-                &self.honest_users,
-                &local,
-            );
+            let response = self.honest_as_handle(w, &mut entropy, &local);
             *w.stream(from) = entropy;
             Self::audit_as(w, from, &local, &response);
             response
@@ -180,6 +175,69 @@ impl AuthModel {
         } else {
             HttpResponse::new(404)
         }
+    }
+
+    /// A request to the honest AS, as the hyper driver runs it: [`prepare`], the password
+    /// verification of a login form, and the fetch of a client metadata document through the
+    /// model's network ([`AuthModel::serve_document`]) handed to [`finish_fetch`].
+    pub(crate) fn honest_as_handle(
+        &self,
+        w: &mut World,
+        entropy: &mut Sequential,
+        request: &HttpRequest,
+    ) -> HttpResponse {
+        let now = w.now;
+        let server = Arc::make_mut(&mut w.honest_as);
+        let (response, fetched) = match prepare(server, now, entropy, &self.honest_users, request) {
+            Prepared::Done(response) => (response, None),
+            Prepared::Login(attempt) => {
+                let verified = attempt.verify();
+                (finish_login(server, now, entropy, attempt, verified), None)
+            }
+            Prepared::Fetch(pending) => {
+                let url = pending.fetch.request.url.clone();
+                let answer = Self::serve_document(&pending.fetch.request);
+                let response =
+                    finish_fetch(server, now, entropy, &self.honest_users, pending, answer);
+                (response, Some(url))
+            }
+        };
+        if let Some(url) = fetched {
+            w.audit_mut().record(Event::DocumentFetched { url });
+        }
+        response
+    }
+
+    /// The documents the web serves: the honest client's at [`HONEST_DOC`] (its loopback
+    /// redirect URI), and the attacker's at its URLs. Anything else is a 404.
+    // spec: CIMD-2, CIMD-3
+    pub fn serve_document(request: &HttpRequest) -> Result<HttpResponse, FetchFailure> {
+        let (client_id, name, redirect) = match request.url.as_str() {
+            HONEST_DOC => (HONEST_DOC, "Honest MCP Client", redirect_uri(0)),
+            ATTACKER_DOC => (
+                ATTACKER_DOC,
+                "Totally Legit MCP Client",
+                ATTACKER_REDIRECT.into(),
+            ),
+            ATTACKER_LOOPBACK_DOC => (
+                ATTACKER_LOOPBACK_DOC,
+                "Totally Legit MCP Client",
+                redirect_uri(0),
+            ),
+            // At an attacker URL, a copy of the honest client's identity with the attacker's
+            // redirect URI.
+            IMPOSTOR_DOC => (HONEST_DOC, "Honest MCP Client", ATTACKER_REDIRECT.into()),
+            _ => return Ok(HttpResponse::new(404)),
+        };
+        let doc = serde_json::json!({
+            "client_id": client_id,
+            "client_name": name,
+            "redirect_uris": [redirect],
+            "grant_types": ["authorization_code", "refresh_token"],
+            "response_types": ["code"],
+            "token_endpoint_auth_method": "none",
+        });
+        Ok(HttpResponse::json(200, &doc))
     }
 
     /// Record what the honest AS did: registrations (owners) and token responses.

@@ -5,8 +5,15 @@ use mcp_auth_proto::client::Action as ClientAction;
 use mcp_auth_proto::uri::RedirectUri;
 use stateright::Property;
 
+use mcp_auth_proto::http::{HttpRequest, Method};
+use mcp_auth_proto::pkce::CodeVerifier;
+use mcp_auth_proto::server::{CodeBinding, CodeState};
+
 use crate::world::{Event, Party, Via, World};
-use crate::{ALICE, AuthModel, HONEST_ISSUER, HONEST_RS, Target, claims_of};
+use crate::{
+    ALICE, ATTACKER_DOC, ATTACKER_VERIFIER, AuthModel, Config, DocLure, HONEST_DOC, HONEST_ISSUER,
+    HONEST_RS, IMPOSTOR_DOC, Target, claims_of,
+};
 
 /// AUTHZ: the AS issues alice's tokens only to the party that runs the client, and only for a
 /// client she approved herself, on a consent page shown to her (a consent CSRF, AZ-29, gives
@@ -39,6 +46,16 @@ pub const RESOURCE: &str =
     "RESOURCE (RES-14): a token's audience is a resource its user consented to for its client";
 /// DISCOVERY: PRM names the server asked about, and the AS contacted is listed there.
 pub const DISCOVERY: &str = "DISCOVERY (DISC-4, RES-3): the client acts only on PRM for the server it asked, and an AS it lists";
+/// REDEEM: the attacker never redeems a code of a flow it did not start (goal level: the
+/// mix-up of RFC 9700 §4.4 ends with the attacker holding alice's code and her client's PKCE
+/// verifier).
+pub const REDEEM: &str =
+    "REDEEM (AZ-20, PKCE-9): the attacker redeems only codes of its own flows, never alice's";
+/// CIMD_THEFT: nothing of alice's for the honest document client reaches the attacker.
+pub const CIMD_THEFT: &str = "CIMD_THEFT (CIMD-3, AZ-3, TOK-5): the attacker gets no usable code and no token of alice's for the honest client's URL";
+/// CIMD_REDIRECT: document clients' tokens come from codes sent to a redirect URI their
+/// document lists.
+pub const CIMD_REDIRECT: &str = "CIMD_REDIRECT (CIMD-3): a token for a client ID URL comes only from a code for a redirect URI the document at that URL lists";
 /// PROGRESS: liveness as an invariant (see the crate docs).
 pub const PROGRESS: &str =
     "PROGRESS (L1): every started session is finished or has its next step enabled";
@@ -53,8 +70,24 @@ pub const EVIL_GETS_TOKEN: &str = "A5 exercised: the malicious MCP server receiv
 pub const MIXUP_EXERCISED: &str =
     "mix-up exercised: the attacker's AS forwards alice to the honest AS";
 
+/// Non-vacuity (CIMD): the honest client completes its flow with its document URL.
+pub const CIMD_HONEST_FLOW: &str =
+    "CIMD honest flow: the honest RS serves alice's session a token for the honest client's URL";
+/// Non-vacuity (CIMD): the honest AS fetches an attacker's document.
+pub const CIMD_FETCHED: &str = "CIMD exercised: the honest AS fetches an attacker's document";
+/// Non-vacuity (CIMD): the attacker's document client gets a code.
+pub const CIMD_ATTACKER_CODE: &str =
+    "CIMD exercised: the attacker's own document client gets a code at the honest AS";
+/// Non-vacuity (CIMD): the lure with the honest client's URL and the attacker's redirect URI
+/// reaches the honest AS (which refuses it).
+pub const CIMD_LURE: &str = "CIMD exercised: the lure with the honest client's URL and the attacker's redirect URI reaches the honest AS";
+/// Non-vacuity of the mutation `skip_document_client_id_check`: the impostor document is
+/// accepted (only checked under that mutation).
+pub const CIMD_IMPOSTOR: &str =
+    "CIMD impostor: the honest AS accepts the impostor document and issues a code for it";
+
 /// The safety properties (`always`), in report order.
-pub const SAFETY: [&str; 12] = [
+pub const SAFETY: [&str; 15] = [
     AUTHZ,
     SESSION,
     MIXUP,
@@ -66,6 +99,9 @@ pub const SAFETY: [&str; 12] = [
     REVOKE,
     RESOURCE,
     DISCOVERY,
+    REDEEM,
+    CIMD_THEFT,
+    CIMD_REDIRECT,
     PROGRESS,
 ];
 
@@ -211,6 +247,86 @@ fn discovery(_: &AuthModel, w: &World) -> bool {
     })
 }
 
+/// The PKCE challenge of the attacker's own flows.
+fn attacker_challenge() -> String {
+    CodeVerifier::parse(ATTACKER_VERIFIER)
+        .expect("valid verifier")
+        .challenge()
+        .as_str()
+        .to_owned()
+}
+
+fn code_binding(w: &World, code: &str) -> Option<CodeBinding> {
+    w.honest_as.code_state(code).map(|s| match s {
+        CodeState::Issued(b) | CodeState::Redeemed { binding: b, .. } => b.clone(),
+    })
+}
+
+// spec: AZ-20, PKCE-9
+fn redeem(_: &AuthModel, w: &World) -> bool {
+    let mine = attacker_challenge();
+    w.audit.events.iter().all(|e| match e {
+        Event::Issued {
+            to: Party::Attacker,
+            via: Via::Code(code),
+            ..
+        } => code_binding(w, code).is_none_or(|b| b.challenge.as_str() == mine),
+        _ => true,
+    })
+}
+
+/// The redirect URIs the document served at `url` lists (ground truth: what the web serves,
+/// not what the AS cached).
+fn document_redirects(url: &str) -> Vec<String> {
+    let request = HttpRequest::new(Method::Get, url);
+    AuthModel::serve_document(&request)
+        .ok()
+        .filter(|r| r.status == 200)
+        .and_then(|r| serde_json::from_slice::<serde_json::Value>(&r.body).ok())
+        .and_then(|v| {
+            v.get("redirect_uris")?.as_array().map(|a| {
+                a.iter()
+                    .filter_map(|u| u.as_str().map(str::to_owned))
+                    .collect()
+            })
+        })
+        .unwrap_or_default()
+}
+
+// spec: CIMD-3, AZ-3, TOK-5
+fn cimd_theft(_: &AuthModel, w: &World) -> bool {
+    let honest = document_redirects(HONEST_DOC);
+    let tokens = w.audit.events.iter().all(|e| match e {
+        Event::Issued { to, claims, .. }
+            if claims.sub == ALICE && claims.client_id == HONEST_DOC =>
+        {
+            *to == Party::Session(0)
+        }
+        _ => true,
+    });
+    // A3 gives the attacker the codes that reach the honest callback (PKCE protects them);
+    // any other code of alice's for the honest client is a theft.
+    let codes = w.attacker.codes.iter().all(|code| {
+        code_binding(w, code).is_none_or(|b| {
+            b.client_id.0 != HONEST_DOC || b.subject.0 != ALICE || honest.contains(&b.redirect_uri)
+        })
+    });
+    tokens && codes
+}
+
+// spec: CIMD-3
+fn cimd_redirect(_: &AuthModel, w: &World) -> bool {
+    w.audit.events.iter().all(|e| match e {
+        Event::Issued {
+            via: Via::Code(code),
+            claims,
+            ..
+        } if claims.client_id.contains("://") => code_binding(w, code)
+            .is_none_or(|b| document_redirects(&claims.client_id).contains(&b.redirect_uri)),
+        _ => true,
+    })
+}
+
 fn progress(_: &AuthModel, w: &World) -> bool {
     w.sessions.iter().flatten().all(|s| match s.action() {
         ClientAction::OpenBrowser(_) => !s.browsed,
@@ -252,7 +368,71 @@ fn mixup_exercised(_: &AuthModel, w: &World) -> bool {
         .any(|e| matches!(e, Event::Forwarded { .. }))
 }
 
-/// Every property of the model.
+fn cimd_honest_flow(_: &AuthModel, w: &World) -> bool {
+    w.audit.events.iter().any(|e| {
+        matches!(e, Event::Served { by: Party::Session(_), claims }
+            if claims.sub == ALICE && claims.client_id == HONEST_DOC)
+    })
+}
+
+fn cimd_fetched(_: &AuthModel, w: &World) -> bool {
+    w.audit.events.iter().any(|e| {
+        matches!(e, Event::DocumentFetched { url } if url.starts_with("https://attacker.example/"))
+    })
+}
+
+fn cimd_attacker_code(_: &AuthModel, w: &World) -> bool {
+    w.audit
+        .events
+        .iter()
+        .any(|e| matches!(e, Event::CodeRedirect { client_id, .. } if client_id == ATTACKER_DOC))
+}
+
+fn cimd_lure(_: &AuthModel, w: &World) -> bool {
+    w.audit.events.iter().any(|e| {
+        matches!(
+            e,
+            Event::Lured {
+                lure: DocLure::HonestClient,
+                ..
+            }
+        )
+    })
+}
+
+fn cimd_impostor(_: &AuthModel, w: &World) -> bool {
+    w.audit
+        .events
+        .iter()
+        .any(|e| matches!(e, Event::CodeRedirect { client_id, .. } if client_id == IMPOSTOR_DOC))
+}
+
+/// The properties checked on a configuration: every safety property, and the non-vacuity
+/// examples its attacker and sessions can produce.
+pub fn of(cfg: &Config) -> Vec<Property<AuthModel>> {
+    let cimd_only = [
+        CIMD_HONEST_FLOW,
+        CIMD_FETCHED,
+        CIMD_ATTACKER_CODE,
+        CIMD_LURE,
+    ];
+    #[cfg(mcp_auth_mutations)]
+    let impostor = cfg.mutations.skip_document_client_id_check;
+    #[cfg(not(mcp_auth_mutations))]
+    let impostor = false;
+    all()
+        .into_iter()
+        .filter(|p| match p.name {
+            EVIL_GETS_TOKEN | MIXUP_EXERCISED => cfg.lured_sessions > 0,
+            HONEST_REFRESH => cfg.session_refreshes > 0,
+            CIMD_IMPOSTOR => cfg.cimd && impostor,
+            name if cimd_only.contains(&name) => cfg.cimd,
+            _ => true,
+        })
+        .collect()
+}
+
+/// Every property of the model (of every configuration: [`of`] picks a configuration's).
 pub fn all() -> Vec<Property<AuthModel>> {
     vec![
         Property::always(AUTHZ, authz),
@@ -266,11 +446,19 @@ pub fn all() -> Vec<Property<AuthModel>> {
         Property::always(REVOKE, revoke),
         Property::always(RESOURCE, resource),
         Property::always(DISCOVERY, discovery),
+        Property::always(REDEEM, redeem),
+        Property::always(CIMD_THEFT, cimd_theft),
+        Property::always(CIMD_REDIRECT, cimd_redirect),
         Property::always(PROGRESS, progress),
         Property::sometimes(HONEST_FLOW, honest_flow),
         Property::sometimes(HONEST_REFRESH, honest_refresh),
         Property::sometimes(EVIL_GETS_TOKEN, evil_gets_token),
         Property::sometimes(MIXUP_EXERCISED, mixup_exercised),
+        Property::sometimes(CIMD_HONEST_FLOW, cimd_honest_flow),
+        Property::sometimes(CIMD_FETCHED, cimd_fetched),
+        Property::sometimes(CIMD_ATTACKER_CODE, cimd_attacker_code),
+        Property::sometimes(CIMD_LURE, cimd_lure),
+        Property::sometimes(CIMD_IMPOSTOR, cimd_impostor),
     ]
 }
 

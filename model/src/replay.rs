@@ -353,7 +353,7 @@ impl ModelPath {
         let cfg = Config::small();
         #[cfg(mcp_auth_mutations)]
         let cfg = match self.mutation.and_then(crate::mutation::case) {
-            Some(case) => cfg.with_mutations(case.mutations),
+            Some(case) => case.configuration(&cfg),
             None => cfg,
         };
         #[cfg(not(mcp_auth_mutations))]
@@ -454,11 +454,11 @@ pub fn example(property: &'static str) -> Option<ModelPath> {
     })
 }
 
-/// The counterexample a mutation yields on the small configuration (cut at its first
+/// The counterexample a mutation yields on its configuration (cut at its first
 /// violating state).
 #[cfg(mcp_auth_mutations)]
 pub fn counterexample(case: &MutationCase) -> Option<ModelPath> {
-    let cfg = Config::small().with_mutations(case.mutations);
+    let cfg = case.configuration(&Config::small());
     first_discovery(cfg, case.property).map(|actions| ModelPath {
         property: case.property,
         mutation: Some(case.name),

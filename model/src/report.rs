@@ -217,6 +217,11 @@ pub fn format_action(action: &Action) -> String {
         Action::AttackerRefresh { token } => {
             format!("attacker presents refresh token {}", abbrev(token))
         }
+        Action::DocAuthorize => "mallory authorizes the attacker's document client (the honest AS fetches its document)".into(),
+        Action::DocLure { lure } => {
+            let (client_id, redirect) = lure.request();
+            format!("the attacker lures alice to authorize client {client_id} with redirect URI {redirect}")
+        }
         Action::ConsentCsrf => "consent CSRF: mallory opens the attacker's client's consent page; alice's browser posts its id and csrf (approve)".into(),
         Action::Inject { session, code } => {
             format!(
@@ -274,6 +279,9 @@ pub fn mermaid(trace: &[(World, Option<Action>)]) -> String {
                 "  X->>U: link (s{session}'s client id, attacker redirect)\n  U->>AS: authorize, approve\n  AS-->>X: redirect with code"
             ),
             Action::AttackerRedeem { .. } | Action::AttackerRefresh { .. } => {
+                format!("  X->>AS: {}", format_action(action))
+            }
+            Action::DocAuthorize | Action::DocLure { .. } => {
                 format!("  X->>AS: {}", format_action(action))
             }
             Action::ConsentCsrf => "  X->>AS: mallory: authorize (attacker's client), consent page\n  X->>U: page that posts mallory's consent form\n  U->>AS: consent (approve) with alice's cookie".into(),

@@ -1,11 +1,9 @@
 //! The user agent: the honest AS's accounts, and a user's browser (its session cookie, the
 //! login and consent pages it is shown and fills in, where its redirects land).
 
-use std::sync::Arc;
-
 use mcp_auth_proto::Sequential;
 use mcp_auth_proto::http::{HttpRequest, HttpResponse, Method};
-use mcp_auth_proto::server::http::{UserAgentPolicy, handle};
+use mcp_auth_proto::server::http::UserAgentPolicy;
 use mcp_auth_proto::server::users::hash_password;
 use mcp_auth_proto::server::{UserRecord, Users};
 
@@ -93,13 +91,7 @@ impl AuthModel {
             Some(value) => request.header("cookie", format!("{SESSION_COOKIE}={value}")),
             None => request,
         };
-        let response = handle(
-            Arc::make_mut(&mut w.honest_as),
-            w.now,
-            entropy,
-            &self.honest_users,
-            &request,
-        );
+        let response = self.honest_as_handle(w, entropy, &request);
         if let Some(value) = response
             .header_value("set-cookie")
             .and_then(|c| c.split(';').next())

@@ -179,6 +179,19 @@ pub enum Event {
         /// Its claims.
         claims: Claims,
     },
+    /// The attacker lured alice's browser with a client ID URL (CIMD); `redirected`: the
+    /// honest AS answered with a redirect.
+    Lured {
+        /// The lure.
+        lure: crate::DocLure,
+        /// The AS redirected (rather than showing an error page).
+        redirected: bool,
+    },
+    /// The honest AS fetched a client metadata document.
+    DocumentFetched {
+        /// Its URL.
+        url: String,
+    },
     /// The attacker's AS forwarded a session's authorization request to the honest AS.
     Forwarded {
         /// The session.

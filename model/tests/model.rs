@@ -3,11 +3,15 @@
 //! `tests/mutations.rs` (cfg `mcp_auth_mutations`).
 
 use mcp_auth_model::Config;
+use mcp_auth_model::properties as p;
 use mcp_auth_model::report::{self, RunOptions};
 
 /// Unique states of the small configuration, all defenses on. A change means the model or the
 /// core changed behaviour: look at why before updating it.
 const SMALL_STATES: usize = 3_120;
+
+/// Unique states of the CIMD configuration, all defenses on (as [`SMALL_STATES`]).
+const CIMD_STATES: usize = 2_764;
 
 fn full() -> RunOptions {
     RunOptions {
@@ -27,6 +31,53 @@ fn every_property_holds_with_every_defense() {
             r.name,
             r.trace.as_ref().map(|t| report::format_trace(t))
         );
+    }
+    assert!(o.complete, "exploration incomplete");
+    assert_eq!(o.unique_states, SMALL_STATES, "state count changed");
+}
+
+/// Client ID Metadata Documents (MCP 2025-11-25, 2026-07-28): the honest client identifies
+/// itself with its document URL; the attacker hosts documents (its own redirect URI, the
+/// honest client's loopback one, an impostor claiming the honest client's `client_id`) and
+/// lures alice with them and with the honest client's URL and its own redirect URI. Every
+/// property holds, and every non-vacuity example (the attacker's document fetched, its client
+/// given a code, the lure reaching the AS, the honest flow by document: the client prefers its
+/// document URL to registration where the AS advertises documents) is found.
+// spec: CIMD-1, CIMD-3, CIMD-8, AZ-3, TOK-5, AZ-20
+#[test]
+fn every_property_holds_with_client_id_metadata_documents() {
+    let o = report::run(Config::cimd(), &full());
+    for r in &o.results {
+        assert!(
+            r.ok,
+            "{} failed: {:?}",
+            r.name,
+            r.trace.as_ref().map(|t| report::format_trace(t))
+        );
+    }
+    for example in [
+        p::CIMD_HONEST_FLOW,
+        p::CIMD_FETCHED,
+        p::CIMD_ATTACKER_CODE,
+        p::CIMD_LURE,
+    ] {
+        assert!(
+            o.result(example).is_some_and(|r| r.ok),
+            "{example} not checked"
+        );
+    }
+    assert!(o.complete, "exploration incomplete");
+    assert_eq!(o.unique_states, CIMD_STATES, "state count changed");
+}
+
+/// `small` with the honest client speaking 2026-07-28: every property holds, with as many
+/// states as at 2025-06-18 (the revision changes no reachable answer of this attacker's).
+// spec: CLI-8, AZ-20
+#[test]
+fn every_property_holds_with_a_2026_07_28_client() {
+    let o = report::run(Config::small_2026(), &full());
+    for r in &o.results {
+        assert!(r.ok, "{} failed", r.name);
     }
     assert!(o.complete, "exploration incomplete");
     assert_eq!(o.unique_states, SMALL_STATES, "state count changed");

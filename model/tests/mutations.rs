@@ -10,10 +10,11 @@
 mod common;
 
 use common::consent_csrf;
-use mcp_auth_model::Config;
-use mcp_auth_model::mutation::{self, MutationCase};
+use mcp_auth_model::mutation::{self, MutationCase, Teeth};
 use mcp_auth_model::properties as p;
+use mcp_auth_model::replay;
 use mcp_auth_model::report::{self, RunOptions};
+use mcp_auth_model::{Action, Config, DocLure};
 use mcp_auth_proto::mutations::Mutations;
 
 fn teeth(case: &MutationCase) {
@@ -22,7 +23,8 @@ fn teeth(case: &MutationCase) {
         stop_at: Some(case.property),
         timeout: None,
     };
-    let o = report::run(Config::small().with_mutations(case.mutations), &options);
+    assert_eq!(case.expect, Teeth::Counterexample, "{}", case.name);
+    let o = report::run(case.configuration(&Config::small()), &options);
     let r = o.result(case.property).expect("property exists");
     assert!(
         !r.ok,
@@ -46,6 +48,8 @@ teeth_tests! {
     pkce_has_teeth => "pkce",
     state_has_teeth_with_pkce_off => "state",
     iss_has_teeth => "iss",
+    iss_has_teeth_at_goal_level => "iss-goal",
+    document_redirect_check_has_teeth => "document-redirect",
     exact_redirect_has_teeth => "redirect",
     audience_check_has_teeth => "audience",
     single_use_codes_have_teeth => "single-use",
@@ -76,11 +80,48 @@ fn state_alone_is_redundant_given_pkce() {
     assert!(o.result(p::AUTHZ).is_some_and(|r| r.ok));
 }
 
-/// Every mutation case names a property of the model.
+/// Every mutation case names a property of the model: a safety property it must break, or
+/// (a redundant defense) the example that shows the mutation is live; and a configuration.
 #[test]
 fn mutation_table_is_consistent() {
     for case in mutation::cases() {
-        assert!(p::SAFETY.contains(&case.property), "{}", case.name);
+        match case.expect {
+            Teeth::Counterexample => {
+                assert!(p::SAFETY.contains(&case.property), "{}", case.name);
+            }
+            Teeth::Redundant => {
+                assert!(!p::SAFETY.contains(&case.property), "{}", case.name);
+                assert!(!case.note.is_empty(), "{}: the argument", case.name);
+            }
+        }
+        assert!(Config::named(case.config).is_some(), "{}", case.name);
+    }
+}
+
+/// The document `client_id` check (CIMD-3) is covered by the cache's keying: with it off, the
+/// impostor document (at an attacker URL, claiming the honest client's `client_id`) is
+/// accepted and gets a code, and still every safety property holds on the whole CIMD
+/// configuration (the argument: the case's note). Fails if the core ever keys or names a
+/// client by the document's `client_id`.
+// spec: CIMD-3
+#[test]
+fn document_client_id_check_is_redundant_given_url_keyed_documents() {
+    let case = mutation::case("document-client-id").expect("known mutation");
+    assert_eq!(case.expect, Teeth::Redundant);
+    let o = report::run(
+        case.configuration(&Config::small()),
+        &RunOptions {
+            threads: 1,
+            ..RunOptions::default()
+        },
+    );
+    assert!(o.complete);
+    assert!(
+        o.result(p::CIMD_IMPOSTOR).is_some_and(|r| r.ok),
+        "the mutation is live: the impostor document is accepted"
+    );
+    for r in &o.results {
+        assert!(r.ok, "{} failed", r.name);
     }
 }
 
@@ -94,5 +135,54 @@ fn consent_csrf_has_teeth() {
     assert_eq!(
         mutated,
         ["Browser(\"alice\") → HonestAs: POST /consent → 303 redirect to Attacker +code"]
+    );
+}
+
+/// The shortest theft with the document redirect check off (CIMD-3): one lure, with the
+/// honest client's document URL and the attacker's redirect URI, sends alice's code for the
+/// honest client to the attacker; with the check on, the same lure steals nothing.
+// spec: CIMD-3, AZ-3
+#[test]
+fn honest_client_lure_steals_a_code_only_without_the_document_redirect_check() {
+    let case = mutation::case("document-redirect").expect("known mutation");
+    let lure = [Action::DocLure {
+        lure: DocLure::HonestClient,
+    }];
+    let mutated = replay::observe(case.configuration(&Config::small()), &lure);
+    let step = mutated.steps.last().expect("one step");
+    assert!(step.enabled && step.changed);
+    assert!(
+        step.violated.contains(&p::CIMD_THEFT),
+        "{:?}",
+        step.violated
+    );
+    let defended = replay::observe(Config::cimd(), &lure);
+    let step = defended.steps.last().expect("one step");
+    assert!(
+        step.enabled && step.violated.is_empty(),
+        "{:?}",
+        step.violated
+    );
+}
+
+/// The mix-up across revisions: with the client speaking 2026-07-28 (credentials bound to
+/// their issuer, CLI-8/9), the `iss` check (AZ-20) is still what stops it: turned off, the
+/// attacker redeems alice's code with her client's verifier (REDEEM), as at 2025-06-18
+/// (`iss_has_teeth_at_goal_level`). The binding cannot help: the client registered at the
+/// attacker's AS and sends it the code believing it is that flow's issuer.
+// spec: AZ-20, CLI-8
+#[test]
+fn iss_has_teeth_at_goal_level_in_2026_07_28() {
+    let case = mutation::case("iss-goal").expect("known mutation");
+    let options = RunOptions {
+        threads: 1,
+        stop_at: Some(case.property),
+        timeout: None,
+    };
+    let o = report::run(case.configuration(&Config::small_2026()), &options);
+    assert_eq!(o.config, "small-2026");
+    assert!(
+        o.result(p::REDEEM)
+            .is_some_and(|r| !r.ok && r.trace.is_some())
     );
 }

@@ -28,6 +28,12 @@ pub struct Mutations {
     /// AS: accept a consent decision from any browser session, made as that session's user,
     /// not only from the session and user the prompt was shown to ([AZ-29](crate::requirements#AZ-29)).
     pub skip_session_binding: bool,
+    /// AS: accept a Client ID Metadata Document whose `client_id` is not the URL it was
+    /// fetched from ([CIMD-3](crate::requirements#CIMD-3)).
+    pub skip_document_client_id_check: bool,
+    /// AS: accept, for a client ID URL, a redirect URI its metadata document does not list
+    /// ([CIMD-3](crate::requirements#CIMD-3)); registered clients keep the exact match.
+    pub lax_document_redirect: bool,
     /// RS: do not check `aud` ([RS-2](crate::requirements#RS-2)).
     pub skip_audience_check: bool,
     /// Client: accept a callback whatever its `state` ([AZ-11](crate::requirements#AZ-11)).

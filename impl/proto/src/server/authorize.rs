@@ -358,7 +358,12 @@ impl AuthorizationServer {
             Some(r) => {
                 let requested =
                     RedirectUri::parse(r).map_err(|_| Rejection::RedirectUriMismatch)?;
-                if !mutated!(self.config, lax_redirect)
+                // spec: CIMD-3 (a client ID URL's redirect URIs are its document's)
+                #[allow(clippy::overly_complex_bool_expr)] // `mutated!` is `false` without the cfg
+                let lax = mutated!(self.config, lax_redirect)
+                    || (mutated!(self.config, lax_document_redirect)
+                        && self.is_document_client(client_id.as_str()));
+                if !lax
                     && !client
                         .redirect_uris
                         .iter()

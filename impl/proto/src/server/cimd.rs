@@ -20,6 +20,7 @@ use super::{AuthorizationServer, ClientMetadata, Limits, RegisteredClient, Token
 use crate::address::{HostClass, host_class, ip_class};
 use crate::error::Rejection;
 use crate::http::{HttpRequest, HttpResponse, Method};
+use crate::mutations::mutated;
 use crate::time::UnixTime;
 use crate::types::ClientId;
 use crate::uri::parse_uri;
@@ -173,12 +174,25 @@ pub fn validate_document(
     len_max: usize,
     limits: &Limits,
 ) -> Result<RegisteredClient, Rejection> {
+    validate_document_checked(url, body, len_max, limits, true)
+}
+
+/// [`validate_document`], with the `client_id` check a switch only for the model checker's
+/// mutation `skip_document_client_id_check` (always on otherwise).
+// spec: CIMD-3
+fn validate_document_checked(
+    url: &str,
+    body: &[u8],
+    len_max: usize,
+    limits: &Limits,
+    check_client_id: bool,
+) -> Result<RegisteredClient, Rejection> {
     if body.len() > len_max {
         return Err(Rejection::ClientDocumentTooLarge);
     }
     let doc: Document =
         serde_json::from_slice(body).map_err(|_| Rejection::ClientDocumentInvalid)?;
-    if doc.client_id != url {
+    if doc.client_id != url && check_client_id {
         return Err(Rejection::ClientDocumentIdMismatch);
     }
     if doc.client_secret.is_some() || doc.client_secret_expires_at.is_some() {
@@ -325,11 +339,12 @@ impl AuthorizationServer {
                     self.documents.remove(&fetch.client_id);
                     return Err(Rejection::ClientDocumentInvalid);
                 }
-                let client = match validate_document(
+                let client = match validate_document_checked(
                     fetch.client_id.as_str(),
                     &response.body,
                     limits.document_len_max,
                     &self.config.limits,
+                    !mutated!(self.config, skip_document_client_id_check),
                 ) {
                     Ok(c) => c,
                     Err(r) => {

@@ -43,7 +43,7 @@ fn every_property_holds_with_every_defense() {
 /// property holds, and every non-vacuity example (the attacker's document fetched, its client
 /// given a code, the lure reaching the AS, the honest flow by document: the client prefers its
 /// document URL to registration where the AS advertises documents) is found.
-// spec: CIMD-1, CIMD-3, CIMD-8, AZ-3, TOK-5, AZ-20
+// spec: CIMD-1, CIMD-3, CIMD-8, AZ-3, TOK-5
 #[test]
 fn every_property_holds_with_client_id_metadata_documents() {
     let o = report::run(Config::cimd(), &full());

@@ -91,6 +91,13 @@ enum Command {
         /// and link-local addresses stay refused. Off by default.
         #[arg(long)]
         cimd_allow_loopback: bool,
+        /// Keep the authorization server's state (clients, grants and refresh token families,
+        /// signing keys) in the SQLite database of this directory, created if missing, so a
+        /// restart forgets nothing durable (codes, pending authorizations and browser sessions
+        /// stay in memory). `--data default` is `$XDG_DATA_HOME/mcp-auth` (else
+        /// `~/.local/share/mcp-auth`). Without it, the state is in memory only.
+        #[arg(long, value_name = "DIR")]
+        data: Option<PathBuf>,
     },
     /// Read a password on standard input and print its argon2id hash (PHC format) for the
     /// users file of `serve --users`.
@@ -191,6 +198,7 @@ async fn main() -> ExitCode {
             introspection_cache,
             revisions,
             cimd_allow_loopback,
+            data,
         } => {
             let tls = match tls_cert.zip(tls_key) {
                 None => None,
@@ -217,13 +225,25 @@ async fn main() -> ExitCode {
                 access_token_lifetime,
                 introspect.then_some(introspection_cache),
             );
+            let data = match data {
+                Some(dir) if dir.as_os_str() == "default" => {
+                    match mcp_auth::store::default_data_dir() {
+                        Some(dir) => Some(dir),
+                        None => {
+                            eprintln!("--data default: neither XDG_DATA_HOME nor HOME is set");
+                            return ExitCode::FAILURE;
+                        }
+                    }
+                }
+                other => other,
+            };
             serve(
                 as_addr,
                 rs_addr,
                 signing_key,
                 (auto_approve, users, tls),
                 tokens,
-                (revisions, cimd_allow_loopback),
+                (revisions, cimd_allow_loopback, data),
             )
             .await
         }
@@ -377,7 +397,7 @@ async fn serve(
     signing_key: Option<PathBuf>,
     (auto_approve, users, tls): ServeUsers,
     (access_token_lifetime, introspection_cache_secs): ServeTokens,
-    (revisions, cimd_allow_loopback): (Vec<Revision>, bool),
+    (revisions, cimd_allow_loopback, data): (Vec<Revision>, bool, Option<PathBuf>),
 ) -> ExitCode {
     let users = match users.as_deref().map(mcp_auth::users::load).transpose() {
         Ok(u) => u,
@@ -417,7 +437,8 @@ async fn serve(
         .with_access_token_lifetime(Some(access_token_lifetime))
         .with_introspection_cache_secs(introspection_cache_secs)
         .with_revisions(revisions)
-        .with_cimd_allow_loopback(cimd_allow_loopback);
+        .with_cimd_allow_loopback(cimd_allow_loopback)
+        .with_data(data.clone());
     let stack = match Stack::start(options).await {
         Ok(s) => s,
         Err(e) => {
@@ -427,6 +448,12 @@ async fn serve(
     };
     println!("MCP server: {}", stack.mcp_url);
     println!("Authorization server: {}", stack.issuer);
+    if let Some(dir) = &data {
+        eprintln!(
+            "data: {}",
+            dir.join(mcp_auth::store::DATABASE_FILE).display()
+        );
+    }
     eprintln!("accounts: {accounts}");
     use std::io::Write as _;
     let _ = std::io::stdout().flush();

@@ -10,10 +10,10 @@ use mcp_auth_proto::Rejection;
 use mcp_auth_proto::client::Tokens;
 use mcp_auth_proto::http::HttpResponse;
 use mcp_auth_proto::pkce::CodeVerifier;
+use mcp_auth_proto::server::ClientCredentials;
 use mcp_auth_proto::server::{
     AuthorizationServer, Change, Record, RecordKey, StoredRecord, TokenRequest,
 };
-use mcp_auth_proto::server::{ClientCredentials, CodeState};
 use mcp_auth_testkit::harness::{
     Harness, ISSUER, REDIRECT_URI, RESOURCE, authorize_url, form_post, query_map, register_client,
 };
@@ -269,7 +269,6 @@ fn a_code_from_before_a_restart_gets_invalid_grant() {
         (r.status, json(&r)["error"].as_str()),
         (400, Some("invalid_grant"))
     );
-    let _ = CodeState::Issued; // codes are memory-only by design (module docs)
 }
 
 /// Two instances on one store refresh the same token at once: the second commit loses the
@@ -442,4 +441,40 @@ proptest! {
             prop_assert_eq!(durable(&restart(&h, &store)), durable(&h.authorization_server));
         }
     }
+}
+
+/// A consent in progress is memory-only: the consent form posted after a restart gets the
+/// error page (400, no redirect), never a 500.
+#[test]
+fn a_pending_consent_from_before_a_restart_gets_an_error_page() {
+    let (mut h, mut store) = journaled();
+    h.user.auto_approve = false;
+    let client_id = register_client(&mut h, &[REDIRECT_URI]);
+    store
+        .commit(&h.authorization_server.take_changes())
+        .expect("commit");
+    let verifier = CodeVerifier::generate(&mut h.entropy);
+    let page = h.route(&mcp_auth_proto::http::HttpRequest::new(
+        mcp_auth_proto::http::Method::Get,
+        authorize_url(&client_id, &verifier, RESOURCE, &[]),
+    ));
+    assert_eq!(page.status, 200);
+    let html = String::from_utf8(page.body.clone()).expect("html");
+    let field = |name: &str| {
+        let marker = format!("name=\"{name}\" value=\"");
+        let start = html.find(&marker).expect("field") + marker.len();
+        html[start..start + html[start..].find('"').expect("end")].to_owned()
+    };
+    let (id, csrf) = (field("id"), field("csrf"));
+    h.authorization_server = restart(&h, &store);
+    let late = h.route(&form_post(
+        &format!("{ISSUER}/consent"),
+        &[("id", &id), ("csrf", &csrf), ("decision", "approve")],
+    ));
+    assert_eq!(late.status, 400);
+    assert!(late.header_value("location").is_none());
+    assert!(
+        late.header_value("content-type")
+            .is_some_and(|t| t.starts_with("text/html"))
+    );
 }

@@ -93,7 +93,8 @@ pub struct Store {
 }
 
 impl Store {
-    /// Open (creating if needed, mode 0700) the data directory `dir` and its database; check
+    /// Open (creating if needed: the directory mode 0700, the database file 0600) the data
+    /// directory `dir` and its database; check
     /// that it is an mcp-auth database in sound condition; apply pending migrations.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
         let unavailable =
@@ -109,6 +110,18 @@ impl Store {
             builder.create(dir).map_err(unavailable)?;
         }
         let path = dir.join(DATABASE_FILE);
+        if !path.exists() {
+            // The database holds the private signing key and secret digests: owner only
+            // (SQLite gives its -wal and -shm files the database file's permissions).
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create_new(true);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::OpenOptionsExt as _;
+                options.mode(0o600);
+            }
+            options.open(&path).map_err(unavailable)?;
+        }
         let connection = Connection::open(&path).map_err(classify)?;
         let mut store = Self { connection, path };
         store.check_and_migrate()?;
@@ -351,6 +364,19 @@ mod tests {
             .query_row("PRAGMA journal_mode", [], |r| r.get(0))
             .expect("mode");
         assert_eq!(mode, "wal");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let file = std::fs::metadata(store.path())
+                .expect("file")
+                .permissions()
+                .mode();
+            let wal = std::fs::metadata(d.join(format!("{DATABASE_FILE}-wal")))
+                .expect("wal")
+                .permissions()
+                .mode();
+            assert_eq!((file & 0o777, wal & 0o777), (0o600, 0o600));
+        }
         let _ = std::fs::remove_dir_all(&d);
     }
 

@@ -230,3 +230,36 @@ async fn a_failed_commit_answers_503_with_retry_after_and_changes_nothing() {
     s.stop().await;
     let _ = std::fs::remove_dir_all(&data);
 }
+
+/// Two servers on one database: a refresh token rotated at one and presented at the other
+/// (whose memory is behind) loses the compare-and-set there and is answered as a replay:
+/// `invalid_grant`, and the family is revoked in the store, so the first server refuses the
+/// newest token too.
+// spec: RT-2
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refresh_race_between_two_servers_on_one_database_revokes_the_family() {
+    let data = data_dir("race");
+    let a = stack(&data, "127.0.0.1:0", "127.0.0.1:0").await;
+    let mut c = McpClient::new(Options::headless(a.mcp_url.clone()), a.transcript())
+        .await
+        .expect("client");
+    let tokens = c.authorize().await.expect("authorized").expect("token");
+    let client_id = tokens.client_id.clone();
+    let rt1 = tokens.refresh_token.clone().expect("rt");
+    // b loads the store now: it knows the client and the family at rt1.
+    let b = stack(&data, "127.0.0.1:0", "127.0.0.1:0").await;
+    let rt2 = refresh_token_of(&refresh(&a.issuer, &client_id, &rt1).await);
+    let at_b = refresh(&b.issuer, &client_id, &rt1).await;
+    assert_eq!(
+        (at_b.0, at_b.1["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
+    let at_a = refresh(&a.issuer, &client_id, &rt2).await;
+    assert_eq!(
+        (at_a.0, at_a.1["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
+    a.stop().await;
+    b.stop().await;
+    let _ = std::fs::remove_dir_all(&data);
+}

@@ -263,3 +263,103 @@ async fn a_refresh_race_between_two_servers_on_one_database_revokes_the_family()
     b.stop().await;
     let _ = std::fs::remove_dir_all(&data);
 }
+
+/// `serve --data DIR` started as a process: its AS line and MCP line, and the child.
+async fn serve_process(
+    data: &Path,
+    as_addr: &str,
+    rs_addr: &str,
+) -> (tokio::process::Child, String, String) {
+    use tokio::io::AsyncBufReadExt as _;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_mcp-auth"))
+        .args([
+            "serve",
+            "--auto-approve",
+            "--as-addr",
+            as_addr,
+            "--rs-addr",
+            rs_addr,
+            "--data",
+        ])
+        .arg(data)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("serve runs");
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let (mut mcp, mut issuer) = (None, None);
+    while mcp.is_none() || issuer.is_none() {
+        let line = tokio::time::timeout(std::time::Duration::from_secs(30), lines.next_line())
+            .await
+            .expect("serve prints its URLs in time")
+            .expect("stdout")
+            .expect("serve prints its URLs");
+        if let Some(u) = line.strip_prefix("MCP server: ") {
+            mcp = Some(u.to_owned());
+        } else if let Some(u) = line.strip_prefix("Authorization server: ") {
+            issuer = Some(u.to_owned());
+        }
+    }
+    (child, issuer.unwrap_or_default(), mcp.unwrap_or_default())
+}
+
+/// SIGKILL right after the answers: nothing that was answered is lost (the commit came first).
+// spec: RT-2
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_killed_with_sigkill_restarts_with_everything_it_answered() {
+    let data = data_dir("sigkill");
+    let (mut child, issuer, mcp_url) = serve_process(&data, "127.0.0.1:0", "127.0.0.1:0").await;
+    let mut c = McpClient::new(
+        Options::headless(mcp_url.clone()),
+        mcp_auth::transcript::Transcript::shared(),
+    )
+    .await
+    .expect("client");
+    let tokens = c.authorize().await.expect("authorized").expect("token");
+    let rt1 = tokens.refresh_token.clone().expect("rt");
+    let rt2 = refresh_token_of(&refresh(&issuer, &tokens.client_id, &rt1).await);
+    child.start_kill().expect("SIGKILL");
+    child.wait().await.expect("killed");
+    let (mut child, issuer2, _) =
+        serve_process(&data, &host_port(&issuer), &host_port(&mcp_url)).await;
+    assert_eq!(issuer2, issuer);
+    assert_eq!(initialize(&mcp_url, &tokens.access_token).await, 200);
+    let replay = refresh(&issuer, &tokens.client_id, &rt1).await;
+    assert_eq!(replay.1["error"], "invalid_grant", "the rotation was kept");
+    let after = refresh(&issuer, &tokens.client_id, &rt2).await;
+    assert_eq!(
+        after.1["error"], "invalid_grant",
+        "the replay revoked the family"
+    );
+    child.start_kill().expect("SIGKILL");
+    let _ = child.wait().await;
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+/// A record that does not decode stops the start with a clear error (never a half-loaded
+/// server).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_record_stops_the_start_with_a_clear_error() {
+    let data = data_dir("damaged");
+    stack(&data, "127.0.0.1:0", "127.0.0.1:0")
+        .await
+        .stop()
+        .await;
+    let db = rusqlite::Connection::open(data.join(mcp_auth::store::DATABASE_FILE)).expect("db");
+    db.execute(
+        "INSERT INTO records (kind, id, version, body) VALUES ('grant', '7', 1, '{\"x\":1}')",
+        [],
+    )
+    .expect("insert");
+    drop(db);
+    let e = Stack::start(StackOptions::default().with_data(Some(data.clone())))
+        .await
+        .expect_err("a damaged record");
+    let text = e.to_string();
+    assert!(
+        text.contains("damaged") && text.contains("grant \"7\""),
+        "{text}"
+    );
+    let _ = std::fs::remove_dir_all(&data);
+}

@@ -2,7 +2,9 @@
 //! directory is stopped and a new one started on the same directory (and addresses): the
 //! client is still known, tokens issued before still validate (same signing key), the current
 //! refresh token still works, a rotated-out one is still refused and revokes the family, and
-//! that revocation survives the next restart. A foreign database stops `serve` with exit 1.
+//! that revocation survives the next restart (also after SIGKILL). A failed commit answers 503;
+//! two servers on one database answer a refresh race as a replay; a foreign database or a
+//! damaged record stops the start.
 
 use std::path::{Path, PathBuf};
 

@@ -20,6 +20,20 @@ struct Cli {
     command: Command,
 }
 
+/// `mcp-auth keys ...`.
+#[derive(Debug, Subcommand)]
+enum KeysAction {
+    /// Add a new Ed25519 signing key to the data directory and print its key id. `serve --data
+    /// DIR` (without --signing-key) signs with it from its next start; the previous key stays
+    /// in the JWK Set (retired, until two later rotations), so tokens it signed stay valid
+    /// until they expire.
+    Rotate {
+        /// The data directory (`default`: as for `serve --data default`).
+        #[arg(long, value_name = "DIR")]
+        data: PathBuf,
+    },
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Start AS and MCP server in-process and run the whole flow headless, with a transcript.
@@ -98,6 +112,12 @@ enum Command {
         /// `~/.local/share/mcp-auth`). Without it, the state is in memory only.
         #[arg(long, value_name = "DIR")]
         data: Option<PathBuf>,
+    },
+    /// Manage the signing keys kept in a data directory (`serve --data DIR`).
+    Keys {
+        /// What to do.
+        #[command(subcommand)]
+        action: KeysAction,
     },
     /// Read a password on standard input and print its argon2id hash (PHC format) for the
     /// users file of `serve --users`.
@@ -248,6 +268,9 @@ async fn main() -> ExitCode {
             .await
         }
         Command::HashPassword => hash_password(),
+        Command::Keys {
+            action: KeysAction::Rotate { data },
+        } => rotate_key(&data),
         Command::Connect {
             mcp_url,
             tool,
@@ -380,6 +403,37 @@ fn hash_password() -> ExitCode {
         }
         Err(e) => {
             eprintln!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `mcp-auth keys rotate --data DIR`: a new signing key in the store.
+fn rotate_key(data: &std::path::Path) -> ExitCode {
+    let dir = if data.as_os_str() == "default" {
+        match mcp_auth::store::default_data_dir() {
+            Some(dir) => dir,
+            None => {
+                eprintln!("--data default: neither XDG_DATA_HOME nor HOME is set");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        data.to_owned()
+    };
+    let (signer, pem) = mcp_auth::keys::generate();
+    match mcp_auth::store::Store::open(&dir).and_then(|mut s| s.add_signing_key(signer.kid(), &pem))
+    {
+        Ok(()) => {
+            println!("{}", signer.kid());
+            eprintln!(
+                "new signing key; `serve --data {}` uses it from its next start",
+                dir.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{}: {e}", dir.display());
             ExitCode::FAILURE
         }
     }

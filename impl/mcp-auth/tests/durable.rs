@@ -365,3 +365,43 @@ async fn a_damaged_record_stops_the_start_with_a_clear_error() {
     );
     let _ = std::fs::remove_dir_all(&data);
 }
+
+/// `mcp-auth keys rotate --data DIR`: the next start signs with the new key and still publishes
+/// the old one, so a token signed before the rotation stays valid.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_rotate_takes_effect_at_the_next_start_and_keeps_the_old_key_published() {
+    let data = data_dir("rotate");
+    let s1 = stack(&data, "127.0.0.1:0", "127.0.0.1:0").await;
+    let (issuer, mcp_url) = (s1.issuer.clone(), s1.mcp_url.clone());
+    let mut c = McpClient::new(Options::headless(mcp_url.clone()), s1.transcript())
+        .await
+        .expect("client");
+    let tokens = c.authorize().await.expect("authorized").expect("token");
+    let old_kid = s1.as_state.with_server(|s| s.signer().kid().to_owned());
+    s1.stop().await;
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_mcp-auth"))
+        .args(["keys", "rotate", "--data"])
+        .arg(&data)
+        .output()
+        .await
+        .expect("runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let new_kid = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    assert_ne!(new_kid, old_kid);
+    let s2 = stack(&data, &host_port(&issuer), &host_port(&mcp_url)).await;
+    let kids: Vec<String> = s2.as_state.with_server(|s| {
+        s.jwks()
+            .keys
+            .iter()
+            .filter_map(|k| k.common.key_id.clone())
+            .collect()
+    });
+    assert_eq!(kids, [new_kid, old_kid]);
+    assert_eq!(initialize(&mcp_url, &tokens.access_token).await, 200);
+    s2.stop().await;
+    let _ = std::fs::remove_dir_all(&data);
+}

@@ -15,7 +15,8 @@
 //! With a durable store ([`AsState::with_store`]), every change the core reports
 //! ([`AuthorizationServer::take_changes`]) is committed in one transaction, while the lock is
 //! still held, **before** the answer is written: a client never holds a token or a client id
-//! the store does not have. A commit that fails answers 503 with `Retry-After`
+//! the store does not have. The call into the core and its commit then run on a blocking
+//! thread (the commit waits for the disk), never on an async worker. A commit that fails answers 503 with `Retry-After`
 //! ([`Rejection::StoreUnavailable`]) and the core's durable state is **reloaded** from the
 //! store (the in-memory change is dropped; memory-only state such as codes and sessions is
 //! kept); while the store cannot be read, every request gets that 503. A commit refused
@@ -257,6 +258,23 @@ fn with_core<T>(
     }
 }
 
+/// [`with_core`] on a blocking thread when there is a store (a commit waits for the disk,
+/// and for another writer's lock up to the busy timeout: never on an async worker); inline
+/// otherwise.
+async fn core_call<T: Send + 'static>(
+    state: &Arc<AsState>,
+    call: impl FnOnce(&mut AuthorizationServer, &AsState) -> T + Send + 'static,
+    answer: fn(HttpResponse) -> T,
+) -> T {
+    if state.durable.is_none() {
+        return with_core(state, |server| call(server, state), answer);
+    }
+    let state = Arc::clone(state);
+    tokio::task::spawn_blocking(move || with_core(&state, |server| call(server, &state), answer))
+        .await
+        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+}
+
 /// Answer one HTTP request.
 pub async fn handle_request<B>(
     state: Arc<AsState>,
@@ -269,11 +287,14 @@ where
     let response = match read_request(request, AS_BODY_LIMIT).await {
         Err(response) => response,
         Ok(request) => {
-            let prepared = with_core(
+            let prepared = core_call(
                 &state,
-                |server| prepare(server, now(), &mut OsEntropy, &state.policy, &request),
+                move |server, state| {
+                    prepare(server, now(), &mut OsEntropy, &state.policy, &request)
+                },
                 Prepared::Done,
-            );
+            )
+            .await;
             match prepared {
                 Prepared::Done(response) => response,
                 // argon2 runs on a blocking thread, with the lock released.
@@ -284,20 +305,23 @@ where
                     })
                     .await
                     .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
-                    with_core(
+                    core_call(
                         &state,
-                        |server| finish_login(server, now(), &mut OsEntropy, attempt, verified),
+                        move |server, _| {
+                            finish_login(server, now(), &mut OsEntropy, attempt, verified)
+                        },
                         |response| response,
                     )
+                    .await
                 }
                 Prepared::Fetch(pending) => {
                     let answer = fetch_document(&state, &pending.fetch).await;
                     if let Err(e) = &answer {
                         tracing::info!(client_id = %pending.fetch.client_id.as_str(), error = ?e, "client metadata document not fetched");
                     }
-                    with_core(
+                    core_call(
                         &state,
-                        |server| {
+                        move |server, state| {
                             finish_fetch(
                                 server,
                                 now(),
@@ -309,6 +333,7 @@ where
                         },
                         |response| response,
                     )
+                    .await
                 }
             }
         }

@@ -204,6 +204,11 @@ impl Store {
             .map_err(classify)?;
             tx.commit().map_err(classify)?;
         }
+        // Writable now (not read-only, not locked by another writer past the busy timeout),
+        // so a store that cannot take commits stops the start rather than every request.
+        self.connection
+            .execute_batch("BEGIN IMMEDIATE; ROLLBACK")
+            .map_err(classify)?;
         Ok(())
     }
 
@@ -377,6 +382,22 @@ mod tests {
                 .mode();
             assert_eq!((file & 0o777, wal & 0o777), (0o600, 0o600));
         }
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn a_store_that_cannot_be_written_is_refused_at_open() {
+        let d = dir("locked");
+        drop(Store::open(&d).expect("create"));
+        let other = Connection::open(d.join(DATABASE_FILE)).expect("other");
+        other.execute_batch("BEGIN IMMEDIATE").expect("write lock");
+        let e = Store::open(&d).expect_err("locked");
+        assert!(
+            matches!(e, StoreError::Unavailable(ref why) if why.contains("locked")),
+            "{e}"
+        );
+        other.execute_batch("ROLLBACK").expect("release");
+        drop(Store::open(&d).expect("writable again"));
         let _ = std::fs::remove_dir_all(&d);
     }
 

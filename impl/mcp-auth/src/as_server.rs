@@ -11,6 +11,18 @@
 //! before the request, to answer "refused" clearly, and again inside the connector's resolver,
 //! so the connection only ever goes to an address that was checked (no DNS rebinding between
 //! the check and the connection).
+//!
+//! With a durable store ([`AsState::with_store`]), every change the core reports
+//! ([`AuthorizationServer::take_changes`]) is committed in one transaction, while the lock is
+//! still held, **before** the answer is written: a client never holds a token or a client id
+//! the store does not have. The call into the core and its commit then run on a blocking
+//! thread (the commit waits for the disk), never on an async worker. A commit that fails answers 503 with `Retry-After`
+//! ([`Rejection::StoreUnavailable`]) and the core's durable state is **reloaded** from the
+//! store (the in-memory change is dropped; memory-only state such as codes and sessions is
+//! kept); while the store cannot be read, every request gets that 503. A commit refused
+//! because another writer changed a record first (compare-and-set) is answered as the core
+//! says ([`AuthorizationServer::lost_race`]): for a refresh rotation, `invalid_grant` and the
+//! family revoked.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -27,6 +39,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::connect::dns::Name;
 use hyper_util::rt::TokioExecutor;
 use mcp_auth_layer::fetch::from_parts;
+use mcp_auth_proto::Rejection;
 use mcp_auth_proto::http::HttpResponse;
 use mcp_auth_proto::jwt::Signer;
 use mcp_auth_proto::server::http::{
@@ -38,11 +51,22 @@ use mcp_auth_proto::server::{
 use tokio::net::TcpListener;
 
 use crate::net::{AS_BODY_LIMIT, Body, OsEntropy, now, read_request, to_hyper};
+use crate::store::{Store, StoreError};
+
+/// The durable store of a running server and whether the core must be reloaded from it (a
+/// commit or a reload failed, so the core may hold changes the store does not).
+#[derive(Debug)]
+struct Durable {
+    store: Store,
+    stale: bool,
+}
 
 /// The shared state of a running authorization server.
 #[derive(Debug)]
 pub struct AsState {
     server: Mutex<AuthorizationServer>,
+    /// The durable store, if any; locked only while `server` is locked (never the other way).
+    durable: Option<Mutex<Durable>>,
     policy: UserAgentPolicy,
     /// Fetches client metadata documents.
     fetcher: DocumentClient,
@@ -70,18 +94,101 @@ impl AsState {
         let fetcher = DocumentClient::with_roots(config.cimd_allow_loopback, roots);
         Arc::new(Self {
             server: Mutex::new(AuthorizationServer::new(config, signer)),
+            durable: None,
             policy,
             fetcher,
         })
     }
 
+    /// [`AsState::with_document_roots`], with the durable state loaded from `store` and every
+    /// change committed there before its answer is sent.
+    ///
+    /// # Errors
+    ///
+    /// The store cannot be read, a stored record does not decode ([`StoreError::Corrupt`]), or
+    /// the first commit (the key ring) fails.
+    pub fn with_store(
+        config: AsConfig,
+        signer: Signer,
+        policy: UserAgentPolicy,
+        roots: rustls::RootCertStore,
+        mut store: Store,
+    ) -> Result<Arc<Self>, StoreError> {
+        let fetcher = DocumentClient::with_roots(config.cimd_allow_loopback, roots);
+        let mut server = AuthorizationServer::restore(config, signer, store.load()?)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        store.commit(&server.take_changes())?;
+        Ok(Arc::new(Self {
+            server: Mutex::new(server),
+            durable: Some(Mutex::new(Durable {
+                store,
+                stale: false,
+            })),
+            policy,
+            fetcher,
+        }))
+    }
+
+    /// Before a request: with a store whose last commit failed, reload the core from it, or
+    /// answer 503 while that fails.
+    fn ready(&self, server: &mut AuthorizationServer) -> Result<(), HttpResponse> {
+        let Some(durable) = &self.durable else {
+            return Ok(());
+        };
+        let mut durable = durable
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if durable.stale {
+            reload(server, &mut durable)?;
+        }
+        Ok(())
+    }
+
+    /// After a call into the core: commit what it changed, before the answer goes out. `Err`
+    /// is the answer to send instead.
+    // spec: RT-2
+    fn settle(&self, server: &mut AuthorizationServer) -> Result<(), HttpResponse> {
+        let Some(durable) = &self.durable else {
+            return Ok(());
+        };
+        let changes = server.take_changes();
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let mut durable = durable
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match durable.store.commit(&changes) {
+            Ok(()) => Ok(()),
+            Err(StoreError::Conflict(lost)) => {
+                tracing::info!(records = lost.len(), "lost a concurrent update; reloading");
+                reload(server, &mut durable)?;
+                let answer = server.lost_race(&lost);
+                let follow_up = server.take_changes();
+                if let Err(e) = durable.store.commit(&follow_up) {
+                    tracing::warn!(error = %e, "durable store: commit failed");
+                    durable.stale = true;
+                    return Err(unavailable());
+                }
+                Err(mcp_auth_proto::http::oauth_error(answer))
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "durable store: commit failed; reloading");
+                durable.stale = true;
+                let _ = reload(server, &mut durable);
+                Err(unavailable())
+            }
+        }
+    }
+
     /// Sign new tokens with `signer` from now on; the old key stays in the JWK Set
     /// ([`AuthorizationServer::rotate_key`]).
     pub fn rotate_key(&self, signer: Signer) {
-        self.server
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .rotate_key(signer);
+        let mut server = self.lock();
+        server.rotate_key(signer);
+        if self.settle(&mut server).is_err() {
+            tracing::warn!("the rotated key ring was not stored");
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, AuthorizationServer> {
@@ -104,6 +211,70 @@ impl AsState {
     }
 }
 
+/// The answer while the store cannot save or be read: 503 with `Retry-After`.
+fn unavailable() -> HttpResponse {
+    mcp_auth_proto::http::oauth_error(Rejection::StoreUnavailable)
+}
+
+/// Replace the core's durable state with the store's; clears `stale` on success.
+fn reload(server: &mut AuthorizationServer, durable: &mut Durable) -> Result<(), HttpResponse> {
+    let loaded = durable
+        .store
+        .load()
+        .and_then(|records| {
+            server
+                .reload(records)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))
+        })
+        .and_then(|()| durable.store.commit(&server.take_changes()));
+    match loaded {
+        Ok(()) => {
+            durable.stale = false;
+            Ok(())
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "durable store: reload failed");
+            durable.stale = true;
+            Err(unavailable())
+        }
+    }
+}
+
+/// One call into the core under the lock, with the store kept in step: `ready` before,
+/// `settle` after (a failed commit replaces the answer).
+fn with_core<T>(
+    state: &AsState,
+    call: impl FnOnce(&mut AuthorizationServer) -> T,
+    answer: impl FnOnce(HttpResponse) -> T,
+) -> T {
+    let mut server = state.lock();
+    if let Err(response) = state.ready(&mut server) {
+        return answer(response);
+    }
+    let result = call(&mut server);
+    match state.settle(&mut server) {
+        Ok(()) => result,
+        Err(response) => answer(response),
+    }
+}
+
+/// [`with_core`] on a blocking thread when there is a store (a commit waits for the disk,
+/// and for another writer's lock up to the busy timeout: never on an async worker); inline
+/// otherwise.
+async fn core_call<T: Send + 'static>(
+    state: &Arc<AsState>,
+    call: impl FnOnce(&mut AuthorizationServer, &AsState) -> T + Send + 'static,
+    answer: fn(HttpResponse) -> T,
+) -> T {
+    if state.durable.is_none() {
+        return with_core(state, |server| call(server, state), answer);
+    }
+    let state = Arc::clone(state);
+    tokio::task::spawn_blocking(move || with_core(&state, |server| call(server, &state), answer))
+        .await
+        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+}
+
 /// Answer one HTTP request.
 pub async fn handle_request<B>(
     state: Arc<AsState>,
@@ -116,10 +287,14 @@ where
     let response = match read_request(request, AS_BODY_LIMIT).await {
         Err(response) => response,
         Ok(request) => {
-            let prepared = {
-                let mut server = state.lock();
-                prepare(&mut server, now(), &mut OsEntropy, &state.policy, &request)
-            };
+            let prepared = core_call(
+                &state,
+                move |server, state| {
+                    prepare(server, now(), &mut OsEntropy, &state.policy, &request)
+                },
+                Prepared::Done,
+            )
+            .await;
             match prepared {
                 Prepared::Done(response) => response,
                 // argon2 runs on a blocking thread, with the lock released.
@@ -130,23 +305,35 @@ where
                     })
                     .await
                     .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
-                    let mut server = state.lock();
-                    finish_login(&mut server, now(), &mut OsEntropy, attempt, verified)
+                    core_call(
+                        &state,
+                        move |server, _| {
+                            finish_login(server, now(), &mut OsEntropy, attempt, verified)
+                        },
+                        |response| response,
+                    )
+                    .await
                 }
                 Prepared::Fetch(pending) => {
                     let answer = fetch_document(&state, &pending.fetch).await;
                     if let Err(e) = &answer {
                         tracing::info!(client_id = %pending.fetch.client_id.as_str(), error = ?e, "client metadata document not fetched");
                     }
-                    let mut server = state.lock();
-                    finish_fetch(
-                        &mut server,
-                        now(),
-                        &mut OsEntropy,
-                        &state.policy,
-                        pending,
-                        answer,
+                    core_call(
+                        &state,
+                        move |server, state| {
+                            finish_fetch(
+                                server,
+                                now(),
+                                &mut OsEntropy,
+                                &state.policy,
+                                pending,
+                                answer,
+                            )
+                        },
+                        |response| response,
                     )
+                    .await
                 }
             }
         }

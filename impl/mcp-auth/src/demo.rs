@@ -61,6 +61,10 @@ pub struct StackOptions {
     /// Development switch: client ID URLs and their documents may be on loopback hosts, over
     /// http too ([`AsConfig::cimd_allow_loopback`]). Off by default.
     pub cimd_allow_loopback: bool,
+    /// The authorization server's data directory: its durable state (clients, grants, signing
+    /// keys) is loaded from and committed to the SQLite database there
+    /// ([`crate::store`]). `None`: in memory only, forgotten when the stack stops.
+    pub data: Option<std::path::PathBuf>,
 }
 
 impl Default for StackOptions {
@@ -77,6 +81,7 @@ impl Default for StackOptions {
             introspection_cache_secs: None,
             revisions: std::collections::BTreeSet::from([mcp_auth_proto::Revision::default()]),
             cimd_allow_loopback: false,
+            data: None,
         }
     }
 }
@@ -119,6 +124,14 @@ impl StackOptions {
     #[must_use]
     pub fn with_second_resource(mut self, second_resource: bool) -> Self {
         self.second_resource = second_resource;
+        self
+    }
+
+    /// Sets [`StackOptions::data`], the authorization server's data directory (`None`: in
+    /// memory only).
+    #[must_use]
+    pub fn with_data(mut self, data: Option<std::path::PathBuf>) -> Self {
+        self.data = data;
         self
     }
 
@@ -260,25 +273,53 @@ impl Stack {
         .into_iter()
         .map(|(s, d)| (s.to_owned(), d.to_owned()))
         .collect();
-        let signer = options.signer.unwrap_or_else(crate::keys::ephemeral);
         let jwks_uri = config.endpoint(paths::JWKS);
         let introspection_endpoint = config.endpoint(paths::INTROSPECT);
-        let as_state = AsState::with_document_roots(
-            config,
-            signer,
-            UserAgentPolicy {
-                auto_approve: options.auto_approve,
-                ..match options.users {
-                    Some(users) => UserAgentPolicy::users(users),
-                    None => UserAgentPolicy::single(DEMO_SUBJECT),
-                }
-            },
-            // The servers' outgoing https (client metadata documents here, the key fetch
-            // below) trusts the stack's roots: Mozilla's, or the private CA of the TLS setup.
-            roots
-                .clone()
-                .unwrap_or_else(mcp_auth_layer::fetch::mozilla_roots),
-        );
+        let policy = UserAgentPolicy {
+            auto_approve: options.auto_approve,
+            ..match options.users {
+                Some(users) => UserAgentPolicy::users(users),
+                None => UserAgentPolicy::single(DEMO_SUBJECT),
+            }
+        };
+        // The servers' outgoing https (client metadata documents here, the key fetch
+        // below) trusts the stack's roots: Mozilla's, or the private CA of the TLS setup.
+        let as_roots = roots
+            .clone()
+            .unwrap_or_else(mcp_auth_layer::fetch::mozilla_roots);
+        let as_state = match &options.data {
+            None => {
+                let signer = options.signer.unwrap_or_else(crate::keys::ephemeral);
+                AsState::with_document_roots(config, signer, policy, as_roots)
+            }
+            Some(dir) => {
+                let store_error = |e: crate::store::StoreError| {
+                    std::io::Error::other(format!("{}: {e}", dir.display()))
+                };
+                let mut store = crate::store::Store::open(dir).map_err(store_error)?;
+                // The signing key: the one given, else the store's newest, else a new one
+                // kept in the store.
+                let signer = match options.signer {
+                    Some(signer) => signer,
+                    None => match store.current_signing_key().map_err(store_error)? {
+                        Some(pem) => crate::keys::from_pem(&pem).map_err(|e| {
+                            std::io::Error::other(format!(
+                                "{}: stored signing key: {e}",
+                                dir.display()
+                            ))
+                        })?,
+                        None => {
+                            let (signer, pem) = crate::keys::generate();
+                            store
+                                .add_signing_key(signer.kid(), &pem)
+                                .map_err(store_error)?;
+                            signer
+                        }
+                    },
+                };
+                AsState::with_store(config, signer, policy, as_roots, store).map_err(store_error)?
+            }
+        };
         let (shutdown, rx) = watch::channel(false);
         let stopped = |mut rx: watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|stop| *stop).await;
@@ -407,18 +448,28 @@ pub async fn run(tls: bool, revision: Revision) -> Result<SharedTranscript, clie
     } else {
         None
     };
+    // The AS keeps its state in a temporary data directory, removed at the end.
+    let data = std::env::temp_dir().join(format!(
+        "mcp-auth-demo-{}",
+        mcp_auth_proto::entropy::mint(&mut crate::net::OsEntropy)
+    ));
     let stack = Stack::start(StackOptions {
         second_resource: true,
         tls: server_tls,
         cimd_allow_loopback: document.is_some(),
+        data: Some(data.clone()),
         ..StackOptions::default().with_revisions([revision])
     })
     .await
-    .map_err(|e| client::Error::Transport(e.to_string()))?;
+    .map_err(|e| {
+        let _ = std::fs::remove_dir_all(&data);
+        client::Error::Transport(e.to_string())
+    })?;
     let transcript = stack.transcript();
     let roots = ca.map(|ca| ca.roots);
     let result = steps(&stack, &transcript, roots, revision, document.as_ref()).await;
     stack.stop().await;
+    let _ = std::fs::remove_dir_all(&data);
     if let Some(document) = document {
         document.task.abort();
     }

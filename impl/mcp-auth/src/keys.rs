@@ -129,7 +129,12 @@ pub fn load_or_create(path: &Path) -> Result<Signer, String> {
     }
     let pem =
         std::fs::read_to_string(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
-    if let Some(signer) = pem_der(&pem).and_then(|der| ed25519_from_der(&der).ok()) {
+    from_pem(&pem).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// A signer from a PKCS#8 PEM private key (Ed25519, P-256 or RSA).
+pub fn from_pem(pem: &str) -> Result<Signer, String> {
+    if let Some(signer) = pem_der(pem).and_then(|der| ed25519_from_der(&der).ok()) {
         return Ok(signer);
     }
     for alg in [Alg::ES256, Alg::RS256] {
@@ -137,10 +142,14 @@ pub fn load_or_create(path: &Path) -> Result<Signer, String> {
             return Ok(Signer::new(signer));
         }
     }
-    Err(format!(
-        "{}: not a PKCS#8 PEM Ed25519, P-256 or RSA private key",
-        path.display()
-    ))
+    Err("not a PKCS#8 PEM Ed25519, P-256 or RSA private key".into())
+}
+
+/// A fresh Ed25519 signer and its private key as PKCS#8 PEM (to be kept by a store).
+pub fn generate() -> (Signer, String) {
+    let der = generate_ed25519_der();
+    let signer = ed25519_from_der(&der).expect("a generated Ed25519 key is valid");
+    (signer, to_pem(&der))
 }
 
 fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {

@@ -22,6 +22,7 @@ pub mod demo;
 pub mod keys;
 pub mod mcp;
 pub mod net;
+pub mod store;
 pub mod tls;
 pub mod transcript;
 pub mod users;

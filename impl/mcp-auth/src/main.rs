@@ -20,6 +20,20 @@ struct Cli {
     command: Command,
 }
 
+/// `mcp-auth keys ...`.
+#[derive(Debug, Subcommand)]
+enum KeysAction {
+    /// Add a new Ed25519 signing key to the data directory and print its key id. `serve --data
+    /// DIR` (without --signing-key) signs with it from its next start; the previous key stays
+    /// in the JWK Set (retired, until two later rotations), so tokens it signed stay valid
+    /// until they expire.
+    Rotate {
+        /// The data directory (`default`: as for `serve --data default`).
+        #[arg(long, value_name = "DIR")]
+        data: PathBuf,
+    },
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Start AS and MCP server in-process and run the whole flow headless, with a transcript.
@@ -91,6 +105,19 @@ enum Command {
         /// and link-local addresses stay refused. Off by default.
         #[arg(long)]
         cimd_allow_loopback: bool,
+        /// Keep the authorization server's state (clients, grants and refresh token families,
+        /// signing keys) in the SQLite database of this directory, created if missing, so a
+        /// restart forgets nothing durable (codes, pending authorizations and browser sessions
+        /// stay in memory). `--data default` is `$XDG_DATA_HOME/mcp-auth` (else
+        /// `~/.local/share/mcp-auth`). Without it, the state is in memory only.
+        #[arg(long, value_name = "DIR")]
+        data: Option<PathBuf>,
+    },
+    /// Manage the signing keys kept in a data directory (`serve --data DIR`).
+    Keys {
+        /// What to do.
+        #[command(subcommand)]
+        action: KeysAction,
     },
     /// Read a password on standard input and print its argon2id hash (PHC format) for the
     /// users file of `serve --users`.
@@ -191,6 +218,7 @@ async fn main() -> ExitCode {
             introspection_cache,
             revisions,
             cimd_allow_loopback,
+            data,
         } => {
             let tls = match tls_cert.zip(tls_key) {
                 None => None,
@@ -217,17 +245,32 @@ async fn main() -> ExitCode {
                 access_token_lifetime,
                 introspect.then_some(introspection_cache),
             );
+            let data = match data {
+                Some(dir) if dir.as_os_str() == "default" => {
+                    match mcp_auth::store::default_data_dir() {
+                        Some(dir) => Some(dir),
+                        None => {
+                            eprintln!("--data default: neither XDG_DATA_HOME nor HOME is set");
+                            return ExitCode::FAILURE;
+                        }
+                    }
+                }
+                other => other,
+            };
             serve(
                 as_addr,
                 rs_addr,
                 signing_key,
                 (auto_approve, users, tls),
                 tokens,
-                (revisions, cimd_allow_loopback),
+                (revisions, cimd_allow_loopback, data),
             )
             .await
         }
         Command::HashPassword => hash_password(),
+        Command::Keys {
+            action: KeysAction::Rotate { data },
+        } => rotate_key(&data),
         Command::Connect {
             mcp_url,
             tool,
@@ -365,6 +408,37 @@ fn hash_password() -> ExitCode {
     }
 }
 
+/// `mcp-auth keys rotate --data DIR`: a new signing key in the store.
+fn rotate_key(data: &std::path::Path) -> ExitCode {
+    let dir = if data.as_os_str() == "default" {
+        match mcp_auth::store::default_data_dir() {
+            Some(dir) => dir,
+            None => {
+                eprintln!("--data default: neither XDG_DATA_HOME nor HOME is set");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        data.to_owned()
+    };
+    let (signer, pem) = mcp_auth::keys::generate();
+    match mcp_auth::store::Store::open(&dir).and_then(|mut s| s.add_signing_key(signer.kid(), &pem))
+    {
+        Ok(()) => {
+            println!("{}", signer.kid());
+            eprintln!(
+                "new signing key; `serve --data {}` uses it from its next start",
+                dir.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{}: {e}", dir.display());
+            ExitCode::FAILURE
+        }
+    }
+}
+
 /// How `serve` meets users: auto-approval, the users file, TLS.
 type ServeUsers = (bool, Option<PathBuf>, Option<mcp_auth::tls::ServerTls>);
 
@@ -377,7 +451,7 @@ async fn serve(
     signing_key: Option<PathBuf>,
     (auto_approve, users, tls): ServeUsers,
     (access_token_lifetime, introspection_cache_secs): ServeTokens,
-    (revisions, cimd_allow_loopback): (Vec<Revision>, bool),
+    (revisions, cimd_allow_loopback, data): (Vec<Revision>, bool, Option<PathBuf>),
 ) -> ExitCode {
     let users = match users.as_deref().map(mcp_auth::users::load).transpose() {
         Ok(u) => u,
@@ -417,7 +491,8 @@ async fn serve(
         .with_access_token_lifetime(Some(access_token_lifetime))
         .with_introspection_cache_secs(introspection_cache_secs)
         .with_revisions(revisions)
-        .with_cimd_allow_loopback(cimd_allow_loopback);
+        .with_cimd_allow_loopback(cimd_allow_loopback)
+        .with_data(data.clone());
     let stack = match Stack::start(options).await {
         Ok(s) => s,
         Err(e) => {
@@ -427,6 +502,12 @@ async fn serve(
     };
     println!("MCP server: {}", stack.mcp_url);
     println!("Authorization server: {}", stack.issuer);
+    if let Some(dir) = &data {
+        eprintln!(
+            "data: {}",
+            dir.join(mcp_auth::store::DATABASE_FILE).display()
+        );
+    }
     eprintln!("accounts: {accounts}");
     use std::io::Write as _;
     let _ = std::io::stdout().flush();

@@ -154,6 +154,9 @@ rejections! {
     /// The server failed (a signature could not be made, an internal invariant broke): its own
     /// fault, never the peer's, and never reported as a full table.
     Internal => ServerError, "GEN-11", "Internal server error; the request was not at fault";
+    /// The durable store could not save what the request changed (it failed, or another
+    /// instance changed the same record first): nothing was done; the client may retry.
+    StoreUnavailable => TemporarilyUnavailable, "GEN-11", "The server could not save the change; try again later";
 
     // ---- registration (RFC 7591) -------------------------------------------------------
     /// No redirect URI was registered for a redirect-based client.
@@ -321,7 +324,10 @@ impl Rejection {
     /// log the first at debug level and the second as warnings; the wire answer is the same.
     pub const fn fault(self) -> Fault {
         match self {
-            Self::Full | Self::Internal | Self::IntrospectionUnavailable => Fault::Local,
+            Self::Full
+            | Self::Internal
+            | Self::IntrospectionUnavailable
+            | Self::StoreUnavailable => Fault::Local,
             _ => Fault::Peer,
         }
     }

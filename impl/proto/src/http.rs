@@ -180,6 +180,10 @@ impl HttpResponse {
     }
 }
 
+/// `Retry-After` (seconds) of the 503 answered when the durable store could not save a change
+/// ([`crate::Rejection::StoreUnavailable`]).
+pub const STORE_RETRY_AFTER: u64 = 1;
+
 /// The one encoder of OAuth error answers (OAuth 2.1 §3.2.4, RFC 7591 §3.2.2, RFC 6750 §3.1):
 /// the rejection's status, JSON `{"error", "error_description"}`, `Cache-Control: no-store`.
 // spec: TOK-14, ERR-8, GEN-11
@@ -198,9 +202,13 @@ pub fn oauth_error(rejection: crate::Rejection) -> HttpResponse {
         },
     )
     .header("cache-control", "no-store");
-    if rejection == crate::Rejection::RateLimited {
-        response.header("retry-after", crate::server::RATE_WINDOW.to_string())
-    } else {
-        response
+    match rejection {
+        crate::Rejection::RateLimited => {
+            response.header("retry-after", crate::server::RATE_WINDOW.to_string())
+        }
+        crate::Rejection::StoreUnavailable => {
+            response.header("retry-after", STORE_RETRY_AFTER.to_string())
+        }
+        _ => response,
     }
 }

@@ -123,6 +123,23 @@ impl SecretDigest {
         Self(sha2::Sha256::digest(secret.as_bytes()).into())
     }
 
+    /// The digest in lowercase hex (64 characters), for a durable store.
+    pub fn to_hex(&self) -> String {
+        self.0.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// A digest from [`SecretDigest::to_hex`]'s form; `None` unless 64 hex digits.
+    pub fn from_hex(hex: &str) -> Option<Self> {
+        if hex.len() != 64 || !hex.is_ascii() {
+            return None;
+        }
+        let mut out = [0u8; 32];
+        for (i, byte) in out.iter_mut().enumerate() {
+            *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+        }
+        Some(Self(out))
+    }
+
     /// Is this the digest of `secret`? Compared in constant time.
     pub fn matches(&self, secret: &str) -> bool {
         use subtle::ConstantTimeEq as _;

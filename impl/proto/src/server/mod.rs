@@ -30,6 +30,7 @@ mod authorize;
 mod browser;
 mod cimd;
 mod config;
+mod durable;
 pub mod http;
 mod pages;
 mod register;
@@ -55,6 +56,7 @@ pub use config::{
     ACCESS_TOKEN_LIFETIME_DEFAULT, AsConfig, Lifetimes, Limits, RATE_WINDOW, RateLimits, RateRoute,
     paths,
 };
+pub use durable::{Change, KeyRing, Record, RecordKey, RestoreError, StoredRecord};
 pub use register::{ClientMetadata, RegisteredClient, RegistrationResponse, TokenAuthMethod};
 pub use revoke::{Caller, Inactive, Introspection, Revocation, TokenKind};
 pub use token::{
@@ -93,6 +95,10 @@ pub struct AuthorizationServer {
     sessions: BTreeMap<SessionKey, BrowserSession>,
     throttle: window::Windows<browser::ThrottleKey>,
     rates: window::Windows<(RateRoute, std::net::IpAddr)>,
+    /// The durable records changed since the last [`AuthorizationServer::take_changes`], and
+    /// their stored versions; `None` for a server that reports nothing
+    /// ([`AuthorizationServer::new`]).
+    journal: Option<durable::Journal>,
 }
 
 impl AuthorizationServer {
@@ -112,6 +118,7 @@ impl AuthorizationServer {
             sessions: BTreeMap::new(),
             throttle: window::Windows::new(),
             rates: window::Windows::new(),
+            journal: None,
         }
     }
 
@@ -218,6 +225,7 @@ impl AuthorizationServer {
         self.retired
             .retain(|jwk| jwk.common.key_id.as_deref() != Some(kid.as_str()));
         self.retired.truncate(RETIRED_KEYS_MAX);
+        self.touch(RecordKey::Keys);
     }
 
     /// Count a request from `peer` to `route`: refused once the address has sent
@@ -266,16 +274,23 @@ impl AuthorizationServer {
         });
         let lifetimes = self.config.lifetimes.clone();
         let access = lifetimes.access_token;
-        let before = self.grants.len();
-        self.grants.retain(|_, g| {
+        let mut forgotten = Vec::new();
+        self.grants.retain(|id, g| {
             let refresh_alive = g.refresh_token.is_some()
                 && now < g.last_used.plus(lifetimes.refresh_idle)
                 && now < g.created.plus(lifetimes.refresh_absolute);
-            refresh_alive || now < g.last_used.plus(access)
+            let keep = refresh_alive || now < g.last_used.plus(access);
+            if !keep {
+                forgotten.push(*id);
+            }
+            keep
         });
-        if self.grants.len() != before {
+        if !forgotten.is_empty() {
             let grants = &self.grants;
             self.refresh_index.retain(|_, id| grants.contains_key(id));
+        }
+        for id in forgotten {
+            self.touch(RecordKey::Grant(id));
         }
     }
 }

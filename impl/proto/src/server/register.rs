@@ -275,8 +275,17 @@ impl AuthorizationServer {
         if self.clients.len() >= self.config.limits.clients {
             // Clients that never completed a flow are forgotten after a while (SEC-17).
             let unused = self.config.lifetimes.unused_client;
-            self.clients
-                .retain(|_, c| c.completed || now < c.issued_at.plus(unused));
+            let mut forgotten = Vec::new();
+            self.clients.retain(|id, c| {
+                let keep = c.completed || now < c.issued_at.plus(unused);
+                if !keep {
+                    forgotten.push(id.clone());
+                }
+                keep
+            });
+            for id in forgotten {
+                self.touch(super::RecordKey::Client(id));
+            }
         }
         if self.clients.len() >= self.config.limits.clients {
             return Err(Rejection::Full);
@@ -290,7 +299,8 @@ impl AuthorizationServer {
             issued_at: now,
             ..client
         };
-        self.clients.insert(client_id, registered);
+        self.clients.insert(client_id.clone(), registered);
+        self.touch(super::RecordKey::Client(client_id));
         Ok(response)
     }
 }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::{AsConfig, AuthorizationServer, CodeBinding, TokenAuthMethod};
+use super::{AsConfig, AuthorizationServer, CodeBinding, RecordKey, TokenAuthMethod};
 use crate::entropy::{Entropy, mint};
 use crate::error::Rejection;
 use crate::form::Params;
@@ -242,11 +242,15 @@ impl AuthorizationServer {
                         return Err(Rejection::Full);
                     }
                 }
-                if let Some(c) = self.clients.get_mut(client_id) {
+                if let Some(c) = self.clients.get_mut(client_id)
+                    && !c.completed
+                {
                     c.completed = true;
+                    self.touch(RecordKey::Client(client_id.clone()));
                 }
                 let grant_id = self.next_grant;
                 self.next_grant += 1;
+                self.touch(RecordKey::GrantSequence);
                 let with_refresh = self.config.refresh_tokens
                     && self
                         .client_record(client_id)
@@ -264,6 +268,7 @@ impl AuthorizationServer {
                     revoked: false,
                 };
                 self.grants.insert(grant_id, grant);
+                self.touch(RecordKey::Grant(grant_id));
                 let scopes = binding.scopes.clone();
                 if !mutated!(self.config, reusable_codes) {
                     self.codes.insert(
@@ -385,6 +390,7 @@ impl AuthorizationServer {
             }
             self.refresh_index.insert(new, grant_id);
         }
+        self.touch(RecordKey::Grant(grant_id));
         Ok(TokenResponse {
             access_token,
             token_type: "Bearer".into(),
@@ -397,11 +403,14 @@ impl AuthorizationServer {
     /// Revoke a grant: its refresh token, and every access token issued under it
     /// ([`AuthorizationServer::is_revoked`]).
     pub(super) fn revoke_grant(&mut self, grant_id: u64) {
-        if let Some(grant) = self.grants.get_mut(&grant_id) {
+        if let Some(grant) = self.grants.get_mut(&grant_id)
+            && !grant.revoked
+        {
             grant.revoked = true;
             if let Some(current) = grant.refresh_token.take() {
                 grant.rotated.push(current);
             }
+            self.touch(RecordKey::Grant(grant_id));
         }
     }
 }

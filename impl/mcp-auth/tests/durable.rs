@@ -79,7 +79,7 @@ fn refresh_token_of(answer: &(u16, Value)) -> String {
         .to_owned()
 }
 
-// spec: RT-2
+// spec: RT-2, PF-23
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_on_the_same_data_directory_forgets_nothing_durable() {
     let data = data_dir("restart");
@@ -168,6 +168,7 @@ async fn without_a_data_directory_a_restart_forgets_the_client() {
     s2.stop().await;
 }
 
+// spec: PF-23
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_refuses_a_foreign_database_with_exit_1() {
     let data = data_dir("foreign");
@@ -201,6 +202,7 @@ async fn register(issuer: &str) -> HttpResponse {
     send(&request).await
 }
 
+// spec: PF-23
 /// A commit that fails (here: another writer holds the database's write lock past the busy
 /// timeout) answers 503 with Retry-After, and the change is dropped (the core reloads from
 /// the store): the client id of that answer was never issued.
@@ -237,7 +239,7 @@ async fn a_failed_commit_answers_503_with_retry_after_and_changes_nothing() {
 /// (whose memory is behind) loses the compare-and-set there and is answered as a replay:
 /// `invalid_grant`, and the family is revoked in the store, so the first server refuses the
 /// newest token too.
-// spec: RT-2
+// spec: RT-2, PF-23
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refresh_race_between_two_servers_on_one_database_revokes_the_family() {
     let data = data_dir("race");
@@ -307,7 +309,7 @@ async fn serve_process(
 }
 
 /// SIGKILL right after the answers: nothing that was answered is lost (the commit came first).
-// spec: RT-2
+// spec: RT-2, PF-23
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_killed_with_sigkill_restarts_with_everything_it_answered() {
     let data = data_dir("sigkill");

@@ -242,6 +242,7 @@ fn a_restart_keeps_clients_grants_and_refresh_families() {
     assert!(h.authorization_server.grants().all(|(_, g)| g.revoked));
 }
 
+// spec: TOK-6, PF-23
 #[test]
 fn a_code_from_before_a_restart_gets_invalid_grant() {
     let (mut h, mut store) = journaled();
@@ -273,7 +274,7 @@ fn a_code_from_before_a_restart_gets_invalid_grant() {
 
 /// Two instances on one store refresh the same token at once: the second commit loses the
 /// compare-and-set, and that instance answers as for a replay and revokes the family.
-// spec: RT-2
+// spec: RT-2, PF-23
 #[test]
 fn a_lost_refresh_race_is_answered_as_a_replay() {
     let (mut h, mut store) = journaled();
@@ -443,6 +444,7 @@ proptest! {
     }
 }
 
+// spec: PF-23
 /// A consent in progress is memory-only: the consent form posted after a restart gets the
 /// error page (400, no redirect), never a 500.
 #[test]

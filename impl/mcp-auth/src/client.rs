@@ -13,9 +13,9 @@ use mcp_auth_layer::fetch::from_parts;
 pub use mcp_auth_layer::fetch::{Http, TransportError};
 use mcp_auth_proto::Revision;
 use mcp_auth_proto::client::{
-    Action, Client, ClientConfig, ClientError, DISCOVER_ATTEMPTS, META_SERVER_INFO, McpFailure,
-    McpOutcome, Negotiated, StatelessClient, Tokens, initialize_revision, initialized_revision,
-    mcp_post, negotiate, sse_resume, sse_resume_request,
+    Action, Client, ClientConfig, ClientError, META_SERVER_INFO, McpFailure, McpOutcome,
+    Negotiated, StatelessClient, Tokens, initialize_revision, initialized_revision, mcp_post,
+    negotiate, sse_resume, sse_resume_request,
 };
 use mcp_auth_proto::http::{HttpRequest, HttpResponse, Method};
 use mcp_auth_proto::types::ScopeSet;
@@ -1000,11 +1000,12 @@ impl McpClient {
                         "capabilities": result.get("capabilities").cloned().unwrap_or(Value::Null),
                     }));
                 }
-                Negotiated::Retry(revision) if attempts < DISCOVER_ATTEMPTS => {
+                // The core bounds the retries (`DISCOVER_ATTEMPTS`).
+                Negotiated::Retry(revision) => {
                     tracing::info!(%revision, "server/discover refused the version: retrying");
                     self.wire = revision;
                 }
-                Negotiated::Retry(revision) | Negotiated::Initialize(revision) => {
+                Negotiated::Initialize(revision) => {
                     tracing::info!(%revision, status = response.status, "no stateless revision: initialize");
                     self.wire = revision;
                     return self.initialize().await;

@@ -48,11 +48,13 @@ async fn send(request: &HttpRequest) -> HttpResponse {
 async fn initialize(url: &str, token: &str) -> u16 {
     let body =
         json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": initialize_params()});
-    let request = HttpRequest::new(Method::Post, url)
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
-        .header("authorization", format!("Bearer {token}"))
-        .body(serde_json::to_vec(&body).unwrap_or_default());
+    let request = mcp_auth_proto::client::mcp_request(
+        url,
+        "initialize",
+        serde_json::to_vec(&body).unwrap_or_default(),
+        None,
+        Some(&format!("Bearer {token}")),
+    );
     send(&request).await.status
 }
 

@@ -14,15 +14,17 @@
 //!
 //! With a durable store ([`AsState::with_store`]), every change the core reports
 //! ([`AuthorizationServer::take_changes`]) is committed in one transaction, while the lock is
-//! still held, **before** the answer is written: a client never holds a token or a client id
-//! the store does not have. The call into the core and its commit then run on a blocking
-//! thread (the commit waits for the disk), never on an async worker. A commit that fails answers 503 with `Retry-After`
-//! ([`Rejection::StoreUnavailable`]) and the core's durable state is **reloaded** from the
-//! store (the in-memory change is dropped; memory-only state such as codes and sessions is
-//! kept); while the store cannot be read, every request gets that 503. A commit refused
-//! because another writer changed a record first (compare-and-set) is answered as the core
-//! says ([`AuthorizationServer::lost_race`]): for a refresh rotation, `invalid_grant` and the
-//! family revoked.
+//! still held, **before** the answer is written: a client never holds a token, a code or a
+//! client id the store does not have. The call into the core and its commit then run on a
+//! blocking thread (the commit waits for the disk), never on an async worker. A commit that
+//! fails answers 503 with `Retry-After` ([`Rejection::StoreUnavailable`]) and the core's
+//! durable state is **reloaded** from the store (the in-memory change is dropped; memory-only
+//! state such as pending consents and sessions is kept); while the store cannot be read, every
+//! request gets that 503. A commit refused because another instance changed a record first
+//! (compare-and-set) reloads the core and runs the request again ([`COMMIT_ATTEMPTS`]): the
+//! core's own rules then answer it against the state that won (a refresh token or a code
+//! used on two instances at once is a replay on the second: `invalid_grant`, and what it
+//! produced is revoked).
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -144,39 +146,33 @@ impl AsState {
         Ok(())
     }
 
-    /// After a call into the core: commit what it changed, before the answer goes out. `Err`
-    /// is the answer to send instead.
-    // spec: RT-2
-    fn settle(&self, server: &mut AuthorizationServer) -> Result<(), HttpResponse> {
+    /// After a call into the core: commit what it changed, before the answer goes out.
+    // spec: RT-2, TOK-7
+    fn settle(&self, server: &mut AuthorizationServer) -> Settled {
         let Some(durable) = &self.durable else {
-            return Ok(());
+            return Settled::Committed;
         };
         let changes = server.take_changes();
         if changes.is_empty() {
-            return Ok(());
+            return Settled::Committed;
         }
         let mut durable = durable
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         match durable.store.commit(&changes) {
-            Ok(()) => Ok(()),
+            Ok(()) => Settled::Committed,
             Err(StoreError::Conflict(lost)) => {
                 tracing::info!(records = lost.len(), "lost a concurrent update; reloading");
-                reload(server, &mut durable)?;
-                let answer = server.lost_race(&lost);
-                let follow_up = server.take_changes();
-                if let Err(e) = durable.store.commit(&follow_up) {
-                    tracing::warn!(error = %e, "durable store: commit failed");
-                    durable.stale = true;
-                    return Err(unavailable());
+                match reload(server, &mut durable) {
+                    Ok(()) => Settled::Lost,
+                    Err(response) => Settled::Failed(response),
                 }
-                Err(mcp_auth_proto::http::oauth_error(answer))
             }
             Err(e) => {
                 tracing::warn!(error = %e, "durable store: commit failed; reloading");
                 durable.stale = true;
                 let _ = reload(server, &mut durable);
-                Err(unavailable())
+                Settled::Failed(unavailable())
             }
         }
     }
@@ -186,7 +182,7 @@ impl AsState {
     pub fn rotate_key(&self, signer: Signer) {
         let mut server = self.lock();
         server.rotate_key(signer);
-        if self.settle(&mut server).is_err() {
+        if !matches!(self.settle(&mut server), Settled::Committed) {
             tracing::warn!("the rotated key ring was not stored");
         }
     }
@@ -210,6 +206,21 @@ impl AsState {
             .unwrap_or_else(std::sync::PoisonError::into_inner))
     }
 }
+
+/// How a call's changes went to the store.
+enum Settled {
+    /// Committed (or nothing to commit): send the call's answer.
+    Committed,
+    /// Another instance changed a record first; the core was reloaded from the store: run
+    /// the call again.
+    Lost,
+    /// The store failed: send this answer (503) instead.
+    Failed(HttpResponse),
+}
+
+/// How many times one request runs when its commit keeps losing compare-and-set races to
+/// other instances; after that it gets 503 with `Retry-After`.
+pub const COMMIT_ATTEMPTS: usize = 4;
 
 /// The answer while the store cannot save or be read: 503 with `Retry-After`.
 fn unavailable() -> HttpResponse {
@@ -241,21 +252,29 @@ fn reload(server: &mut AuthorizationServer, durable: &mut Durable) -> Result<(),
 }
 
 /// One call into the core under the lock, with the store kept in step: `ready` before,
-/// `settle` after (a failed commit replaces the answer).
+/// `settle` after (a failed commit replaces the answer). A commit that lost a race to another
+/// instance runs the call again on the reloaded state (at most [`COMMIT_ATTEMPTS`] times in
+/// all), so the core's own rules answer it against the state that won: a refresh token or a
+/// code used on two instances at once is a replay on the second.
 fn with_core<T>(
     state: &AsState,
-    call: impl FnOnce(&mut AuthorizationServer) -> T,
+    mut call: impl FnMut(&mut AuthorizationServer) -> T,
     answer: impl FnOnce(HttpResponse) -> T,
 ) -> T {
     let mut server = state.lock();
-    if let Err(response) = state.ready(&mut server) {
-        return answer(response);
+    for _ in 0..COMMIT_ATTEMPTS {
+        if let Err(response) = state.ready(&mut server) {
+            return answer(response);
+        }
+        let result = call(&mut server);
+        match state.settle(&mut server) {
+            Settled::Committed => return result,
+            Settled::Lost => {}
+            Settled::Failed(response) => return answer(response),
+        }
     }
-    let result = call(&mut server);
-    match state.settle(&mut server) {
-        Ok(()) => result,
-        Err(response) => answer(response),
-    }
+    tracing::warn!("lost {COMMIT_ATTEMPTS} races in a row; answering 503");
+    answer(unavailable())
 }
 
 /// [`with_core`] on a blocking thread when there is a store (a commit waits for the disk,
@@ -263,7 +282,7 @@ fn with_core<T>(
 /// otherwise.
 async fn core_call<T: Send + 'static>(
     state: &Arc<AsState>,
-    call: impl FnOnce(&mut AuthorizationServer, &AsState) -> T + Send + 'static,
+    mut call: impl FnMut(&mut AuthorizationServer, &AsState) -> T + Send + 'static,
     answer: fn(HttpResponse) -> T,
 ) -> T {
     if state.durable.is_none() {
@@ -308,7 +327,7 @@ where
                     core_call(
                         &state,
                         move |server, _| {
-                            finish_login(server, now(), &mut OsEntropy, attempt, verified)
+                            finish_login(server, now(), &mut OsEntropy, attempt.clone(), verified)
                         },
                         |response| response,
                     )
@@ -327,8 +346,8 @@ where
                                 now(),
                                 &mut OsEntropy,
                                 &state.policy,
-                                pending,
-                                answer,
+                                pending.clone(),
+                                answer.clone(),
                             )
                         },
                         |response| response,

@@ -1,19 +1,22 @@
 //! Durable state (issue 13), in the core: every mutating operation reports exactly the durable
 //! records it changed, with the version each replaces; a server restored from the committed
 //! changes equals the original on its durable part and behaves the same; memory-only state
-//! (codes) fails cleanly after a restart; a lost compare-and-set race on a refresh rotation is
-//! answered as a replay.
+//! (pending consents) fails cleanly after a restart; several instances on one store see each
+//! other's commits ([`AuthorizationServer::apply`]), and an instance that loses a
+//! compare-and-set race reloads and runs the request again, so the core's own rules answer it:
+//! a refresh token or a code used on two instances at once is a replay on the second.
 
 use std::collections::BTreeMap;
 
 use mcp_auth_proto::Rejection;
 use mcp_auth_proto::client::Tokens;
-use mcp_auth_proto::http::HttpResponse;
+use mcp_auth_proto::http::{HttpRequest, HttpResponse};
 use mcp_auth_proto::pkce::CodeVerifier;
 use mcp_auth_proto::server::ClientCredentials;
 use mcp_auth_proto::server::{
-    AuthorizationServer, Change, Record, RecordKey, StoredRecord, TokenRequest,
+    AuthorizationServer, Change, Record, RecordKey, StoredRecord, StoredUpdate, TokenRequest,
 };
+use mcp_auth_proto::types::SecretDigest;
 use mcp_auth_testkit::harness::{
     Harness, ISSUER, REDIRECT_URI, RESOURCE, authorize_url, form_post, query_map, register_client,
 };
@@ -21,9 +24,9 @@ use proptest::prelude::*;
 use serde_json::Value;
 
 /// A store as the driver's: records with versions, commits all-or-nothing with
-/// compare-and-set on every change.
+/// compare-and-set on every change, and the log of committed updates in commit order.
 #[derive(Clone, Debug, Default)]
-struct Store(BTreeMap<RecordKey, (u64, String)>);
+struct Store(BTreeMap<RecordKey, (u64, String)>, Vec<StoredUpdate>);
 
 impl Store {
     /// Apply `changes` if every one replaces the version held; else change nothing and name
@@ -40,14 +43,30 @@ impl Store {
         for c in changes {
             match c.body() {
                 Some(body) => {
-                    self.0.insert(c.key.clone(), (c.version, body));
+                    self.0.insert(c.key.clone(), (c.version, body.clone()));
+                    self.1.push(StoredUpdate::Put(StoredRecord {
+                        key: c.key.clone(),
+                        version: c.version,
+                        body,
+                    }));
                 }
                 None => {
                     self.0.remove(&c.key);
+                    self.1.push(StoredUpdate::Removed(c.key.clone()));
                 }
             }
         }
         Ok(())
+    }
+
+    /// The high mark of the log (what a store's change sequence is).
+    fn seq(&self) -> usize {
+        self.1.len()
+    }
+
+    /// The updates committed after the high mark `seq`.
+    fn since(&self, seq: usize) -> Vec<StoredUpdate> {
+        self.1[seq..].to_vec()
     }
 
     fn load(&self) -> Vec<StoredRecord> {
@@ -128,14 +147,19 @@ fn each_operation_reports_exactly_its_changes_with_versions() {
     assert!(matches!(changes[0].record, Some(Record::Client(ref c)) if !c.completed));
     store.commit(&changes).expect("commit");
 
-    // Authorization and consent change nothing durable (the code is memory-only).
+    // Authorization and consent: the code.
     let verifier = CodeVerifier::generate(&mut h.entropy);
     let url = authorize_url(&client_id, &verifier, RESOURCE, &[]);
     let query = h.browse(&url).expect("a redirect with a code");
-    assert!(h.authorization_server.take_changes().is_empty());
-
-    // Redeeming the code: the client (now completed), the grant, the grant sequence.
     let code = query_map(&query)["code"].clone();
+    let code_key = RecordKey::Code(SecretDigest::of(&code));
+    let changes = h.authorization_server.take_changes();
+    assert_eq!(keys(&changes), [code_key.clone()]);
+    assert_eq!((changes[0].replaces, changes[0].version), (0, 1));
+    store.commit(&changes).expect("commit");
+
+    // Redeeming the code: the client (now completed), the grant, the grant sequence, the
+    // code (redeemed).
     let pairs = [
         ("grant_type", "authorization_code"),
         ("code", code.as_str()),
@@ -153,11 +177,12 @@ fn each_operation_reports_exactly_its_changes_with_versions() {
         [
             RecordKey::Client(cid.clone()),
             RecordKey::Grant(0),
-            RecordKey::GrantSequence
+            RecordKey::GrantSequence,
+            code_key,
         ]
     );
     let versions: Vec<_> = changes.iter().map(|c| (c.replaces, c.version)).collect();
-    assert_eq!(versions, [(1, 2), (0, 1), (0, 1)]);
+    assert_eq!(versions, [(1, 2), (0, 1), (0, 1), (1, 2)]);
     store.commit(&changes).expect("commit");
     let tokens = Tokens {
         access_token: json(&r)["access_token"].as_str().unwrap().into(),
@@ -242,38 +267,192 @@ fn a_restart_keeps_clients_grants_and_refresh_families() {
     assert!(h.authorization_server.grants().all(|(_, g)| g.revoked));
 }
 
-// spec: TOK-6, PF-23
+/// A code issued before a restart is redeemed after it, once: a second redemption is a
+/// replay (`invalid_grant`) and revokes the first one's grant.
+// spec: TOK-6, TOK-7, PF-23
 #[test]
-fn a_code_from_before_a_restart_gets_invalid_grant() {
+fn a_code_from_before_a_restart_is_redeemed_once_after_it() {
     let (mut h, mut store) = journaled();
     let client_id = register_client(&mut h, &[REDIRECT_URI]);
-    store
-        .commit(&h.authorization_server.take_changes())
-        .expect("commit");
     let verifier = CodeVerifier::generate(&mut h.entropy);
     let query = h
         .browse(&authorize_url(&client_id, &verifier, RESOURCE, &[]))
         .expect("a code");
+    store
+        .commit(&h.authorization_server.take_changes())
+        .expect("commit");
     let code = query_map(&query)["code"].clone();
-    assert!(h.authorization_server.code_state(&code).is_some());
     h.authorization_server = restart(&h, &store);
-    assert!(h.authorization_server.code_state(&code).is_none());
-    let pairs = [
-        ("grant_type", "authorization_code"),
-        ("code", code.as_str()),
-        ("client_id", client_id.as_str()),
-        ("redirect_uri", REDIRECT_URI),
-        ("code_verifier", verifier.as_str()),
-    ];
-    let r = h.route(&form_post(&format!("{ISSUER}/token"), &pairs));
+    assert!(h.authorization_server.code_state(&code).is_some());
+    let request = code_request(&client_id, &code, &verifier);
+    let r = h.route(&request);
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    store
+        .commit(&h.authorization_server.take_changes())
+        .expect("commit");
+    h.authorization_server = restart(&h, &store);
+    let again = h.route(&request);
     assert_eq!(
-        (r.status, json(&r)["error"].as_str()),
+        (again.status, json(&again)["error"].as_str()),
         (400, Some("invalid_grant"))
     );
+    assert!(h.authorization_server.grants().all(|(_, g)| g.revoked));
+}
+
+/// The token request redeeming `code`.
+fn code_request(client_id: &str, code: &str, verifier: &CodeVerifier) -> HttpRequest {
+    let pairs = [
+        ("grant_type", "authorization_code"),
+        ("code", code),
+        ("client_id", client_id),
+        ("redirect_uri", REDIRECT_URI),
+        ("code_verifier", verifier.as_str()),
+        ("resource", RESOURCE),
+    ];
+    form_post(&format!("{ISSUER}/token"), &pairs)
+}
+
+/// What the driver does after its commit lost a compare-and-set race: reload the store's
+/// state and run the same request again.
+fn rerun(
+    server: &mut AuthorizationServer,
+    store: &Store,
+    h: &mut Harness,
+    request: &HttpRequest,
+) -> HttpResponse {
+    server.reload(store.load()).expect("reload");
+    std::mem::swap(server, &mut h.authorization_server);
+    let answer = h.route(request);
+    std::mem::swap(server, &mut h.authorization_server);
+    answer
+}
+
+/// Instance `server` answers `request` (the harness's own server is set aside meanwhile).
+fn on(server: &mut AuthorizationServer, h: &mut Harness, request: &HttpRequest) -> HttpResponse {
+    std::mem::swap(server, &mut h.authorization_server);
+    let answer = h.route(request);
+    std::mem::swap(server, &mut h.authorization_server);
+    answer
+}
+
+/// Two instances on one store: a client registered and a code issued on `a` are known to
+/// `b` once it applies the store's updates, and the code is redeemed there.
+// spec: PF-23, TOK-6
+#[test]
+fn an_instance_applies_what_another_committed() {
+    let (mut h, mut store) = journaled();
+    let mut a = restart(&h, &store);
+    let mut b = restart(&h, &store);
+    let mark = store.seq();
+    std::mem::swap(&mut a, &mut h.authorization_server);
+    let client_id = register_client(&mut h, &[REDIRECT_URI]);
+    let verifier = CodeVerifier::generate(&mut h.entropy);
+    let query = h
+        .browse(&authorize_url(&client_id, &verifier, RESOURCE, &[]))
+        .expect("a code");
+    std::mem::swap(&mut a, &mut h.authorization_server);
+    store.commit(&a.take_changes()).expect("commit");
+    let code = query_map(&query)["code"].clone();
+    assert!(b.code_state(&code).is_none(), "b has not looked yet");
+    b.apply(store.since(mark)).expect("apply");
+    assert!(b.take_changes().is_empty(), "applying reports nothing");
+    assert_eq!(durable(&b), durable(&a));
+    // Applying the same updates again changes nothing.
+    b.apply(store.since(mark)).expect("apply again");
+    assert_eq!(durable(&b), durable(&a));
+    let mark = store.seq();
+    let r = on(&mut b, &mut h, &code_request(&client_id, &code, &verifier));
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    store.commit(&b.take_changes()).expect("commit");
+    a.apply(store.since(mark)).expect("apply");
+    assert_eq!(durable(&a), durable(&b));
+    let replay = on(&mut a, &mut h, &code_request(&client_id, &code, &verifier));
+    assert_eq!(json(&replay)["error"], "invalid_grant");
+}
+
+/// A code redeemed on two instances at once succeeds exactly once: the instance that loses
+/// the commit runs the request again, which is then a replay (`invalid_grant`) and revokes
+/// the winner's grant (TOK-7).
+// spec: TOK-6, TOK-7, PF-23
+#[test]
+fn a_code_redeemed_on_two_instances_at_once_succeeds_once() {
+    let (mut h, mut store) = journaled();
+    let client_id = register_client(&mut h, &[REDIRECT_URI]);
+    let verifier = CodeVerifier::generate(&mut h.entropy);
+    let query = h
+        .browse(&authorize_url(&client_id, &verifier, RESOURCE, &[]))
+        .expect("a code");
+    store
+        .commit(&h.authorization_server.take_changes())
+        .expect("commit");
+    let code = query_map(&query)["code"].clone();
+    let request = code_request(&client_id, &code, &verifier);
+    let mut a = restart(&h, &store);
+    let mut b = restart(&h, &store);
+    assert_eq!(on(&mut a, &mut h, &request).status, 200);
+    assert_eq!(
+        on(&mut b, &mut h, &request).status,
+        200,
+        "b does not know yet"
+    );
+    store.commit(&a.take_changes()).expect("a wins");
+    let lost = store.commit(&b.take_changes()).expect_err("b loses");
+    assert!(
+        lost.contains(&RecordKey::Code(SecretDigest::of(&code))),
+        "{lost:?}"
+    );
+    let again = rerun(&mut b, &store, &mut h, &request);
+    assert_eq!(
+        (again.status, json(&again)["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
+    store
+        .commit(&b.take_changes())
+        .expect("the revocation commits");
+    assert!(restart(&h, &store).grants().all(|(_, g)| g.revoked));
+}
+
+/// Two grants made at once on two instances both succeed: the loser of the grant sequence
+/// runs its request again and takes the next id.
+// spec: PF-23
+#[test]
+fn two_codes_redeemed_at_once_on_two_instances_both_succeed() {
+    let (mut h, mut store) = journaled();
+    let client_id = register_client(&mut h, &[REDIRECT_URI]);
+    let mut requests = Vec::new();
+    for _ in 0..2 {
+        let verifier = CodeVerifier::generate(&mut h.entropy);
+        let query = h
+            .browse(&authorize_url(&client_id, &verifier, RESOURCE, &[]))
+            .expect("a code");
+        let code = query_map(&query)["code"].clone();
+        requests.push(code_request(&client_id, &code, &verifier));
+    }
+    store
+        .commit(&h.authorization_server.take_changes())
+        .expect("commit");
+    let mut a = restart(&h, &store);
+    let mut b = restart(&h, &store);
+    assert_eq!(on(&mut a, &mut h, &requests[0]).status, 200);
+    assert_eq!(on(&mut b, &mut h, &requests[1]).status, 200);
+    store.commit(&a.take_changes()).expect("a wins");
+    let lost = store.commit(&b.take_changes()).expect_err("b loses");
+    assert!(lost.contains(&RecordKey::GrantSequence), "{lost:?}");
+    let again = rerun(&mut b, &store, &mut h, &requests[1]);
+    assert_eq!(
+        again.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&again.body)
+    );
+    store.commit(&b.take_changes()).expect("b commits");
+    let ids: Vec<u64> = restart(&h, &store).grants().map(|(id, _)| *id).collect();
+    assert_eq!(ids, [0, 1]);
 }
 
 /// Two instances on one store refresh the same token at once: the second commit loses the
-/// compare-and-set, and that instance answers as for a replay and revokes the family.
+/// compare-and-set; that instance reloads and runs the request again, which is then a
+/// replay of a rotated-out token: `invalid_grant` and the family revoked.
 // spec: RT-2, PF-23
 #[test]
 fn a_lost_refresh_race_is_answered_as_a_replay() {
@@ -305,13 +484,13 @@ fn a_lost_refresh_race_is_answered_as_a_replay() {
     store.commit(&a.take_changes()).expect("a wins");
     let lost = store.commit(&b.take_changes()).expect_err("b loses");
     assert_eq!(lost, [RecordKey::Grant(0)]);
-    // b reloads the store's state and answers the race.
+    // b reloads the store's state and runs the request again.
     b.reload(store.load()).expect("reload");
-    assert_eq!(b.lost_race(&lost), Rejection::RefreshTokenReused);
-    assert_eq!(
-        Rejection::RefreshTokenReused.code().as_str(),
-        "invalid_grant"
-    );
+    let refused = b
+        .token(now, &mut h.entropy, &request)
+        .expect_err("a replay now");
+    assert_eq!(refused.rejection, Rejection::RefreshTokenReused);
+    assert_eq!(refused.rejection.code().as_str(), "invalid_grant");
     let revocation = b.take_changes();
     assert_eq!(keys(&revocation), [RecordKey::Grant(0)]);
     assert_eq!(revocation[0].replaces, 2, "it replaces a's rotation");
@@ -331,18 +510,6 @@ fn a_lost_refresh_race_is_answered_as_a_replay() {
         let refused = c.token(now, &mut h.entropy, &again).expect_err("revoked");
         assert_eq!(refused.rejection.code().as_str(), "invalid_grant");
     }
-}
-
-#[test]
-fn a_lost_race_on_another_record_revokes_nothing() {
-    let (mut h, store) = journaled();
-    h.drive().expect("tokens");
-    let mut server = restart(&h, &store);
-    assert_eq!(
-        server.lost_race(&[RecordKey::GrantSequence, RecordKey::Keys]),
-        Rejection::StoreUnavailable
-    );
-    assert!(server.take_changes().is_empty());
 }
 
 #[test]
@@ -374,6 +541,40 @@ fn another_signer_at_restore_retires_the_stored_key() {
         .collect();
     assert_eq!(kids, ["k2", old.kid()]);
     assert_eq!(keys(&server.take_changes()), [RecordKey::Keys]);
+}
+
+/// Two running instances with different signing keys (one restarted after `keys rotate`):
+/// each publishes both keys and neither rewrites the stored ring because of the other's
+/// (no ring written back and forth on every request).
+// spec: PF-23
+#[test]
+fn instances_with_different_keys_publish_both_and_leave_the_ring_alone() {
+    let (h, mut store) = journaled();
+    let config = h.authorization_server.config().clone();
+    let mut a = restart(&h, &store);
+    let mark = store.seq();
+    let new = mcp_auth_proto::jwt::Signer::new(mcp_auth_proto::jwt::Ed25519Signer::from_seed(
+        "k2", [9; 32],
+    ));
+    let mut b = AuthorizationServer::restore(config, new, store.load()).expect("restore");
+    store.commit(&b.take_changes()).expect("b's rotation");
+    a.apply(store.since(mark)).expect("apply");
+    let kids = |s: &AuthorizationServer| {
+        let mut kids: Vec<_> = s
+            .jwks()
+            .keys
+            .iter()
+            .map(|k| k.common.key_id.clone().unwrap_or_default())
+            .collect();
+        kids.sort();
+        kids
+    };
+    assert_eq!(kids(&a), kids(&b));
+    assert_eq!(kids(&a).len(), 2);
+    assert!(a.take_changes().is_empty());
+    a.reload(store.load()).expect("reload");
+    assert!(a.take_changes().is_empty(), "a reload does not rotate");
+    assert_eq!(a.signer().kid(), h.authorization_server.signer().kid());
 }
 
 /// One operation of the random sequences.

@@ -331,8 +331,9 @@ impl AuthorizationServer {
             expires_at: now.plus(self.config.lifetimes.code.min(600)),
             ..binding
         };
-        self.codes
-            .insert(SecretDigest::of(&code), CodeState::Issued(binding));
+        let digest = SecretDigest::of(&code);
+        self.codes.insert(digest, CodeState::Issued(binding));
+        self.touch(super::RecordKey::Code(digest));
         AuthorizeOutcome::Redirect(self.redirect(&redirect_uri, Ok(code), state))
     }
 

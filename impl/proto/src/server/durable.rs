@@ -12,16 +12,17 @@
 //! - the public key ring ([`KeyRing`]): the current signing key's public JWK and the retired
 //!   ones still published. The private key is the driver's to keep (the core cannot export
 //!   it): [`AuthorizationServer::restore`] takes the signer, and a signer other than the
-//!   stored current key is a rotation (the stored key becomes retired).
+//!   stored current key is a rotation (the stored key becomes retired);
+//! - authorization codes ([`CodeState`]), issued and redeemed (a redeemed code is kept until
+//!   it expires): a code issued before a restart, or by another instance on the same store,
+//!   can be redeemed, exactly once, and a replay revokes what it produced.
 //!
 //! **What is memory only**, and what a restart does to it:
-//! - authorization codes: a code issued before a restart is unknown after it, and its
-//!   redemption gets `invalid_grant` (the client starts a new authorization). Codes live
-//!   seconds to minutes; keeping them in memory keeps their single use a local decision.
 //! - pending authorizations (consent and login in progress): the consent or login form posted
 //!   after a restart gets the "unknown or expired request" error page, never a 500;
 //! - browser sessions: the user logs in again;
-//! - login throttles and rate-limit windows: they start empty;
+//! - login throttles and rate-limit windows: they start empty (and each instance counts its
+//!   own);
 //! - the client metadata document cache: documents are fetched again.
 //!
 //! **Change report**: a server built by [`AuthorizationServer::restore`] (or
@@ -31,22 +32,32 @@
 //! [`AuthorizationServer::new`] keeps no journal (the model and the in-memory tests hold
 //! such servers, and an ever-growing journal would make their states differ by history).
 //!
+//! **Several instances on one store**: before each operation the driver brings the server up
+//! to date with what was committed since it last looked ([`AuthorizationServer::apply`],
+//! [`StoredUpdate`]s in commit order), so a client registered, a code issued or a refresh
+//! token rotated on one instance is known to the next request on any other.
+//!
 //! **Versions** (conditional commits): each stored record has a version (1, 2, ...; 0 means
 //! absent). A [`Change`] names the version it replaces ([`Change::replaces`]); a store applies
 //! it only if it still holds that version (compare-and-set) and refuses the whole transaction
-//! otherwise. The driver then reloads the durable state
-//! ([`AuthorizationServer::reload`]) and asks the core for the answer to the lost race
-//! ([`AuthorizationServer::lost_race`]).
+//! otherwise: another instance changed the record in between. The driver then reloads the
+//! durable state ([`AuthorizationServer::reload`]) and runs the same operation again, once
+//! more at most a few times: the core's own rules answer it against the state that won. A
+//! code redeemed on two instances at once is a replay on the second (`invalid_grant`, and
+//! the first redemption's tokens revoked, RFC 9700 §4.2.4 [TOK-7](crate::requirements#TOK-7)); a refresh token used on two
+//! instances at once is a rotated-out token on the second (`invalid_grant` and the family
+//! revoked, [RT-2](crate::requirements#RT-2)); two grants made at once only take the next id.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use jsonwebtoken::jwk::Jwk;
 use serde::{Deserialize, Serialize};
 
-use super::{AsConfig, AuthorizationServer, ClientMetadata, Grant, RegisteredClient};
+use super::RegisteredClient;
+use super::{AsConfig, AuthorizationServer, ClientMetadata, CodeBinding, CodeState, Grant};
 use super::{ROTATED_MAX, TokenAuthMethod};
-use crate::error::Rejection;
 use crate::jwt::Signer;
+use crate::pkce::{CodeChallenge, S256};
 use crate::time::UnixTime;
 use crate::types::{ClientId, ScopeSet, SecretDigest, Subject};
 use crate::uri::{RedirectUri, ResourceUri};
@@ -62,16 +73,20 @@ pub enum RecordKey {
     GrantSequence,
     /// The public key ring.
     Keys,
+    /// An authorization code, by the digest of its value: issued, or redeemed (kept until it
+    /// expires, so that a replay on any instance is detected).
+    Code(SecretDigest),
 }
 
 impl RecordKey {
-    /// The record's kind, as a store names it (`client`, `grant`, `sequence`, `keys`).
+    /// The record's kind, as a store names it (`client`, `grant`, `sequence`, `keys`, `code`).
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Client(_) => "client",
             Self::Grant(_) => "grant",
             Self::GrantSequence => "sequence",
             Self::Keys => "keys",
+            Self::Code(_) => "code",
         }
     }
 
@@ -82,6 +97,7 @@ impl RecordKey {
             Self::Grant(id) => id.to_string(),
             Self::GrantSequence => "grant".into(),
             Self::Keys => "current".into(),
+            Self::Code(digest) => digest.to_hex(),
         }
     }
 
@@ -94,6 +110,7 @@ impl RecordKey {
             }
             ("sequence", "grant") => Some(Self::GrantSequence),
             ("keys", "current") => Some(Self::Keys),
+            ("code", hex) => SecretDigest::from_hex(hex).map(Self::Code),
             _ => None,
         }
     }
@@ -119,6 +136,8 @@ pub enum Record {
     GrantSequence(u64),
     /// The public key ring.
     Keys(KeyRing),
+    /// An authorization code.
+    Code(CodeState),
 }
 
 /// A change to one durable record, with the version it replaces (compare-and-set).
@@ -215,6 +234,21 @@ struct GrantWire {
 
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+struct CodeWire {
+    /// The grant it was redeemed into; `None` while issued.
+    redeemed_into: Option<u64>,
+    client_id: String,
+    redirect_uri: String,
+    redirect_uri_sent: bool,
+    code_challenge: String,
+    resource: String,
+    scopes: String,
+    subject: String,
+    expires_at: u64,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct KeysWire {
     current: Jwk,
     retired: Vec<Jwk>,
@@ -252,6 +286,23 @@ impl Record {
                 current: k.current.clone(),
                 retired: k.retired.clone(),
             }),
+            Self::Code(state) => {
+                let (b, redeemed_into) = match state {
+                    CodeState::Issued(b) => (b, None),
+                    CodeState::Redeemed { binding, grant } => (binding, Some(*grant)),
+                };
+                serde_json::to_value(CodeWire {
+                    redeemed_into,
+                    client_id: b.client_id.0.clone(),
+                    redirect_uri: b.redirect_uri.clone(),
+                    redirect_uri_sent: b.redirect_uri_sent,
+                    code_challenge: b.challenge.as_str().into(),
+                    resource: b.resource.as_str().into(),
+                    scopes: b.scopes.to_string(),
+                    subject: b.subject.0.clone(),
+                    expires_at: b.expires_at.as_secs(),
+                })
+            }
         };
         value.map(|v| v.to_string()).unwrap_or_default()
     }
@@ -323,7 +374,85 @@ impl Record {
                     retired: w.retired,
                 }))
             }
+            RecordKey::Code(_) => {
+                let w: CodeWire = serde_json::from_str(body).map_err(|e| e.to_string())?;
+                let binding = CodeBinding {
+                    client_id: ClientId(w.client_id),
+                    redirect_uri: w.redirect_uri,
+                    redirect_uri_sent: w.redirect_uri_sent,
+                    challenge: CodeChallenge::from_request(Some(&w.code_challenge), Some(S256))
+                        .map_err(|e| format!("code_challenge: {e:?}"))?,
+                    resource: ResourceUri::parse(&w.resource, config.http_policy)
+                        .map_err(|e| format!("resource: {e:?}"))?,
+                    scopes: ScopeSet::parse(&w.scopes).map_err(|e| format!("scope: {e:?}"))?,
+                    subject: Subject(w.subject),
+                    expires_at: UnixTime::from_secs(w.expires_at),
+                };
+                Ok(Self::Code(match w.redeemed_into {
+                    None => CodeState::Issued(binding),
+                    Some(grant) => CodeState::Redeemed { binding, grant },
+                }))
+            }
         }
+    }
+}
+
+/// A record as changed in a store since a point in its history: its new stored value, or its
+/// removal ([`AuthorizationServer::apply`]).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum StoredUpdate {
+    /// The record's value now (written or rewritten).
+    Put(StoredRecord),
+    /// The record was removed.
+    Removed(RecordKey),
+}
+
+/// The durable tables, decoded from stored records.
+#[derive(Default)]
+struct Decoded {
+    versions: BTreeMap<RecordKey, u64>,
+    clients: BTreeMap<ClientId, RegisteredClient>,
+    grants: BTreeMap<u64, Grant>,
+    codes: BTreeMap<SecretDigest, CodeState>,
+    sequence: Option<u64>,
+    ring: Option<KeyRing>,
+}
+
+impl Decoded {
+    fn from_records(
+        records: impl IntoIterator<Item = StoredRecord>,
+        config: &AsConfig,
+    ) -> Result<Self, RestoreError> {
+        let mut d = Self::default();
+        for stored in records {
+            let (kind, id) = (stored.key.kind().to_owned(), stored.key.id());
+            if stored.version == 0 {
+                return Err(RestoreError::Version(kind, id));
+            }
+            if d.versions
+                .insert(stored.key.clone(), stored.version)
+                .is_some()
+            {
+                return Err(RestoreError::Duplicate(kind, id));
+            }
+            let record = Record::decode(&stored.key, &stored.body, config)
+                .map_err(|why| RestoreError::Body(kind, id, why))?;
+            match (stored.key, record) {
+                (RecordKey::Client(id), Record::Client(c)) => {
+                    d.clients.insert(id, c);
+                }
+                (RecordKey::Grant(id), Record::Grant(g)) => {
+                    d.grants.insert(id, g);
+                }
+                (RecordKey::Code(digest), Record::Code(c)) => {
+                    d.codes.insert(digest, c);
+                }
+                (RecordKey::GrantSequence, Record::GrantSequence(n)) => d.sequence = Some(n),
+                (RecordKey::Keys, Record::Keys(k)) => d.ring = Some(k),
+                _ => unreachable!("Record::decode follows the key"),
+            }
+        }
+        Ok(d)
     }
 }
 
@@ -336,11 +465,11 @@ impl AuthorizationServer {
     }
 
     /// Rebuild a server from stored records (any order): clients, grants (and the refresh
-    /// token index from them), the grant sequence, the key ring. `signer` signs from now on;
-    /// when it is not the stored current key, the stored one is retired as by
+    /// token index from them), codes, the grant sequence, the key ring. `signer` signs from
+    /// now on; when it is not the stored current key, the stored one is retired as by
     /// [`AuthorizationServer::rotate_key`] and the new ring is the first change reported.
-    /// Memory-only state (codes, pending authorizations, sessions, throttles, the document
-    /// cache) starts empty. The server reports its changes from now on.
+    /// Memory-only state (pending authorizations, sessions, throttles, the document cache)
+    /// starts empty. The server reports its changes from now on.
     pub fn restore(
         config: AsConfig,
         signer: Signer,
@@ -348,50 +477,31 @@ impl AuthorizationServer {
     ) -> Result<Self, RestoreError> {
         let mut server = Self::new(config, signer);
         server.journal = Some(Journal::default());
-        server.reload(records)?;
+        let decoded = Decoded::from_records(records, &server.config)?;
+        server.replace_durable(decoded, true);
         Ok(server)
     }
 
-    /// Replace the durable state with stored records, keeping the memory-only state (codes,
-    /// pending authorizations, sessions, throttles): what a driver does after a failed or
-    /// refused commit, so the server again agrees with the store. Changes not yet taken are
-    /// dropped. A code redeemed in memory whose grant was never stored stays redeemed:
-    /// presenting it again is refused (fail closed).
+    /// Replace the durable state with stored records (all of them, as a store loads them),
+    /// keeping the memory-only state (pending authorizations, sessions, throttles): what a
+    /// driver does after a failed or refused commit, so the server again agrees with the
+    /// store. Changes not yet taken are dropped. A key ring whose current key is another
+    /// instance's is taken as it is (both keys stay published; this server keeps signing
+    /// with its own).
     pub fn reload(
         &mut self,
         records: impl IntoIterator<Item = StoredRecord>,
     ) -> Result<(), RestoreError> {
-        let mut versions = BTreeMap::new();
-        let (mut clients, mut grants) = (BTreeMap::new(), BTreeMap::new());
-        let (mut sequence, mut ring) = (None, None);
-        for stored in records {
-            let (kind, id) = (stored.key.kind().to_owned(), stored.key.id());
-            if stored.version == 0 {
-                return Err(RestoreError::Version(kind, id));
-            }
-            if versions
-                .insert(stored.key.clone(), stored.version)
-                .is_some()
-            {
-                return Err(RestoreError::Duplicate(kind, id));
-            }
-            let record = Record::decode(&stored.key, &stored.body, &self.config)
-                .map_err(|why| RestoreError::Body(kind, id, why))?;
-            match (stored.key, record) {
-                (RecordKey::Client(id), Record::Client(c)) => {
-                    clients.insert(id, c);
-                }
-                (RecordKey::Grant(id), Record::Grant(g)) => {
-                    grants.insert(id, g);
-                }
-                (RecordKey::GrantSequence, Record::GrantSequence(n)) => sequence = Some(n),
-                (RecordKey::Keys, Record::Keys(k)) => ring = Some(k),
-                _ => unreachable!("Record::decode follows the key"),
-            }
-        }
-        let highest = grants.keys().next_back().map_or(0, |id| id + 1);
-        self.next_grant = sequence.unwrap_or(0).max(highest);
-        self.refresh_index = grants
+        let decoded = Decoded::from_records(records, &self.config)?;
+        self.replace_durable(decoded, false);
+        Ok(())
+    }
+
+    fn replace_durable(&mut self, d: Decoded, at_start: bool) {
+        let highest = d.grants.keys().next_back().map_or(0, |id| id + 1);
+        self.next_grant = d.sequence.unwrap_or(0).max(highest);
+        self.refresh_index = d
+            .grants
             .iter()
             .flat_map(|(id, g): (&u64, &Grant)| {
                 g.refresh_token
@@ -400,31 +510,131 @@ impl AuthorizationServer {
                     .map(move |d| (*d, *id))
             })
             .collect();
-        self.clients = clients;
-        self.grants = grants;
+        self.clients = d.clients;
+        self.grants = d.grants;
+        self.codes = d.codes;
         let mut dirty = BTreeSet::new();
-        match ring {
+        match d.ring {
             Some(ring) if &ring.current == self.signer.public_jwk() => {
                 self.retired = ring.retired;
             }
             Some(ring) => {
-                // Another signer than the stored one: the stored key is retired.
-                self.retired = ring.retired;
-                let kid = self.signer.kid().to_owned();
-                self.retired.insert(0, ring.current);
-                self.retired
-                    .retain(|jwk| jwk.common.key_id.as_deref() != Some(kid.as_str()));
-                self.retired.truncate(super::RETIRED_KEYS_MAX);
-                dirty.insert(RecordKey::Keys);
+                self.adopt_ring(ring);
+                if at_start {
+                    // Another signer than the stored one, at start: a rotation.
+                    dirty.insert(RecordKey::Keys);
+                }
             }
             None => {
                 self.retired.clear();
                 dirty.insert(RecordKey::Keys);
             }
         }
-        // Codes redeemed into grants the store does not have would revoke nothing: harmless.
-        self.journal = Some(Journal { versions, dirty });
+        self.journal = Some(Journal {
+            versions: d.versions,
+            dirty,
+        });
+    }
+
+    /// Publish a stored ring whose current key is not this server's signer: the stored
+    /// current key and its retired keys, this server's own key staying current.
+    fn adopt_ring(&mut self, ring: KeyRing) {
+        let kid = self.signer.kid().to_owned();
+        self.retired = std::iter::once(ring.current)
+            .chain(ring.retired)
+            .filter(|jwk| jwk.common.key_id.as_deref() != Some(kid.as_str()))
+            .take(super::RETIRED_KEYS_MAX)
+            .collect();
+    }
+
+    /// Bring the durable state up to date with records another instance (or this one)
+    /// committed since the last [`load`](AuthorizationServer::restore) or apply, as a store
+    /// lists them in commit order. Applying a record this server already holds at that
+    /// version changes nothing, so a driver may apply its own commits too. Memory-only
+    /// state is kept; no change is reported. On an error nothing is applied (the driver
+    /// reloads everything instead).
+    pub fn apply(
+        &mut self,
+        updates: impl IntoIterator<Item = StoredUpdate>,
+    ) -> Result<(), RestoreError> {
+        let mut decoded = Vec::new();
+        for update in updates {
+            decoded.push(match update {
+                StoredUpdate::Put(stored) => {
+                    let (kind, id) = (stored.key.kind().to_owned(), stored.key.id());
+                    if stored.version == 0 {
+                        return Err(RestoreError::Version(kind, id));
+                    }
+                    let record = Record::decode(&stored.key, &stored.body, &self.config)
+                        .map_err(|why| RestoreError::Body(kind, id, why))?;
+                    (stored.key, stored.version, Some(record))
+                }
+                StoredUpdate::Removed(key) => (key, 0, None),
+            });
+        }
+        let Some(journal) = &mut self.journal else {
+            return Ok(());
+        };
+        let mut fresh = Vec::new();
+        for (key, version, record) in decoded {
+            let held = journal.versions.get(&key).copied().unwrap_or(0);
+            if version == held && (version != 0 || record.is_none()) {
+                continue; // already this server's state
+            }
+            if version == 0 {
+                journal.versions.remove(&key);
+            } else {
+                journal.versions.insert(key.clone(), version);
+            }
+            fresh.push((key, record));
+        }
+        for (key, record) in fresh {
+            self.set_record(key, record);
+        }
         Ok(())
+    }
+
+    /// Set (or, with `None`, remove) one durable record, keeping the refresh index in step.
+    fn set_record(&mut self, key: RecordKey, record: Option<Record>) {
+        match (key, record) {
+            (RecordKey::Client(id), Some(Record::Client(c))) => {
+                self.clients.insert(id, c);
+            }
+            (RecordKey::Client(id), _) => {
+                self.clients.remove(&id);
+            }
+            (RecordKey::Grant(id), record) => {
+                if let Some(old) = self.grants.remove(&id) {
+                    for digest in old.refresh_token.iter().chain(old.rotated.iter()) {
+                        self.refresh_index.remove(digest);
+                    }
+                }
+                if let Some(Record::Grant(g)) = record {
+                    for digest in g.refresh_token.iter().chain(g.rotated.iter()) {
+                        self.refresh_index.insert(*digest, id);
+                    }
+                    self.next_grant = self.next_grant.max(id + 1);
+                    self.grants.insert(id, g);
+                }
+            }
+            (RecordKey::Code(digest), Some(Record::Code(c))) => {
+                self.codes.insert(digest, c);
+            }
+            (RecordKey::Code(digest), _) => {
+                self.codes.remove(&digest);
+            }
+            (RecordKey::GrantSequence, Some(Record::GrantSequence(n))) => {
+                self.next_grant = self.next_grant.max(n);
+            }
+            (RecordKey::Keys, Some(Record::Keys(ring))) => {
+                if &ring.current == self.signer.public_jwk() {
+                    self.retired = ring.retired;
+                } else {
+                    self.adopt_ring(ring);
+                }
+            }
+            (RecordKey::GrantSequence | RecordKey::Keys, _) => {}
+        }
     }
 
     /// Does this server report its changes?
@@ -453,6 +663,7 @@ impl AuthorizationServer {
             let record = match &key {
                 RecordKey::Client(id) => self.clients.get(id).cloned().map(Record::Client),
                 RecordKey::Grant(id) => self.grants.get(id).cloned().map(Record::Grant),
+                RecordKey::Code(digest) => self.codes.get(digest).cloned().map(Record::Code),
                 RecordKey::GrantSequence => Some(Record::GrantSequence(self.next_grant)),
                 RecordKey::Keys => Some(Record::Keys(KeyRing {
                     current: self.signer.public_jwk().clone(),
@@ -489,12 +700,17 @@ impl AuthorizationServer {
             .grants
             .iter()
             .map(|(id, g)| (RecordKey::Grant(*id), Record::Grant(g.clone())));
+        let codes = self
+            .codes
+            .iter()
+            .map(|(d, c)| (RecordKey::Code(*d), Record::Code(c.clone())));
         let keys = KeyRing {
             current: self.signer.public_jwk().clone(),
             retired: self.retired.clone(),
         };
         clients
             .chain(grants)
+            .chain(codes)
             .chain([
                 (
                     RecordKey::GrantSequence,
@@ -503,31 +719,5 @@ impl AuthorizationServer {
                 (RecordKey::Keys, Record::Keys(keys)),
             ])
             .collect()
-    }
-
-    /// The answer when the store refused a commit because another instance changed `lost`
-    /// first (compare-and-set failed), after the driver has [`reload`]ed the store's state.
-    ///
-    /// Every grant in `lost` was used concurrently elsewhere: for a refresh, the token this
-    /// instance accepted is no longer the family's current one in the store, which is exactly
-    /// a replay of a rotated-out token: the grant is revoked (RFC 9700 §4.14.2) and the answer
-    /// is `invalid_grant` ([`Rejection::RefreshTokenReused`]). The revocation is reported as a
-    /// change (commit it like any other). A lost race on any other record (a client, the
-    /// grant sequence, the keys) revokes nothing and answers
-    /// [`Rejection::StoreUnavailable`] (503): the client may retry.
-    ///
-    /// [`reload`]: AuthorizationServer::reload
-    // spec: RT-2
-    pub fn lost_race(&mut self, lost: &[RecordKey]) -> Rejection {
-        let mut answer = Rejection::StoreUnavailable;
-        for key in lost {
-            if let RecordKey::Grant(id) = key
-                && self.grants.contains_key(id)
-            {
-                self.revoke_grant(*id);
-                answer = Rejection::RefreshTokenReused;
-            }
-        }
-        answer
     }
 }

@@ -197,7 +197,7 @@ pub enum Prepared {
 }
 
 /// An authorization request waiting for its client's metadata document.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct ClientFetch {
     /// What to fetch, and the bounds of the fetch.
     pub fetch: DocumentFetch,

@@ -56,7 +56,7 @@ pub use config::{
     ACCESS_TOKEN_LIFETIME_DEFAULT, AsConfig, Lifetimes, Limits, RATE_WINDOW, RateLimits, RateRoute,
     paths,
 };
-pub use durable::{Change, KeyRing, Record, RecordKey, RestoreError, StoredRecord};
+pub use durable::{Change, KeyRing, Record, RecordKey, RestoreError, StoredRecord, StoredUpdate};
 pub use register::{ClientMetadata, RegisteredClient, RegistrationResponse, TokenAuthMethod};
 pub use revoke::{Caller, Inactive, Introspection, Revocation, TokenKind};
 pub use token::{
@@ -269,9 +269,19 @@ impl AuthorizationServer {
     /// Forget what has expired (pending consents, codes, idle grants), so bounded tables free up.
     fn prune(&mut self, now: UnixTime) {
         self.pending.retain(|_, p| now < p.expires_at);
-        self.codes.retain(|_, c| match c {
-            CodeState::Issued(b) | CodeState::Redeemed { binding: b, .. } => now < b.expires_at,
+        let mut expired = Vec::new();
+        self.codes.retain(|digest, c| match c {
+            CodeState::Issued(b) | CodeState::Redeemed { binding: b, .. } => {
+                let keep = now < b.expires_at;
+                if !keep {
+                    expired.push(*digest);
+                }
+                keep
+            }
         });
+        for digest in expired {
+            self.touch(RecordKey::Code(digest));
+        }
         let lifetimes = self.config.lifetimes.clone();
         let access = lifetimes.access_token;
         let mut forgotten = Vec::new();

@@ -278,6 +278,7 @@ impl AuthorizationServer {
                             grant: grant_id,
                         },
                     );
+                    self.touch(RecordKey::Code(code));
                 }
                 self.issue(now, entropy, grant_id, &scopes, with_refresh, proof)
             }

@@ -123,6 +123,16 @@ impl SecretDigest {
         Self(sha2::Sha256::digest(secret.as_bytes()).into())
     }
 
+    /// A digest of these 32 bytes.
+    pub(crate) fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+
+    /// The 32 bytes.
+    pub(crate) fn into_bytes(self) -> [u8; 32] {
+        self.0
+    }
+
     /// The digest in lowercase hex (64 characters), for a durable store.
     pub fn to_hex(&self) -> String {
         self.0.iter().map(|b| format!("{b:02x}")).collect()

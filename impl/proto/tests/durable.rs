@@ -147,14 +147,17 @@ fn each_operation_reports_exactly_its_changes_with_versions() {
     assert!(matches!(changes[0].record, Some(Record::Client(ref c)) if !c.completed));
     store.commit(&changes).expect("commit");
 
-    // Authorization and consent: the code.
+    // Authorization and consent: the code
     let verifier = CodeVerifier::generate(&mut h.entropy);
     let url = authorize_url(&client_id, &verifier, RESOURCE, &[]);
     let query = h.browse(&url).expect("a redirect with a code");
     let code = query_map(&query)["code"].clone();
     let code_key = RecordKey::Code(SecretDigest::of(&code));
+    // (and the browser's session; the pending consent came and went within the browse)
     let changes = h.authorization_server.take_changes();
-    assert_eq!(keys(&changes), [code_key.clone()]);
+    assert_eq!(changes.len(), 2, "{:?}", keys(&changes));
+    assert_eq!(changes[0].key, code_key);
+    assert!(matches!(changes[1].key, RecordKey::Session(_)));
     assert_eq!((changes[0].replaces, changes[0].version), (0, 1));
     store.commit(&changes).expect("commit");
 
@@ -645,11 +648,12 @@ proptest! {
     }
 }
 
-// spec: PF-23
-/// A consent in progress is memory-only: the consent form posted after a restart gets the
-/// error page (400, no redirect), never a 500.
+// spec: PF-23, AZ-29
+/// A consent in progress and the browser's session are durable: the consent form posted
+/// after a restart (same browser, same cookie) completes the authorization; from another
+/// browser (no cookie) it is still refused.
 #[test]
-fn a_pending_consent_from_before_a_restart_gets_an_error_page() {
+fn a_pending_consent_from_before_a_restart_completes_after_it() {
     let (mut h, mut store) = journaled();
     h.user.auto_approve = false;
     let client_id = register_client(&mut h, &[REDIRECT_URI]);
@@ -662,6 +666,18 @@ fn a_pending_consent_from_before_a_restart_gets_an_error_page() {
         authorize_url(&client_id, &verifier, RESOURCE, &[]),
     ));
     assert_eq!(page.status, 200);
+    let changes = h.authorization_server.take_changes();
+    assert!(
+        changes
+            .iter()
+            .any(|c| matches!(c.key, RecordKey::Pending(_)))
+            && changes
+                .iter()
+                .any(|c| matches!(c.key, RecordKey::Session(_))),
+        "{:?}",
+        keys(&changes)
+    );
+    store.commit(&changes).expect("commit");
     let html = String::from_utf8(page.body.clone()).expect("html");
     let field = |name: &str| {
         let marker = format!("name=\"{name}\" value=\"");
@@ -670,14 +686,22 @@ fn a_pending_consent_from_before_a_restart_gets_an_error_page() {
     };
     let (id, csrf) = (field("id"), field("csrf"));
     h.authorization_server = restart(&h, &store);
-    let late = h.route(&form_post(
+    let consent = form_post(
         &format!("{ISSUER}/consent"),
         &[("id", &id), ("csrf", &csrf), ("decision", "approve")],
-    ));
-    assert_eq!(late.status, 400);
-    assert!(late.header_value("location").is_none());
+    );
+    // Another browser: no session, refused, nothing used up.
+    h.cookie_jar = false;
+    let stranger = h.route(&consent);
+    assert_eq!(stranger.status, 400);
+    assert!(stranger.header_value("location").is_none());
+    // The same browser after the restart: a redirect with a code.
+    h.cookie_jar = true;
+    let late = h.route(&consent);
+    let location = late.header_value("location").unwrap_or_default();
     assert!(
-        late.header_value("content-type")
-            .is_some_and(|t| t.starts_with("text/html"))
+        (300..400).contains(&late.status) && location.contains("code="),
+        "{} {location}",
+        late.status
     );
 }

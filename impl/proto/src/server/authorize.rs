@@ -5,8 +5,8 @@
 use subtle::ConstantTimeEq;
 
 use super::{
-    Accounts, Answer, AuthorizationServer, Browser, CodeState, LoginPrompt, RegisteredClient,
-    SessionKey,
+    Accounts, Answer, AuthorizationServer, Browser, CodeState, LoginPrompt, RecordKey,
+    RegisteredClient, SessionKey,
 };
 use crate::entropy::{Entropy, mint};
 use crate::error::Rejection;
@@ -70,16 +70,17 @@ pub struct ConsentPrompt {
 }
 
 /// An authorization waiting for the user, bound to the browser session that started it and,
-/// once known, the user ([AZ-29](crate::requirements#AZ-29)).
+/// once known, the user ([AZ-29](crate::requirements#AZ-29)). Opaque: a durable record
+/// ([`Record::Pending`](super::Record::Pending)) whose parts only the server reads.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub(super) struct Pending {
+pub struct Pending {
     pub(super) prompt: ConsentPrompt,
-    binding: CodeBinding,
-    state: Option<String>,
+    pub(super) binding: CodeBinding,
+    pub(super) state: Option<String>,
     pub(super) expires_at: UnixTime,
     pub(super) session: SessionKey,
     pub(super) subject: Option<Subject>,
-    peer: Option<std::net::IpAddr>,
+    pub(super) peer: Option<std::net::IpAddr>,
 }
 
 /// An error the user is told about, with a link back to the client they may follow: the
@@ -242,6 +243,7 @@ impl AuthorizationServer {
         let id = prompt.id.clone();
         let expires_at = now.plus(self.config.lifetimes.consent);
         let subject = self.session_subject(&session).cloned();
+        self.touch(RecordKey::Pending(id.clone()));
         self.pending.insert(
             id.clone(),
             Pending {
@@ -306,6 +308,7 @@ impl AuthorizationServer {
         else {
             return AuthorizeOutcome::Refuse(Rejection::UnknownConsent);
         };
+        self.touch(RecordKey::Pending(decision.id.clone()));
         if now >= expires_at {
             return AuthorizeOutcome::Refuse(Rejection::UnknownConsent);
         }
@@ -333,7 +336,7 @@ impl AuthorizationServer {
         };
         let digest = SecretDigest::of(&code);
         self.codes.insert(digest, CodeState::Issued(binding));
-        self.touch(super::RecordKey::Code(digest));
+        self.touch(RecordKey::Code(digest));
         AuthorizeOutcome::Redirect(self.redirect(&redirect_uri, Ok(code), state))
     }
 

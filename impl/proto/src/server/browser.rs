@@ -12,7 +12,7 @@ use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq as _;
 
 use super::users::{Accounts, FIELD_LEN_MAX, verify_password};
-use super::{AuthorizationServer, AuthorizeOutcome, ConsentPrompt, Pending};
+use super::{AuthorizationServer, AuthorizeOutcome, ConsentPrompt, Pending, RecordKey};
 use crate::entropy::{Entropy, mint};
 use crate::error::Rejection;
 use crate::time::UnixTime;
@@ -26,6 +26,16 @@ impl SessionKey {
     /// The key of a cookie value.
     pub fn of(cookie: &str) -> Self {
         Self(Sha256::digest(cookie.as_bytes()).into())
+    }
+
+    /// The key in lowercase hex (64 characters), for a durable store.
+    pub fn to_hex(&self) -> String {
+        crate::types::SecretDigest::from_bytes(self.0).to_hex()
+    }
+
+    /// A key from [`SessionKey::to_hex`]'s form; `None` unless 64 hex digits.
+    pub fn from_hex(hex: &str) -> Option<Self> {
+        crate::types::SecretDigest::from_hex(hex).map(|d| Self(d.into_bytes()))
     }
 
     pub(super) fn ct_eq(&self, other: &Self) -> bool {
@@ -140,9 +150,13 @@ impl AuthorizationServer {
         let session = self.sessions.get_mut(&key)?;
         if now >= session.last_seen.plus(idle) || now >= session.created.plus(absolute) {
             self.sessions.remove(&key);
+            self.touch(RecordKey::Session(key));
             return None;
         }
-        session.last_seen = now;
+        if session.last_seen != now {
+            session.last_seen = now;
+            self.touch(RecordKey::Session(key));
+        }
         Some(key)
     }
 
@@ -157,10 +171,18 @@ impl AuthorizationServer {
     ) -> Result<(String, SessionKey), Rejection> {
         if self.sessions.len() >= self.config.limits.sessions {
             let lifetimes = self.config.lifetimes.clone();
-            self.sessions.retain(|_, s| {
-                now < s.last_seen.plus(lifetimes.session_idle)
-                    && now < s.created.plus(lifetimes.session_absolute)
+            let mut expired = Vec::new();
+            self.sessions.retain(|k, s| {
+                let keep = now < s.last_seen.plus(lifetimes.session_idle)
+                    && now < s.created.plus(lifetimes.session_absolute);
+                if !keep {
+                    expired.push(*k);
+                }
+                keep
             });
+            for k in expired {
+                self.touch(RecordKey::Session(k));
+            }
         }
         if self.sessions.len() >= self.config.limits.sessions {
             let oldest = self
@@ -172,6 +194,7 @@ impl AuthorizationServer {
             match oldest {
                 Some(k) => {
                     self.sessions.remove(&k);
+                    self.touch(RecordKey::Session(k));
                 }
                 None => return Err(Rejection::Full),
             }
@@ -186,6 +209,7 @@ impl AuthorizationServer {
                 last_seen: now,
             },
         );
+        self.touch(RecordKey::Session(key));
         Ok((cookie, key))
     }
 
@@ -382,6 +406,7 @@ impl AuthorizationServer {
             .remove(&ThrottleKey::User(attempt.username.clone()));
         let subject = Subject(attempt.username);
         self.sessions.remove(&attempt.session);
+        self.touch(RecordKey::Session(attempt.session));
         let (cookie, key) = match self.begin_session(now, entropy, Some(subject.clone())) {
             Ok(v) => v,
             Err(r) => return AuthorizeOutcome::Refuse(r).into(),
@@ -389,6 +414,7 @@ impl AuthorizationServer {
         // Every authorization this browser started (other tabs too) moves to the new
         // session, as this user; the one logged in for gets a fresh CSRF token.
         let csrf = mint(entropy);
+        let mut moved = Vec::new();
         for (id, p) in &mut self.pending {
             if p.session.ct_eq(&attempt.session) {
                 p.session = key;
@@ -396,7 +422,11 @@ impl AuthorizationServer {
                 if *id == attempt.id {
                     p.prompt.csrf.clone_from(&csrf);
                 }
+                moved.push(id.clone());
             }
+        }
+        for id in moved {
+            self.touch(RecordKey::Pending(id));
         }
         Answer {
             outcome: AuthorizeOutcome::ShowPending(attempt.id),
@@ -424,12 +454,14 @@ impl AuthorizationServer {
             Err(r) => return AuthorizeOutcome::Refuse(r).into(),
         };
         self.sessions.remove(&old);
+        self.touch(RecordKey::Session(old));
         let (cookie, key) = match self.begin_session(now, entropy, None) {
             Ok(v) => v,
             Err(r) => return AuthorizeOutcome::Refuse(r).into(),
         };
         // Every authorization of the old session moves to the new, anonymous one.
         let csrf = mint(entropy);
+        let mut moved = Vec::new();
         for (pid, p) in &mut self.pending {
             if p.session.ct_eq(&old) {
                 p.session = key;
@@ -437,7 +469,11 @@ impl AuthorizationServer {
                 if pid == id {
                     p.prompt.csrf.clone_from(&csrf);
                 }
+                moved.push(pid.clone());
             }
+        }
+        for pid in moved {
+            self.touch(RecordKey::Pending(pid));
         }
         Answer {
             outcome: AuthorizeOutcome::ShowPending(id.to_owned()),

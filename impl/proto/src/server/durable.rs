@@ -15,12 +15,12 @@
 //!   stored current key is a rotation (the stored key becomes retired);
 //! - authorization codes ([`CodeState`]), issued and redeemed (a redeemed code is kept until
 //!   it expires): a code issued before a restart, or by another instance on the same store,
-//!   can be redeemed, exactly once, and a replay revokes what it produced.
+//!   can be redeemed, exactly once, and a replay revokes what it produced;
+//! - pending authorizations ([`Pending`]: a consent or login in progress) and browser sessions
+//!   ([`BrowserSession`], by the digest of the cookie, with its user): a consent page shown
+//!   before a restart, or by another instance, can be answered after it by the same browser.
 //!
 //! **What is memory only**, and what a restart does to it:
-//! - pending authorizations (consent and login in progress): the consent or login form posted
-//!   after a restart gets the "unknown or expired request" error page, never a 500;
-//! - browser sessions: the user logs in again;
 //! - login throttles and rate-limit windows: they start empty (and each instance counts its
 //!   own);
 //! - the client metadata document cache: documents are fetched again.
@@ -53,8 +53,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use jsonwebtoken::jwk::Jwk;
 use serde::{Deserialize, Serialize};
 
-use super::RegisteredClient;
-use super::{AsConfig, AuthorizationServer, ClientMetadata, CodeBinding, CodeState, Grant};
+use super::{AsConfig, AuthorizationServer, BrowserSession, ClientMetadata, CodeBinding};
+use super::{CodeState, ConsentPrompt, Grant, Pending, RegisteredClient, SessionKey};
 use super::{ROTATED_MAX, TokenAuthMethod};
 use crate::jwt::Signer;
 use crate::pkce::{CodeChallenge, S256};
@@ -76,7 +76,14 @@ pub enum RecordKey {
     /// An authorization code, by the digest of its value: issued, or redeemed (kept until it
     /// expires, so that a replay on any instance is detected).
     Code(SecretDigest),
+    /// An authorization waiting for the user (consent or login), by its id.
+    Pending(String),
+    /// A browser session, by the digest of its cookie.
+    Session(SessionKey),
 }
+
+/// The longest pending authorization id a store may name (ids are minted: 43 characters).
+const PENDING_ID_MAX: usize = 128;
 
 impl RecordKey {
     /// The record's kind, as a store names it (`client`, `grant`, `sequence`, `keys`, `code`).
@@ -87,6 +94,8 @@ impl RecordKey {
             Self::GrantSequence => "sequence",
             Self::Keys => "keys",
             Self::Code(_) => "code",
+            Self::Pending(_) => "pending",
+            Self::Session(_) => "session",
         }
     }
 
@@ -98,6 +107,8 @@ impl RecordKey {
             Self::GrantSequence => "grant".into(),
             Self::Keys => "current".into(),
             Self::Code(digest) => digest.to_hex(),
+            Self::Pending(id) => id.clone(),
+            Self::Session(key) => key.to_hex(),
         }
     }
 
@@ -111,6 +122,16 @@ impl RecordKey {
             ("sequence", "grant") => Some(Self::GrantSequence),
             ("keys", "current") => Some(Self::Keys),
             ("code", hex) => SecretDigest::from_hex(hex).map(Self::Code),
+            ("pending", id)
+                if !id.is_empty()
+                    && id.len() <= PENDING_ID_MAX
+                    && id
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') =>
+            {
+                Some(Self::Pending(id.to_owned()))
+            }
+            ("session", hex) => SessionKey::from_hex(hex).map(Self::Session),
             _ => None,
         }
     }
@@ -138,6 +159,10 @@ pub enum Record {
     Keys(KeyRing),
     /// An authorization code.
     Code(CodeState),
+    /// An authorization waiting for the user.
+    Pending(Box<Pending>),
+    /// A browser session.
+    Session(BrowserSession),
 }
 
 /// A change to one durable record, with the version it replaces (compare-and-set).
@@ -237,6 +262,38 @@ struct GrantWire {
 struct CodeWire {
     /// The grant it was redeemed into; `None` while issued.
     redeemed_into: Option<u64>,
+    binding: BindingWire,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PendingWire {
+    csrf: String,
+    client_name: Option<String>,
+    redirect_host: String,
+    client_document_host: Option<String>,
+    localhost_redirects_only: bool,
+    user: Option<String>,
+    can_logout: bool,
+    binding: BindingWire,
+    state: Option<String>,
+    expires_at: u64,
+    session: String,
+    subject: Option<String>,
+    peer: Option<std::net::IpAddr>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SessionWire {
+    subject: Option<String>,
+    created: u64,
+    last_seen: u64,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BindingWire {
     client_id: String,
     redirect_uri: String,
     redirect_uri_sent: bool,
@@ -252,6 +309,36 @@ struct CodeWire {
 struct KeysWire {
     current: Jwk,
     retired: Vec<Jwk>,
+}
+
+impl BindingWire {
+    fn of(b: &CodeBinding) -> Self {
+        Self {
+            client_id: b.client_id.0.clone(),
+            redirect_uri: b.redirect_uri.clone(),
+            redirect_uri_sent: b.redirect_uri_sent,
+            code_challenge: b.challenge.as_str().into(),
+            resource: b.resource.as_str().into(),
+            scopes: b.scopes.to_string(),
+            subject: b.subject.0.clone(),
+            expires_at: b.expires_at.as_secs(),
+        }
+    }
+
+    fn decode(self, config: &AsConfig) -> Result<CodeBinding, String> {
+        Ok(CodeBinding {
+            client_id: ClientId(self.client_id),
+            redirect_uri: self.redirect_uri,
+            redirect_uri_sent: self.redirect_uri_sent,
+            challenge: CodeChallenge::from_request(Some(&self.code_challenge), Some(S256))
+                .map_err(|e| format!("code_challenge: {e:?}"))?,
+            resource: ResourceUri::parse(&self.resource, config.http_policy)
+                .map_err(|e| format!("resource: {e:?}"))?,
+            scopes: ScopeSet::parse(&self.scopes).map_err(|e| format!("scope: {e:?}"))?,
+            subject: Subject(self.subject),
+            expires_at: UnixTime::from_secs(self.expires_at),
+        })
+    }
 }
 
 impl Record {
@@ -293,16 +380,29 @@ impl Record {
                 };
                 serde_json::to_value(CodeWire {
                     redeemed_into,
-                    client_id: b.client_id.0.clone(),
-                    redirect_uri: b.redirect_uri.clone(),
-                    redirect_uri_sent: b.redirect_uri_sent,
-                    code_challenge: b.challenge.as_str().into(),
-                    resource: b.resource.as_str().into(),
-                    scopes: b.scopes.to_string(),
-                    subject: b.subject.0.clone(),
-                    expires_at: b.expires_at.as_secs(),
+                    binding: BindingWire::of(b),
                 })
             }
+            Self::Pending(p) => serde_json::to_value(PendingWire {
+                csrf: p.prompt.csrf.clone(),
+                client_name: p.prompt.client_name.clone(),
+                redirect_host: p.prompt.redirect_host.clone(),
+                client_document_host: p.prompt.client_document_host.clone(),
+                localhost_redirects_only: p.prompt.localhost_redirects_only,
+                user: p.prompt.user.clone(),
+                can_logout: p.prompt.can_logout,
+                binding: BindingWire::of(&p.binding),
+                state: p.state.clone(),
+                expires_at: p.expires_at.as_secs(),
+                session: p.session.to_hex(),
+                subject: p.subject.as_ref().map(|s| s.0.clone()),
+                peer: p.peer,
+            }),
+            Self::Session(s) => serde_json::to_value(SessionWire {
+                subject: s.subject.as_ref().map(|s| s.0.clone()),
+                created: s.created.as_secs(),
+                last_seen: s.last_seen.as_secs(),
+            }),
         };
         value.map(|v| v.to_string()).unwrap_or_default()
     }
@@ -376,21 +476,54 @@ impl Record {
             }
             RecordKey::Code(_) => {
                 let w: CodeWire = serde_json::from_str(body).map_err(|e| e.to_string())?;
-                let binding = CodeBinding {
-                    client_id: ClientId(w.client_id),
-                    redirect_uri: w.redirect_uri,
-                    redirect_uri_sent: w.redirect_uri_sent,
-                    challenge: CodeChallenge::from_request(Some(&w.code_challenge), Some(S256))
-                        .map_err(|e| format!("code_challenge: {e:?}"))?,
-                    resource: ResourceUri::parse(&w.resource, config.http_policy)
-                        .map_err(|e| format!("resource: {e:?}"))?,
-                    scopes: ScopeSet::parse(&w.scopes).map_err(|e| format!("scope: {e:?}"))?,
-                    subject: Subject(w.subject),
-                    expires_at: UnixTime::from_secs(w.expires_at),
-                };
+                let binding = w.binding.decode(config)?;
                 Ok(Self::Code(match w.redeemed_into {
                     None => CodeState::Issued(binding),
                     Some(grant) => CodeState::Redeemed { binding, grant },
+                }))
+            }
+            RecordKey::Pending(id) => {
+                let w: PendingWire = serde_json::from_str(body).map_err(|e| e.to_string())?;
+                let binding = w.binding.decode(config)?;
+                // Derived as the authorization endpoint derives it: the page shows it.
+                let redirect_host = crate::uri::parse_uri(&binding.redirect_uri)
+                    .map_err(|e| format!("redirect_uri: {e:?}"))?
+                    .host
+                    .to_owned();
+                if redirect_host != w.redirect_host {
+                    return Err("redirect_host is not the redirect URI's host".into());
+                }
+                let prompt = ConsentPrompt {
+                    id: id.clone(),
+                    csrf: w.csrf,
+                    client_id: binding.client_id.clone(),
+                    client_name: w.client_name,
+                    redirect_uri: binding.redirect_uri.clone(),
+                    redirect_host,
+                    client_document_host: w.client_document_host,
+                    localhost_redirects_only: w.localhost_redirects_only,
+                    scopes: binding.scopes.clone(),
+                    resource: binding.resource.clone(),
+                    user: w.user,
+                    can_logout: w.can_logout,
+                };
+                Ok(Self::Pending(Box::new(Pending {
+                    prompt,
+                    binding,
+                    state: w.state,
+                    expires_at: UnixTime::from_secs(w.expires_at),
+                    session: SessionKey::from_hex(&w.session)
+                        .ok_or("a session key is not 64 hex digits")?,
+                    subject: w.subject.map(Subject),
+                    peer: w.peer,
+                })))
+            }
+            RecordKey::Session(_) => {
+                let w: SessionWire = serde_json::from_str(body).map_err(|e| e.to_string())?;
+                Ok(Self::Session(BrowserSession {
+                    subject: w.subject.map(Subject),
+                    created: UnixTime::from_secs(w.created),
+                    last_seen: UnixTime::from_secs(w.last_seen),
                 }))
             }
         }
@@ -414,6 +547,8 @@ struct Decoded {
     clients: BTreeMap<ClientId, RegisteredClient>,
     grants: BTreeMap<u64, Grant>,
     codes: BTreeMap<SecretDigest, CodeState>,
+    pending: BTreeMap<String, Pending>,
+    sessions: BTreeMap<SessionKey, BrowserSession>,
     sequence: Option<u64>,
     ring: Option<KeyRing>,
 }
@@ -447,6 +582,12 @@ impl Decoded {
                 (RecordKey::Code(digest), Record::Code(c)) => {
                     d.codes.insert(digest, c);
                 }
+                (RecordKey::Pending(id), Record::Pending(p)) => {
+                    d.pending.insert(id, *p);
+                }
+                (RecordKey::Session(key), Record::Session(s)) => {
+                    d.sessions.insert(key, s);
+                }
                 (RecordKey::GrantSequence, Record::GrantSequence(n)) => d.sequence = Some(n),
                 (RecordKey::Keys, Record::Keys(k)) => d.ring = Some(k),
                 _ => unreachable!("Record::decode follows the key"),
@@ -465,10 +606,10 @@ impl AuthorizationServer {
     }
 
     /// Rebuild a server from stored records (any order): clients, grants (and the refresh
-    /// token index from them), codes, the grant sequence, the key ring. `signer` signs from
-    /// now on; when it is not the stored current key, the stored one is retired as by
-    /// [`AuthorizationServer::rotate_key`] and the new ring is the first change reported.
-    /// Memory-only state (pending authorizations, sessions, throttles, the document cache)
+    /// token index from them), codes, pending authorizations, sessions, the grant sequence,
+    /// the key ring. `signer` signs from now on; when it is not the stored current key, the
+    /// stored one is retired as by [`AuthorizationServer::rotate_key`] and the new ring is the
+    /// first change reported. Memory-only state (throttles, rate windows, the document cache)
     /// starts empty. The server reports its changes from now on.
     pub fn restore(
         config: AsConfig,
@@ -483,7 +624,7 @@ impl AuthorizationServer {
     }
 
     /// Replace the durable state with stored records (all of them, as a store loads them),
-    /// keeping the memory-only state (pending authorizations, sessions, throttles): what a
+    /// keeping the memory-only state (throttles, rate windows, the document cache): what a
     /// driver does after a failed or refused commit, so the server again agrees with the
     /// store. Changes not yet taken are dropped. A key ring whose current key is another
     /// instance's is taken as it is (both keys stay published; this server keeps signing
@@ -513,6 +654,8 @@ impl AuthorizationServer {
         self.clients = d.clients;
         self.grants = d.grants;
         self.codes = d.codes;
+        self.pending = d.pending;
+        self.sessions = d.sessions;
         let mut dirty = BTreeSet::new();
         match d.ring {
             Some(ring) if &ring.current == self.signer.public_jwk() => {
@@ -623,6 +766,18 @@ impl AuthorizationServer {
             (RecordKey::Code(digest), _) => {
                 self.codes.remove(&digest);
             }
+            (RecordKey::Pending(id), Some(Record::Pending(p))) => {
+                self.pending.insert(id, *p);
+            }
+            (RecordKey::Pending(id), _) => {
+                self.pending.remove(&id);
+            }
+            (RecordKey::Session(key), Some(Record::Session(s))) => {
+                self.sessions.insert(key, s);
+            }
+            (RecordKey::Session(key), _) => {
+                self.sessions.remove(&key);
+            }
             (RecordKey::GrantSequence, Some(Record::GrantSequence(n))) => {
                 self.next_grant = self.next_grant.max(n);
             }
@@ -664,6 +819,11 @@ impl AuthorizationServer {
                 RecordKey::Client(id) => self.clients.get(id).cloned().map(Record::Client),
                 RecordKey::Grant(id) => self.grants.get(id).cloned().map(Record::Grant),
                 RecordKey::Code(digest) => self.codes.get(digest).cloned().map(Record::Code),
+                RecordKey::Pending(id) => self
+                    .pending
+                    .get(id)
+                    .map(|p| Record::Pending(Box::new(p.clone()))),
+                RecordKey::Session(key) => self.sessions.get(key).cloned().map(Record::Session),
                 RecordKey::GrantSequence => Some(Record::GrantSequence(self.next_grant)),
                 RecordKey::Keys => Some(Record::Keys(KeyRing {
                     current: self.signer.public_jwk().clone(),
@@ -704,6 +864,16 @@ impl AuthorizationServer {
             .codes
             .iter()
             .map(|(d, c)| (RecordKey::Code(*d), Record::Code(c.clone())));
+        let pending = self.pending.iter().map(|(id, p)| {
+            (
+                RecordKey::Pending(id.clone()),
+                Record::Pending(Box::new(p.clone())),
+            )
+        });
+        let sessions = self
+            .sessions
+            .iter()
+            .map(|(k, s)| (RecordKey::Session(*k), Record::Session(s.clone())));
         let keys = KeyRing {
             current: self.signer.public_jwk().clone(),
             retired: self.retired.clone(),
@@ -711,6 +881,8 @@ impl AuthorizationServer {
         clients
             .chain(grants)
             .chain(codes)
+            .chain(pending)
+            .chain(sessions)
             .chain([
                 (
                     RecordKey::GrantSequence,

@@ -41,9 +41,9 @@ mod window;
 
 use std::collections::BTreeMap;
 
-use authorize::Pending;
 pub use authorize::{
     AuthorizationRedirect, AuthorizeOutcome, CodeBinding, ConsentDecision, ConsentPrompt, Inform,
+    Pending,
 };
 pub use browser::{
     Answer, Browser, BrowserSession, LoginAttempt, LoginError, LoginForm, LoginPrompt, SessionKey,
@@ -268,7 +268,17 @@ impl AuthorizationServer {
 
     /// Forget what has expired (pending consents, codes, idle grants), so bounded tables free up.
     fn prune(&mut self, now: UnixTime) {
-        self.pending.retain(|_, p| now < p.expires_at);
+        let mut expired_pending = Vec::new();
+        self.pending.retain(|id, p| {
+            let keep = now < p.expires_at;
+            if !keep {
+                expired_pending.push(id.clone());
+            }
+            keep
+        });
+        for id in expired_pending {
+            self.touch(RecordKey::Pending(id));
+        }
         let mut expired = Vec::new();
         self.codes.retain(|digest, c| match c {
             CodeState::Issued(b) | CodeState::Redeemed { binding: b, .. } => {

@@ -19,7 +19,7 @@ shift $(( $# >= 2 ? 2 : $# ))
 case "$target" in
   token_validate|token_claims|token_differential) dicts="jwt json" ;;
   bearer_header|www_authenticate) dicts="http" ;;
-  metadata_json|client_document) dicts="json url oauth" ;;
+  metadata_json|client_document|stored_record) dicts="json url oauth" ;;
   uri) dicts="url" ;;
   request_decode) dicts="oauth url" ;;
   as_ops|client_responses|mcp_guard) dicts="" ;;

@@ -9,7 +9,8 @@ cd "$(dirname "$0")"
 export CARGO_TARGET_DIR="$PWD/target"
 seconds=${SMOKE_SECONDS:-20}
 targets=(token_validate token_claims token_differential bearer_header www_authenticate
-         metadata_json request_decode uri as_ops client_responses mcp_guard client_document)
+         metadata_json request_decode uri as_ops client_responses mcp_guard client_document
+         stored_record)
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
   cargo install cargo-fuzz --locked

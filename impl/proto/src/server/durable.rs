@@ -469,6 +469,16 @@ impl Record {
                 if w.retired.len() > super::RETIRED_KEYS_MAX {
                     return Err("too many retired keys".into());
                 }
+                // Only keys a verifier can use, each with its id: the JWK Set publishes them.
+                for jwk in std::iter::once(&w.current).chain(&w.retired) {
+                    let set = jsonwebtoken::jwk::JwkSet {
+                        keys: vec![jwk.clone()],
+                    };
+                    if jwk.common.key_id.is_none() || crate::jwt::KeySet::from_jwks(&set).len() != 1
+                    {
+                        return Err("a key of the ring is not a usable signature key".into());
+                    }
+                }
                 Ok(Self::Keys(KeyRing {
                     current: w.current,
                     retired: w.retired,

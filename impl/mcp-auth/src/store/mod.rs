@@ -106,6 +106,11 @@ pub struct Delta {
     pub seq: u64,
 }
 
+/// A PostgreSQL URL as [`Store::describe`] shows it: without its password.
+pub fn describe_url(url: &str) -> String {
+    postgres::redact(url)
+}
+
 /// The default data directory: `$XDG_DATA_HOME/mcp-auth`, else `~/.local/share/mcp-auth`.
 pub fn default_data_dir() -> Option<PathBuf> {
     std::env::var_os("XDG_DATA_HOME")

@@ -185,12 +185,12 @@ pub(super) fn redact(url: &str) -> String {
 }
 
 /// A failed call: the connection is dropped (the next call connects again).
-fn unavailable(shown: &str, e: &::postgres::Error) -> StoreError {
+fn unavailable(_shown: &str, e: &::postgres::Error) -> StoreError {
     let why = e.as_db_error().map_or_else(
         || e.to_string(),
         |db| format!("{}: {}", db.code().code(), db.message()),
     );
-    StoreError::Unavailable(format!("{shown}: {why}"))
+    StoreError::Unavailable(why)
 }
 
 impl Session {
@@ -209,7 +209,7 @@ impl Session {
         }
         self.live
             .as_mut()
-            .ok_or_else(|| StoreError::Unavailable(format!("{}: not connected", self.shown)))
+            .ok_or_else(|| StoreError::Unavailable("not connected".to_owned()))
     }
 
     /// Run `f` on the connection; an `Unavailable` answer drops the connection.
@@ -250,7 +250,7 @@ impl Session {
                 .query("SELECT application, version FROM schema_version", &[])
                 .map_err(|e| {
                     StoreError::Foreign(format!(
-                        "{shown}: its schema_version table is not mcp-auth's ({})",
+                        "its schema_version table is not mcp-auth's ({})",
                         e.as_db_error()
                             .map_or_else(|| e.to_string(), |d| d.message().into())
                     ))
@@ -260,7 +260,7 @@ impl Session {
                     let (application, version): (String, i32) = (row.get(0), row.get(1));
                     if application != APPLICATION {
                         return Err(StoreError::Foreign(format!(
-                            "{shown} belongs to another application ({application:?})"
+                            "the database belongs to another application ({application:?})"
                         )));
                     }
                     usize::try_from(version)
@@ -268,7 +268,7 @@ impl Session {
                 }
                 _ => {
                     return Err(StoreError::Corrupt(format!(
-                        "{shown}: schema_version has {} rows, not one",
+                        "schema_version has {} rows, not one",
                         rows.len()
                     )));
                 }
@@ -286,14 +286,14 @@ impl Session {
             0
         } else {
             return Err(StoreError::Foreign(format!(
-                "{shown} holds {} table(s) of another application ({})",
+                "the database holds {} table(s) of another application ({})",
                 tables.len(),
                 tables.join(", ")
             )));
         };
         if applied > POSTGRES_MIGRATIONS.len() {
             return Err(StoreError::Foreign(format!(
-                "{shown}: schema version {applied} is newer than this mcp-auth knows ({})",
+                "schema version {applied} is newer than this mcp-auth knows ({})",
                 POSTGRES_MIGRATIONS.len()
             )));
         }
@@ -344,7 +344,7 @@ impl PgStore {
         let shown = redact(url);
         let mut config: Config = url
             .parse()
-            .map_err(|e| StoreError::Unavailable(format!("{shown}: not a database URL: {e}")))?;
+            .map_err(|e| StoreError::Unavailable(format!("not a database URL: {e}")))?;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(TIMEOUT);
         }
@@ -382,10 +382,10 @@ impl PgStore {
                     job(&mut session);
                 }
             })
-            .map_err(|e| StoreError::Unavailable(format!("{shown}: no thread: {e}")))?;
-        ready.recv().map_err(|_| {
-            StoreError::Unavailable(format!("{shown}: the connection thread died"))
-        })??;
+            .map_err(|e| StoreError::Unavailable(format!("no thread: {e}")))?;
+        ready
+            .recv()
+            .map_err(|_| StoreError::Unavailable("the connection thread stopped".to_owned()))??;
         Ok(Self { jobs, shown })
     }
 
@@ -398,8 +398,7 @@ impl PgStore {
         &self,
         job: impl FnOnce(&mut Session) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        let gone =
-            || StoreError::Unavailable(format!("{}: the connection thread stopped", self.shown));
+        let gone = || StoreError::Unavailable("the connection thread stopped".to_owned());
         let (answer, answered) = mpsc::sync_channel(1);
         self.jobs
             .send(Box::new(move |session: &mut Session| {

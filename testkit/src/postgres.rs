@@ -94,10 +94,10 @@ fn free_port() -> u16 {
 /// stops it and removes its directory when its standard input closes (the test process
 /// exited, however it exited).
 const WATCHDOG: &str = r#"
-dir=$1; port=$2; bin=$3; runas=$4
+dir=$1; port=$2; bin=$3; runas=$4; fsync=$5
 up() {
   $runas "$bin" -D "$dir" -p "$port" -k "$dir" -h 127.0.0.1 -c max_connections=300 \
-    -c fsync=off -c full_page_writes=off >>"$dir.log" 2>&1 &
+    -c fsync="$fsync" -c full_page_writes="$fsync" >>"$dir.log" 2>&1 &
   pid=$!
 }
 down() { kill -INT "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; }
@@ -125,6 +125,12 @@ impl Cluster {
     /// `initdb` a new cluster in a temporary directory and start its server (fsync off: a
     /// test server); panics with [`NOT_INSTALLED`] without PostgreSQL.
     pub fn start() -> Self {
+        Self::start_with_fsync(false)
+    }
+
+    /// [`Cluster::start`], with `fsync` on (commits wait for the disk, as in production: for
+    /// benchmarks) or off.
+    pub fn start_with_fsync(fsync: bool) -> Self {
         let bin = bin_dir().unwrap_or_else(|| panic!("{NOT_INSTALLED}"));
         static COUNT: AtomicU32 = AtomicU32::new(0);
         let dir = std::env::temp_dir().join(format!(
@@ -184,6 +190,7 @@ impl Cluster {
             .arg(port.to_string())
             .arg(bin.join("postgres"))
             .arg(&runas)
+            .arg(if fsync { "on" } else { "off" })
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()

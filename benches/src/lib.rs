@@ -9,6 +9,8 @@
 //! - [`flow`]: an authorization server with a registered client and the recorded requests of a
 //!   whole flow (registration, authorization, code exchange, refresh), and the client state
 //!   machine's steps with their inputs.
+//! - [`durable`]: whole flows (registration, authorization, code exchange) over loopback HTTP
+//!   to a stack whose AS keeps its state in memory, in SQLite or in PostgreSQL.
 //! - [`interleave`]: the interleaved A/B harness (short blocks of each candidate in turn, so
 //!   that machine noise hits all of them alike).
 //! - [`load`]: the loopback HTTP measurement (a hyper endpoint behind the real `AuthLayer`,
@@ -16,6 +18,7 @@
 //! - [`signers`]: ES256 and RS256 signers with keys parsed once (for minting test tokens and
 //!   raw-signing baselines).
 
+pub mod durable;
 pub mod flow;
 pub mod interleave;
 pub mod load;

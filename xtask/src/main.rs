@@ -1,7 +1,10 @@
 //! Project tasks, run with `cargo xtask <task>` (an alias in `.cargo/config.toml`).
 //!
 //! - `cargo xtask install`: install what the tests need if it is missing: Debian's `chromium`
-//!   and `chromium-driver` (the browser tests in `impl/mcp-auth/tests/browser.rs`).
+//!   and `chromium-driver` (the browser tests in `impl/mcp-auth/tests/browser.rs`) and
+//!   `postgresql` (the store tests in `impl/mcp-auth/tests/postgres.rs` start a throwaway
+//!   cluster with its `initdb` and `postgres`, unless `MCP_AUTH_TEST_DATABASE_URL` names a
+//!   server; the Debian package's own cluster is not used).
 //! - `cargo xtask test [ARGS...]`: `install`, then `cargo test --workspace ARGS...`, then the
 //!   tests that need the model's mutations ([`MUTATION_TESTS`]) in a build with the cfg
 //!   `mcp_auth_mutations` and a target directory of its own (`<target>/mutations`, so that the
@@ -55,15 +58,27 @@ fn main() -> ExitCode {
     }
 }
 
+/// Is PostgreSQL's server installed (Debian's `/usr/lib/postgresql/N/bin/initdb`)?
+fn postgresql_installed() -> bool {
+    std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|version| version.path().join("bin/initdb").exists())
+}
+
 /// Install the missing Debian packages with apt-get (`--no-install-recommends`: without it apt
 /// wants over a hundred more packages and upgrades systemd). `apt-get update` only if the first
 /// attempt fails; sudo only when not root.
 fn install() -> Result<(), String> {
-    let missing: Vec<&str> = NEEDED
+    let mut missing: Vec<&str> = NEEDED
         .iter()
         .filter(|(path, _)| !Path::new(path).exists())
         .map(|(_, package)| *package)
         .collect();
+    if !postgresql_installed() {
+        missing.push("postgresql");
+    }
     if missing.is_empty() {
         return Ok(());
     }
@@ -78,6 +93,9 @@ fn install() -> Result<(), String> {
     }
     match NEEDED.iter().find(|(path, _)| !Path::new(path).exists()) {
         Some((path, package)) => Err(format!("{package} is installed but {path} is missing")),
+        None if !postgresql_installed() => {
+            Err("postgresql is installed but /usr/lib/postgresql/*/bin/initdb is missing".into())
+        }
         None => Ok(()),
     }
 }

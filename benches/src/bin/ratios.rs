@@ -231,5 +231,83 @@ fn main() {
         println!("ratio http/cached-vs-plain {:.3}", median(&ratios));
     }
 
+    durable_ratios(&cfg);
+
     eprintln!("ratios took {:.1} s", started.elapsed().as_secs_f64());
+}
+
+/// Registrations and code exchanges per second through the AS driver (loopback HTTP) with each
+/// durable store, against the in-memory AS, interleaved in blocks: `ratio durable/sqlite-exchange`
+/// and `ratio durable/postgres-exchange` (flows per second with the store ÷ without).
+/// PostgreSQL: the server of `MCP_AUTH_TEST_DATABASE_URL`, else a throwaway cluster with fsync
+/// on (Debian's `postgresql` must be installed: `cargo xtask install`).
+fn durable_ratios(cfg: &Config) {
+    use mcp_auth_benches::durable::{Backing, Target};
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let dir = std::env::temp_dir().join(format!("mcp-auth-ratios-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let (cluster, admin) = match std::env::var(mcp_auth_testkit::postgres::DATABASE_URL_VAR) {
+        Ok(url) if !url.trim().is_empty() => (None, url),
+        _ => {
+            let cluster = mcp_auth_testkit::postgres::Cluster::start_with_fsync(true);
+            let admin = cluster.admin_url();
+            (Some(cluster), admin)
+        }
+    };
+    let url = mcp_auth_testkit::postgres::create_database(&admin, "ratios");
+    let backings = [
+        Backing::Memory,
+        Backing::Sqlite(dir.clone()),
+        Backing::Postgres(url),
+    ];
+    let targets: Vec<Target> = runtime.block_on(async {
+        let mut targets = Vec::new();
+        for b in &backings {
+            targets.push(Target::start(b).await);
+        }
+        targets
+    });
+    let block = cfg.http_block;
+    let mut rates: [Vec<f64>; 3] = Default::default();
+    let (mut sqlite, mut postgres) = (Vec::new(), Vec::new());
+    runtime.block_on(async {
+        for t in &targets {
+            t.block(block / 4).await; // warm-up
+        }
+        for round in 0..cfg.http_rounds {
+            let mut rate = [0.0; 3];
+            for i in 0..3 {
+                // Rotate the order every round.
+                let i = (i + round) % 3;
+                let (flows, secs) = targets[i].block(block).await;
+                rate[i] = flows as f64 / secs;
+                rates[i].push(rate[i]);
+            }
+            sqlite.push(rate[1] / rate[0]);
+            postgres.push(rate[2] / rate[0]);
+        }
+    });
+    runtime.block_on(async {
+        for t in targets {
+            t.stop().await;
+        }
+    });
+    drop(cluster);
+    let _ = std::fs::remove_dir_all(&dir);
+    eprintln!(
+        "durable (flows/s = registration + authorization + exchange, one client, {} ms blocks): \
+         memory {:.0}, sqlite {:.0}, postgres {:.0} (medians); sqlite/memory {}; postgres/memory {}",
+        block.as_millis(),
+        median(&rates[0]),
+        median(&rates[1]),
+        median(&rates[2]),
+        summary(&sqlite),
+        summary(&postgres)
+    );
+    println!("ratio durable/sqlite-exchange {:.3}", median(&sqlite));
+    println!("ratio durable/postgres-exchange {:.3}", median(&postgres));
 }

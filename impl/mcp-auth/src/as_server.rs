@@ -117,8 +117,9 @@ impl AsState {
         mut store: Store,
     ) -> Result<Arc<Self>, StoreError> {
         let fetcher = DocumentClient::with_roots(config.cimd_allow_loopback, roots);
-        let mut server = AuthorizationServer::restore(config, signer, store.load()?)
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let mut server =
+            AuthorizationServer::restore(config, signer, store.load().map(|s| s.records)?)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         store.commit(&server.take_changes())?;
         Ok(Arc::new(Self {
             server: Mutex::new(server),
@@ -232,6 +233,7 @@ fn reload(server: &mut AuthorizationServer, durable: &mut Durable) -> Result<(),
     let loaded = durable
         .store
         .load()
+        .map(|s| s.records)
         .and_then(|records| {
             server
                 .reload(records)

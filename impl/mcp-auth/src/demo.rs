@@ -65,6 +65,9 @@ pub struct StackOptions {
     /// keys) is loaded from and committed to the SQLite database there
     /// ([`crate::store`]). `None`: in memory only, forgotten when the stack stops.
     pub data: Option<std::path::PathBuf>,
+    /// The authorization server's PostgreSQL database (`postgres://...`), shared by several
+    /// instances; used when [`StackOptions::data`] is `None`.
+    pub database_url: Option<String>,
 }
 
 impl Default for StackOptions {
@@ -82,6 +85,7 @@ impl Default for StackOptions {
             revisions: std::collections::BTreeSet::from([mcp_auth_proto::Revision::default()]),
             cimd_allow_loopback: false,
             data: None,
+            database_url: None,
         }
     }
 }
@@ -132,6 +136,13 @@ impl StackOptions {
     #[must_use]
     pub fn with_data(mut self, data: Option<std::path::PathBuf>) -> Self {
         self.data = data;
+        self
+    }
+
+    /// Sets [`StackOptions::database_url`], the authorization server's PostgreSQL database.
+    #[must_use]
+    pub fn with_database_url(mut self, url: Option<String>) -> Self {
+        self.database_url = url;
         self
     }
 
@@ -287,26 +298,30 @@ impl Stack {
         let as_roots = roots
             .clone()
             .unwrap_or_else(mcp_auth_layer::fetch::mozilla_roots);
-        let as_state = match &options.data {
+        let opened = match (&options.data, &options.database_url) {
+            (Some(dir), _) => Some((crate::store::Store::open(dir), dir.display().to_string())),
+            (None, Some(url)) => Some((
+                crate::store::Store::connect(url),
+                crate::store::describe_url(url),
+            )),
+            (None, None) => None,
+        };
+        let as_state = match opened {
             None => {
                 let signer = options.signer.unwrap_or_else(crate::keys::ephemeral);
                 AsState::with_document_roots(config, signer, policy, as_roots)
             }
-            Some(dir) => {
-                let store_error = |e: crate::store::StoreError| {
-                    std::io::Error::other(format!("{}: {e}", dir.display()))
-                };
-                let mut store = crate::store::Store::open(dir).map_err(store_error)?;
+            Some((store, place)) => {
+                let store_error =
+                    |e: crate::store::StoreError| std::io::Error::other(format!("{place}: {e}"));
+                let mut store = store.map_err(store_error)?;
                 // The signing key: the one given, else the store's newest, else a new one
                 // kept in the store.
                 let signer = match options.signer {
                     Some(signer) => signer,
                     None => match store.current_signing_key().map_err(store_error)? {
                         Some(pem) => crate::keys::from_pem(&pem).map_err(|e| {
-                            std::io::Error::other(format!(
-                                "{}: stored signing key: {e}",
-                                dir.display()
-                            ))
+                            std::io::Error::other(format!("{place}: stored signing key: {e}"))
                         })?,
                         None => {
                             let (signer, pem) = crate::keys::generate();

@@ -29,8 +29,11 @@ enum KeysAction {
     /// until they expire.
     Rotate {
         /// The data directory (`default`: as for `serve --data default`).
-        #[arg(long, value_name = "DIR")]
-        data: PathBuf,
+        #[arg(long, value_name = "DIR", required_unless_present = "database_url")]
+        data: Option<PathBuf>,
+        /// The PostgreSQL database of `serve --database-url` instead of a data directory.
+        #[arg(long, value_name = "URL", conflicts_with = "data")]
+        database_url: Option<String>,
     },
 }
 
@@ -112,6 +115,13 @@ enum Command {
         /// `~/.local/share/mcp-auth`). Without it, the state is in memory only.
         #[arg(long, value_name = "DIR")]
         data: Option<PathBuf>,
+        /// Keep the authorization server's state in this PostgreSQL database instead
+        /// (`postgres://user@host:port/db`; no TLS to the database, so loopback or a trusted
+        /// network), which several `serve` processes with the same issuer may share. An
+        /// unreachable database stops the start with exit status 1; one lost while serving
+        /// answers 503 until it returns.
+        #[arg(long, value_name = "URL", conflicts_with = "data")]
+        database_url: Option<String>,
     },
     /// Manage the signing keys kept in a data directory (`serve --data DIR`).
     Keys {
@@ -219,6 +229,7 @@ async fn main() -> ExitCode {
             revisions,
             cimd_allow_loopback,
             data,
+            database_url,
         } => {
             let tls = match tls_cert.zip(tls_key) {
                 None => None,
@@ -263,14 +274,14 @@ async fn main() -> ExitCode {
                 signing_key,
                 (auto_approve, users, tls),
                 tokens,
-                (revisions, cimd_allow_loopback, data),
+                (revisions, cimd_allow_loopback, data, database_url),
             )
             .await
         }
         Command::HashPassword => hash_password(),
         Command::Keys {
-            action: KeysAction::Rotate { data },
-        } => rotate_key(&data),
+            action: KeysAction::Rotate { data, database_url },
+        } => rotate_key(data.as_deref(), database_url.as_deref()),
         Command::Connect {
             mcp_url,
             tool,
@@ -408,8 +419,33 @@ fn hash_password() -> ExitCode {
     }
 }
 
-/// `mcp-auth keys rotate --data DIR`: a new signing key in the store.
-fn rotate_key(data: &std::path::Path) -> ExitCode {
+/// `mcp-auth keys rotate --data DIR|--database-url URL`: a new signing key in the store.
+fn rotate_key(data: Option<&std::path::Path>, database_url: Option<&str>) -> ExitCode {
+    let (signer, pem) = mcp_auth::keys::generate();
+    let (data, url) = match (data, database_url) {
+        (_, Some(url)) => (None, url),
+        (Some(data), None) => (Some(data), ""),
+        (None, None) => {
+            eprintln!("keys rotate: --data DIR or --database-url URL");
+            return ExitCode::FAILURE;
+        }
+    };
+    let Some(data) = data else {
+        let shown = mcp_auth::store::describe_url(url);
+        return match mcp_auth::store::Store::connect(url)
+            .and_then(|mut s| s.add_signing_key(signer.kid(), &pem))
+        {
+            Ok(()) => {
+                println!("{}", signer.kid());
+                eprintln!("new signing key; `serve --database-url` uses it from its next start");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{shown}: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    };
     let dir = if data.as_os_str() == "default" {
         match mcp_auth::store::default_data_dir() {
             Some(dir) => dir,
@@ -421,7 +457,6 @@ fn rotate_key(data: &std::path::Path) -> ExitCode {
     } else {
         data.to_owned()
     };
-    let (signer, pem) = mcp_auth::keys::generate();
     match mcp_auth::store::Store::open(&dir).and_then(|mut s| s.add_signing_key(signer.kid(), &pem))
     {
         Ok(()) => {
@@ -445,13 +480,16 @@ type ServeUsers = (bool, Option<PathBuf>, Option<mcp_auth::tls::ServerTls>);
 /// The access-token lifetime, and the introspection cache time if the MCP server introspects.
 type ServeTokens = (u64, Option<u64>);
 
+/// The revisions, the CIMD loopback switch, and the store: a data directory or a database URL.
+type ServeStore = (Vec<Revision>, bool, Option<PathBuf>, Option<String>);
+
 async fn serve(
     as_addr: String,
     rs_addr: String,
     signing_key: Option<PathBuf>,
     (auto_approve, users, tls): ServeUsers,
     (access_token_lifetime, introspection_cache_secs): ServeTokens,
-    (revisions, cimd_allow_loopback, data): (Vec<Revision>, bool, Option<PathBuf>),
+    (revisions, cimd_allow_loopback, data, database_url): ServeStore,
 ) -> ExitCode {
     let users = match users.as_deref().map(mcp_auth::users::load).transpose() {
         Ok(u) => u,
@@ -492,7 +530,8 @@ async fn serve(
         .with_introspection_cache_secs(introspection_cache_secs)
         .with_revisions(revisions)
         .with_cimd_allow_loopback(cimd_allow_loopback)
-        .with_data(data.clone());
+        .with_data(data.clone())
+        .with_database_url(database_url.clone());
     let stack = match Stack::start(options).await {
         Ok(s) => s,
         Err(e) => {
@@ -507,6 +546,8 @@ async fn serve(
             "data: {}",
             dir.join(mcp_auth::store::DATABASE_FILE).display()
         );
+    } else if let Some(url) = &database_url {
+        eprintln!("database: {}", mcp_auth::store::describe_url(url));
     }
     eprintln!("accounts: {accounts}");
     use std::io::Write as _;

@@ -55,11 +55,13 @@ use tokio::net::TcpListener;
 use crate::net::{AS_BODY_LIMIT, Body, OsEntropy, now, read_request, to_hyper};
 use crate::store::{Store, StoreError};
 
-/// The durable store of a running server and whether the core must be reloaded from it (a
-/// commit or a reload failed, so the core may hold changes the store does not).
+/// The durable store of a running server, the store's change sequence the core reflects, and
+/// whether the core must be reloaded from it (a commit or a reload failed, so the core may
+/// hold changes the store does not).
 #[derive(Debug)]
 struct Durable {
     store: Store,
+    seq: u64,
     stale: bool,
 }
 
@@ -117,14 +119,15 @@ impl AsState {
         mut store: Store,
     ) -> Result<Arc<Self>, StoreError> {
         let fetcher = DocumentClient::with_roots(config.cimd_allow_loopback, roots);
-        let mut server =
-            AuthorizationServer::restore(config, signer, store.load().map(|s| s.records)?)
-                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let snapshot = store.load()?;
+        let mut server = AuthorizationServer::restore(config, signer, snapshot.records)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         store.commit(&server.take_changes())?;
         Ok(Arc::new(Self {
             server: Mutex::new(server),
             durable: Some(Mutex::new(Durable {
                 store,
+                seq: snapshot.seq,
                 stale: false,
             })),
             policy,
@@ -132,8 +135,11 @@ impl AsState {
         }))
     }
 
-    /// Before a request: with a store whose last commit failed, reload the core from it, or
-    /// answer 503 while that fails.
+    /// Before a request: bring the core up to date with what other instances committed
+    /// since it last looked ([`AuthorizationServer::apply`]; a full reload when the store no
+    /// longer lists that far back, or after a failed commit), or answer 503 while the store
+    /// cannot be read.
+    // spec: PF-23
     fn ready(&self, server: &mut AuthorizationServer) -> Result<(), HttpResponse> {
         let Some(durable) = &self.durable else {
             return Ok(());
@@ -142,9 +148,27 @@ impl AsState {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         if durable.stale {
-            reload(server, &mut durable)?;
+            return reload(server, &mut durable);
         }
-        Ok(())
+        let since = durable.seq;
+        match durable.store.changes_since(since) {
+            Ok(Some(delta)) => match server.apply(delta.updates) {
+                Ok(()) => {
+                    durable.seq = delta.seq;
+                    Ok(())
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "durable store: a record does not decode");
+                    reload(server, &mut durable)
+                }
+            },
+            Ok(None) => reload(server, &mut durable),
+            Err(e) => {
+                tracing::warn!(error = %e, "durable store: cannot read the changes");
+                durable.stale = true;
+                Err(unavailable())
+            }
+        }
     }
 
     /// After a call into the core: commit what it changed, before the answer goes out.
@@ -233,15 +257,19 @@ fn reload(server: &mut AuthorizationServer, durable: &mut Durable) -> Result<(),
     let loaded = durable
         .store
         .load()
-        .map(|s| s.records)
-        .and_then(|records| {
+        .and_then(|snapshot| {
             server
-                .reload(records)
-                .map_err(|e| StoreError::Corrupt(e.to_string()))
+                .reload(snapshot.records)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            Ok(snapshot.seq)
         })
-        .and_then(|()| durable.store.commit(&server.take_changes()));
+        .and_then(|seq| {
+            durable.store.commit(&server.take_changes())?;
+            Ok(seq)
+        });
     match loaded {
-        Ok(()) => {
+        Ok(seq) => {
+            durable.seq = seq;
             durable.stale = false;
             Ok(())
         }

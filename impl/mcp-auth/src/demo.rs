@@ -68,6 +68,12 @@ pub struct StackOptions {
     /// The authorization server's PostgreSQL database (`postgres://...`), shared by several
     /// instances; used when [`StackOptions::data`] is `None`.
     pub database_url: Option<String>,
+    /// The issuer identifier (the authorization server's public origin, e.g. a load
+    /// balancer's in front of several instances); `None`: the origin of `as_addr`.
+    pub issuer: Option<String>,
+    /// The MCP server's canonical URL (its public one, e.g. behind a load balancer); `None`:
+    /// `/mcp` at the origin of `rs_addr`.
+    pub mcp_url: Option<String>,
 }
 
 impl Default for StackOptions {
@@ -86,6 +92,8 @@ impl Default for StackOptions {
             cimd_allow_loopback: false,
             data: None,
             database_url: None,
+            issuer: None,
+            mcp_url: None,
         }
     }
 }
@@ -136,6 +144,22 @@ impl StackOptions {
     #[must_use]
     pub fn with_data(mut self, data: Option<std::path::PathBuf>) -> Self {
         self.data = data;
+        self
+    }
+
+    /// Sets [`StackOptions::issuer`], the authorization server's public origin (`None`: the
+    /// origin of its address).
+    #[must_use]
+    pub fn with_issuer(mut self, issuer: Option<String>) -> Self {
+        self.issuer = issuer;
+        self
+    }
+
+    /// Sets [`StackOptions::mcp_url`], the MCP server's public canonical URL (`None`: `/mcp` at
+    /// the origin of its address).
+    #[must_use]
+    pub fn with_mcp_url(mut self, mcp_url: Option<String>) -> Self {
+        self.mcp_url = mcp_url;
         self
     }
 
@@ -195,8 +219,12 @@ impl StackOptions {
 pub struct Stack {
     /// The authorization server's state.
     pub as_state: Arc<AsState>,
-    /// The issuer identifier (the AS's origin).
+    /// The issuer identifier (the AS's public origin: [`StackOptions::issuer`], else
+    /// [`Stack::as_origin`]).
     pub issuer: String,
+    /// The origin the authorization server listens on (differs from the issuer behind a load
+    /// balancer).
+    pub as_origin: String,
     /// The MCP endpoint (`…/mcp`).
     pub mcp_url: String,
     /// The second MCP endpoint, if started.
@@ -229,8 +257,12 @@ impl Stack {
             Some(_) => o.replacen("http://", "https://", 1),
             None => o,
         };
-        let issuer = scheme(crate::net::origin_of(&as_listener)?);
-        let mcp_url = format!("{}/mcp", scheme(crate::net::origin_of(&rs_listener)?));
+        let as_origin = scheme(crate::net::origin_of(&as_listener)?);
+        let issuer = options.issuer.clone().unwrap_or_else(|| as_origin.clone());
+        let mcp_url = match &options.mcp_url {
+            Some(url) => url.clone(),
+            None => format!("{}/mcp", scheme(crate::net::origin_of(&rs_listener)?)),
+        };
         let other_mcp_url = other_listener
             .as_ref()
             .map(|l| crate::net::origin_of(l).map(|o| format!("{}/mcp", scheme(o))))
@@ -388,6 +420,7 @@ impl Stack {
         Ok(Self {
             as_state,
             issuer,
+            as_origin,
             mcp_url,
             other_mcp_url,
             layer,

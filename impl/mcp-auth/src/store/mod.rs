@@ -75,17 +75,7 @@ impl std::fmt::Display for StoreError {
 
 impl std::error::Error for StoreError {}
 
-/// What changed about one record after a sequence ([`Store::changes_since`]).
-///
-/// The lead moves this type into the core (`mcp_auth_proto::server`) at merge; until then it
-/// lives here.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub enum StoredUpdate {
-    /// The record's value now (added or changed).
-    Put(StoredRecord),
-    /// The record was removed.
-    Removed(RecordKey),
-}
+pub use mcp_auth_proto::server::StoredUpdate;
 
 /// Every live record of a store and the change sequence they reflect ([`Store::load`]).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

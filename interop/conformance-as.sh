@@ -23,7 +23,7 @@ fi
 export PATH="$here/node_modules/.bin:$PATH"   # Node 22 first
 
 log=$(mktemp -d)
-"$MCP_AUTH_BIN" serve --auto-approve --revision 2025-11-25 --revision 2026-07-28 \
+"$MCP_AUTH_BIN" serve --memory --auto-approve --revision 2025-11-25 --revision 2026-07-28 \
   >"$log/serve.out" 2>"$log/serve.err" &
 server=$!
 suite=""

@@ -44,7 +44,7 @@ serve() {
   local out="$log/serve-${*// /+}" args=()
   for r in "$@"; do args+=(--revision "$r"); done
   : >"$out.out"
-  "$MCP_AUTH_BIN" serve --auto-approve "${args[@]}" >"$out.out" 2>"$out.err" &
+  "$MCP_AUTH_BIN" serve --memory --auto-approve "${args[@]}" >"$out.out" 2>"$out.err" &
   servers+=($!)
   url=""
   for _ in $(seq 100); do

@@ -109,12 +109,25 @@ enum Command {
         #[arg(long)]
         cimd_allow_loopback: bool,
         /// Keep the authorization server's state (clients, grants and refresh token families,
-        /// signing keys) in the SQLite database of this directory, created if missing, so a
-        /// restart forgets nothing durable (codes, pending authorizations and browser sessions
-        /// stay in memory). `--data default` is `$XDG_DATA_HOME/mcp-auth` (else
-        /// `~/.local/share/mcp-auth`). Without it, the state is in memory only.
+        /// codes, consents in progress, browser sessions, signing keys) in the SQLite database
+        /// of this directory, created if missing, so a restart forgets nothing it answered.
+        /// Default (and `--data default`): `$XDG_DATA_HOME/mcp-auth`, else
+        /// `~/.local/share/mcp-auth`. Several `serve` processes may share one directory.
         #[arg(long, value_name = "DIR")]
         data: Option<PathBuf>,
+        /// Keep the authorization server's state in memory only, forgotten at exit (tests and
+        /// trials; several such servers are independent).
+        #[arg(long, conflicts_with_all = ["data", "database_url"])]
+        memory: bool,
+        /// The authorization server's public origin, its issuer identifier (e.g. the load
+        /// balancer's in front of several `serve` processes); default: the origin of
+        /// --as-addr. Requests must then name its host in `Host`.
+        #[arg(long, value_name = "URL")]
+        issuer: Option<String>,
+        /// The MCP server's public canonical URL, the audience of its tokens (e.g. behind a
+        /// load balancer); default: `/mcp` at the origin of --rs-addr.
+        #[arg(long, value_name = "URL")]
+        mcp_url: Option<String>,
         /// Keep the authorization server's state in this PostgreSQL database instead
         /// (`postgres://user@host:port/db`; no TLS to the database, so loopback or a trusted
         /// network), which several `serve` processes with the same issuer may share. An
@@ -229,6 +242,9 @@ async fn main() -> ExitCode {
             revisions,
             cimd_allow_loopback,
             data,
+            memory,
+            issuer,
+            mcp_url,
             database_url,
         } => {
             let tls = match tls_cert.zip(tls_key) {
@@ -256,17 +272,19 @@ async fn main() -> ExitCode {
                 access_token_lifetime,
                 introspect.then_some(introspection_cache),
             );
-            let data = match data {
-                Some(dir) if dir.as_os_str() == "default" => {
-                    match mcp_auth::store::default_data_dir() {
-                        Some(dir) => Some(dir),
-                        None => {
-                            eprintln!("--data default: neither XDG_DATA_HOME nor HOME is set");
-                            return ExitCode::FAILURE;
-                        }
+            // spec: PF-23
+            let data = match (memory, data, &database_url) {
+                (true, _, _) | (false, None, Some(_)) => None,
+                (false, Some(dir), _) if dir.as_os_str() != "default" => Some(dir),
+                (false, _, _) => match mcp_auth::store::default_data_dir() {
+                    Some(dir) => Some(dir),
+                    None => {
+                        eprintln!(
+                            "no data directory: neither XDG_DATA_HOME nor HOME is set; pass --data DIR (or --memory)"
+                        );
+                        return ExitCode::FAILURE;
                     }
-                }
-                other => other,
+                },
             };
             serve(
                 as_addr,
@@ -275,6 +293,7 @@ async fn main() -> ExitCode {
                 (auto_approve, users, tls),
                 tokens,
                 (revisions, cimd_allow_loopback, data, database_url),
+                (issuer, mcp_url),
             )
             .await
         }
@@ -483,6 +502,9 @@ type ServeTokens = (u64, Option<u64>);
 /// The revisions, the CIMD loopback switch, and the store: a data directory or a database URL.
 type ServeStore = (Vec<Revision>, bool, Option<PathBuf>, Option<String>);
 
+/// The public issuer and MCP server URL, if not the listening addresses' origins.
+type ServePublic = (Option<String>, Option<String>);
+
 async fn serve(
     as_addr: String,
     rs_addr: String,
@@ -490,6 +512,7 @@ async fn serve(
     (auto_approve, users, tls): ServeUsers,
     (access_token_lifetime, introspection_cache_secs): ServeTokens,
     (revisions, cimd_allow_loopback, data, database_url): ServeStore,
+    (issuer, mcp_url): ServePublic,
 ) -> ExitCode {
     let users = match users.as_deref().map(mcp_auth::users::load).transpose() {
         Ok(u) => u,
@@ -531,7 +554,9 @@ async fn serve(
         .with_revisions(revisions)
         .with_cimd_allow_loopback(cimd_allow_loopback)
         .with_data(data.clone())
-        .with_database_url(database_url.clone());
+        .with_database_url(database_url.clone())
+        .with_issuer(issuer)
+        .with_mcp_url(mcp_url);
     let stack = match Stack::start(options).await {
         Ok(s) => s,
         Err(e) => {
@@ -548,6 +573,8 @@ async fn serve(
         );
     } else if let Some(url) = &database_url {
         eprintln!("database: {}", mcp_auth::store::describe_url(url));
+    } else {
+        eprintln!("state: in memory only (--memory), forgotten at exit");
     }
     eprintln!("accounts: {accounts}");
     use std::io::Write as _;

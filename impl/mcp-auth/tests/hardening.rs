@@ -431,7 +431,7 @@ fn the_token_store_is_private_and_connect_and_serve_log_no_token() {
     let trace = "trace";
     let server_log = dir.join("serve.log");
     let mut server = std::process::Command::new(exe)
-        .args(["serve", "--auto-approve"])
+        .args(["serve", "--auto-approve", "--memory"])
         .env("RUST_LOG", trace)
         .stdout(std::process::Stdio::piped())
         .stderr(std::fs::File::create(&server_log).unwrap())

@@ -559,8 +559,10 @@ fn serve_prints_its_urls_and_connect_calls_a_tool() {
     use std::io::BufRead as _;
     let exe = env!("CARGO_BIN_EXE_mcp-auth");
     let home = std::env::temp_dir().join(format!("mcp-auth-home-{}", std::process::id()));
+    // Without --data (or --memory), the state goes to the default data directory.
     let mut server = std::process::Command::new(exe)
         .args(["serve", "--auto-approve"])
+        .env("XDG_DATA_HOME", home.join("data"))
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -575,6 +577,12 @@ fn serve_prints_its_urls_and_connect_calls_a_tool() {
     assert!(
         second.starts_with("Authorization server: http://127.0.0.1:"),
         "{second}"
+    );
+    assert!(
+        home.join("data/mcp-auth")
+            .join(mcp_auth::store::DATABASE_FILE)
+            .exists(),
+        "serve keeps its state in $XDG_DATA_HOME/mcp-auth by default"
     );
     let run = |args: &[&str]| {
         std::process::Command::new(exe)

@@ -133,14 +133,21 @@ impl Cluster {
     pub fn start_with_fsync(fsync: bool) -> Self {
         let bin = bin_dir().unwrap_or_else(|| panic!("{NOT_INSTALLED}"));
         static COUNT: AtomicU32 = AtomicU32::new(0);
-        let dir = std::env::temp_dir().join(format!(
+        let root = output_of("id", &["-u"]).as_deref() == Some("0");
+        // As root the server runs as `postgres`, which must reach its directory: /tmp, not a
+        // private TMPDIR.
+        let base = if root && Path::new("/tmp").is_dir() {
+            PathBuf::from("/tmp")
+        } else {
+            std::env::temp_dir()
+        };
+        let dir = base.join(format!(
             "mcp-auth-pg-{}-{}",
             std::process::id(),
             COUNT.fetch_add(1, Ordering::Relaxed)
         ));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("the cluster's directory");
-        let root = output_of("id", &["-u"]).as_deref() == Some("0");
         let runas = if root {
             let uid = output_of("id", &["-u", "postgres"])
                 .unwrap_or_else(|| panic!("{NOT_INSTALLED} (no postgres user)"));
@@ -162,6 +169,7 @@ impl Cluster {
                 .arg(bin.join("initdb"));
         }
         let out = initdb
+            .current_dir("/")
             .args(["-D"])
             .arg(&dir)
             .args([
@@ -183,6 +191,7 @@ impl Cluster {
         );
         let port = free_port();
         let mut watchdog = Command::new("sh")
+            .current_dir("/")
             .arg("-c")
             .arg(WATCHDOG)
             .arg("sh")

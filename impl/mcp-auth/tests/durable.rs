@@ -354,7 +354,7 @@ async fn a_damaged_record_stops_the_start_with_a_clear_error() {
         .await;
     let db = rusqlite::Connection::open(data.join(mcp_auth::store::DATABASE_FILE)).expect("db");
     db.execute(
-        "INSERT INTO records (kind, id, version, body, seq) VALUES ('grant', '7', 1, '{\"x\":1}', 1000)",
+        "INSERT INTO records (kind, id, version, body, seq) VALUES ('grant', '7', 1, '{\"x\":1}', 99)",
         [],
     )
     .expect("insert");

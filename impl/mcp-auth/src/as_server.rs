@@ -202,13 +202,34 @@ impl AsState {
         }
     }
 
-    /// Sign new tokens with `signer` from now on; the old key stays in the JWK Set
-    /// ([`AuthorizationServer::rotate_key`]).
-    pub fn rotate_key(&self, signer: Signer) {
+    /// Sign new tokens with the PKCS#8 PEM key `pkcs8_pem` from now on; the old key stays in
+    /// the JWK Set ([`AuthorizationServer::rotate_key`]). With a store, the private key is
+    /// stored first and the new key ring committed, so the rotation survives a restart.
+    ///
+    /// # Errors
+    ///
+    /// The PEM is not a key [`crate::keys::from_pem`] reads, or the store cannot keep the
+    /// private key (then nothing changed); or the new ring's commit failed (then the new key
+    /// signs, is kept, and is published by this instance; the stored ring follows at the next
+    /// start).
+    pub fn rotate_key(&self, pkcs8_pem: &str) -> Result<(), String> {
+        let signer = crate::keys::from_pem(pkcs8_pem)?;
         let mut server = self.lock();
+        if let Some(durable) = &self.durable {
+            let mut durable = durable
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            durable
+                .store
+                .add_signing_key(signer.kid(), pkcs8_pem)
+                .map_err(|e| e.to_string())?;
+        }
         server.rotate_key(signer);
-        if !matches!(self.settle(&mut server), Settled::Committed) {
-            tracing::warn!("the rotated key ring was not stored");
+        match self.settle(&mut server) {
+            Settled::Committed => Ok(()),
+            Settled::Lost | Settled::Failed(_) => {
+                Err("the rotated key ring was not stored; the old key still signs".into())
+            }
         }
     }
 

@@ -409,3 +409,30 @@ async fn keys_rotate_takes_effect_at_the_next_start_and_keeps_the_old_key_publis
     s2.stop().await;
     let _ = std::fs::remove_dir_all(&data);
 }
+
+/// `AsState::rotate_key` on a stack with a data directory keeps the private key in the store:
+/// after a restart the rotated key still signs, and the previous one is still published.
+// spec: PF-23
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_rotated_while_serving_still_signs_after_a_restart() {
+    let data = data_dir("rotate-live");
+    let s = stack(&data, "127.0.0.1:0", "127.0.0.1:0").await;
+    let old = s.as_state.with_server(|a| a.signer().kid().to_owned());
+    let (new, pem) = mcp_auth::keys::generate();
+    s.as_state.rotate_key(&pem).expect("rotated");
+    s.stop().await;
+    let s = stack(&data, "127.0.0.1:0", "127.0.0.1:0").await;
+    let (signing, published) = s.as_state.with_server(|a| {
+        let kids: Vec<String> = a
+            .jwks()
+            .keys
+            .iter()
+            .filter_map(|k| k.common.key_id.clone())
+            .collect();
+        (a.signer().kid().to_owned(), kids)
+    });
+    assert_eq!(signing, new.kid());
+    assert!(published.contains(&old), "{published:?}");
+    s.stop().await;
+    let _ = std::fs::remove_dir_all(&data);
+}

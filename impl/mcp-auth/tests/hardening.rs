@@ -670,9 +670,9 @@ async fn a_rotated_key_is_fetched_once_and_unknown_kids_cannot_force_refetches()
     assert_eq!(r.fetches(), 1);
 
     // The AS rotates; once the interval has passed, the new kid makes the RS fetch once.
-    let new_key = mcp_auth::keys::ephemeral();
+    let (new_key, pem) = mcp_auth::keys::generate();
     let new_kid = new_key.kid().to_owned();
-    r.as_state.rotate_key(new_key);
+    r.as_state.rotate_key(&pem).expect("rotated");
     tokio::time::sleep(Duration::from_millis(INTERVAL * 1000 + 100)).await;
     let (mut rotated, rotated_tokens) = authorized(&r.mcp_url).await;
     assert_eq!(jwt_header(&rotated_tokens.access_token)["kid"], new_kid);

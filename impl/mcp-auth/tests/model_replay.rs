@@ -83,6 +83,26 @@ fn scopes() -> ScopeSet {
 
 const POLICY: HttpPolicy = HttpPolicy::AllowLoopbackHttp;
 
+/// The defenses the real parties run with: every one, except (only in the build with the cfg
+/// `mcp_auth_mutations`, for the attack replays on mutated servers) the switches in `off`,
+/// turned off in every AS, RS and client as the model's mutated configuration does.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Defenses {
+    #[cfg(mcp_auth_mutations)]
+    off: Mutations,
+}
+
+impl Defenses {
+    /// Every defense on.
+    fn all() -> Self {
+        Self::default()
+    }
+
+    fn all_on(self) -> bool {
+        self == Self::all()
+    }
+}
+
 fn origin(url: &str) -> String {
     mcp_auth_model::url::split_url(url)
         .map(|(o, _, _)| o)
@@ -91,7 +111,13 @@ fn origin(url: &str) -> String {
 
 /// The real AS, as the model configures its own (default scopes, resources, accounts), on
 /// loopback.
-fn as_state(issuer: &str, resources: &[&str], users: UserAgentPolicy) -> Arc<AsState> {
+fn as_state(
+    issuer: &str,
+    resources: &[&str],
+    users: UserAgentPolicy,
+    defenses: Defenses,
+) -> Arc<AsState> {
+    let _ = defenses;
     let mut config = AsConfig::new(
         Issuer::parse(issuer, POLICY).expect("issuer"),
         resources
@@ -100,6 +126,10 @@ fn as_state(issuer: &str, resources: &[&str], users: UserAgentPolicy) -> Arc<AsS
     );
     config.http_policy = POLICY;
     config.default_scopes = ScopeSet::from_tokens([SCOPE]);
+    #[cfg(mcp_auth_mutations)]
+    {
+        config.mutations = defenses.off;
+    }
     AsState::new(config, mcp_auth::keys::ephemeral(), users)
 }
 
@@ -184,7 +214,7 @@ struct Servers {
 }
 
 impl Servers {
-    async fn start() -> Self {
+    async fn start(defenses: Defenses) -> Self {
         let bind = || async { net::bind("127.0.0.1:0").await.expect("bind") };
         let (as_l, evil_as_l, rs_l, evil_rs_l) =
             (bind().await, bind().await, bind().await, bind().await);
@@ -196,18 +226,20 @@ impl Servers {
             &issuer,
             &[&honest_rs, &evil_rs_url],
             mcp_auth_model::honest_users(),
+            defenses,
         );
         let evil_as = as_state(
             &evil_issuer,
             &[&evil_rs_url],
             UserAgentPolicy::single(ALICE),
+            defenses,
         );
         #[cfg(mcp_auth_mutations)]
         for state in [&honest_as, &evil_as] {
             assert_eq!(
                 state.with_server(|s| s.config().mutations),
-                Mutations::default(),
-                "the real authorization servers run with every defense on"
+                defenses.off,
+                "the real authorization servers run with exactly the defenses asked for"
             );
         }
         let resource_server = |url: &str| {
@@ -217,11 +249,11 @@ impl Servers {
                 scopes(),
             );
             #[cfg(mcp_auth_mutations)]
-            assert_eq!(
-                config.validation.mutations,
-                Mutations::default(),
-                "the real resource server runs with every defense on"
-            );
+            let config = {
+                let mut config = config;
+                config.validation.mutations = defenses.off;
+                config
+            };
             ResourceServer::new(config)
         };
         let jwks_uri = honest_as
@@ -349,6 +381,7 @@ struct RealSession {
 /// knows (real values).
 struct Real {
     s: Servers,
+    defenses: Defenses,
     http: Http,
     sessions: Vec<Option<RealSession>>,
     /// Session `n` → its client id at the honest AS.
@@ -387,9 +420,10 @@ fn form_request(url: &str, pairs: &[(&str, &str)]) -> HttpRequest {
 }
 
 impl Real {
-    async fn start(sessions: u8) -> Self {
+    async fn start(sessions: u8, defenses: Defenses) -> Self {
         let mut real = Self {
-            s: Servers::start().await,
+            s: Servers::start(defenses).await,
+            defenses,
             http: Http::new(POLICY),
             sessions: (0..sessions).map(|_| None).collect(),
             client_ids: BTreeMap::new(),
@@ -495,11 +529,11 @@ impl Real {
                     .with_scope(Some(ScopeSet::from_tokens([SCOPE])))
                     .with_http_policy(POLICY);
                 #[cfg(mcp_auth_mutations)]
-                assert_eq!(
-                    config.mutations,
-                    Mutations::default(),
-                    "the real clients run with every defense on"
-                );
+                let config = {
+                    let mut config = config;
+                    config.mutations = self.defenses.off;
+                    config
+                };
                 self.sessions[usize::from(*n)] = Some(RealSession {
                     target: *target,
                     client: Client::new(config),
@@ -872,9 +906,19 @@ fn summaries(observations: &[Observation]) -> Vec<String> {
 /// Replay `path` on the real servers and compare every step with the model run with every
 /// defense on. Returns the model's record (for further assertions) after printing the trace.
 fn replay_path(path: &ModelPath) -> Observed {
-    let cfg = Config::small();
+    replay_path_with(path, Defenses::all())
+}
+
+/// Replay `path` on the real servers running with `defenses`, and compare every step with the
+/// model run with the same defenses (the same switches off in the model's configuration).
+fn replay_path_with(path: &ModelPath, defenses: Defenses) -> Observed {
+    #[allow(unused_mut)]
+    let mut cfg = Config::small();
     #[cfg(mcp_auth_mutations)]
-    assert_eq!(cfg.mutations, Mutations::default());
+    {
+        assert_eq!(cfg.mutations, Mutations::default());
+        cfg.mutations = defenses.off;
+    }
     let observed = replay::observe(cfg.clone(), &path.actions);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -882,16 +926,21 @@ fn replay_path(path: &ModelPath) -> Observed {
         .build()
         .expect("runtime");
     let mut report = format!(
-        "path for {} ({}), {} steps, replayed with every defense on:\n",
+        "path for {} ({}), {} steps, replayed with {}:\n",
         path.property,
         path.mutation
             .map_or("example, no mutation".to_owned(), |m| format!(
                 "counterexample with mutation {m}"
             )),
-        path.actions.len()
+        path.actions.len(),
+        if defenses.all_on() {
+            "every defense on".to_owned()
+        } else {
+            format!("these defenses off in every real party: {defenses:?}")
+        }
     );
     let mismatches = runtime.block_on(async {
-        let mut real = Real::start(cfg.sessions).await;
+        let mut real = Real::start(cfg.sessions, defenses).await;
         let mut roles = RoleMap::default();
         let mut mismatches = Vec::new();
         let initial = std::mem::take(&mut real.log);
@@ -957,13 +1006,15 @@ fn replay_path(path: &ModelPath) -> Observed {
         "the real servers diverged from the model:\n{}\n\n{report}",
         mismatches.join("\n")
     );
-    for (i, step) in observed.steps.iter().enumerate() {
-        assert!(
-            step.violated.is_empty(),
-            "with every defense on, step {} violates {:?}",
-            i + 1,
-            step.violated
-        );
+    if defenses.all_on() {
+        for (i, step) in observed.steps.iter().enumerate() {
+            assert!(
+                step.violated.is_empty(),
+                "with every defense on, step {} violates {:?}",
+                i + 1,
+                step.violated
+            );
+        }
     }
     observed
 }
@@ -999,7 +1050,9 @@ fn replay_example(property: &'static str) {
 
 /// Replay a mutation's counterexample with every defense on, and find where the defense
 /// bites: the first step whose answers (or clients' phases) differ from the mutated model's;
-/// the real servers answered it as the defended model did.
+/// the real servers answered it as the defended model did. Then replay it on real servers and
+/// clients built with that defense off: every answer is the mutated model's, and the path ends
+/// in the harm (the property's violation), so the attack is seen working over HTTP.
 #[cfg(mcp_auth_mutations)]
 fn replay_attack(name: &str) {
     let case: MutationCase = mutation::case(name).expect("known mutation");
@@ -1035,6 +1088,27 @@ fn replay_attack(name: &str) {
             m.sessions,
             summaries(&d.observations),
             d.sessions
+        );
+        // The same path against servers and clients built with this defense off: the attack
+        // works over HTTP, answer for answer as in the mutated model (`replay_path_with`
+        // compares every step), up to the harm its property names.
+        let harmed = replay_path_with(
+            &path,
+            Defenses {
+                off: case.mutations,
+            },
+        );
+        let last = harmed.steps.last().expect("a step");
+        assert!(
+            last.violated.contains(&case.property),
+            "{name}: on the mutated real servers the path ends without violating {}",
+            case.property
+        );
+        println!(
+            "{name}: with the defense off in the real servers and clients, the attack succeeds over HTTP; its last step ({}) breaks {}:\n  {:#?}\n",
+            mcp_auth_model::report::format_action(&last.action),
+            case.property,
+            summaries(&last.observations)
         );
     }
 }

@@ -8,9 +8,9 @@ use clap::{Parser, Subcommand};
 use mcp_auth::client::{self, Consent, McpClient, Options, UserAgent};
 use mcp_auth::demo::{Stack, StackOptions};
 use mcp_auth::transcript::Transcript;
-use mcp_auth_proto::probe::ProbeConfig;
 use mcp_auth_proto::Revision;
 use mcp_auth_proto::client::{Client, TokenStore};
+use mcp_auth_proto::probe::ProbeConfig;
 
 /// MCP authorization (revision 2025-06-18): authorization server, MCP resource server and
 /// client over HTTP.
@@ -210,7 +210,12 @@ struct ProbeArgs {
     #[arg(long, value_name = "S", requires = "client_id")]
     client_secret: Option<String>,
     /// Log in as this user on the AS's login form (with --password).
-    #[arg(long, value_name = "NAME", requires = "password", conflicts_with = "consent")]
+    #[arg(
+        long,
+        value_name = "NAME",
+        requires = "password",
+        conflicts_with = "consent"
+    )]
     user: Option<String>,
     /// The password of --user.
     #[arg(long, value_name = "P", requires = "user")]

@@ -74,7 +74,10 @@ fn resolve(page: &str, target: &str) -> String {
     if target.starts_with('/') {
         return format!("{}{target}", origin(base));
     }
-    let dir = base.rfind('/').filter(|&i| i >= origin(base).len()).unwrap_or(base.len());
+    let dir = base
+        .rfind('/')
+        .filter(|&i| i >= origin(base).len())
+        .unwrap_or(base.len());
     format!("{}/{target}", &base[..dir])
 }
 
@@ -110,6 +113,8 @@ async fn play_user(
             };
             let target = resolve(&next.url, location);
             if origin(&target) != as_origin {
+                let mut page = page;
+                page.headers.retain(|(n, _)| n != "location");
                 return Ok(page.header("location", target));
             }
             next = HttpRequest::new(Method::Get, target).header("accept", "text/html");
@@ -123,7 +128,8 @@ async fn play_user(
             return Ok(page);
         };
         let mut body = form_urlencoded::Serializer::new(String::new());
-        body.append_pair("id", &form.id).append_pair("csrf", &form.csrf);
+        body.append_pair("id", &form.id)
+            .append_pair("csrf", &form.csrf);
         if html.contains("name=\"decision\"") {
             body.append_pair("decision", "approve");
         } else if html.contains("name=\"password\"") {
@@ -153,11 +159,15 @@ async fn play_user(
 async fn manual(url: &str, open: bool) -> Result<HttpResponse, String> {
     eprintln!("Authorize in a browser (the redirect to 127.0.0.1 then fails to load):\n  {url}");
     if open {
-        let _ = std::process::Command::new(if cfg!(target_os = "macos") { "open" } else { "xdg-open" })
-            .arg(url)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn();
+        let _ = std::process::Command::new(if cfg!(target_os = "macos") {
+            "open"
+        } else {
+            "xdg-open"
+        })
+        .arg(url)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn();
     }
     eprintln!("Paste the URL of the page the browser was sent to, then Enter:");
     let line = tokio::task::spawn_blocking(|| {
@@ -172,7 +182,12 @@ async fn manual(url: &str, open: bool) -> Result<HttpResponse, String> {
 
 /// Print the report as asked; write JUnit XML to `junit` if given. Returns whether a MUST
 /// failed (the exit status).
-pub fn print(report: &Report, json: bool, junit: Option<&std::path::Path>, verbose: bool) -> Result<bool, String> {
+pub fn print(
+    report: &Report,
+    json: bool,
+    junit: Option<&std::path::Path>,
+    verbose: bool,
+) -> Result<bool, String> {
     use mcp_auth_proto::probe::{render_json, render_junit, render_table};
     if json {
         println!("{}", render_json(report));

@@ -16,16 +16,28 @@ async fn start(revision: Revision) -> (Stack, Signer) {
     let options = StackOptions::default()
         .with_revisions([revision])
         .with_signer(Some(signer.clone()));
-    (Stack::start(options).await.expect("the stack starts"), signer)
+    (
+        Stack::start(options).await.expect("the stack starts"),
+        signer,
+    )
 }
 
-async fn probe(stack: &Stack, revision: Revision, key: Option<&Signer>, allow_unsafe: bool) -> Report {
+async fn probe(
+    stack: &Stack,
+    revision: Revision,
+    key: Option<&Signer>,
+    allow_unsafe: bool,
+) -> Report {
     let mut config = ProbeConfig::new(stack.mcp_url.clone(), revision, mcp_auth::net::now());
     config.as_key = key.cloned();
     config.allow_unsafe = allow_unsafe;
     config.nonce = format!("selftest-{}", revision.as_str());
-    mcp_auth::probe::run(config, &Consent::Headless, &Http::new(HttpPolicy::AllowLoopbackHttp))
-        .await
+    mcp_auth::probe::run(
+        config,
+        &Consent::Headless,
+        &Http::new(HttpPolicy::AllowLoopbackHttp),
+    )
+    .await
 }
 
 fn not_passed(report: &Report) -> Vec<(&'static str, &'static str)> {
@@ -94,6 +106,111 @@ async fn without_unsafe_nothing_is_registered() {
             .all(|f| matches!(f.verdict, Verdict::Skip { .. })),
         "{table}"
     );
-    assert_eq!(stack.as_state.with_server(|s| s.clients().count()), 0, "{table}");
+    assert_eq!(
+        stack.as_state.with_server(|s| s.clients().count()),
+        0,
+        "{table}"
+    );
     stack.stop().await;
+}
+
+/// The probe's teeth: our stack with one defense turned off (the model's mutations that are
+/// observable from outside). The probe must report exactly the checks of that defense (FAIL
+/// for a MUST, WARN for a SHOULD) and nothing else. Compiled only with the cfg
+/// `mcp_auth_mutations` (`cargo xtask test` runs them).
+#[cfg(mcp_auth_mutations)]
+mod mutations {
+    use super::*;
+    use mcp_auth_proto::mutations::Mutations;
+
+    async fn graded(mutations: Mutations) -> (Vec<(&'static str, &'static str)>, String) {
+        let (signer, _pem) = mcp_auth::keys::generate();
+        let mut options = StackOptions::default().with_signer(Some(signer.clone()));
+        options.mutations = mutations;
+        let stack = Stack::start(options).await.expect("the stack starts");
+        let report = probe(&stack, Revision::V2025_06_18, Some(&signer), true).await;
+        stack.stop().await;
+        let mut found = not_passed(&report);
+        found.sort_unstable();
+        (found, render_table(&report, false))
+    }
+
+    async fn caught(mutations: Mutations, expected: &[(&'static str, &'static str)]) {
+        let (found, table) = graded(mutations).await;
+        let mut expected = expected.to_vec();
+        expected.sort_unstable();
+        assert_eq!(found, expected, "{mutations:?}\n{table}");
+    }
+
+    // spec: PKCE-9
+    #[tokio::test]
+    async fn skip_pkce() {
+        let m = Mutations {
+            skip_pkce: true,
+            ..Mutations::default()
+        };
+        caught(m, &[("pkce-wrong-verifier", "FAIL")]).await;
+    }
+
+    // spec: AZ-3
+    #[tokio::test]
+    async fn lax_redirect() {
+        let m = Mutations {
+            lax_redirect: true,
+            ..Mutations::default()
+        };
+        caught(m, &[("redirect-exact", "FAIL")]).await;
+    }
+
+    // spec: TOK-6, TOK-7
+    #[tokio::test]
+    async fn reusable_codes() {
+        let m = Mutations {
+            reusable_codes: true,
+            ..Mutations::default()
+        };
+        caught(m, &[("code-single-use", "FAIL")]).await;
+    }
+
+    // spec: RT-1
+    #[tokio::test]
+    async fn skip_refresh_rotation() {
+        let m = Mutations {
+            skip_refresh_rotation: true,
+            ..Mutations::default()
+        };
+        caught(m, &[("refresh-rotation", "FAIL")]).await;
+    }
+
+    // spec: RT-2
+    #[tokio::test]
+    async fn skip_refresh_revocation() {
+        let m = Mutations {
+            skip_refresh_revocation: true,
+            ..Mutations::default()
+        };
+        caught(m, &[("refresh-replay-revokes", "WARN")]).await;
+    }
+
+    // spec: RES-14
+    #[tokio::test]
+    async fn skip_resource_binding() {
+        let m = Mutations {
+            skip_resource_binding: true,
+            ..Mutations::default()
+        };
+        caught(m, &[("resource-binding", "FAIL")]).await;
+    }
+
+    // spec: RS-2, RS-6
+    #[tokio::test]
+    async fn skip_audience_check() {
+        let m = Mutations {
+            skip_audience_check: true,
+            ..Mutations::default()
+        };
+        // A token without aud is still refused: the claim is required when the token is
+        // read, a defense of its own.
+        caught(m, &[("sibling-aud", "FAIL"), ("wrong-aud", "FAIL")]).await;
+    }
 }

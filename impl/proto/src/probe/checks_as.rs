@@ -202,7 +202,10 @@ fn https(ctx: &Context, _: &[Exchange]) -> Next {
 
 fn pkce_s256(ctx: &Context, _: &[Exchange]) -> Next {
     judge(asm(ctx).map(|m| {
-        if m.code_challenge_methods_supported.iter().any(|c| c == "S256") {
+        if m.code_challenge_methods_supported
+            .iter()
+            .any(|c| c == "S256")
+        {
             Outcome::Pass
         } else {
             Outcome::Violated(
@@ -218,7 +221,10 @@ fn pkce_s256(ctx: &Context, _: &[Exchange]) -> Next {
 
 fn pkce_no_plain(ctx: &Context, _: &[Exchange]) -> Next {
     judge(asm(ctx).map(|m| {
-        if m.code_challenge_methods_supported.iter().any(|c| c == "plain") {
+        if m.code_challenge_methods_supported
+            .iter()
+            .any(|c| c == "plain")
+        {
             Outcome::Violated(
                 "plain is listed".into(),
                 "accept only S256 (plain lets a stolen authorization request be redeemed)",
@@ -291,7 +297,10 @@ fn token_error(ctx: &Context, done: &[Exchange]) -> Next {
             ("grant_type", "authorization_code"),
             ("code", "probe-bogus-code"),
             ("redirect_uri", "http://127.0.0.1/probe/callback"),
-            ("code_verifier", "probe-bogus-verifier-0123456789abcdefghijklmnopq"),
+            (
+                "code_verifier",
+                "probe-bogus-verifier-0123456789abcdefghijklmnopq",
+            ),
             ("client_id", "mcp-auth-probe-unknown"),
         ]);
         return match token_post(ctx, body) {
@@ -315,7 +324,12 @@ fn token_grant_type(ctx: &Context, done: &[Exchange]) -> Next {
     }
     Next::Done(token_answer(
         &done[0],
-        &["unsupported_grant_type", "invalid_client", "unauthorized_client", "invalid_request"],
+        &[
+            "unsupported_grant_type",
+            "invalid_client",
+            "unauthorized_client",
+            "invalid_request",
+        ],
     ))
 }
 
@@ -330,14 +344,21 @@ pub(crate) fn redirect_target(e: &Exchange) -> Option<String> {
 
 fn authorize_unknown_client(ctx: &Context, done: &[Exchange]) -> Next {
     if done.is_empty() {
-        let Some(endpoint) = ctx.asm.as_ref().and_then(|m| m.authorization_endpoint.clone()) else {
+        let Some(endpoint) = ctx
+            .asm
+            .as_ref()
+            .and_then(|m| m.authorization_endpoint.clone())
+        else {
             return Next::Done(Outcome::Skip("no authorization_endpoint".into()));
         };
         let query = crate::form::encode([
             ("response_type", "code"),
             ("client_id", "mcp-auth-probe-unknown"),
             ("redirect_uri", "https://evil.example/cb"),
-            ("code_challenge", "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"),
+            (
+                "code_challenge",
+                "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+            ),
             ("code_challenge_method", "S256"),
             ("state", "probe"),
             ("resource", ctx.resource()),

@@ -192,7 +192,8 @@ fn prm_doc(e: &Exchange) -> Result<ProtectedResourceMetadata, String> {
     if r.status != 200 {
         return Err(format!("expected 200: {}", answered(e)));
     }
-    serde_json::from_slice(&r.body).map_err(|err| format!("not RFC 9728 JSON ({err}): {}", e.show()))
+    serde_json::from_slice(&r.body)
+        .map_err(|err| format!("not RFC 9728 JSON ({err}): {}", e.show()))
 }
 
 fn prm(ctx: &Context, _: &[Exchange]) -> Next {
@@ -206,10 +207,11 @@ fn prm(ctx: &Context, _: &[Exchange]) -> Next {
             why,
             "serve the Protected Resource Metadata JSON at the URL the challenge names",
         )),
-        Ok(_) if !e.response().is_some_and(|r| {
-            r.header_value("content-type")
-                .is_some_and(|c| c.to_ascii_lowercase().starts_with("application/json"))
-        }) =>
+        Ok(_)
+            if !e.response().is_some_and(|r| {
+                r.header_value("content-type")
+                    .is_some_and(|c| c.to_ascii_lowercase().starts_with("application/json"))
+            }) =>
         {
             Ok(Outcome::Violated(
                 format!("content type is not application/json: {}", e.show()),
@@ -271,7 +273,9 @@ fn prm_location(ctx: &Context, _: &[Exchange]) -> Next {
         return Next::Done(Outcome::Skip("the MCP URL has no well-known form".into()));
     };
     let good = |e: &&Exchange| prm_doc(e).is_ok_and(|d| resource_matches(ctx, &d.resource));
-    let at_inserted = prm_copies(ctx).filter(|e| e.request.url == inserted).find(good);
+    let at_inserted = prm_copies(ctx)
+        .filter(|e| e.request.url == inserted)
+        .find(good);
     let any = prm_copies(ctx).find(good);
     let newer = ctx.revision != crate::Revision::V2025_06_18;
     Next::Done(match (at_inserted, any) {
@@ -287,15 +291,13 @@ fn prm_location(ctx: &Context, _: &[Exchange]) -> Next {
 fn prm_fields(ctx: &Context, _: &[Exchange]) -> Next {
     Next::Done(match &ctx.prm {
         None => Outcome::Skip("no PRM document".into()),
-        Some(p) if p.scopes_supported.is_empty() || p.resource_name.is_none() => {
-            Outcome::Violated(
-                format!(
-                    "scopes_supported {:?}, resource_name {:?}",
-                    p.scopes_supported, p.resource_name
-                ),
-                "publish scopes_supported and resource_name in the PRM",
-            )
-        }
+        Some(p) if p.scopes_supported.is_empty() || p.resource_name.is_none() => Outcome::Violated(
+            format!(
+                "scopes_supported {:?}, resource_name {:?}",
+                p.scopes_supported, p.resource_name
+            ),
+            "publish scopes_supported and resource_name in the PRM",
+        ),
         Some(_) => Outcome::Pass,
     })
 }
@@ -408,7 +410,10 @@ fn bogus(ctx: &Context, done: &[Exchange]) -> Next {
             refused_401(e).or_else(|| match e.bearer() {
                 Some(b) if b.error.as_deref() == Some("invalid_token") => None,
                 _ => Some((
-                    format!("no error=\"invalid_token\" in the challenge: {}", answered(e)),
+                    format!(
+                        "no error=\"invalid_token\" in the challenge: {}",
+                        answered(e)
+                    ),
                     "add error=\"invalid_token\" to the challenge of a refused token",
                 )),
             })
@@ -495,7 +500,10 @@ fn cors(ctx: &Context, done: &[Exchange]) -> Next {
         let mut request = crate::http::HttpRequest::new(Method::Options, &ctx.mcp_url)
             .header("origin", EVIL_ORIGIN)
             .header("access-control-request-method", "POST")
-            .header("access-control-request-headers", "authorization, content-type");
+            .header(
+                "access-control-request-headers",
+                "authorization, content-type",
+            );
         request.body.clear();
         return Next::Send(Send::Http(request));
     }
@@ -511,7 +519,10 @@ fn cors(ctx: &Context, done: &[Exchange]) -> Next {
         .is_some_and(|c| c.eq_ignore_ascii_case("true"));
     Next::Done(if allowed && credentials {
         Outcome::Violated(
-            format!("the foreign origin is allowed with credentials: {}", e.show()),
+            format!(
+                "the foreign origin is allowed with credentials: {}",
+                e.show()
+            ),
             "allow only your own origins in CORS (or none)",
         )
     } else {

@@ -60,8 +60,18 @@ pub(crate) fn checks() -> Vec<Check> {
             "javascript:, data:, file: and non-loopback http redirect URIs are refused (400)",
             dcr_schemes,
         ),
-        dcr("dcr-fragment", &["AZ-5", "DCR-9"], "a redirect URI with a fragment is refused", dcr_fragment),
-        dcr("dcr-wildcard", &["DCR-11", "DCR-9"], "a wildcard host is refused", dcr_wildcard),
+        dcr(
+            "dcr-fragment",
+            &["AZ-5", "DCR-9"],
+            "a redirect URI with a fragment is refused",
+            dcr_fragment,
+        ),
+        dcr(
+            "dcr-wildcard",
+            &["DCR-11", "DCR-9"],
+            "a wildcard host is refused",
+            dcr_wildcard,
+        ),
         dcr(
             "dcr-oversized",
             &["DCR-9", "GEN-11"],
@@ -75,7 +85,13 @@ pub(crate) fn checks() -> Vec<Check> {
             "code flow with S256, state and resource; the token works at the MCP server",
             base_flow,
         ),
-        flow("flow-state", &["AZ-10"], Level::Must, "the redirect returns state unchanged", flow_state),
+        flow(
+            "flow-state",
+            &["AZ-10"],
+            Level::Must,
+            "the redirect returns state unchanged",
+            flow_state,
+        ),
         flow(
             "flow-no-store",
             &["TOK-12"],
@@ -191,7 +207,10 @@ fn registration_post(endpoint: &str, body: String) -> HttpRequest {
 
 /// The request that registers the run's client.
 pub(crate) fn registration_request(ctx: &Context, endpoint: &str) -> HttpRequest {
-    registration_post(endpoint, registration_body(ctx, &[REDIRECT_URI]).to_string())
+    registration_post(
+        endpoint,
+        registration_body(ctx, &[REDIRECT_URI]).to_string(),
+    )
 }
 
 fn registration_endpoint(ctx: &Context) -> Option<&str> {
@@ -317,7 +336,8 @@ fn authorize(ctx: &Context, name: &str, a: &Authorize<'_>) -> Option<Send> {
     let query = crate::form::encode(pairs);
     let sep = if endpoint.contains('?') { '&' } else { '?' };
     Some(Send::UserAgent(
-        HttpRequest::new(Method::Get, format!("{endpoint}{sep}{query}")).header("accept", "text/html"),
+        HttpRequest::new(Method::Get, format!("{endpoint}{sep}{query}"))
+            .header("accept", "text/html"),
     ))
 }
 
@@ -340,7 +360,10 @@ fn callback(e: &Exchange) -> Option<Vec<(String, String)>> {
 }
 
 fn param<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    pairs
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
 }
 
 /// A token request.
@@ -352,12 +375,20 @@ fn token_request(ctx: &Context, form: &[(&str, &str)]) -> Option<Send> {
         .header("accept", "application/json")
         .body(crate::form::encode(form.iter().copied()));
     if let (Some(secret), Some(id)) = (secret, form.iter().find(|(k, _)| *k == "client_id")) {
-        request = request.header("authorization", crate::form::basic_authorization(id.1, secret));
+        request = request.header(
+            "authorization",
+            crate::form::basic_authorization(id.1, secret),
+        );
     }
     Some(Send::Http(request))
 }
 
-fn code_request(ctx: &Context, code: &str, verifier: &str, overrides: &[(&str, &str)]) -> Option<Send> {
+fn code_request(
+    ctx: &Context,
+    code: &str,
+    verifier: &str,
+    overrides: &[(&str, &str)],
+) -> Option<Send> {
     let (client_id, _) = ctx.flow_client.as_ref()?;
     let mut form = vec![
         ("grant_type", "authorization_code"),
@@ -391,7 +422,11 @@ fn refresh_request(ctx: &Context, refresh_token: &str) -> Option<Send> {
 
 fn send(s: Option<Send>) -> Next {
     s.map_or_else(
-        || Next::Done(Outcome::Skip("the AS metadata lacks an endpoint the flow needs".into())),
+        || {
+            Next::Done(Outcome::Skip(
+                "the AS metadata lacks an endpoint the flow needs".into(),
+            ))
+        },
         Next::Send,
     )
 }
@@ -473,18 +508,26 @@ fn base_flow(ctx: &Context, done: &[Exchange]) -> Next {
     let bearer = string(&json, "token_type").is_some_and(|t| t.eq_ignore_ascii_case("bearer"));
     let Some(access) = string(&json, "access_token").filter(|_| e.status() == 200 && bearer) else {
         return Next::Done(Outcome::Violated(
-            format!("expected 200 with access_token and token_type Bearer: {}", e.show()),
+            format!(
+                "expected 200 with access_token and token_type Bearer: {}",
+                e.show()
+            ),
             "redeem a valid code with its verifier: 200 {access_token, token_type: Bearer, expires_in}",
         ));
     };
     let Some(e) = done.get(2) else {
-        return Next::Send(Send::Http(ctx.mcp_request(Some(&format!("Bearer {access}")))));
+        return Next::Send(Send::Http(
+            ctx.mcp_request(Some(&format!("Bearer {access}"))),
+        ));
     };
     Next::Done(if (200..300).contains(&e.status()) {
         Outcome::Pass
     } else {
         Outcome::Violated(
-            format!("the issued token is refused by the MCP server: {}", answered(e)),
+            format!(
+                "the issued token is refused by the MCP server: {}",
+                answered(e)
+            ),
             "issue tokens the MCP server accepts (aud = its resource, its scopes)",
         )
     })
@@ -535,7 +578,9 @@ fn flow_audience(ctx: &Context, done: &[Exchange]) -> Next {
         .nth(1)
         .and_then(|c| {
             use base64::Engine as _;
-            base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(c).ok()
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(c)
+                .ok()
         })
         .and_then(|c| serde_json::from_slice::<Value>(&c).ok());
     let Some(claims) = claims else {
@@ -609,7 +654,10 @@ fn pkce_required(ctx: &Context, done: &[Exchange]) -> Next {
             "refuse authorization requests without code_challenge (invalid_request)",
         )
     } else if e.status() >= 500 {
-        Outcome::Violated(format!("server error: {}", answered(e)), "answer invalid_request")
+        Outcome::Violated(
+            format!("server error: {}", answered(e)),
+            "answer invalid_request",
+        )
     } else {
         Outcome::Pass
     })
@@ -621,7 +669,12 @@ fn code_single_use(ctx: &Context, done: &[Exchange]) -> Next {
         Err(next) => return next,
     };
     let Some(e) = done.get(2) else {
-        return send(code_request(ctx, &code, &verifier(ctx, "code-single-use", 0), &[]));
+        return send(code_request(
+            ctx,
+            &code,
+            &verifier(ctx, "code-single-use", 0),
+            &[],
+        ));
     };
     Next::Done(expect_invalid_grant(
         e,
@@ -667,7 +720,9 @@ fn code_bound_client(ctx: &Context, done: &[Exchange]) -> Next {
         Err(next) => return next,
     };
     let Some(endpoint) = registration_endpoint(ctx) else {
-        return Next::Done(Outcome::Skip("no registration_endpoint for a second client".into()));
+        return Next::Done(Outcome::Skip(
+            "no registration_endpoint for a second client".into(),
+        ));
     };
     let Some(registered) = done.get(1) else {
         return Next::Send(Send::Http(registration_request(ctx, endpoint)));
@@ -818,7 +873,10 @@ fn refresh_rotation(ctx: &Context, done: &[Exchange]) -> Next {
     };
     let rt2 = e.json().as_ref().and_then(refresh_token);
     if e.status() != 200 {
-        return Next::Done(Outcome::Skip(format!("the refresh failed: {}", answered(e))));
+        return Next::Done(Outcome::Skip(format!(
+            "the refresh failed: {}",
+            answered(e)
+        )));
     }
     if rt2.as_deref().is_none_or(|rt2| rt2 == rt1) {
         return Next::Done(Outcome::Violated(
@@ -846,7 +904,12 @@ fn refresh_replay_revokes(ctx: &Context, done: &[Exchange]) -> Next {
     let Some(e) = done.get(2) else {
         return send(refresh_request(ctx, &rt1));
     };
-    let Some(rt2) = e.json().as_ref().and_then(refresh_token).filter(|r| *r != rt1) else {
+    let Some(rt2) = e
+        .json()
+        .as_ref()
+        .and_then(refresh_token)
+        .filter(|r| *r != rt1)
+    else {
         return Next::Done(Outcome::Skip(format!(
             "the refresh gave no new refresh token: {}",
             answered(e)

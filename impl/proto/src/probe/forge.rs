@@ -49,7 +49,12 @@ fn claim(
 
 pub(crate) fn checks() -> Vec<Check> {
     vec![
-        forged("alg-none", &["JWT-9", "JWT-2"], "alg none (none, None, NONE, nOnE) is refused", alg_none),
+        forged(
+            "alg-none",
+            &["JWT-9", "JWT-2"],
+            "alg none (none, None, NONE, nOnE) is refused",
+            alg_none,
+        ),
         forged(
             "hs256-public-key",
             &["JWT-9"],
@@ -68,18 +73,53 @@ pub(crate) fn checks() -> Vec<Check> {
             "a token naming its own key URL (jku, x5u) is refused",
             jku_x5u,
         ),
-        forged("unknown-kid", &["JWT-9"], "a token with an unknown kid is refused", unknown_kid),
+        forged(
+            "unknown-kid",
+            &["JWT-9"],
+            "a token with an unknown kid is refused",
+            unknown_kid,
+        ),
         forged(
             "bad-signature",
             &["JWT-9"],
             "the AS's kid and alg with a signature of another key is refused",
             bad_signature,
         ),
-        claim("expired", &["JWT-10", "RS-3"], Level::Must, "exp in the past: 401", expired),
-        claim("not-yet-valid", &["JWT-11"], Level::Must, "nbf in the future: 401", not_yet_valid),
-        claim("wrong-issuer", &["JWT-7"], Level::Must, "another iss: 401", wrong_issuer),
-        claim("missing-aud", &["RS-8", "JWT-8"], Level::Must, "no aud: 401", missing_aud),
-        claim("wrong-aud", &["RS-2", "RS-6"], Level::Must, "aud of another server: 401", wrong_aud),
+        claim(
+            "expired",
+            &["JWT-10", "RS-3"],
+            Level::Must,
+            "exp in the past: 401",
+            expired,
+        ),
+        claim(
+            "not-yet-valid",
+            &["JWT-11"],
+            Level::Must,
+            "nbf in the future: 401",
+            not_yet_valid,
+        ),
+        claim(
+            "wrong-issuer",
+            &["JWT-7"],
+            Level::Must,
+            "another iss: 401",
+            wrong_issuer,
+        ),
+        claim(
+            "missing-aud",
+            &["RS-8", "JWT-8"],
+            Level::Must,
+            "no aud: 401",
+            missing_aud,
+        ),
+        claim(
+            "wrong-aud",
+            &["RS-2", "RS-6"],
+            Level::Must,
+            "aud of another server: 401",
+            wrong_aud,
+        ),
         claim(
             "sibling-aud",
             &["RS-2", "RS-5", "RS-8"],
@@ -87,8 +127,20 @@ pub(crate) fn checks() -> Vec<Check> {
             "aud of another resource on this host: 401",
             sibling_aud,
         ),
-        claim("missing-exp", &["RS-1", "JWT-10"], Level::Must, "no exp: 401", missing_exp),
-        claim("wrong-typ", &["JWT-6"], Level::Must, "typ JWT (not at+jwt): 401", wrong_typ),
+        claim(
+            "missing-exp",
+            &["RS-1", "JWT-10"],
+            Level::Must,
+            "no exp: 401",
+            missing_exp,
+        ),
+        claim(
+            "wrong-typ",
+            &["JWT-6"],
+            Level::Must,
+            "typ JWT (not at+jwt): 401",
+            wrong_typ,
+        ),
         claim(
             "insufficient-scope",
             &["ERR-2"],
@@ -183,7 +235,10 @@ fn all_refused(ctx: &Context, done: &[Exchange], tokens: &[String]) -> Next {
             } else {
                 "answer an invalid token with 401 invalid_token"
             };
-            return Next::Done(Outcome::Violated(format!("expected 401: {}", answered(e)), fix));
+            return Next::Done(Outcome::Violated(
+                format!("expected 401: {}", answered(e)),
+                fix,
+            ));
         }
     }
     Next::Done(Outcome::Pass)
@@ -192,12 +247,7 @@ fn all_refused(ctx: &Context, done: &[Exchange], tokens: &[String]) -> Next {
 fn alg_none(ctx: &Context, done: &[Exchange]) -> Next {
     let tokens: Vec<String> = ["none", "None", "NONE", "nOnE"]
         .iter()
-        .map(|alg| {
-            unsigned(
-                &json!({"alg": alg, "typ": "at+jwt"}),
-                &claims(ctx, "none"),
-            )
-        })
+        .map(|alg| unsigned(&json!({"alg": alg, "typ": "at+jwt"}), &claims(ctx, "none")))
         .collect();
     all_refused(ctx, done, &tokens)
 }
@@ -361,7 +411,12 @@ fn not_yet_valid(ctx: &Context, done: &[Exchange]) -> Next {
 }
 
 fn wrong_issuer(ctx: &Context, done: &[Exchange]) -> Next {
-    controlled(ctx, done, |_, c| set(c, "iss", json!(EVIL_ORIGIN)), must_401)
+    controlled(
+        ctx,
+        done,
+        |_, c| set(c, "iss", json!(EVIL_ORIGIN)),
+        must_401,
+    )
 }
 
 fn missing_aud(ctx: &Context, done: &[Exchange]) -> Next {
@@ -379,7 +434,12 @@ fn wrong_aud(ctx: &Context, done: &[Exchange]) -> Next {
 
 fn sibling_aud(ctx: &Context, done: &[Exchange]) -> Next {
     let sibling = format!("{}-other", ctx.resource());
-    controlled(ctx, done, |_, c| set(c, "aud", json!([sibling.clone()])), must_401)
+    controlled(
+        ctx,
+        done,
+        |_, c| set(c, "aud", json!([sibling.clone()])),
+        must_401,
+    )
 }
 
 fn missing_exp(ctx: &Context, done: &[Exchange]) -> Next {
@@ -397,9 +457,9 @@ fn no_scope(_: &mut Value, c: &mut Value) {
 fn insufficient_scope(ctx: &Context, done: &[Exchange]) -> Next {
     controlled(ctx, done, no_scope, |e| match e.status() {
         403 => Outcome::Pass,
-        s if (200..300).contains(&s) => Outcome::Skip(
-            "the server needs no scope for this request: nothing to check".into(),
-        ),
+        s if (200..300).contains(&s) => {
+            Outcome::Skip("the server needs no scope for this request: nothing to check".into())
+        }
         _ => Outcome::Violated(
             format!("expected 403: {}", answered(e)),
             "answer a valid token that lacks a needed scope with 403",
@@ -417,7 +477,10 @@ fn insufficient_scope_challenge(ctx: &Context, done: &[Exchange]) -> Next {
                 Outcome::Pass
             }
             _ => Outcome::Violated(
-                format!("challenge without error=\"insufficient_scope\" and scope: {}", answered(e)),
+                format!(
+                    "challenge without error=\"insufficient_scope\" and scope: {}",
+                    answered(e)
+                ),
                 "send Bearer error=\"insufficient_scope\", scope=\"<needed>\", resource_metadata=…",
             ),
         }
@@ -478,7 +541,10 @@ fn session_needs_token(ctx: &Context, done: &[Exchange]) -> Next {
         ctx,
         done,
         |_, done| {
-            let session = done[0].response()?.header_value("mcp-session-id")?.to_owned();
+            let session = done[0]
+                .response()?
+                .header_value("mcp-session-id")?
+                .to_owned();
             let body = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"});
             Some(
                 crate::http::HttpRequest::new(crate::http::Method::Post, &ctx.mcp_url)
@@ -497,7 +563,12 @@ fn origin_with_token(ctx: &Context, done: &[Exchange]) -> Next {
     with_valid(
         ctx,
         done,
-        |token, _| Some(ctx.mcp_request(Some(&bearer(token))).header("origin", EVIL_ORIGIN)),
+        |token, _| {
+            Some(
+                ctx.mcp_request(Some(&bearer(token)))
+                    .header("origin", EVIL_ORIGIN),
+            )
+        },
         |done| {
             let e = &done[1];
             match e.status() {

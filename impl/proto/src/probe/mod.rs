@@ -23,7 +23,9 @@ use std::collections::VecDeque;
 use crate::challenge::{BearerChallenge, parse_www_authenticate};
 use crate::http::{HttpRequest, HttpResponse, Method};
 use crate::jwt::Signer;
-use crate::metadata::{ASM_SUFFIX, AuthorizationServerMetadata, PRM_SUFFIX, ProtectedResourceMetadata};
+use crate::metadata::{
+    ASM_SUFFIX, AuthorizationServerMetadata, PRM_SUFFIX, ProtectedResourceMetadata,
+};
 use crate::revision::Revision;
 use crate::time::UnixTime;
 use crate::uri::{well_known_insert, well_known_root};
@@ -529,11 +531,7 @@ impl Probe {
         match self.stage {
             Stage::Unauthenticated => Some(Send::Http(ctx.mcp_request(None))),
             Stage::PrmChallenge => {
-                let url = ctx
-                    .unauthenticated
-                    .as_ref()?
-                    .bearer()?
-                    .resource_metadata?;
+                let url = ctx.unauthenticated.as_ref()?.bearer()?.resource_metadata?;
                 Some(get(&url))
             }
             Stage::PrmInserted => {
@@ -690,8 +688,11 @@ impl Probe {
                         _ => None,
                     };
                     if let Some(reason) = skip {
-                        self.findings
-                            .push(Self::finding(&check, Outcome::Skip(reason.into()), &[]));
+                        self.findings.push(Self::finding(
+                            &check,
+                            Outcome::Skip(reason.into()),
+                            &[],
+                        ));
                         continue;
                     }
                     (check, Vec::new())
@@ -758,9 +759,17 @@ pub(crate) fn answered(e: &Exchange) -> String {
                 .header_value("www-authenticate")
                 .map(|c| format!(" WWW-Authenticate: {c}"))
                 .unwrap_or_default();
-            format!("{} {}{challenge}", e.request.method.as_str(), short_status(r, &e.request.url))
+            format!(
+                "{} {}{challenge}",
+                e.request.method.as_str(),
+                short_status(r, &e.request.url)
+            )
         }
-        Err(why) => format!("{} {}: no answer ({why})", e.request.method.as_str(), e.request.url),
+        Err(why) => format!(
+            "{} {}: no answer ({why})",
+            e.request.method.as_str(),
+            e.request.url
+        ),
     }
 }
 

@@ -58,10 +58,10 @@ pub(crate) fn show_exchange(e: &Exchange) -> String {
     for (name, value) in &r.headers {
         if REQUEST_HEADERS.contains(&name.as_str()) {
             let value = String::from_utf8_lossy(value);
-            let value = if name == "authorization" {
-                shorten_authorization(&value)
-            } else {
-                shorten(&value)
+            let value = match name.as_str() {
+                "authorization" => shorten_authorization(&value),
+                "mcp-session-id" => shorten(&value),
+                _ => value.into_owned(),
             };
             let _ = write!(s, " [{name}: {value}]");
         } else if value.len() > 1024 {
@@ -138,7 +138,11 @@ pub fn render_table(report: &Report, verbose: bool) -> String {
             }
         }
     }
-    let _ = writeln!(out, "\n{:<8} {:>5} {:>5} {:>5} {:>5}", "level", "PASS", "FAIL", "WARN", "SKIP");
+    let _ = writeln!(
+        out,
+        "\n{:<8} {:>5} {:>5} {:>5} {:>5}",
+        "level", "PASS", "FAIL", "WARN", "SKIP"
+    );
     for level in [Level::Must, Level::Should, Level::May] {
         let _ = writeln!(
             out,
@@ -176,20 +180,21 @@ fn finding_json(f: &Finding) -> serde_json::Value {
 
 /// The report as one JSON document.
 pub fn render_json(report: &Report) -> String {
-    let counts: serde_json::Map<String, serde_json::Value> = [Level::Must, Level::Should, Level::May]
-        .iter()
-        .map(|&l| {
-            (
-                l.as_str().to_owned(),
-                serde_json::json!({
-                    "pass": report.count("PASS", l),
-                    "fail": report.count("FAIL", l),
-                    "warn": report.count("WARN", l),
-                    "skip": report.count("SKIP", l),
-                }),
-            )
-        })
-        .collect();
+    let counts: serde_json::Map<String, serde_json::Value> =
+        [Level::Must, Level::Should, Level::May]
+            .iter()
+            .map(|&l| {
+                (
+                    l.as_str().to_owned(),
+                    serde_json::json!({
+                        "pass": report.count("PASS", l),
+                        "fail": report.count("FAIL", l),
+                        "warn": report.count("WARN", l),
+                        "skip": report.count("SKIP", l),
+                    }),
+                )
+            })
+            .collect();
     let doc = serde_json::json!({
         "target": report.target,
         "revision": report.revision,

@@ -28,7 +28,12 @@ fn a_server_that_accepts_everything_fails_the_musts() {
         .filter(|f| matches!(f.verdict, Verdict::Fail { .. }))
         .map(|f| f.name)
         .collect();
-    for name in ["challenge", "bogus-token", "alg-none", "session-without-token"] {
+    for name in [
+        "challenge",
+        "bogus-token",
+        "alg-none",
+        "session-without-token",
+    ] {
         assert!(failed.contains(&name), "{name} not failed: {failed:?}");
     }
     assert!(report.must_failed());

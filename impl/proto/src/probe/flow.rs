@@ -442,13 +442,16 @@ fn no_client(ctx: &Context) -> Option<Outcome> {
 }
 
 /// The first authorization of a check: step 0. Its code (or why there is none) at step 1.
-fn first_authorization(ctx: &Context, name: &str, done: &[Exchange]) -> Result<String, Next> {
+fn first_authorization(ctx: &Context, name: &str, done: &[Exchange]) -> Result<String, Box<Next>> {
     if let Some(o) = no_client(ctx) {
-        return Err(Next::Done(o));
+        return Err(Box::new(Next::Done(o)));
     }
-    let (client_id, _) = ctx.flow_client.as_ref().ok_or(Next::Done(Outcome::Pass))?;
+    let (client_id, _) = ctx
+        .flow_client
+        .as_ref()
+        .ok_or_else(|| Box::new(Next::Done(Outcome::Pass)))?;
     let Some(e) = done.first() else {
-        return Err(send(authorize(
+        return Err(Box::new(send(authorize(
             ctx,
             name,
             &Authorize {
@@ -457,29 +460,38 @@ fn first_authorization(ctx: &Context, name: &str, done: &[Exchange]) -> Result<S
                 challenge: Some(challenge_of(&verifier(ctx, name, 0))),
                 resource: ctx.resource(),
             },
-        )));
+        ))));
     };
     match callback(e).as_deref().and_then(|q| param(q, "code")) {
         Some(code) => Ok(code.to_owned()),
-        None => Err(Next::Done(Outcome::Skip(format!(
+        None => Err(Box::new(Next::Done(Outcome::Skip(format!(
             "the authorization did not give a code: {}",
             answered(e)
-        )))),
+        ))))),
     }
 }
 
 /// Steps 0 and 1: the authorization and the code's redemption; the token response's JSON.
-fn first_tokens(ctx: &Context, name: &str, done: &[Exchange]) -> Result<(String, Value), Next> {
+fn first_tokens(
+    ctx: &Context,
+    name: &str,
+    done: &[Exchange],
+) -> Result<(String, Value), Box<Next>> {
     let code = first_authorization(ctx, name, done)?;
     let Some(e) = done.get(1) else {
-        return Err(send(code_request(ctx, &code, &verifier(ctx, name, 0), &[])));
+        return Err(Box::new(send(code_request(
+            ctx,
+            &code,
+            &verifier(ctx, name, 0),
+            &[],
+        ))));
     };
     match e.json() {
         Some(json) if e.status() == 200 && json.get("access_token").is_some() => Ok((code, json)),
-        _ => Err(Next::Done(Outcome::Skip(format!(
+        _ => Err(Box::new(Next::Done(Outcome::Skip(format!(
             "the code was not redeemed: {}",
             answered(e)
-        )))),
+        ))))),
     }
 }
 
@@ -493,7 +505,7 @@ fn base_flow(ctx: &Context, done: &[Exchange]) -> Next {
     }
     let code = match (done.first(), first_authorization(ctx, "flow", done)) {
         (_, Ok(code)) => code,
-        (None, Err(next)) => return next,
+        (None, Err(next)) => return *next,
         (Some(e), Err(_)) => {
             return Next::Done(Outcome::Violated(
                 format!("no code in the redirect: {}", answered(e)),
@@ -535,7 +547,7 @@ fn base_flow(ctx: &Context, done: &[Exchange]) -> Next {
 
 fn flow_state(ctx: &Context, done: &[Exchange]) -> Next {
     if let Err(next) = first_authorization(ctx, "flow-state", done) {
-        return next;
+        return *next;
     }
     let pairs = callback(&done[0]).unwrap_or_default();
     let expected = state(ctx, "flow-state");
@@ -551,7 +563,7 @@ fn flow_state(ctx: &Context, done: &[Exchange]) -> Next {
 
 fn flow_no_store(ctx: &Context, done: &[Exchange]) -> Next {
     if let Err(next) = first_tokens(ctx, "flow-no-store", done) {
-        return next;
+        return *next;
     }
     let no_store = done[1]
         .response()
@@ -570,7 +582,7 @@ fn flow_no_store(ctx: &Context, done: &[Exchange]) -> Next {
 fn flow_audience(ctx: &Context, done: &[Exchange]) -> Next {
     let (_, json) = match first_tokens(ctx, "flow-audience", done) {
         Ok(t) => t,
-        Err(next) => return next,
+        Err(next) => return *next,
     };
     let access = string(&json, "access_token").unwrap_or_default();
     let claims = access
@@ -616,7 +628,7 @@ fn expect_invalid_grant(e: &Exchange, fix: &'static str) -> Outcome {
 fn pkce_wrong_verifier(ctx: &Context, done: &[Exchange]) -> Next {
     let code = match first_authorization(ctx, "pkce-wrong-verifier", done) {
         Ok(c) => c,
-        Err(next) => return next,
+        Err(next) => return *next,
     };
     let Some(e) = done.get(1) else {
         let wrong = verifier(ctx, "pkce-wrong-verifier", 1);
@@ -666,7 +678,7 @@ fn pkce_required(ctx: &Context, done: &[Exchange]) -> Next {
 fn code_single_use(ctx: &Context, done: &[Exchange]) -> Next {
     let (code, _) = match first_tokens(ctx, "code-single-use", done) {
         Ok(t) => t,
-        Err(next) => return next,
+        Err(next) => return *next,
     };
     let Some(e) = done.get(2) else {
         return send(code_request(
@@ -686,7 +698,7 @@ fn code_replay_revokes(ctx: &Context, done: &[Exchange]) -> Next {
     let name = "code-replay-revokes";
     let (code, json) = match first_tokens(ctx, name, done) {
         Ok(t) => t,
-        Err(next) => return next,
+        Err(next) => return *next,
     };
     let Some(replay) = done.get(2) else {
         return send(code_request(ctx, &code, &verifier(ctx, name, 0), &[]));
@@ -717,7 +729,7 @@ fn code_bound_client(ctx: &Context, done: &[Exchange]) -> Next {
     let name = "code-bound-client";
     let code = match first_authorization(ctx, name, done) {
         Ok(c) => c,
-        Err(next) => return next,
+        Err(next) => return *next,
     };
     let Some(endpoint) = registration_endpoint(ctx) else {
         return Next::Done(Outcome::Skip(
@@ -751,7 +763,7 @@ fn code_bound_redirect(ctx: &Context, done: &[Exchange]) -> Next {
     let name = "code-bound-redirect";
     let code = match first_authorization(ctx, name, done) {
         Ok(c) => c,
-        Err(next) => return next,
+        Err(next) => return *next,
     };
     let Some(e) = done.get(1) else {
         return send(code_request(
@@ -837,7 +849,7 @@ fn resource_binding(ctx: &Context, done: &[Exchange]) -> Next {
     let name = "resource-binding";
     let code = match first_authorization(ctx, name, done) {
         Ok(c) => c,
-        Err(next) => return next,
+        Err(next) => return *next,
     };
     let Some(e) = done.get(1) else {
         return send(code_request(
@@ -863,7 +875,7 @@ fn refresh_token(json: &Value) -> Option<String> {
 fn refresh_rotation(ctx: &Context, done: &[Exchange]) -> Next {
     let (_, json) = match first_tokens(ctx, "refresh-rotation", done) {
         Ok(t) => t,
-        Err(next) => return next,
+        Err(next) => return *next,
     };
     let Some(rt1) = refresh_token(&json) else {
         return Next::Done(Outcome::Skip("no refresh token issued".into()));
@@ -896,7 +908,7 @@ fn refresh_rotation(ctx: &Context, done: &[Exchange]) -> Next {
 fn refresh_replay_revokes(ctx: &Context, done: &[Exchange]) -> Next {
     let (_, json) = match first_tokens(ctx, "refresh-replay-revokes", done) {
         Ok(t) => t,
-        Err(next) => return next,
+        Err(next) => return *next,
     };
     let Some(rt1) = refresh_token(&json) else {
         return Next::Done(Outcome::Skip("no refresh token issued".into()));

@@ -133,11 +133,17 @@ async fn play_user(
         if html.contains("name=\"decision\"") {
             body.append_pair("decision", "approve");
         } else if html.contains("name=\"password\"") {
+            // The probe cannot go on: it says so rather than hand back a page the check
+            // would judge (the check is SKIP with this reason).
             let Consent::Login { user, password } = consent else {
-                return Ok(page);
+                return Err(
+                    "the authorization server asks for a login: pass --user NAME \
+                     --password P, or --consent manual"
+                        .into(),
+                );
             };
             if logged_in {
-                return Ok(page);
+                return Err("the login failed: check --user and --password".into());
             }
             logged_in = true;
             body.append_pair("username", user)

@@ -214,3 +214,59 @@ mod mutations {
         caught(m, &[("sibling-aud", "FAIL"), ("wrong-aud", "FAIL")]).await;
     }
 }
+
+fn accounts() -> mcp_auth_proto::server::Users {
+    let hash =
+        mcp_auth_proto::server::users::hash_password("probe-password", b"probe-test-salt", 1024, 1)
+            .expect("hash");
+    mcp_auth_proto::server::Users::new([mcp_auth_proto::server::UserRecord {
+        username: "alice".into(),
+        display_name: "Alice".into(),
+        password_hash: hash,
+    }])
+    .expect("valid accounts")
+}
+
+/// An AS with a login page: with `--user/--password` the probe logs in and every flow check
+/// passes; without them it cannot play the user, and says so (SKIP), never FAIL.
+// spec: PKCE-6, AZ-30
+#[tokio::test]
+async fn the_login_form_is_filled_or_the_flow_is_skipped() {
+    let (signer, _pem) = mcp_auth::keys::generate();
+    let options = StackOptions::default()
+        .with_signer(Some(signer.clone()))
+        .with_users(Some(accounts()));
+    let stack = Stack::start(options).await.unwrap();
+    let http = Http::new(HttpPolicy::AllowLoopbackHttp);
+    let config = |nonce: &str| {
+        let mut c = ProbeConfig::new(
+            stack.mcp_url.clone(),
+            Revision::V2025_06_18,
+            mcp_auth::net::now(),
+        );
+        c.allow_unsafe = true;
+        c.only = Some("flow".into());
+        c.nonce = nonce.into();
+        c
+    };
+    let login = Consent::Login {
+        user: "alice".into(),
+        password: "probe-password".into(),
+    };
+    let report = mcp_auth::probe::run(config("login"), &login, &http).await;
+    let table = render_table(&report, false);
+    assert!(
+        report.findings.iter().all(|f| f.verdict == Verdict::Pass),
+        "{table}"
+    );
+    let report = mcp_auth::probe::run(config("nologin"), &Consent::Headless, &http).await;
+    let table = render_table(&report, false);
+    assert!(!report.findings.is_empty());
+    for f in &report.findings {
+        match &f.verdict {
+            Verdict::Skip { reason } => assert!(reason.contains("--user"), "{table}"),
+            _ => panic!("{} not skipped:\n{table}", f.name),
+        }
+    }
+    stack.stop().await;
+}

@@ -431,6 +431,16 @@ fn send(s: Option<Send>) -> Next {
     )
 }
 
+/// The user agent could not complete the authorization (a login it has no credentials for):
+/// the check cannot tell.
+fn unplayed(e: &Exchange) -> Option<Next> {
+    e.answer.as_ref().err().map(|why| {
+        Next::Done(Outcome::Skip(format!(
+            "the probe could not play the user: {why}"
+        )))
+    })
+}
+
 fn no_client(ctx: &Context) -> Option<Outcome> {
     if ctx.flow_client.is_some() {
         return None;
@@ -502,6 +512,9 @@ fn string(json: &Value, name: &str) -> Option<String> {
 fn base_flow(ctx: &Context, done: &[Exchange]) -> Next {
     if let Some(o) = no_client(ctx) {
         return Next::Done(o);
+    }
+    if let Some(next) = done.first().and_then(unplayed) {
+        return next;
     }
     let code = match (done.first(), first_authorization(ctx, "flow", done)) {
         (_, Ok(code)) => code,
@@ -659,6 +672,9 @@ fn pkce_required(ctx: &Context, done: &[Exchange]) -> Next {
             },
         ));
     };
+    if let Some(next) = unplayed(e) {
+        return next;
+    }
     let pairs = callback(e).unwrap_or_default();
     Next::Done(if param(&pairs, "code").is_some() {
         Outcome::Violated(
@@ -798,6 +814,9 @@ fn redirect_exact(ctx: &Context, done: &[Exchange]) -> Next {
             },
         ));
     };
+    if let Some(next) = unplayed(e) {
+        return next;
+    }
     Next::Done(match redirect_target(e) {
         Some(l) if l.starts_with("https://evil.example") => Outcome::Violated(
             format!("redirected to an unregistered URI: {}", answered(e)),
@@ -826,6 +845,9 @@ fn resource_unknown(ctx: &Context, done: &[Exchange]) -> Next {
             },
         ));
     };
+    if let Some(next) = unplayed(e) {
+        return next;
+    }
     let pairs = callback(e).unwrap_or_default();
     let body = e
         .response()

@@ -51,37 +51,37 @@ pub(crate) fn checks() -> Vec<Check> {
     vec![
         forged(
             "alg-none",
-            &["JWT-9", "JWT-2"],
+            &["JWT-9", "JWT-2", "RS-3"],
             "alg none (none, None, NONE, nOnE) is refused",
             alg_none,
         ),
         forged(
             "hs256-public-key",
-            &["JWT-9"],
+            &["JWT-9", "RS-3"],
             "HS256 keyed with the AS's public key is refused",
             hs256_public_key,
         ),
         forged(
             "embedded-jwk",
-            &["JWT-9", "JWT-13"],
+            &["JWT-9", "JWT-13", "RS-3"],
             "a token carrying its own key (jwk header) is refused",
             embedded_jwk,
         ),
         forged(
             "jku-x5u",
-            &["JWT-9", "JWT-13"],
+            &["JWT-9", "JWT-13", "RS-3"],
             "a token naming its own key URL (jku, x5u) is refused",
             jku_x5u,
         ),
         forged(
             "unknown-kid",
-            &["JWT-9"],
+            &["JWT-9", "RS-3"],
             "a token with an unknown kid is refused",
             unknown_kid,
         ),
         forged(
             "bad-signature",
-            &["JWT-9"],
+            &["JWT-9", "RS-3"],
             "the AS's kid and alg with a signature of another key is refused",
             bad_signature,
         ),

@@ -202,6 +202,16 @@ mod mutations {
         caught(m, &[("resource-binding", "FAIL")]).await;
     }
 
+    // spec: AZ-29
+    #[tokio::test]
+    async fn skip_session_binding() {
+        let m = Mutations {
+            skip_session_binding: true,
+            ..Mutations::default()
+        };
+        caught(m, &[("consent-session-binding", "FAIL")]).await;
+    }
+
     // spec: RS-2, RS-6
     #[tokio::test]
     async fn skip_audience_check() {

@@ -170,6 +170,13 @@ pub(crate) fn checks() -> Vec<Check> {
             resource_binding,
         ),
         flow(
+            "consent-session-binding",
+            &["AZ-29"],
+            Level::Must,
+            "a consent form posted from another browser session gets no code",
+            consent_session_binding,
+        ),
+        flow(
             "refresh-rotation",
             &["RT-1"],
             Level::Must,
@@ -974,4 +981,150 @@ fn refresh_replay_revokes(ctx: &Context, done: &[Exchange]) -> Next {
         e,
         "revoke the whole grant when a rotated refresh token comes back",
     ))
+}
+
+/// The hidden inputs and `action` of the page's consent form (the form with a `decision`
+/// button, else the first), as a browser would post them.
+fn consent_form(html: &str) -> Option<(String, Vec<(String, String)>)> {
+    let attribute = |tag: &str, name: &str| -> Option<String> {
+        let needle = format!(" {name}=\"");
+        let start = tag.find(&needle)? + needle.len();
+        let end = tag[start..].find('"')?;
+        Some(
+            tag[start..start + end]
+                .replace("&quot;", "\"")
+                .replace("&#39;", "'")
+                .replace("&lt;", "<")
+                .replace("&gt;", ">")
+                .replace("&amp;", "&"),
+        )
+    };
+    let forms: Vec<&str> = html
+        .split("<form")
+        .skip(1)
+        .map(|f| f.split("</form>").next().unwrap_or(f))
+        .collect();
+    let form = forms
+        .iter()
+        .find(|f| f.contains("name=\"decision\""))
+        .or_else(|| forms.first())?;
+    let action = attribute(&form[..form.find('>')?], "action").unwrap_or_default();
+    let mut fields: Vec<(String, String)> = form
+        .split("<input")
+        .skip(1)
+        .filter_map(|input| {
+            let tag = &input[..input.find('>')?];
+            tag.contains("type=\"hidden\"")
+                .then(|| Some((attribute(tag, "name")?, attribute(tag, "value")?)))
+                .flatten()
+        })
+        .collect();
+    if form.contains("name=\"decision\"") {
+        fields.push(("decision".into(), "approve".into()));
+    }
+    Some((action, fields))
+}
+
+/// `target` resolved against the URL of the page it appears on.
+fn resolve(page: &str, target: &str) -> String {
+    if target.starts_with("http://") || target.starts_with("https://") {
+        return target.to_owned();
+    }
+    let base = page.split(['?', '#']).next().unwrap_or(page);
+    let after = base.find("://").map_or(0, |i| i + 3);
+    let origin_end = base[after..].find('/').map_or(base.len(), |i| after + i);
+    if target.starts_with('/') {
+        return format!("{}{target}", &base[..origin_end]);
+    }
+    let dir = base
+        .rfind('/')
+        .filter(|&i| i >= origin_end)
+        .unwrap_or(base.len());
+    format!("{}/{target}", &base[..dir])
+}
+
+/// The cookies an answer sets, as a `Cookie` header value.
+fn cookies(e: &Exchange) -> Option<String> {
+    let jar: Vec<&str> = e
+        .response()?
+        .header_values("set-cookie")
+        .filter_map(|c| c.split(';').next())
+        .collect();
+    (!jar.is_empty()).then(|| jar.join("; "))
+}
+
+/// Consent CSRF: the consent form shown to browser session A, posted from session B (B's
+/// cookie, A's hidden fields). The user of A never decided: no code may come of it.
+fn consent_session_binding(ctx: &Context, done: &[Exchange]) -> Next {
+    if let Some(o) = no_client(ctx) {
+        return Next::Done(o);
+    }
+    let Some((client_id, _)) = ctx.flow_client.as_ref() else {
+        return Next::Done(Outcome::Skip("no client".into()));
+    };
+    let page = |name: &str| {
+        authorize(
+            ctx,
+            name,
+            &Authorize {
+                client_id,
+                redirect_uri: REDIRECT_URI,
+                challenge: Some(challenge_of(&verifier(ctx, name, 0))),
+                resource: ctx.resource(),
+            },
+        )
+        .map(|send| Send::Http(send.request().clone()))
+    };
+    let Some(a) = done.first() else {
+        return send(page("consent-a"));
+    };
+    let form = a
+        .response()
+        .filter(|r| r.status == 200)
+        .and_then(|r| consent_form(&String::from_utf8_lossy(&r.body)));
+    let Some((action, fields)) = form else {
+        return Next::Done(Outcome::Skip(format!(
+            "no consent form on the authorization page: {}",
+            answered(a)
+        )));
+    };
+    if !fields.iter().any(|(k, _)| k == "decision") {
+        return Next::Done(Outcome::Skip(
+            "the authorization page is not a consent form (a login page?)".into(),
+        ));
+    }
+    let Some(b) = done.get(1) else {
+        return send(page("consent-b"));
+    };
+    let Some(cookie) = cookies(b) else {
+        return Next::Done(Outcome::Skip(
+            "the AS sets no session cookie: browser sessions are not observable".into(),
+        ));
+    };
+    let Some(e) = done.get(2) else {
+        let url = resolve(&a.request.url, &action);
+        let origin = crate::uri::parse_uri(&url)
+            .map(|p| p.origin())
+            .unwrap_or_default();
+        let body = crate::form::encode(fields.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        return Next::Send(Send::Http(
+            HttpRequest::new(Method::Post, url)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .header("origin", origin)
+                .header("cookie", cookie)
+                .body(body),
+        ));
+    };
+    let pairs = callback(e).unwrap_or_default();
+    Next::Done(if param(&pairs, "code").is_some() {
+        Outcome::Violated(
+            format!(
+                "a code for a consent the session's user never saw: {}",
+                answered(e)
+            ),
+            "count a consent only from the browser session and user the prompt was shown to",
+        )
+    } else {
+        Outcome::Pass
+    })
 }

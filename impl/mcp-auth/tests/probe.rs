@@ -280,3 +280,48 @@ async fn the_login_form_is_filled_or_the_flow_is_skipped() {
     }
     stack.stop().await;
 }
+
+/// The command: exit status 0 against our MCP server, 1 when a MUST fails (a URL that is no
+/// protected MCP endpoint), with a JSON report and a JUnit file that say the same.
+// spec: PRM-8
+#[tokio::test]
+async fn the_command_exits_non_zero_iff_a_must_failed() {
+    let (stack, _) = start(Revision::V2025_06_18).await;
+    let dir = std::env::temp_dir().join(format!("mcp-auth-probe-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let junit = dir.join("probe.xml");
+    let run = |url: String, json: bool| {
+        let junit = junit.clone();
+        async move {
+            let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_mcp-auth"));
+            command.arg("probe").arg(url);
+            if json {
+                command.arg("--json");
+            } else {
+                command.arg("--junit").arg(&junit);
+            }
+            command.output().await.expect("the binary runs")
+        }
+    };
+    let good = run(stack.mcp_url.clone(), false).await;
+    let table = String::from_utf8_lossy(&good.stdout);
+    assert_eq!(good.status.code(), Some(0), "{table}");
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert!(xml.contains("failures=\"0\""), "{xml}");
+    assert!(xml.contains("<testcase classname=\"PRM-8"), "{xml}");
+
+    let bad = run(format!("{}/not-mcp", stack.issuer), true).await;
+    let report: serde_json::Value = serde_json::from_slice(&bad.stdout).expect("JSON");
+    assert_eq!(bad.status.code(), Some(1), "{report:#}");
+    assert_eq!(report["must_failed"], true);
+    let challenge = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "challenge")
+        .unwrap();
+    assert_eq!(challenge["verdict"], "FAIL", "{challenge:#}");
+    assert!(challenge["fix"].as_str().is_some_and(|f| !f.is_empty()));
+    std::fs::remove_dir_all(&dir).ok();
+    stack.stop().await;
+}

@@ -88,3 +88,25 @@ fn evidence_shortens_tokens() {
     assert!(!shown.contains(&"x".repeat(20)), "{shown}");
     assert!(shown.contains("(200 chars)"), "{shown}");
 }
+
+#[test]
+fn the_reports_say_the_same() {
+    let report = run(config(), |_| HttpResponse::new(200));
+    let json: serde_json::Value = serde_json::from_str(&render_json(&report)).unwrap();
+    assert_eq!(json["must_failed"], true);
+    assert_eq!(
+        json["counts"]["MUST"]["fail"].as_u64().unwrap() as usize,
+        report.count("FAIL", Level::Must)
+    );
+    let xml = render_junit(&report);
+    let failures = report
+        .findings
+        .iter()
+        .filter(|f| matches!(f.verdict, Verdict::Fail { .. }))
+        .count();
+    assert!(failures > 0);
+    assert_eq!(xml.matches("<failure ").count(), failures, "{xml}");
+    assert_eq!(xml.matches("<testcase ").count(), report.findings.len());
+    let table = render_table(&report, false);
+    assert!(table.contains("FAIL") && table.contains("fix: "), "{table}");
+}

@@ -93,6 +93,13 @@ pub(crate) fn checks() -> Vec<Check> {
             flow_state,
         ),
         flow(
+            "flow-iss",
+            &["AZ-33"],
+            Level::Must,
+            "an iss in the redirect is the issuer, and the metadata advertises it",
+            flow_iss,
+        ),
+        flow(
             "flow-no-store",
             &["TOK-12"],
             Level::Must,
@@ -582,6 +589,38 @@ fn flow_state(ctx: &Context, done: &[Exchange]) -> Next {
             format!("state {:?}, sent {expected:?}", param(&pairs, "state")),
             "return the request's state unchanged in the redirect",
         )
+    })
+}
+
+fn flow_iss(ctx: &Context, done: &[Exchange]) -> Next {
+    if let Err(next) = first_authorization(ctx, "flow-iss", done) {
+        return *next;
+    }
+    let pairs = callback(&done[0]).unwrap_or_default();
+    let Some(iss) = param(&pairs, "iss") else {
+        return Next::Done(Outcome::Skip("the redirect carries no iss".into()));
+    };
+    let issuer = ctx
+        .asm
+        .as_ref()
+        .map(|m| m.issuer.as_str())
+        .unwrap_or_default();
+    let advertised = ctx
+        .asm
+        .as_ref()
+        .is_some_and(|m| m.authorization_response_iss_parameter_supported);
+    Next::Done(if iss != issuer {
+        Outcome::Violated(
+            format!("iss {iss:?}, the issuer is {issuer:?}"),
+            "send the exact issuer identifier as iss (RFC 9207 §2)",
+        )
+    } else if !advertised {
+        Outcome::Violated(
+            "iss is sent but authorization_response_iss_parameter_supported is not true".into(),
+            "set authorization_response_iss_parameter_supported: true in the AS metadata",
+        )
+    } else {
+        Outcome::Pass
     })
 }
 

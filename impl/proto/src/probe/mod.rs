@@ -179,7 +179,7 @@ impl Report {
 }
 
 /// What the probe is told.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct ProbeConfig {
     /// The MCP endpoint URL.
     pub mcp_url: String,
@@ -468,14 +468,15 @@ enum Stage {
     Checks,
 }
 
-/// The probe's state machine (sans-IO).
-#[derive(Clone, Debug)]
+/// The probe's state machine (sans-IO): a plain value (checks are named by their index in
+/// the probe's list, not held as functions).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Probe {
     ctx: Context,
     only: Option<String>,
     stage: Stage,
-    queue: VecDeque<Check>,
-    current: Option<(Check, Vec<Exchange>)>,
+    queue: VecDeque<usize>,
+    current: Option<(usize, Vec<Exchange>)>,
     outstanding: Option<Send>,
     findings: Vec<Finding>,
     sent: usize,
@@ -621,11 +622,12 @@ impl Probe {
             Stage::Asm => Stage::Jwks,
             Stage::Jwks => Stage::Register,
             Stage::Register | Stage::Checks => {
-                let checks: Vec<Check> = all_checks()
-                    .into_iter()
-                    .filter(|c| self.selected(c))
+                self.queue = all_checks()
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, c)| self.selected(c))
+                    .map(|(i, _)| i)
                     .collect();
-                self.queue = checks.into();
                 Stage::Checks
             }
         };
@@ -662,6 +664,7 @@ impl Probe {
         if let Some(send) = &self.outstanding {
             return Some(send.clone());
         }
+        let checks = all_checks();
         loop {
             if self.stage != Stage::Checks {
                 if self.sent < REQUESTS_MAX
@@ -674,10 +677,11 @@ impl Probe {
                 self.advance_stage();
                 continue;
             }
-            let (check, exchanges) = match self.current.take() {
+            let (index, exchanges) = match self.current.take() {
                 Some(current) => current,
                 None => {
-                    let check = self.queue.pop_front()?;
+                    let index = self.queue.pop_front()?;
+                    let check = &checks[index];
                     let skip = match check.needs {
                         Needs::AsKey if self.ctx.as_key.is_none() => {
                             Some("needs the authorization server's signing key (--as-key PEM)")
@@ -688,21 +692,19 @@ impl Probe {
                         _ => None,
                     };
                     if let Some(reason) = skip {
-                        self.findings.push(Self::finding(
-                            &check,
-                            Outcome::Skip(reason.into()),
-                            &[],
-                        ));
+                        let outcome = Outcome::Skip(reason.into());
+                        self.findings.push(Self::finding(check, outcome, &[]));
                         continue;
                     }
-                    (check, Vec::new())
+                    (index, Vec::new())
                 }
             };
+            let check = &checks[index];
             match (check.step)(&self.ctx, &exchanges) {
                 Next::Send(send) if self.sent < REQUESTS_MAX => {
                     self.sent += 1;
                     self.outstanding = Some(send.clone());
-                    self.current = Some((check, exchanges));
+                    self.current = Some((index, exchanges));
                     return Some(send);
                 }
                 Next::Send(_) => {
@@ -710,11 +712,11 @@ impl Probe {
                         "the probe's request budget ({REQUESTS_MAX}) is spent"
                     ));
                     self.findings
-                        .push(Self::finding(&check, outcome, &exchanges));
+                        .push(Self::finding(check, outcome, &exchanges));
                 }
                 Next::Done(outcome) => {
                     self.findings
-                        .push(Self::finding(&check, outcome, &exchanges));
+                        .push(Self::finding(check, outcome, &exchanges));
                 }
             }
         }

@@ -110,3 +110,14 @@ fn the_reports_say_the_same() {
     let table = render_table(&report, false);
     assert!(table.contains("FAIL") && table.contains("fix: "), "{table}");
 }
+
+#[test]
+fn the_probe_is_a_plain_value() {
+    fn assert_value<T: Clone + Eq + std::hash::Hash + std::fmt::Debug>() {}
+    assert_value::<Probe>();
+    let mut a = Probe::new(config());
+    let b = a.clone();
+    assert_eq!(a, b);
+    a.next_request();
+    assert_ne!(a, b);
+}

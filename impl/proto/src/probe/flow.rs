@@ -78,6 +78,15 @@ pub(crate) fn checks() -> Vec<Check> {
             "a 256 KiB registration gets a 4xx, never 5xx",
             dcr_oversized,
         ),
+        Check {
+            name: "dcr-application-type",
+            area: Area::Registration,
+            ids: &["DCR-14"],
+            level: Level::Should,
+            title: "application_type is honoured: native with an https host, web with loopback, refused (2026-07-28)",
+            needs: Needs::Unsafe,
+            step: dcr_application_type,
+        },
         flow(
             "flow",
             &["PKCE-6", "TOK-11"],
@@ -288,6 +297,22 @@ fn dcr_fragment(ctx: &Context, done: &[Exchange]) -> Next {
 
 fn dcr_wildcard(ctx: &Context, done: &[Exchange]) -> Next {
     let b = bodies(ctx, &["https://*.example.com/cb"]);
+    dcr_refused(ctx, done, &b)
+}
+
+fn dcr_application_type(ctx: &Context, done: &[Exchange]) -> Next {
+    if !ctx.revision.dcr_application_type() {
+        return Next::Done(Outcome::Skip("a 2026-07-28 rule".into()));
+    }
+    let typed = |application_type: &str, uri: &str| {
+        let mut body = registration_body(ctx, &[uri]);
+        body["application_type"] = json!(application_type);
+        body.to_string()
+    };
+    let b = [
+        typed("native", "https://client.example/cb"),
+        typed("web", REDIRECT_URI),
+    ];
     dcr_refused(ctx, done, &b)
 }
 

@@ -40,7 +40,6 @@ pub enum Consent {
 
 /// Run the probe to its end.
 pub async fn run(config: ProbeConfig, consent: &Consent, http: &Http) -> Report {
-    let revision = config.revision.as_str().to_owned();
     let mut probe = Probe::new(config);
     while let Some(send) = probe.next_request() {
         let answer = match &send {
@@ -49,7 +48,7 @@ pub async fn run(config: ProbeConfig, consent: &Consent, http: &Http) -> Report 
         };
         probe.answer(answer);
     }
-    probe.finish(&revision)
+    probe.finish()
 }
 
 async fn exchange(http: &Http, request: &HttpRequest) -> Result<HttpResponse, String> {

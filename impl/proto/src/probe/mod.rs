@@ -743,10 +743,10 @@ impl Probe {
     }
 
     /// The report (call once [`Probe::next_request`] gave `None`).
-    pub fn finish(self, target_revision: &str) -> Report {
+    pub fn finish(self) -> Report {
         Report {
+            revision: self.ctx.revision.as_str().to_owned(),
             target: self.ctx.mcp_url,
-            revision: target_revision.to_owned(),
             findings: self.findings,
             requests: self.sent,
         }

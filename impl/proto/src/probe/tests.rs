@@ -7,7 +7,7 @@ fn run(config: ProbeConfig, server: impl Fn(&HttpRequest) -> HttpResponse) -> Re
         let answer = server(send.request());
         probe.answer(Ok(answer));
     }
-    probe.finish("2025-06-18")
+    probe.finish()
 }
 
 fn config() -> ProbeConfig {

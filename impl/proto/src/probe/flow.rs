@@ -588,16 +588,20 @@ fn base_flow(ctx: &Context, done: &[Exchange]) -> Next {
             ctx.mcp_request(Some(&format!("Bearer {access}"))),
         ));
     };
-    Next::Done(if (200..300).contains(&e.status()) {
-        Outcome::Pass
-    } else {
-        Outcome::Violated(
+    Next::Done(match e.status() {
+        200..=299 => Outcome::Pass,
+        401 | 403 => Outcome::Violated(
             format!(
                 "the issued token is refused by the MCP server: {}",
                 answered(e)
             ),
             "issue tokens the MCP server accepts (aud = its resource, its scopes)",
-        )
+        ),
+        _ => Outcome::Skip(format!(
+            "the MCP server's answer does not say whether it took the token (another \
+             revision?): {}",
+            answered(e)
+        )),
     })
 }
 

@@ -635,6 +635,17 @@ impl Probe {
 
     fn finding(check: &Check, outcome: Outcome, exchanges: &[Exchange]) -> Finding {
         let shown: Vec<String> = exchanges.iter().map(Exchange::show).collect();
+        // A server that limited the probe (429, 503) said nothing about the rule.
+        let limited = exchanges
+            .iter()
+            .find(|e| matches!(e.status(), 429 | 503))
+            .map(|e| e.status());
+        let outcome = match (outcome, limited) {
+            (Outcome::Violated(..), Some(status)) => Outcome::Skip(format!(
+                "the server limited the probe's requests ({status}): run it again later"
+            )),
+            (outcome, _) => outcome,
+        };
         let verdict = match outcome {
             Outcome::Pass => Verdict::Pass,
             Outcome::Skip(reason) => Verdict::Skip { reason },

@@ -121,3 +121,24 @@ fn the_probe_is_a_plain_value() {
     a.next_request();
     assert_ne!(a, b);
 }
+
+// spec: SEC-17
+#[test]
+fn a_rate_limited_answer_is_no_failure() {
+    let report = run(config(), |r| {
+        if r.header_str("authorization").is_some() {
+            HttpResponse::new(429)
+        } else {
+            HttpResponse::new(404)
+        }
+    });
+    let bogus = report
+        .findings
+        .iter()
+        .find(|f| f.name == "bogus-token")
+        .unwrap();
+    assert!(
+        matches!(&bogus.verdict, Verdict::Skip { reason } if reason.contains("429")),
+        "{bogus:?}"
+    );
+}

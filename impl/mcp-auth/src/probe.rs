@@ -14,6 +14,10 @@ use crate::client::{ConsentForm, Http};
 /// How long one request may take, answer included (the transport's own bound is longer).
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long a whole run may take: after it, every request is answered "no answer" at once
+/// (its check is SKIP) and the report is printed.
+pub const RUN_TIMEOUT: Duration = Duration::from_secs(600);
+
 /// The most requests one authorization (login, consent, redirects) may take.
 pub const USER_AGENT_STEPS_MAX: usize = 8;
 
@@ -41,7 +45,15 @@ pub enum Consent {
 /// Run the probe to its end.
 pub async fn run(config: ProbeConfig, consent: &Consent, http: &Http) -> Report {
     let mut probe = Probe::new(config);
+    let deadline = tokio::time::Instant::now() + RUN_TIMEOUT;
     while let Some(send) = probe.next_request() {
+        if tokio::time::Instant::now() >= deadline {
+            probe.answer(Err(format!(
+                "the probe's time budget ({}s) is spent",
+                RUN_TIMEOUT.as_secs()
+            )));
+            continue;
+        }
         let answer = match &send {
             Send::Http(request) => exchange(http, request).await,
             Send::UserAgent(request) => play_user(http, request, consent).await,

@@ -640,11 +640,16 @@ impl Probe {
             .iter()
             .find(|e| matches!(e.status(), 429 | 503))
             .map(|e| e.status());
-        let outcome = match (outcome, limited) {
-            (Outcome::Violated(..), Some(status)) => Outcome::Skip(format!(
+        // Nor did one that did not answer (a timeout, a reset connection).
+        let unanswered = exchanges.iter().find_map(|e| e.answer.as_ref().err());
+        let outcome = match (outcome, limited, unanswered) {
+            (Outcome::Violated(..), Some(status), _) => Outcome::Skip(format!(
                 "the server limited the probe's requests ({status}): run it again later"
             )),
-            (outcome, _) => outcome,
+            (Outcome::Violated(..), None, Some(why)) => {
+                Outcome::Skip(format!("a request got no answer: {why}"))
+            }
+            (outcome, _, _) => outcome,
         };
         let verdict = match outcome {
             Outcome::Pass => Verdict::Pass,

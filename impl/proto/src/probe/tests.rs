@@ -142,3 +142,35 @@ fn a_rate_limited_answer_is_no_failure() {
         "{bogus:?}"
     );
 }
+
+#[test]
+fn a_request_without_answer_is_no_failure() {
+    let mut probe = Probe::new(config());
+    let mut n = 0;
+    while let Some(send) = probe.next_request() {
+        n += 1;
+        if send.request().header_str("authorization").is_some() {
+            probe.answer(Err("connection reset".into()));
+        } else {
+            probe.answer(Ok(HttpResponse::new(200)));
+        }
+    }
+    assert!(n > 0);
+    let report = probe.finish();
+    let bogus = report
+        .findings
+        .iter()
+        .find(|f| f.name == "bogus-token")
+        .unwrap();
+    assert!(
+        matches!(&bogus.verdict, Verdict::Skip { reason } if reason.contains("reset")),
+        "{bogus:?}"
+    );
+    // The checks without credentials still fail: the server answered them.
+    let challenge = report
+        .findings
+        .iter()
+        .find(|f| f.name == "challenge")
+        .unwrap();
+    assert_eq!(challenge.verdict.as_str(), "FAIL");
+}

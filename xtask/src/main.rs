@@ -23,8 +23,8 @@ const NEEDED: &[(&str, &str)] = &[
 const USAGE: &str = "usage: cargo xtask install | cargo xtask test [ARGS for cargo test...]";
 
 /// The test targets with tests compiled only with the cfg `mcp_auth_mutations`, as `cargo test`
-/// arguments: the model's teeth, and the replay of each mutation's counterexample on the real
-/// servers.
+/// arguments: the model's teeth, the replay of each mutation's counterexample on the real
+/// servers, and the probe's teeth (it names each defense turned off, and nothing else).
 const MUTATION_TESTS: &[&str] = &[
     "-p",
     "mcp-auth-model",
@@ -34,6 +34,8 @@ const MUTATION_TESTS: &[&str] = &[
     "mcp-auth",
     "--test",
     "model_replay",
+    "--test",
+    "probe",
 ];
 
 fn main() -> ExitCode {

@@ -74,6 +74,10 @@ pub struct StackOptions {
     /// The MCP server's canonical URL (its public one, e.g. behind a load balancer); `None`:
     /// `/mcp` at the origin of `rs_addr`.
     pub mcp_url: Option<String>,
+    /// Defenses turned off in the AS and the MCP servers: only in a build with the cfg
+    /// `mcp_auth_mutations` (the probe's mutation self-tests, `tests/probe.rs`).
+    #[cfg(mcp_auth_mutations)]
+    pub mutations: mcp_auth_proto::mutations::Mutations,
 }
 
 impl Default for StackOptions {
@@ -94,6 +98,8 @@ impl Default for StackOptions {
             database_url: None,
             issuer: None,
             mcp_url: None,
+            #[cfg(mcp_auth_mutations)]
+            mutations: mcp_auth_proto::mutations::Mutations::default(),
         }
     }
 }
@@ -307,6 +313,10 @@ impl Stack {
             .iter()
             .any(|r| r.client_id_metadata_documents());
         config.cimd_allow_loopback = options.cimd_allow_loopback;
+        #[cfg(mcp_auth_mutations)]
+        {
+            config.mutations = options.mutations;
+        }
         config.default_scopes = scopes(&[TOOLS_SCOPE]);
         config.name = "mcp-auth authorization server".into();
         config.scope_descriptions = [
@@ -381,6 +391,10 @@ impl Stack {
             let mut rs_config = RsConfig::new(resource.clone(), issuer_id.clone(), supported);
             rs_config.resource_name = Some("mcp-auth demo MCP server".into());
             rs_config.revisions = options.revisions.clone();
+            #[cfg(mcp_auth_mutations)]
+            {
+                rs_config.validation.mutations = options.mutations;
+            }
             let secret = secrets.iter().find(|(r, _)| *r == resource);
             if let (Some(secs), Some((_, secret))) = (options.introspection_cache_secs, secret) {
                 let mut introspection =

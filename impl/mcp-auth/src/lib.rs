@@ -11,6 +11,7 @@
 //! - [`client`]: the client, driving the core's state machine over hyper-util's client.
 //! - [`transcript`]: the numbered, readable record of every HTTP exchange.
 //! - [`keys`]: signing keys (Ed25519, P-256, RSA) from PKCS#8 PEM files.
+//! - [`probe`]: the driver of `mcp-auth probe`, which grades other deployments by requirement.
 //! - [`demo`]: the in-process end-to-end demonstration behind `mcp-auth demo`.
 
 #![forbid(unsafe_code)]
@@ -22,6 +23,7 @@ pub mod demo;
 pub mod keys;
 pub mod mcp;
 pub mod net;
+pub mod probe;
 pub mod store;
 pub mod tls;
 pub mod transcript;

@@ -10,6 +10,7 @@ use mcp_auth::demo::{Stack, StackOptions};
 use mcp_auth::transcript::Transcript;
 use mcp_auth_proto::Revision;
 use mcp_auth_proto::client::{Client, TokenStore};
+use mcp_auth_proto::probe::ProbeConfig;
 
 /// MCP authorization (revision 2025-06-18): authorization server, MCP resource server and
 /// client over HTTP.
@@ -207,6 +208,64 @@ enum Command {
         #[arg(long, conflicts_with_all = ["tool", "call_first_tool", "no_store"])]
         logout: bool,
     },
+    /// Grade an MCP server (as OAuth resource server) and its authorization server from
+    /// outside, by requirement ID; exit status 1 iff a MUST failed.
+    Probe(ProbeArgs),
+}
+
+/// `mcp-auth probe`.
+#[derive(Debug, clap::Args)]
+struct ProbeArgs {
+    /// The MCP endpoint URL.
+    mcp_url: String,
+    /// The MCP revision to speak and grade against.
+    #[arg(long, value_name = "REVISION", default_value_t = Revision::default())]
+    revision: Revision,
+    /// The authorization server's signing key (PKCS#8 PEM; test deployments): enables the
+    /// claim checks with validly signed tokens.
+    #[arg(long, value_name = "PEM")]
+    as_key: Option<PathBuf>,
+    /// A client registered beforehand (its redirect URI must be
+    /// http://127.0.0.1/mcp-auth-probe/callback); else `--unsafe` registers one.
+    #[arg(long, value_name = "ID")]
+    client_id: Option<String>,
+    /// The secret of --client-id.
+    #[arg(long, value_name = "S", requires = "client_id")]
+    client_secret: Option<String>,
+    /// Log in as this user on the AS's login form (with --password).
+    #[arg(
+        long,
+        value_name = "NAME",
+        requires = "password",
+        conflicts_with = "consent"
+    )]
+    user: Option<String>,
+    /// The password of --user.
+    #[arg(long, value_name = "P", requires = "user")]
+    password: Option<String>,
+    /// How to answer authorization requests: headless (press Approve on the AS's form),
+    /// browser or manual (open or print the URL; paste the redirect URL back).
+    #[arg(long, value_name = "MODE", default_value = "headless", value_parser = ["headless", "browser", "manual"])]
+    consent: String,
+    /// Print the report as JSON.
+    #[arg(long, conflicts_with = "junit")]
+    json: bool,
+    /// Write the report as JUnit XML to FILE (the table is printed too).
+    #[arg(long, value_name = "FILE")]
+    junit: Option<PathBuf>,
+    /// Run only the checks whose name or one of whose requirement IDs starts with PREFIX.
+    #[arg(long, value_name = "PREFIX")]
+    only: Option<String>,
+    /// Run the checks that change server state: they register clients and run
+    /// authorization flows (with the user given or the AS's auto-approval).
+    #[arg(long = "unsafe")]
+    allow_unsafe: bool,
+    /// Trust exactly the certificate authorities in this PEM file instead of Mozilla's roots.
+    #[arg(long, value_name = "FILE")]
+    ca_file: Option<PathBuf>,
+    /// Show the exchanges of passing checks too.
+    #[arg(long)]
+    verbose: bool,
 }
 
 #[tokio::main]
@@ -298,6 +357,7 @@ async fn main() -> ExitCode {
             .await
         }
         Command::HashPassword => hash_password(),
+        Command::Probe(args) => interruptible(probe(args)).await,
         Command::Keys {
             action: KeysAction::Rotate { data, database_url },
         } => rotate_key(data.as_deref(), database_url.as_deref()),
@@ -828,6 +888,70 @@ async fn connect(
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// `mcp-auth probe`: exit 0 when no MUST failed, 1 when one did, 2 when the probe could not
+/// run.
+async fn probe(args: ProbeArgs) -> ExitCode {
+    use mcp_auth::probe::Consent as ProbeConsent;
+    use mcp_auth_proto::uri::HttpPolicy;
+    let as_key = match args.as_key.as_deref().map(|p| {
+        std::fs::read_to_string(p)
+            .map_err(|e| format!("{}: {e}", p.display()))
+            .and_then(|pem| mcp_auth::keys::from_pem(&pem))
+    }) {
+        None => None,
+        Some(Ok(key)) => Some(key),
+        Some(Err(e)) => {
+            eprintln!("--as-key: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let roots = match args
+        .ca_file
+        .as_deref()
+        .map(mcp_auth::tls::roots_from_pem_file)
+        .transpose()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("--ca-file: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    // Loopback http only for a loopback http target (test deployments).
+    let policy = if mcp_auth_proto::uri::parse_uri(&args.mcp_url)
+        .is_ok_and(|p| p.scheme == "http" && mcp_auth_proto::uri::is_loopback_host(p.host))
+    {
+        HttpPolicy::AllowLoopbackHttp
+    } else {
+        HttpPolicy::HttpsOnly
+    };
+    let http = match roots {
+        Some(roots) => mcp_auth::client::Http::with_roots(policy, roots),
+        None => mcp_auth::client::Http::new(policy),
+    };
+    let mut config = ProbeConfig::new(args.mcp_url, args.revision, mcp_auth::net::now());
+    config.as_key = as_key;
+    config.client = args.client_id.map(|id| (id, args.client_secret));
+    config.allow_unsafe = args.allow_unsafe;
+    config.only = args.only;
+    config.nonce = mcp_auth_proto::entropy::mint(&mut mcp_auth::net::OsEntropy);
+    let consent = match (args.user, args.password, args.consent.as_str()) {
+        (Some(user), Some(password), _) => ProbeConsent::Login { user, password },
+        (_, _, "browser") => ProbeConsent::Manual { open: true },
+        (_, _, "manual") => ProbeConsent::Manual { open: false },
+        _ => ProbeConsent::Headless,
+    };
+    let report = mcp_auth::probe::run(config, &consent, &http).await;
+    match mcp_auth::probe::print(&report, args.json, args.junit.as_deref(), args.verbose) {
+        Ok(false) => ExitCode::SUCCESS,
+        Ok(true) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::from(2)
         }
     }
 }

@@ -381,6 +381,8 @@ struct RealSession {
 /// knows (real values).
 struct Real {
     s: Servers,
+    /// Read by the clients' configuration in the build with the cfg only.
+    #[cfg_attr(not(mcp_auth_mutations), allow(dead_code))]
     defenses: Defenses,
     http: Http,
     sessions: Vec<Option<RealSession>>,

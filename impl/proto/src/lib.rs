@@ -35,6 +35,7 @@ pub mod jwt;
 pub mod metadata;
 pub mod mutations;
 pub mod pkce;
+pub mod probe;
 pub mod redact;
 pub mod resource;
 pub mod revision;

@@ -91,7 +91,7 @@ async fn our_servers_pass_every_check_2026_07_28() {
 
 /// Without a key and without `--unsafe`, the probe changes nothing at the AS: the claim and
 /// flow checks are SKIP, and the client table stays empty.
-// spec: PRM-8, DCR-9
+// spec: PRM-8, DCR-9, PF-25
 #[tokio::test]
 async fn without_unsafe_nothing_is_registered() {
     let (stack, _) = start(Revision::V2025_06_18).await;
@@ -239,7 +239,7 @@ fn accounts() -> mcp_auth_proto::server::Users {
 
 /// An AS with a login page: with `--user/--password` the probe logs in and every flow check
 /// passes; without them it cannot play the user, and says so (SKIP), never FAIL.
-// spec: PKCE-6, AZ-30
+// spec: PKCE-6, AZ-30, PF-26
 #[tokio::test]
 async fn the_login_form_is_filled_or_the_flow_is_skipped() {
     let (signer, _pem) = mcp_auth::keys::generate();
@@ -283,7 +283,7 @@ async fn the_login_form_is_filled_or_the_flow_is_skipped() {
 
 /// The command: exit status 0 against our MCP server, 1 when a MUST fails (a URL that is no
 /// protected MCP endpoint), with a JSON report and a JUnit file that say the same.
-// spec: PRM-8
+// spec: PRM-8, PF-24
 #[tokio::test]
 async fn the_command_exits_non_zero_iff_a_must_failed() {
     let (stack, _) = start(Revision::V2025_06_18).await;

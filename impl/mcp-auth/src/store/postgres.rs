@@ -18,7 +18,10 @@
 //! from a tokio `spawn_blocking` thread and dropped on an async worker without a "runtime
 //! within a runtime" panic. Every call is bounded (connect timeout, `statement_timeout`,
 //! `lock_timeout`, TCP user timeout: 5 s unless the URL says otherwise); a failed call drops the
-//! connection and answers [`StoreError::Unavailable`]; the next call connects again.
+//! connection and answers [`StoreError::Unavailable`]; the next call connects again. A call
+//! that finds its connection closed (the server restarted meanwhile) runs once more on a new
+//! connection when nothing could have committed: reads, and a commit that failed before its
+//! `COMMIT` was sent.
 
 use std::sync::mpsc;
 use std::time::Duration;

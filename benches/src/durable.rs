@@ -1,15 +1,12 @@
 //! The AS's durable stores measured through the driver (issue 13): one flow is a dynamic
-//! client registration, an authorization (auto-approved) and the code-for-token exchange, as
-//! HTTP requests over loopback to a [`Stack`] whose AS keeps its state in memory, in SQLite
-//! (`--data`) or in PostgreSQL (`--database-url`). The registration and the exchange each
+//! client registration, an authorization (auto-approved) and the code-for-token exchange, each
+//! a request handed to the AS driver of a [`Stack`] whose AS keeps its state in memory, in
+//! SQLite (`--data`) or in PostgreSQL (`--database-url`). The registration and the exchange each
 //! commit before they answer; the authorization commits nothing (codes are memory only).
 
-use mcp_auth::client::Http;
 use mcp_auth::demo::{Stack, StackOptions};
 use mcp_auth_proto::form::encode;
-use mcp_auth_proto::http::{HttpRequest, Method};
 use mcp_auth_proto::pkce::CodeVerifier;
-use mcp_auth_proto::uri::HttpPolicy;
 
 /// Where the AS keeps its state.
 #[derive(Clone, Debug)]
@@ -25,9 +22,12 @@ pub enum Backing {
 /// A running stack and a client for it.
 pub struct Target {
     stack: Stack,
-    http: Http,
+    host: String,
     resource: String,
 }
+
+/// Most flows in one block (the AS holds at most 10 000 clients and grants).
+pub const BLOCK_FLOWS: u64 = 4_000;
 
 const REDIRECT: &str = "http://127.0.0.1:9/cb";
 
@@ -42,9 +42,17 @@ impl Target {
         };
         let stack = Stack::start(options).await.expect("the stack starts");
         let resource = stack.mcp_url.clone();
+        let host = stack
+            .issuer
+            .split_once("://")
+            .map_or("", |(_, rest)| rest)
+            .split('/')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
         Self {
             stack,
-            http: Http::new(HttpPolicy::AllowLoopbackHttp),
+            host,
             resource,
         }
     }
@@ -54,23 +62,73 @@ impl Target {
         self.stack.stop().await;
     }
 
+    /// One request straight into the AS driver ([`mcp_auth::as_server::handle_request`]: the
+    /// lock, the core, the commit on a blocking thread), without a socket and without a peer
+    /// address, so the per-address rate limits do not apply: (status, `location`, body).
+    async fn call(
+        &self,
+        method: http::Method,
+        target: &str,
+        form: Option<(&str, Vec<u8>)>,
+    ) -> (u16, Option<String>, Vec<u8>) {
+        use http_body_util::BodyExt as _;
+        let mut request = http::Request::builder()
+            .method(method)
+            .uri(target)
+            .header("host", self.host.as_str());
+        let body = match form {
+            Some((content_type, body)) => {
+                request = request.header("content-type", content_type);
+                body
+            }
+            None => Vec::new(),
+        };
+        let request = request
+            .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+            .expect("a request");
+        let response = mcp_auth::as_server::handle_request(
+            std::sync::Arc::clone(&self.stack.as_state),
+            request,
+        )
+        .await
+        .unwrap_or_else(|e| match e {});
+        let status = response.status().as_u16();
+        let location = response
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map(|b| b.to_bytes().to_vec())
+            .unwrap_or_default();
+        (status, location, body)
+    }
+
     /// One flow: register, authorize, exchange the code; panics on an unexpected answer.
     pub async fn flow(&self) {
-        let issuer = &self.stack.issuer;
         let body = serde_json::json!({"redirect_uris": [REDIRECT],
             "token_endpoint_auth_method": "none", "client_name": "bench"});
-        let registered = self
-            .http
-            .send(
-                &HttpRequest::new(Method::Post, format!("{issuer}/register"))
-                    .header("content-type", "application/json")
-                    .body(serde_json::to_vec(&body).unwrap_or_default()),
+        let (status, _, registered) = self
+            .call(
+                http::Method::POST,
+                "/register",
+                Some((
+                    "application/json",
+                    serde_json::to_vec(&body).unwrap_or_default(),
+                )),
             )
-            .await
-            .expect("register");
-        assert_eq!(registered.status, 201, "registration");
+            .await;
+        assert_eq!(
+            status,
+            201,
+            "registration: {}",
+            String::from_utf8_lossy(&registered)
+        );
         let client: serde_json::Value =
-            serde_json::from_slice(&registered.body).expect("registration JSON");
+            serde_json::from_slice(&registered).expect("registration JSON");
         let client_id = client["client_id"].as_str().expect("client_id");
         let verifier = CodeVerifier::generate(&mut mcp_auth::net::OsEntropy);
         let challenge = verifier.challenge();
@@ -83,17 +141,11 @@ impl Target {
             ("resource", self.resource.as_str()),
             ("state", "s"),
         ]);
-        let authorized = self
-            .http
-            .send(&HttpRequest::new(
-                Method::Get,
-                format!("{issuer}/authorize?{query}"),
-            ))
-            .await
-            .expect("authorize");
-        let location = authorized
-            .header_value("location")
-            .expect("a redirect with the code");
+        let (_, location, body) = self
+            .call(http::Method::GET, &format!("/authorize?{query}"), None)
+            .await;
+        let location =
+            location.unwrap_or_else(|| panic!("a redirect: {}", String::from_utf8_lossy(&body)));
         let code = location
             .split_once('?')
             .map(|(_, q)| q)
@@ -102,35 +154,29 @@ impl Target {
             .find_map(|p| p.strip_prefix("code="))
             .expect("a code")
             .to_owned();
-        let exchanged = self
-            .http
-            .send(
-                &HttpRequest::new(Method::Post, format!("{issuer}/token"))
-                    .header("content-type", "application/x-www-form-urlencoded")
-                    .body(encode([
-                        ("grant_type", "authorization_code"),
-                        ("code", code.as_str()),
-                        ("redirect_uri", REDIRECT),
-                        ("client_id", client_id),
-                        ("code_verifier", verifier.as_str()),
-                        ("resource", self.resource.as_str()),
-                    ])),
+        let form = encode([
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", REDIRECT),
+            ("client_id", client_id),
+            ("code_verifier", verifier.as_str()),
+            ("resource", self.resource.as_str()),
+        ]);
+        let (status, _, body) = self
+            .call(
+                http::Method::POST,
+                "/token",
+                Some(("application/x-www-form-urlencoded", form.into_bytes())),
             )
-            .await
-            .expect("token");
-        assert_eq!(
-            exchanged.status,
-            200,
-            "{}",
-            String::from_utf8_lossy(&exchanged.body)
-        );
+            .await;
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
     }
 
-    /// Flows for about `block`: (flows, seconds).
+    /// Flows for about `block` (at most [`BLOCK_FLOWS`]): (flows, seconds).
     pub async fn block(&self, block: std::time::Duration) -> (u64, f64) {
         let start = std::time::Instant::now();
         let mut flows = 0;
-        while start.elapsed() < block {
+        while start.elapsed() < block && flows < BLOCK_FLOWS {
             self.flow().await;
             flows += 1;
         }

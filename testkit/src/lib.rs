@@ -10,7 +10,7 @@
 //! - [`fuzzing`]: the bodies of the libFuzzer targets of `fuzz/`, which the stable test
 //!   `impl/proto/tests/fuzz_corpus.rs` also replays over every checked-in input.
 //!
-//! - [`postgres`]: a PostgreSQL server for the store tests (`MCP_AUTH_TEST_DATABASE_URL`, else
+//! - `postgres` (feature `postgres`): a PostgreSQL server for the store tests (`MCP_AUTH_TEST_DATABASE_URL`, else
 //!   a throwaway cluster started once per test process) and a fresh database per test.
 //!
 //! Nothing here is secure: the keys come from fixed seeds and the entropy is a counter.
@@ -20,4 +20,5 @@
 
 pub mod fuzzing;
 pub mod harness;
+#[cfg(feature = "postgres")]
 pub mod postgres;

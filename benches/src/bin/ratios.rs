@@ -258,27 +258,24 @@ fn durable_ratios(cfg: &Config) {
             (Some(cluster), admin)
         }
     };
-    let url = mcp_auth_testkit::postgres::create_database(&admin, "ratios");
-    let backings = [
-        Backing::Memory,
-        Backing::Sqlite(dir.clone()),
-        Backing::Postgres(url),
-    ];
-    let targets: Vec<Target> = runtime.block_on(async {
-        let mut targets = Vec::new();
-        for b in &backings {
-            targets.push(Target::start(b).await);
-        }
-        targets
-    });
     let block = cfg.http_block;
     let mut rates: [Vec<f64>; 3] = Default::default();
     let (mut sqlite, mut postgres) = (Vec::new(), Vec::new());
-    runtime.block_on(async {
-        for t in &targets {
-            t.block(block / 4).await; // warm-up
-        }
-        for round in 0..cfg.http_rounds {
+    for round in 0..cfg.http_rounds {
+        // Fresh stores every round: the AS holds at most 10 000 clients.
+        let url = mcp_auth_testkit::postgres::create_database(&admin, "ratios");
+        let backings = [
+            Backing::Memory,
+            Backing::Sqlite(dir.join(round.to_string())),
+            Backing::Postgres(url),
+        ];
+        runtime.block_on(async {
+            let mut targets = Vec::new();
+            for b in &backings {
+                let t = Target::start(b).await;
+                t.block(block / 10).await; // warm-up
+                targets.push(t);
+            }
             let mut rate = [0.0; 3];
             for i in 0..3 {
                 // Rotate the order every round.
@@ -289,13 +286,11 @@ fn durable_ratios(cfg: &Config) {
             }
             sqlite.push(rate[1] / rate[0]);
             postgres.push(rate[2] / rate[0]);
-        }
-    });
-    runtime.block_on(async {
-        for t in targets {
-            t.stop().await;
-        }
-    });
+            for t in targets {
+                t.stop().await;
+            }
+        });
+    }
     drop(cluster);
     let _ = std::fs::remove_dir_all(&dir);
     eprintln!(

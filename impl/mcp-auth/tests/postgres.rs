@@ -13,7 +13,8 @@
 //! - the servers, as `tests/durable.rs` on SQLite: a restart keeps clients, keys and refresh
 //!   families; a refresh race between two instances revokes the family; an unreachable
 //!   database stops `serve` with exit status 1; a database stopped while serving answers 503
-//!   with `Retry-After` and the server recovers when it returns; `keys rotate --database-url`.
+//!   with `Retry-After` and the server recovers when it returns (a restart while idle costs no
+//!   request a 503); `keys rotate --database-url`.
 
 #[path = "support/store_contract.rs"]
 mod store_contract;
@@ -480,6 +481,36 @@ async fn postgres_stopped_while_serving_answers_503_and_the_server_recovers() {
         .count();
     assert_eq!(clients, 2);
     drop(store);
+}
+
+/// The database restarts while the AS is idle: its connection is dead, but the first request
+/// afterwards is answered normally (the store sees the closed connection and runs the
+/// transaction again on a new one, since nothing was committed), never a 503.
+// spec: PF-23
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_restarted_while_idle_the_next_request_succeeds_at_once() {
+    let cluster = Arc::new(blocking(Cluster::start));
+    let url = {
+        let cluster = Arc::clone(&cluster);
+        blocking(move || cluster.database("restart_idle"))
+    };
+    let s = stack(&url, "127.0.0.1:0", "127.0.0.1:0").await;
+    assert_eq!(register(&s.issuer).await.status, 201);
+    for _ in 0..2 {
+        {
+            let cluster = Arc::clone(&cluster);
+            tokio::task::spawn_blocking(move || {
+                cluster.stop();
+                cluster.resume();
+            })
+            .await
+            .expect("restarted");
+        }
+        let next = register(&s.issuer).await;
+        assert_eq!(next.status, 201, "{}", String::from_utf8_lossy(&next.body));
+    }
+    assert_eq!(s.as_state.with_server(|s| s.clients().count()), 3);
+    s.stop().await;
 }
 
 /// `mcp-auth keys rotate --database-url URL`: the next start signs with the new key and still

@@ -18,7 +18,10 @@
 //! from a tokio `spawn_blocking` thread and dropped on an async worker without a "runtime
 //! within a runtime" panic. Every call is bounded (connect timeout, `statement_timeout`,
 //! `lock_timeout`, TCP user timeout: 5 s unless the URL says otherwise); a failed call drops the
-//! connection and answers [`StoreError::Unavailable`]; the next call connects again.
+//! connection and answers [`StoreError::Unavailable`]; the next call connects again. A call
+//! that finds its connection closed (the server restarted meanwhile) runs once more on a new
+//! connection when nothing could have committed: reads, and a commit that failed before its
+//! `COMMIT` was sent.
 
 use std::sync::mpsc;
 use std::time::Duration;
@@ -212,18 +215,38 @@ impl Session {
             .ok_or_else(|| StoreError::Unavailable("not connected".to_owned()))
     }
 
-    /// Run `f` on the connection; an `Unavailable` answer drops the connection.
-    fn run<T>(
+    /// Run `f` on the connection; an `Unavailable` answer drops the connection. When that
+    /// connection turns out to have been closed (the server restarted, an idle connection was
+    /// cut) and `may_retry` says nothing that could have committed was sent, `f` runs once more
+    /// on a new connection, so the first call after the database returns does not fail.
+    fn run_retrying<T>(
         &mut self,
-        f: impl FnOnce(&mut Live, &str) -> Result<T, StoreError>,
+        mut f: impl FnMut(&mut Live, &str) -> Result<T, StoreError>,
+        may_retry: impl Fn() -> bool,
     ) -> Result<T, StoreError> {
         let shown = self.shown.clone();
-        let live = self.live()?;
-        let result = f(live, &shown);
-        if matches!(result, Err(StoreError::Unavailable(_))) {
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let live = self.live()?;
+            let result = f(live, &shown);
+            if !matches!(result, Err(StoreError::Unavailable(_))) {
+                return result;
+            }
+            let closed = live.client.is_closed();
             self.live = None;
+            if !(closed && attempts == 1 && may_retry()) {
+                return result;
+            }
         }
-        result
+    }
+
+    /// [`Session::run_retrying`] for calls that are safe to repeat (reads).
+    fn run<T>(
+        &mut self,
+        f: impl FnMut(&mut Live, &str) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        self.run_retrying(f, || true)
     }
 
     /// Check the database and apply pending migrations (at connect), in one transaction under
@@ -488,7 +511,13 @@ impl PgStore {
             if gc {
                 s.commits = 0;
             }
-            s.run(|live, shown| commit(live, shown, &changes, gc))
+            // Repeated on a new connection only if `COMMIT` was never sent (a failure before
+            // it rolled everything back).
+            let sent = std::cell::Cell::new(false);
+            s.run_retrying(
+                |live, shown| commit(live, shown, &changes, gc, &sent),
+                || !sent.get(),
+            )
         })
     }
 
@@ -523,15 +552,19 @@ impl PgStore {
     pub(super) fn add_signing_key(&mut self, kid: &str, pkcs8_pem: &str) -> Result<(), StoreError> {
         let (kid, pem) = (kid.to_owned(), pkcs8_pem.to_owned());
         self.call(move |s| {
-            s.run(|live, shown| {
-                live.client
-                    .execute(
-                        "INSERT INTO signing_keys (kid, pkcs8_pem) VALUES ($1, $2)",
-                        &[&kid, &pem],
-                    )
-                    .map(|_| ())
-                    .map_err(|e| unavailable(shown, &e))
-            })
+            s.run_retrying(
+                |live, shown| {
+                    live.client
+                        .execute(
+                            "INSERT INTO signing_keys (kid, pkcs8_pem) VALUES ($1, $2)",
+                            &[&kid, &pem],
+                        )
+                        .map(|_| ())
+                        .map_err(|e| unavailable(shown, &e))
+                },
+                // An insert on its own may have committed when its answer was lost.
+                || false,
+            )
         })
     }
 }
@@ -539,7 +572,13 @@ impl PgStore {
 /// One commit: take the counter (its row lock serializes writers until `COMMIT`), apply each
 /// change if the store holds the version it replaces, and commit, or roll back and name the
 /// stale records.
-fn commit(live: &mut Live, shown: &str, changes: &[Change], gc: bool) -> Result<(), StoreError> {
+fn commit(
+    live: &mut Live,
+    shown: &str,
+    changes: &[Change],
+    gc: bool,
+    sent: &std::cell::Cell<bool>,
+) -> Result<(), StoreError> {
     let fail = |e: ::postgres::Error| unavailable(shown, &e);
     let st = &live.st;
     let mut tx = live.client.transaction().map_err(fail)?;
@@ -577,6 +616,7 @@ fn commit(live: &mut Live, shown: &str, changes: &[Change], gc: bool) -> Result<
     if gc {
         collect(&mut tx, now, TOMBSTONE_MAX_AGE).map_err(fail)?;
     }
+    sent.set(true);
     tx.commit().map_err(fail)
 }
 

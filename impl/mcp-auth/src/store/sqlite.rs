@@ -592,4 +592,48 @@ mod tests {
         assert_eq!(again.load().expect("load").seq, 3);
         let _ = std::fs::remove_dir_all(&d);
     }
+
+    #[test]
+    fn every_so_many_commits_old_tombstones_are_collected_and_the_horizon_rises() {
+        let d = dir("gc");
+        let mut store = SqliteStore::open(&d).expect("open");
+        store.commit(&[change(0, 1, Some(1))]).expect("insert");
+        store.commit(&[change(1, 0, None)]).expect("remove");
+        // The tombstone (sequence 2) is two hours old.
+        store
+            .connection
+            .execute(
+                "UPDATE records SET removed_at = removed_at - 7200 WHERE version = 0",
+                [],
+            )
+            .expect("age");
+        store.commits = TOMBSTONE_GC_EVERY - 2;
+        store
+            .commit(&[Change {
+                key: RecordKey::Keys,
+                replaces: 0,
+                version: 1,
+                record: Some(Record::GrantSequence(1)),
+            }])
+            .expect("a commit before the check");
+        assert!(store.changes_since(1).expect("since").is_some());
+        store
+            .commit(&[Change {
+                key: RecordKey::Keys,
+                replaces: 1,
+                version: 2,
+                record: Some(Record::GrantSequence(2)),
+            }])
+            .expect("the commit that checks");
+        assert_eq!(store.changes_since(1).expect("since"), None);
+        assert!(store.changes_since(2).expect("since").is_some());
+        let tombstones: i64 = store
+            .connection
+            .query_row("SELECT count(*) FROM records WHERE version = 0", [], |r| {
+                r.get(0)
+            })
+            .expect("count");
+        assert_eq!(tombstones, 0);
+        let _ = std::fs::remove_dir_all(&d);
+    }
 }

@@ -103,12 +103,13 @@ fn print_outcome(o: &Outcome, mermaid: bool) {
         }
     }
     println!(
-        "config {}: {} unique states ({} generated), max depth {}, {:.2?}{}",
+        "config {}: {} unique states ({} generated), max depth {}, {:.2?}, {:.0} states/s{}",
         o.config,
         o.unique_states,
         o.states,
         o.max_depth,
         o.elapsed,
+        o.states_per_sec(),
         if o.complete {
             ""
         } else {

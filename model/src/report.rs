@@ -53,6 +53,16 @@ impl Outcome {
     pub fn result(&self, name: &str) -> Option<&PropertyResult> {
         self.results.iter().find(|r| r.name == name)
     }
+
+    /// Throughput: unique states explored per second of wall time.
+    pub fn states_per_sec(&self) -> f64 {
+        let secs = self.elapsed.as_secs_f64();
+        if secs > 0.0 {
+            self.unique_states as f64 / secs
+        } else {
+            0.0
+        }
+    }
 }
 
 /// How to run the checker.

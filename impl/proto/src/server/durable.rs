@@ -379,7 +379,7 @@ impl AuthorizationServer {
                 .map_err(|why| RestoreError::Body(kind, id, why))?;
             match (stored.key, record) {
                 (RecordKey::Client(id), Record::Client(c)) => {
-                    clients.insert(id, c);
+                    clients.insert(id, std::sync::Arc::new(c));
                 }
                 (RecordKey::Grant(id), Record::Grant(g)) => {
                     grants.insert(id, g);
@@ -451,7 +451,9 @@ impl AuthorizationServer {
         let mut changes = Vec::with_capacity(dirty.len());
         for key in dirty {
             let record = match &key {
-                RecordKey::Client(id) => self.clients.get(id).cloned().map(Record::Client),
+                RecordKey::Client(id) => {
+                    self.clients.get(id).map(|c| Record::Client((**c).clone()))
+                }
                 RecordKey::Grant(id) => self.grants.get(id).cloned().map(Record::Grant),
                 RecordKey::GrantSequence => Some(Record::GrantSequence(self.next_grant)),
                 RecordKey::Keys => Some(Record::Keys(KeyRing {
@@ -484,7 +486,7 @@ impl AuthorizationServer {
         let clients = self
             .clients
             .iter()
-            .map(|(id, c)| (RecordKey::Client(id.clone()), Record::Client(c.clone())));
+            .map(|(id, c)| (RecordKey::Client(id.clone()), Record::Client((**c).clone())));
         let grants = self
             .grants
             .iter()

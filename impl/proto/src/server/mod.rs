@@ -82,7 +82,9 @@ pub struct AuthorizationServer {
     signer: Signer,
     /// Public keys of earlier signers, newest first (at most [`RETIRED_KEYS_MAX`]).
     retired: Vec<jsonwebtoken::jwk::Jwk>,
-    clients: BTreeMap<ClientId, RegisteredClient>,
+    /// Behind an `Arc`: a server is cloned for every model state and a client is rarely
+    /// changed after registration, so clones share the records.
+    clients: BTreeMap<ClientId, std::sync::Arc<RegisteredClient>>,
     /// Client metadata documents, by client ID URL (bounded: [`CimdLimits::entries`]).
     documents: BTreeMap<ClientId, CachedDocument>,
     pending: BTreeMap<String, Pending>,
@@ -139,7 +141,7 @@ impl AuthorizationServer {
 
     /// Registered clients.
     pub fn clients(&self) -> impl Iterator<Item = (&ClientId, &RegisteredClient)> {
-        self.clients.iter()
+        self.clients.iter().map(|(id, c)| (id, &**c))
     }
 
     /// Codes (by the digest of their value) and their state.

@@ -245,7 +245,7 @@ impl AuthorizationServer {
                 if let Some(c) = self.clients.get_mut(client_id)
                     && !c.completed
                 {
-                    c.completed = true;
+                    std::sync::Arc::make_mut(c).completed = true;
                     self.touch(RecordKey::Client(client_id.clone()));
                 }
                 let grant_id = self.next_grant;

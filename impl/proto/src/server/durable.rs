@@ -382,7 +382,7 @@ impl AuthorizationServer {
                     clients.insert(id, std::sync::Arc::new(c));
                 }
                 (RecordKey::Grant(id), Record::Grant(g)) => {
-                    grants.insert(id, g);
+                    grants.insert(id, std::sync::Arc::new(g));
                 }
                 (RecordKey::GrantSequence, Record::GrantSequence(n)) => sequence = Some(n),
                 (RecordKey::Keys, Record::Keys(k)) => ring = Some(k),
@@ -393,7 +393,7 @@ impl AuthorizationServer {
         self.next_grant = sequence.unwrap_or(0).max(highest);
         self.refresh_index = grants
             .iter()
-            .flat_map(|(id, g): (&u64, &Grant)| {
+            .flat_map(|(id, g): (&u64, &std::sync::Arc<Grant>)| {
                 g.refresh_token
                     .iter()
                     .chain(g.rotated.iter())
@@ -454,7 +454,7 @@ impl AuthorizationServer {
                 RecordKey::Client(id) => {
                     self.clients.get(id).map(|c| Record::Client((**c).clone()))
                 }
-                RecordKey::Grant(id) => self.grants.get(id).cloned().map(Record::Grant),
+                RecordKey::Grant(id) => self.grants.get(id).map(|g| Record::Grant((**g).clone())),
                 RecordKey::GrantSequence => Some(Record::GrantSequence(self.next_grant)),
                 RecordKey::Keys => Some(Record::Keys(KeyRing {
                     current: self.signer.public_jwk().clone(),
@@ -490,7 +490,7 @@ impl AuthorizationServer {
         let grants = self
             .grants
             .iter()
-            .map(|(id, g)| (RecordKey::Grant(*id), Record::Grant(g.clone())));
+            .map(|(id, g)| (RecordKey::Grant(*id), Record::Grant((**g).clone())));
         let keys = KeyRing {
             current: self.signer.public_jwk().clone(),
             retired: self.retired.clone(),

@@ -90,7 +90,8 @@ pub struct AuthorizationServer {
     pending: BTreeMap<String, Pending>,
     /// Codes by the digest of their value.
     codes: BTreeMap<SecretDigest, CodeState>,
-    grants: BTreeMap<u64, Grant>,
+    /// Behind an `Arc`, like `clients`: a server clone shares the grants it does not change.
+    grants: BTreeMap<u64, std::sync::Arc<Grant>>,
     /// Grants by the digest of a current or rotated refresh token.
     refresh_index: BTreeMap<SecretDigest, u64>,
     next_grant: u64,
@@ -156,14 +157,14 @@ impl AuthorizationServer {
 
     /// Grants.
     pub fn grants(&self) -> impl Iterator<Item = (&u64, &Grant)> {
-        self.grants.iter()
+        self.grants.iter().map(|(id, g)| (id, &**g))
     }
 
     /// The grant an access token with this `jti` was issued under, while it is remembered
     /// (the `jti` starts with the grant's [`Grant::handle`]).
     pub fn grant_of_access_token(&self, jti: &str) -> Option<(&u64, &Grant)> {
         let (handle, _) = jti.split_once('.')?;
-        self.grants.iter().find(|(_, g)| g.handle == handle)
+        self.grants().find(|(_, g)| g.handle == handle)
     }
 
     /// Is the access token with this `jti` from a revoked grant?

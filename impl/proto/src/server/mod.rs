@@ -78,7 +78,11 @@ pub const RETIRED_KEYS_MAX: usize = 2;
 /// The authorization server.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct AuthorizationServer {
-    config: AsConfig,
+    /// Behind an `Arc`: the configuration never changes after [`AuthorizationServer::new`], so
+    /// clones share it.
+    config: std::sync::Arc<AsConfig>,
+    /// What the HTTP layer derives from the issuer, computed once (a function of `config`).
+    routes: http::Routes,
     signer: Signer,
     /// Public keys of earlier signers, newest first (at most [`RETIRED_KEYS_MAX`]).
     retired: Vec<jsonwebtoken::jwk::Jwk>,
@@ -108,7 +112,8 @@ impl AuthorizationServer {
     /// A server with no clients.
     pub fn new(config: AsConfig, signer: Signer) -> Self {
         Self {
-            config,
+            routes: http::Routes::new(&config.issuer),
+            config: std::sync::Arc::new(config),
             signer,
             retired: Vec::new(),
             clients: BTreeMap::new(),

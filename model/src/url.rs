@@ -29,3 +29,27 @@ pub fn query_map(query: &str) -> BTreeMap<String, String> {
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect()
 }
+
+/// One value of a query or form, as [`query_map`] would give it (of a repeated name, the
+/// last), without building the map.
+pub fn query_value(query: &str, name: &str) -> Option<String> {
+    form_urlencoded::parse(query.as_bytes())
+        .filter(|(k, _)| k == name)
+        .last()
+        .map(|(_, v)| v.into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_value_is_query_map_s_entry() {
+        for query in ["a=1&b=2&a=3", "a=%20x&c", "", "b=&a", "a+b=c%3D"] {
+            let map = query_map(query);
+            for name in ["a", "b", "c", "a b", "d"] {
+                assert_eq!(query_value(query, name), map.get(name).cloned(), "{query} {name}");
+            }
+        }
+    }
+}

@@ -14,7 +14,7 @@ use mcp_auth_proto::server::FetchFailure;
 use mcp_auth_proto::server::http::{Prepared, finish_fetch, finish_login, handle, prepare};
 
 use crate::replay::{self, Endpoint, Observation, RedirectTo, Role};
-use crate::url::{query_value, split_url};
+use crate::url::{query_values, split_url};
 use crate::{
     ATTACKER_DOC, ATTACKER_LOOPBACK_DOC, ATTACKER_REDIRECT, AuthModel, EVIL_ISSUER, Event,
     HONEST_DOC, HONEST_RS, IMPOSTOR_DOC, Party, Prm, Target, Via, World, claims_of, redirect_uri,
@@ -138,9 +138,9 @@ impl AuthModel {
         } else if origin == self.evil_as_origin {
             // The attacker's AS learns every code and verifier sent to it.
             let form = std::str::from_utf8(&local.body).unwrap_or("");
-            if let Some(code) = query_value(form, "code") {
+            if let [Some(code), verifier] = query_values(form, ["code", "code_verifier"]) {
                 w.knows().codes.insert(code.clone());
-                if let Some(v) = query_value(form, "code_verifier") {
+                if let Some(v) = verifier {
                     w.knows().verifiers.insert(code, v);
                 }
             }
@@ -250,15 +250,11 @@ impl AuthModel {
             }
             "/token" => {
                 let form = std::str::from_utf8(&request.body).unwrap_or("");
-                let via = match query_value(form, "grant_type").as_deref() {
-                    Some("authorization_code") => match query_value(form, "code") {
-                        Some(code) => Via::Code(code),
-                        None => return,
-                    },
-                    Some("refresh_token") => match query_value(form, "refresh_token") {
-                        Some(rt) => Via::Refresh(rt),
-                        None => return,
-                    },
+                let via = match query_values(form, ["grant_type", "code", "refresh_token"]) {
+                    [Some(grant), Some(code), _] if grant == "authorization_code" => {
+                        Via::Code(code)
+                    }
+                    [Some(grant), _, Some(rt)] if grant == "refresh_token" => Via::Refresh(rt),
                     _ => return,
                 };
                 if let Via::Refresh(rt) = &via

@@ -5,7 +5,7 @@
 //! fingerprints and every property's verdict are those of a model without memos. Only the
 //! model attaches them; the servers sign and verify every time.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use mcp_auth_proto::jwt::{Alg, Ed25519Signer, SignError, TokenSigner, VerificationMemo};
@@ -17,7 +17,7 @@ const ENTRIES_MAX: usize = 1 << 20;
 /// A verification memo: (public key, signing input, signature) → valid.
 #[derive(Debug, Default)]
 pub struct Verifications {
-    seen: Mutex<HashMap<Box<[u8]>, bool>>,
+    seen: Mutex<BTreeMap<Box<[u8]>, bool>>,
 }
 
 impl Verifications {
@@ -70,7 +70,7 @@ impl VerificationMemo for Verifications {
 /// An [`Ed25519Signer`] that remembers the signature of every message it signed.
 pub struct MemoSigner {
     inner: Ed25519Signer,
-    signed: Mutex<HashMap<Box<[u8]>, Vec<u8>>>,
+    signed: Mutex<BTreeMap<Box<[u8]>, Vec<u8>>>,
 }
 
 impl MemoSigner {

@@ -37,7 +37,8 @@ pub fn query_value(query: &str, name: &str) -> Option<String> {
     value
 }
 
-/// Several values of a query or form, as [`query_value`] gives each, in one pass.
+/// Several values of a query or form (distinct names), as [`query_value`] gives each, in one
+/// pass.
 pub fn query_values<const N: usize>(query: &str, names: [&str; N]) -> [Option<String>; N] {
     let mut values = [const { None }; N];
     for (k, v) in form_urlencoded::parse(query.as_bytes()) {
@@ -62,9 +63,11 @@ mod tests {
                     map.get(name).cloned(),
                     "{query} {name}"
                 );
-                let [one, a] = query_values(query, [name, "a"]);
+                // Distinct names (as every caller passes them).
+                let other = if name == "b" { "c" } else { "b" };
+                let [one, two] = query_values(query, [name, other]);
                 assert_eq!(one, map.get(name).cloned(), "{query} {name}");
-                assert_eq!(a, map.get("a").cloned(), "{query}");
+                assert_eq!(two, map.get(other).cloned(), "{query} {other}");
             }
         }
     }

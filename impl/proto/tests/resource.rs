@@ -1872,10 +1872,13 @@ fn offline_access_is_never_in_prm_or_a_challenge() {
     assert!(!challenge.www_authenticate.contains("scope="));
 }
 
+/// (key, signing input, signature) → valid.
+type Seen = std::collections::BTreeMap<(Vec<u8>, Vec<u8>, Vec<u8>), bool>;
+
 /// A [`VerificationMemo`] that remembers every answer and counts the verifications it ran.
 #[derive(Default)]
 struct CountingMemo {
-    seen: std::sync::Mutex<std::collections::HashMap<(Vec<u8>, Vec<u8>, Vec<u8>), bool>>,
+    seen: std::sync::Mutex<Seen>,
     ran: std::sync::atomic::AtomicUsize,
 }
 

@@ -194,8 +194,6 @@ pub fn browser_of(server: &AuthorizationServer, request: &HttpRequest) -> Browse
     }
 }
 
-/// The issuer's origin (`scheme://host[:port]`), lowercase.
-
 /// DNS rebinding and cross-site forms: a `Host` that is not the issuer's is refused on every
 /// route, and so is a form POST whose `Origin` is not the issuer's.
 // spec: SEC-15

@@ -18,6 +18,7 @@ use mcp_auth_proto::types::ScopeSet;
 use mcp_auth_proto::uri::{HttpPolicy, Issuer, ResourceUri};
 use mcp_auth_proto::{Revision, Sequential, UnixTime};
 
+use crate::memo::{MemoSigner, Verifications};
 use crate::network::{json_field, origin};
 use crate::user_agent::honest_users;
 use crate::{
@@ -189,7 +190,7 @@ impl Config {
         }
         AuthorizationServer::new(
             config,
-            Signer::new(Ed25519Signer::from_seed("k1", [seed; 32])),
+            Signer::new(MemoSigner::new(Ed25519Signer::from_seed("k1", [seed; 32]))),
         )
     }
 
@@ -204,7 +205,10 @@ impl Config {
             config
         };
         let mut rs = ResourceServer::new(config);
-        rs.set_keys(UnixTime::default(), KeySet::from_jwks(&trusted.jwks()));
+        rs.set_keys(
+            UnixTime::default(),
+            KeySet::from_jwks(&trusted.jwks()).with_verification_memo(Verifications::shared()),
+        );
         rs
     }
 }

@@ -83,6 +83,7 @@
 mod actions;
 mod attacker;
 mod config;
+pub mod memo;
 #[cfg(mcp_auth_mutations)]
 pub mod mutation;
 mod network;

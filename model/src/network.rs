@@ -14,7 +14,7 @@ use mcp_auth_proto::server::FetchFailure;
 use mcp_auth_proto::server::http::{Prepared, finish_fetch, finish_login, handle, prepare};
 
 use crate::replay::{self, Endpoint, Observation, RedirectTo, Role};
-use crate::url::{query_map, split_url};
+use crate::url::{query_values, split_url};
 use crate::{
     ATTACKER_DOC, ATTACKER_LOOPBACK_DOC, ATTACKER_REDIRECT, AuthModel, EVIL_ISSUER, Event,
     HONEST_DOC, HONEST_RS, IMPOSTOR_DOC, Party, Prm, Target, Via, World, claims_of, redirect_uri,
@@ -137,11 +137,11 @@ impl AuthModel {
             response
         } else if origin == self.evil_as_origin {
             // The attacker's AS learns every code and verifier sent to it.
-            let form = query_map(std::str::from_utf8(&local.body).unwrap_or(""));
-            if let Some(code) = form.get("code") {
+            let form = std::str::from_utf8(&local.body).unwrap_or("");
+            if let [Some(code), verifier] = query_values(form, ["code", "code_verifier"]) {
                 w.knows().codes.insert(code.clone());
-                if let Some(v) = form.get("code_verifier") {
-                    w.knows().verifiers.insert(code.clone(), v.clone());
+                if let Some(v) = verifier {
+                    w.knows().verifiers.insert(code, v);
                 }
             }
             let now = w.now;
@@ -249,14 +249,12 @@ impl AuthModel {
                 }
             }
             "/token" => {
-                let form = query_map(std::str::from_utf8(&request.body).unwrap_or(""));
-                let via = match (
-                    form.get("grant_type").map(String::as_str),
-                    form.get("code"),
-                    form.get("refresh_token"),
-                ) {
-                    (Some("authorization_code"), Some(code), _) => Via::Code(code.clone()),
-                    (Some("refresh_token"), _, Some(rt)) => Via::Refresh(rt.clone()),
+                let form = std::str::from_utf8(&request.body).unwrap_or("");
+                let via = match query_values(form, ["grant_type", "code", "refresh_token"]) {
+                    [Some(grant), Some(code), _] if grant == "authorization_code" => {
+                        Via::Code(code)
+                    }
+                    [Some(grant), _, Some(rt)] if grant == "refresh_token" => Via::Refresh(rt),
                     _ => return,
                 };
                 if let Via::Refresh(rt) = &via

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use stateright::{Checker, Expectation, HasDiscoveries, Model};
+use stateright::{Checker, Expectation, HasDiscoveries, Model, Property};
 
 use crate::{Action, AuthModel, Config, Prm, Target, Whose, World, claims_of};
 
@@ -53,6 +53,16 @@ impl Outcome {
     pub fn result(&self, name: &str) -> Option<&PropertyResult> {
         self.results.iter().find(|r| r.name == name)
     }
+
+    /// Throughput: unique states explored per second of wall time.
+    pub fn states_per_sec(&self) -> f64 {
+        let secs = self.elapsed.as_secs_f64();
+        if secs > 0.0 {
+            self.unique_states as f64 / secs
+        } else {
+            0.0
+        }
+    }
 }
 
 /// How to run the checker.
@@ -60,7 +70,8 @@ impl Outcome {
 pub struct RunOptions {
     /// Worker threads (0: 1).
     pub threads: usize,
-    /// Stop as soon as this property has a discovery (mutation checks).
+    /// Stop as soon as this property has a discovery (mutation checks); its trace is then a
+    /// shortest counterexample (found again with the depth bounded, see [`run`]).
     pub stop_at: Option<&'static str>,
     /// Give up after this long (the outcome is then marked incomplete).
     pub timeout: Option<Duration>,
@@ -88,6 +99,7 @@ fn cut(
 pub fn run(cfg: Config, options: &RunOptions) -> Outcome {
     let model = cfg.clone().into_model();
     let properties = model.properties();
+    let cfg_for_shortest = cfg.clone();
     let mut builder = cfg.into_model().checker().threads(options.threads.max(1));
     if let Some(p) = options.stop_at {
         builder = builder.finish_when(HasDiscoveries::AnyOf(BTreeSet::from([p])));
@@ -97,17 +109,46 @@ pub fn run(cfg: Config, options: &RunOptions) -> Outcome {
     }
     let start = Instant::now();
     let checker = builder.spawn_bfs().join();
+    let timed_out = options.timeout.is_some_and(|t| start.elapsed() >= t);
+    let trace_of = |p: &Property<AuthModel>, path: stateright::Path<World, Action>| {
+        let condition = p.condition;
+        match p.expectation {
+            Expectation::Always => cut(&model, path.into_vec(), |m, s| !condition(m, s)),
+            _ => cut(&model, path.into_vec(), condition),
+        }
+    };
+    // stateright's BFS keeps the *last* violation of an `always` property it meets before it
+    // stops (it overwrites a discovery with each later one), not the first: the path can
+    // have steps that play no part. When the run stops at one property, find a shortest
+    // counterexample by bounding the depth, one step more each time, until one is found: in
+    // the first bounded run that finds one, every violation is of the least depth.
+    let shortest = options.stop_at.and_then(|name| {
+        let property = properties.iter().find(|p| p.name == name)?;
+        let found = trace_of(property, checker.discovery(name)?);
+        for depth in 2..=found.len() + 1 {
+            let bounded = cfg_for_shortest
+                .clone()
+                .into_model()
+                .checker()
+                .threads(1)
+                .target_max_depth(depth)
+                .finish_when(HasDiscoveries::AnyOf(BTreeSet::from([name])))
+                .spawn_bfs()
+                .join();
+            if let Some(path) = bounded.discovery(name) {
+                return Some((name, trace_of(property, path)));
+            }
+        }
+        Some((name, found))
+    });
     let elapsed = start.elapsed();
-    let timed_out = options.timeout.is_some_and(|t| elapsed >= t);
     let results = properties
         .iter()
         .map(|p| {
-            let found = checker.discovery(p.name);
-            let condition = p.condition;
-            let trace = found.map(|path| match p.expectation {
-                Expectation::Always => cut(&model, path.into_vec(), |m, s| !condition(m, s)),
-                _ => cut(&model, path.into_vec(), condition),
-            });
+            let trace = match &shortest {
+                Some((name, trace)) if *name == p.name => Some(trace.clone()),
+                _ => checker.discovery(p.name).map(|path| trace_of(p, path)),
+            };
             PropertyResult {
                 name: p.name,
                 expectation: p.expectation.clone(),

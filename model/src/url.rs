@@ -29,3 +29,46 @@ pub fn query_map(query: &str) -> BTreeMap<String, String> {
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect()
 }
+
+/// One value of a query or form, as [`query_map`] would give it (of a repeated name, the
+/// last), without building the map.
+pub fn query_value(query: &str, name: &str) -> Option<String> {
+    let [value] = query_values(query, [name]);
+    value
+}
+
+/// Several values of a query or form (distinct names), as [`query_value`] gives each, in one
+/// pass.
+pub fn query_values<const N: usize>(query: &str, names: [&str; N]) -> [Option<String>; N] {
+    let mut values = [const { None }; N];
+    for (k, v) in form_urlencoded::parse(query.as_bytes()) {
+        if let Some(i) = names.iter().position(|n| *n == k) {
+            values[i] = Some(v.into_owned());
+        }
+    }
+    values
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_value_is_query_map_s_entry() {
+        for query in ["a=1&b=2&a=3", "a=%20x&c", "", "b=&a", "a+b=c%3D"] {
+            let map = query_map(query);
+            for name in ["a", "b", "c", "a b", "d"] {
+                assert_eq!(
+                    query_value(query, name),
+                    map.get(name).cloned(),
+                    "{query} {name}"
+                );
+                // Distinct names (as every caller passes them).
+                let other = if name == "b" { "c" } else { "b" };
+                let [one, two] = query_values(query, [name, other]);
+                assert_eq!(one, map.get(name).cloned(), "{query} {name}");
+                assert_eq!(two, map.get(other).cloned(), "{query} {other}");
+            }
+        }
+    }
+}

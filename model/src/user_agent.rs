@@ -9,7 +9,7 @@ use mcp_auth_proto::server::{UserRecord, Users};
 
 use crate::network::form_request;
 use crate::replay::{self, Endpoint, Observation, Role};
-use crate::url::{query_map, split_url};
+use crate::url::{query_value, split_url};
 use crate::{
     ALICE, ALICE_PASSWORD, ATTACKER_REDIRECT, AuthModel, Event, MALLORY, MALLORY_PASSWORD, Party,
     SESSION_COOKIE, World, redirect_uri,
@@ -157,8 +157,8 @@ impl AuthModel {
     pub(crate) fn redirect_of(w: &mut World, response: &HttpResponse) -> Option<String> {
         let location = response.header_value("location")?.to_owned();
         let (target, query) = location.split_once('?').unwrap_or((&location, ""));
-        if let Some(code) = query_map(query).get("code")
-            && let Some(client_id) = Self::binding(w, code).map(|b| b.0)
+        if let Some(code) = query_value(query, "code")
+            && let Some(client_id) = Self::binding(w, &code).map(|b| b.0)
         {
             w.audit_mut().record(Event::CodeRedirect {
                 client_id,
@@ -216,8 +216,8 @@ impl AuthModel {
             Party::Attacker => Role::Attacker,
         };
         let (target, query) = location.split_once('?').unwrap_or((location, ""));
-        if let Some(code) = query_map(query).get("code") {
-            w.knows().codes.insert(code.clone());
+        if let Some(code) = query_value(query, "code") {
+            w.knows().codes.insert(code);
         }
         if browser == Party::Attacker || target == ATTACKER_REDIRECT {
             return;

@@ -1,6 +1,8 @@
-//! The model on the small configuration (debug-friendly): every property holds with every
-//! defense on, and the state count is pinned. That every defense has teeth is
-//! `tests/mutations.rs` (cfg `mcp_auth_mutations`).
+//! The model on every configuration: every property holds with every defense on, and each
+//! configuration's state count is pinned. That every defense has teeth is
+//! `tests/mutations.rs` (cfg `mcp_auth_mutations`). `standard` and `timed` explore ~55,000
+//! states each: the workspace's `Cargo.toml` optimizes the model, the checker and the core in
+//! test builds so that they take seconds, not minutes.
 
 use mcp_auth_model::Config;
 use mcp_auth_model::properties as p;
@@ -12,6 +14,14 @@ const SMALL_STATES: usize = 3_120;
 
 /// Unique states of the CIMD configuration, all defenses on (as [`SMALL_STATES`]).
 const CIMD_STATES: usize = 2_764;
+
+/// Unique states of the standard configuration (two honest sessions), all defenses on (as
+/// [`SMALL_STATES`]).
+const STANDARD_STATES: usize = 53_712;
+
+/// Unique states of the timed configuration (one clock tick), all defenses on (as
+/// [`SMALL_STATES`]).
+const TIMED_STATES: usize = 55_564;
 
 fn full() -> RunOptions {
     RunOptions {
@@ -81,4 +91,34 @@ fn every_property_holds_with_a_2026_07_28_client() {
     }
     assert!(o.complete, "exploration incomplete");
     assert_eq!(o.unique_states, SMALL_STATES, "state count changed");
+}
+
+/// Every property holds on `config`, the exploration is complete, and it has `states` states.
+fn holds_with(config: mcp_auth_model::Config, states: usize) {
+    let name = config.name;
+    let o = report::run(config, &full());
+    for r in &o.results {
+        assert!(
+            r.ok,
+            "{name}: {} failed: {:?}",
+            r.name,
+            r.trace.as_ref().map(|t| report::format_trace(t))
+        );
+    }
+    assert!(o.complete, "{name}: exploration incomplete");
+    assert_eq!(o.unique_states, states, "{name}: state count changed");
+}
+
+/// Two honest sessions (the second one to the honest server only): concurrent flows do not
+/// interfere, every property holds, and the state count is pinned.
+#[test]
+fn every_property_holds_with_two_sessions() {
+    holds_with(Config::standard(), STANDARD_STATES);
+}
+
+/// One clock tick (codes, consents and access tokens expire): every property holds, and the
+/// state count is pinned.
+#[test]
+fn every_property_holds_with_a_clock_tick() {
+    holds_with(Config::timed(), TIMED_STATES);
 }

@@ -356,17 +356,29 @@ pub const LEEWAY_MAX_SECS: u64 = 60;
 struct VerifyingKey {
     kid: Option<String>,
     alg: Alg,
-    key: Option<Arc<ParsedPublicKey>>,
+    key: Option<Arc<PublicKey>>,
+}
+
+/// A parsed public key and the bytes it was parsed from (what a [`VerificationMemo`] is keyed
+/// by).
+struct PublicKey {
+    parsed: ParsedPublicKey,
+    /// The algorithm's name, then the key: the Ed25519 `x`, the uncompressed P-256 point, or
+    /// the RSA modulus's length (4 bytes, big-endian), modulus and exponent.
+    bytes: Box<[u8]>,
 }
 
 /// Parse a JWK's public key for `alg`: `Err` when a member is not base64url (the key is then
 /// skipped, as jsonwebtoken's `DecodingKey::from_jwk` refused it), `Ok(None)` when the bytes do
 /// not form a key aws-lc-rs accepts for `alg`.
-fn parse_key(jwk: &Jwk, alg: Alg) -> Result<Option<ParsedPublicKey>, ()> {
+fn parse_key(jwk: &Jwk, alg: Alg) -> Result<Option<PublicKey>, ()> {
     let b64 = |s: &str| URL_SAFE_NO_PAD.decode(s).map_err(|_| ());
-    Ok(match (&jwk.algorithm, alg) {
+    let mut bytes = alg.as_str().as_bytes().to_vec();
+    let parsed = match (&jwk.algorithm, alg) {
         (AlgorithmParameters::OctetKeyPair(p), Alg::EdDSA) => {
-            ParsedPublicKey::new(&ED25519, b64(&p.x)?).ok()
+            let x = b64(&p.x)?;
+            bytes.extend_from_slice(&x);
+            ParsedPublicKey::new(&ED25519, x).ok()
         }
         (AlgorithmParameters::EllipticCurve(p), Alg::ES256) => {
             let (x, y) = (b64(&p.x)?, b64(&p.y)?);
@@ -374,16 +386,45 @@ fn parse_key(jwk: &Jwk, alg: Alg) -> Result<Option<ParsedPublicKey>, ()> {
             point.push(0x04);
             point.extend_from_slice(&x);
             point.extend_from_slice(&y);
+            bytes.extend_from_slice(&point);
             ParsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, point).ok()
         }
         (AlgorithmParameters::RSA(p), Alg::RS256) => {
             let (n, e) = (b64(&p.n)?, b64(&p.e)?);
+            bytes.extend_from_slice(&u32::try_from(n.len()).map_err(|_| ())?.to_be_bytes());
+            bytes.extend_from_slice(&n);
+            bytes.extend_from_slice(&e);
             RsaPublicKeyComponents { n: &n, e: &e }
                 .to_parsed_public_key(&RSA_PKCS1_2048_8192_SHA256)
                 .ok()
         }
         _ => return Err(()),
-    })
+    };
+    Ok(parsed.map(|parsed| PublicKey {
+        parsed,
+        bytes: bytes.into(),
+    }))
+}
+
+/// A memo of signature verifications that a caller may attach to a [`KeySet`]
+/// ([`KeySet::with_verification_memo`]) so that a signature it has already checked is not
+/// checked again. The servers never attach one: they verify every signature. The model
+/// checker does, because it validates the same few tokens in millions of states.
+///
+/// An implementation must be a pure memo of `verify`: it returns exactly what `verify()`
+/// returns for these bytes (calling it, or returning the answer an earlier call gave for the
+/// same `key`, `signing_input` and `signature`). Signature verification is a function of those
+/// three, so every validation then gives the answer it gives without a memo.
+pub trait VerificationMemo: Send + Sync {
+    /// Whether `signature` is a valid signature of `signing_input` under `key` (the algorithm's
+    /// name followed by the public key's bytes), as `verify` answers.
+    fn verified(
+        &self,
+        key: &[u8],
+        signing_input: &[u8],
+        signature: &[u8],
+        verify: &dyn Fn() -> bool,
+    ) -> bool;
 }
 
 /// The trusted issuer's verification keys, parsed once from its JWK Set. Compared and hashed by
@@ -395,6 +436,8 @@ pub struct KeySet {
     /// The headers an issuer's signer writes for these keys, already parsed (see
     /// [`KnownHeader`]).
     headers: Arc<[KnownHeader]>,
+    /// A memo of verifications ([`KeySet::with_verification_memo`]); `None` in the servers.
+    memo: Option<Arc<dyn VerificationMemo>>,
 }
 
 /// A JOSE header as a signer writes it for one of the keys (`{"alg","typ":"at+jwt","kid"}` in
@@ -492,6 +535,7 @@ impl KeySet {
             source: JwkSet { keys: Vec::new() },
             keys: Vec::new(),
             headers: Arc::new([]),
+            memo: None,
         }
     }
 
@@ -526,7 +570,17 @@ impl KeySet {
             source: jwks.clone(),
             headers: known_headers(&keys),
             keys,
+            memo: None,
         }
+    }
+
+    /// The same keys, verifying signatures through `memo` (see [`VerificationMemo`]: the
+    /// answers are the same; only repeated verifications are skipped). Equality, hashing and
+    /// debug output do not see the memo.
+    #[must_use]
+    pub fn with_verification_memo(mut self, memo: Arc<dyn VerificationMemo>) -> Self {
+        self.memo = Some(memo);
+        self
     }
 
     /// Parse a JWK Set document.
@@ -912,12 +966,21 @@ pub(crate) fn validate_with_times(
     let signature_len = URL_SAFE_NO_PAD
         .decode_slice(signature_b64, signature_buf)
         .map_err(|_| Rejection::BadSignature)?;
-    match &key.key {
-        Some(key)
-            if key
-                .verify_sig(signing_input.as_bytes(), &signature_buf[..signature_len])
-                .is_ok() => {}
-        _ => return Err(Rejection::BadSignature),
+    let Some(key) = &key.key else {
+        return Err(Rejection::BadSignature);
+    };
+    let signature = &signature_buf[..signature_len];
+    let verify = || {
+        key.parsed
+            .verify_sig(signing_input.as_bytes(), signature)
+            .is_ok()
+    };
+    let valid = match &keys.memo {
+        None => verify(),
+        Some(memo) => memo.verified(&key.bytes, signing_input.as_bytes(), signature, &verify),
+    };
+    if !valid {
+        return Err(Rejection::BadSignature);
     }
     let claims_len = URL_SAFE_NO_PAD
         .decode_slice(claims_b64, claims_buf)

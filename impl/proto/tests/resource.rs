@@ -6,6 +6,8 @@
 //! Ed25519 key through the `TokenSigner` trait), so that a rule is shown to hold even when the
 //! signature is valid.
 
+use std::sync::Arc;
+
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::jwk::{Jwk, JwkSet, KeyAlgorithm, PublicKeyUse};
@@ -13,7 +15,7 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use mcp_auth_proto::challenge::{BearerChallenge, parse_www_authenticate};
 use mcp_auth_proto::jwt::{
     Access, AccessClaims, Alg, Audience, Ed25519Signer, KeySet, LEEWAY_MAX_SECS, SignError, Signer,
-    TOKEN_LEN_MAX, TokenSigner, ValidationPolicy, complete_jwk, validate,
+    TOKEN_LEN_MAX, TokenSigner, ValidationPolicy, VerificationMemo, complete_jwk, validate,
 };
 use mcp_auth_proto::resource::{Challenge, ResourceServer, RsConfig};
 use mcp_auth_proto::types::ScopeSet;
@@ -1868,4 +1870,69 @@ fn offline_access_is_never_in_prm_or_a_challenge() {
     let only = ScopeSet::from_tokens(["offline_access"]);
     let challenge = rs.challenge(Rejection::InsufficientScope, Some(&only));
     assert!(!challenge.www_authenticate.contains("scope="));
+}
+
+/// (key, signing input, signature) → valid.
+type Seen = std::collections::BTreeMap<(Vec<u8>, Vec<u8>, Vec<u8>), bool>;
+
+/// A [`VerificationMemo`] that remembers every answer and counts the verifications it ran.
+#[derive(Default)]
+struct CountingMemo {
+    seen: std::sync::Mutex<Seen>,
+    ran: std::sync::atomic::AtomicUsize,
+}
+
+impl VerificationMemo for CountingMemo {
+    fn verified(
+        &self,
+        key: &[u8],
+        signing_input: &[u8],
+        signature: &[u8],
+        verify: &dyn Fn() -> bool,
+    ) -> bool {
+        let entry = (key.to_vec(), signing_input.to_vec(), signature.to_vec());
+        let mut seen = self.seen.lock().unwrap();
+        *seen.entry(entry).or_insert_with(|| {
+            self.ran.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            verify()
+        })
+    }
+}
+
+/// A key set with a verification memo gives the answers of one without, verifying each
+/// (key, signing input, signature) once; the memo is keyed by the key's algorithm and bytes.
+#[test]
+fn verification_memo_answers_as_verification_and_runs_it_once() {
+    let memo = Arc::new(CountingMemo::default());
+    let memo_keys = keys().with_verification_memo(memo.clone());
+    assert_eq!(
+        memo_keys,
+        keys(),
+        "the memo is not part of the key set's value"
+    );
+    let token = mint(&claims());
+    // Change one character inside the signature (not the last, whose low bits are padding).
+    let at = token.len() - 10;
+    let changed = if &token[at..=at] == "A" { "B" } else { "A" };
+    let forged = format!("{}{changed}{}", &token[..at], &token[at + 1..]);
+    for _ in 0..3 {
+        assert_eq!(
+            validate(&policy(), &memo_keys, now(), &token),
+            validate(&policy(), &keys(), now(), &token)
+        );
+        assert!(validate(&policy(), &memo_keys, now(), &token).is_ok());
+        assert_eq!(
+            validate(&policy(), &memo_keys, now(), &forged).unwrap_err(),
+            Rejection::BadSignature
+        );
+    }
+    assert_eq!(memo.ran.load(std::sync::atomic::Ordering::Relaxed), 2);
+    let seen = memo.seen.lock().unwrap();
+    let x = match &signer().public_jwk().algorithm {
+        jsonwebtoken::jwk::AlgorithmParameters::OctetKeyPair(p) => unb64(&p.x),
+        other => panic!("not an OKP key: {other:?}"),
+    };
+    let key = [b"EdDSA".as_slice(), &x].concat();
+    assert!(seen.keys().all(|(k, _, _)| *k == key));
+    assert_eq!(seen.values().filter(|valid| **valid).count(), 1);
 }

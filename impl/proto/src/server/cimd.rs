@@ -395,7 +395,7 @@ impl AuthorizationServer {
     /// The client a request names: a registered one, or (with client metadata documents on)
     /// the cached document of a client ID URL, fresh or not.
     pub(super) fn client_record(&self, client_id: &ClientId) -> Option<&RegisteredClient> {
-        self.clients.get(client_id).or_else(|| {
+        self.clients.get(client_id).map(|c| &**c).or_else(|| {
             if self.config.client_id_metadata_documents {
                 self.documents.get(client_id).map(|d| &d.client)
             } else {
@@ -411,7 +411,7 @@ impl AuthorizationServer {
         now: UnixTime,
         client_id: &ClientId,
     ) -> Option<&RegisteredClient> {
-        self.clients.get(client_id).or_else(|| {
+        self.clients.get(client_id).map(|c| &**c).or_else(|| {
             if self.config.client_id_metadata_documents {
                 self.documents
                     .get(client_id)

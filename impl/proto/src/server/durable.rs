@@ -49,6 +49,7 @@
 //! revoked, [RT-2](crate::requirements#RT-2)); two grants made at once only take the next id.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use jsonwebtoken::jwk::Jwk;
 use serde::{Deserialize, Serialize};
@@ -554,8 +555,8 @@ pub enum StoredUpdate {
 #[derive(Default)]
 struct Decoded {
     versions: BTreeMap<RecordKey, u64>,
-    clients: BTreeMap<ClientId, RegisteredClient>,
-    grants: BTreeMap<u64, Grant>,
+    clients: BTreeMap<ClientId, Arc<RegisteredClient>>,
+    grants: BTreeMap<u64, Arc<Grant>>,
     codes: BTreeMap<SecretDigest, CodeState>,
     pending: BTreeMap<String, Pending>,
     sessions: BTreeMap<SessionKey, BrowserSession>,
@@ -584,10 +585,10 @@ impl Decoded {
                 .map_err(|why| RestoreError::Body(kind, id, why))?;
             match (stored.key, record) {
                 (RecordKey::Client(id), Record::Client(c)) => {
-                    d.clients.insert(id, c);
+                    d.clients.insert(id, Arc::new(c));
                 }
                 (RecordKey::Grant(id), Record::Grant(g)) => {
-                    d.grants.insert(id, g);
+                    d.grants.insert(id, Arc::new(g));
                 }
                 (RecordKey::Code(digest), Record::Code(c)) => {
                     d.codes.insert(digest, c);
@@ -654,7 +655,7 @@ impl AuthorizationServer {
         self.refresh_index = d
             .grants
             .iter()
-            .flat_map(|(id, g): (&u64, &Grant)| {
+            .flat_map(|(id, g): (&u64, &Arc<Grant>)| {
                 g.refresh_token
                     .iter()
                     .chain(g.rotated.iter())
@@ -751,7 +752,7 @@ impl AuthorizationServer {
     fn set_record(&mut self, key: RecordKey, record: Option<Record>) {
         match (key, record) {
             (RecordKey::Client(id), Some(Record::Client(c))) => {
-                self.clients.insert(id, c);
+                self.clients.insert(id, Arc::new(c));
             }
             (RecordKey::Client(id), _) => {
                 self.clients.remove(&id);
@@ -767,7 +768,7 @@ impl AuthorizationServer {
                         self.refresh_index.insert(*digest, id);
                     }
                     self.next_grant = self.next_grant.max(id + 1);
-                    self.grants.insert(id, g);
+                    self.grants.insert(id, Arc::new(g));
                 }
             }
             (RecordKey::Code(digest), Some(Record::Code(c))) => {
@@ -826,8 +827,10 @@ impl AuthorizationServer {
         let mut changes = Vec::with_capacity(dirty.len());
         for key in dirty {
             let record = match &key {
-                RecordKey::Client(id) => self.clients.get(id).cloned().map(Record::Client),
-                RecordKey::Grant(id) => self.grants.get(id).cloned().map(Record::Grant),
+                RecordKey::Client(id) => {
+                    self.clients.get(id).map(|c| Record::Client((**c).clone()))
+                }
+                RecordKey::Grant(id) => self.grants.get(id).map(|g| Record::Grant((**g).clone())),
                 RecordKey::Code(digest) => self.codes.get(digest).cloned().map(Record::Code),
                 RecordKey::Pending(id) => self
                     .pending
@@ -865,11 +868,11 @@ impl AuthorizationServer {
         let clients = self
             .clients
             .iter()
-            .map(|(id, c)| (RecordKey::Client(id.clone()), Record::Client(c.clone())));
+            .map(|(id, c)| (RecordKey::Client(id.clone()), Record::Client((**c).clone())));
         let grants = self
             .grants
             .iter()
-            .map(|(id, g)| (RecordKey::Grant(*id), Record::Grant(g.clone())));
+            .map(|(id, g)| (RecordKey::Grant(*id), Record::Grant((**g).clone())));
         let codes = self
             .codes
             .iter()

@@ -2,6 +2,8 @@
 //! call into [`AuthorizationServer`], encode the [`HttpResponse`]. The hyper driver only moves
 //! bytes and supplies the clock and entropy.
 
+use std::fmt;
+
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 
@@ -65,29 +67,68 @@ impl UserAgentPolicy {
 /// content and `issuer`.
 // spec: ASM-2
 pub fn metadata_paths(server: &AuthorizationServer) -> Vec<String> {
-    let issuer = server.issuer().as_str();
-    let origin_len = crate::uri::parse_uri(issuer)
-        .map(|p| {
-            p.scheme.len() + 3 + p.host.len() + p.port.map_or(0, |port| port.to_string().len() + 1)
-        })
-        .unwrap_or(0);
-    let mut out: Vec<String> = [
-        well_known_insert(issuer, ASM_SUFFIX),
-        well_known_insert(issuer, OIDC_SUFFIX),
-        well_known_append(issuer, OIDC_SUFFIX),
-    ]
-    .into_iter()
-    .flatten()
-    .map(|u| u.get(origin_len..).unwrap_or("/").to_owned())
-    .collect();
-    out.dedup();
-    out
+    server.routes.0.metadata_paths.clone()
 }
 
-fn issuer_path(server: &AuthorizationServer) -> String {
-    crate::uri::parse_uri(server.issuer().as_str())
-        .map(|p| p.path.trim_end_matches('/').to_owned())
-        .unwrap_or_default()
+/// What [`prepare`] derives from the issuer on every request, computed once when the server is
+/// made ([`AuthorizationServer::new`]; the issuer never changes after). Compared and hashed as
+/// nothing: it is a function of the configuration, which the server's equality already covers.
+#[derive(Clone)]
+pub(crate) struct Routes(std::sync::Arc<RoutesOf>);
+
+struct RoutesOf {
+    /// [`metadata_paths`].
+    metadata_paths: Vec<String>,
+    /// The issuer's path without a trailing `/`: the prefix of every route.
+    base: String,
+    /// The issuer's origin and authority (`None`: the issuer does not parse as a URI).
+    origin: Option<(String, String)>,
+}
+
+impl Routes {
+    pub(crate) fn new(issuer: &crate::uri::Issuer) -> Self {
+        let issuer = issuer.as_str();
+        let parsed = crate::uri::parse_uri(issuer).ok();
+        let origin_len = parsed.as_ref().map_or(0, |p| {
+            p.scheme.len() + 3 + p.host.len() + p.port.map_or(0, |port| port.to_string().len() + 1)
+        });
+        let mut metadata_paths: Vec<String> = [
+            well_known_insert(issuer, ASM_SUFFIX),
+            well_known_insert(issuer, OIDC_SUFFIX),
+            well_known_append(issuer, OIDC_SUFFIX),
+        ]
+        .into_iter()
+        .flatten()
+        .map(|u| u.get(origin_len..).unwrap_or("/").to_owned())
+        .collect();
+        metadata_paths.dedup();
+        Self(std::sync::Arc::new(RoutesOf {
+            metadata_paths,
+            base: parsed
+                .as_ref()
+                .map(|p| p.path.trim_end_matches('/').to_owned())
+                .unwrap_or_default(),
+            origin: parsed.map(|p| (p.origin(), p.authority())),
+        }))
+    }
+}
+
+impl PartialEq for Routes {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for Routes {}
+
+impl std::hash::Hash for Routes {
+    fn hash<H: std::hash::Hasher>(&self, _: &mut H) {}
+}
+
+impl fmt::Debug for Routes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Routes")
+    }
 }
 
 /// CORS headers for endpoints browser-based clients call directly (no cookies are involved).
@@ -153,12 +194,6 @@ pub fn browser_of(server: &AuthorizationServer, request: &HttpRequest) -> Browse
     }
 }
 
-/// The issuer's origin (`scheme://host[:port]`), lowercase.
-fn issuer_origin(server: &AuthorizationServer) -> Option<(String, String)> {
-    let p = crate::uri::parse_uri(server.issuer().as_str()).ok()?;
-    Some((p.origin(), p.authority()))
-}
-
 /// DNS rebinding and cross-site forms: a `Host` that is not the issuer's is refused on every
 /// route, and so is a form POST whose `Origin` is not the issuer's.
 // spec: SEC-15
@@ -167,17 +202,17 @@ fn misdirected(
     request: &HttpRequest,
     form: bool,
 ) -> Option<Rejection> {
-    let (origin, authority) = issuer_origin(server)?;
+    let (origin, authority) = server.routes.0.origin.as_ref()?;
     // Every value must match: a second header must not smuggle a foreign value past the check.
     let all_are = |name: &str, expected: &str| {
         request
             .header_values(name)
             .all(|v| v.eq_ignore_ascii_case(expected.as_bytes()))
     };
-    if !all_are("host", &authority) {
+    if !all_are("host", authority) {
         return Some(Rejection::WrongHost);
     }
-    if form && !all_are("origin", &origin) {
+    if form && !all_are("origin", origin) {
         return Some(Rejection::CrossOrigin);
     }
     None
@@ -274,16 +309,16 @@ pub fn prepare(
     user: &UserAgentPolicy,
     request: &HttpRequest,
 ) -> Prepared {
-    let base = issuer_path(server);
+    let base = server.routes.0.base.as_str();
     let path = request.url.as_str();
-    let route = path.strip_prefix(base.as_str()).unwrap_or("");
+    let route = path.strip_prefix(base).unwrap_or("");
     let is_form = matches!(route, paths::CONSENT | paths::LOGIN | paths::LOGOUT)
         && request.method == Method::Post;
     if let Some(r) = misdirected(server, request, is_form) {
         let page = pages::error(&server.config().name, r);
         return Prepared::Done(page);
     }
-    let is_metadata = metadata_paths(server).iter().any(|p| p == path);
+    let is_metadata = server.routes.0.metadata_paths.iter().any(|p| p == path);
     let cors_route =
         is_metadata || [paths::JWKS, paths::REGISTER, paths::TOKEN, paths::REVOKE].contains(&route);
     if request.method == Method::Options && cors_route {

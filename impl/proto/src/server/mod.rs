@@ -78,17 +78,24 @@ pub const RETIRED_KEYS_MAX: usize = 2;
 /// The authorization server.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct AuthorizationServer {
-    config: AsConfig,
+    /// Behind an `Arc`: the configuration never changes after [`AuthorizationServer::new`], so
+    /// clones share it.
+    config: std::sync::Arc<AsConfig>,
+    /// What the HTTP layer derives from the issuer, computed once (a function of `config`).
+    routes: http::Routes,
     signer: Signer,
     /// Public keys of earlier signers, newest first (at most [`RETIRED_KEYS_MAX`]).
     retired: Vec<jsonwebtoken::jwk::Jwk>,
-    clients: BTreeMap<ClientId, RegisteredClient>,
+    /// Behind an `Arc`: a server is cloned for every model state and a client is rarely
+    /// changed after registration, so clones share the records.
+    clients: BTreeMap<ClientId, std::sync::Arc<RegisteredClient>>,
     /// Client metadata documents, by client ID URL (bounded: [`CimdLimits::entries`]).
     documents: BTreeMap<ClientId, CachedDocument>,
     pending: BTreeMap<String, Pending>,
     /// Codes by the digest of their value.
     codes: BTreeMap<SecretDigest, CodeState>,
-    grants: BTreeMap<u64, Grant>,
+    /// Behind an `Arc`, like `clients`: a server clone shares the grants it does not change.
+    grants: BTreeMap<u64, std::sync::Arc<Grant>>,
     /// Grants by the digest of a current or rotated refresh token.
     refresh_index: BTreeMap<SecretDigest, u64>,
     next_grant: u64,
@@ -105,7 +112,8 @@ impl AuthorizationServer {
     /// A server with no clients.
     pub fn new(config: AsConfig, signer: Signer) -> Self {
         Self {
-            config,
+            routes: http::Routes::new(&config.issuer),
+            config: std::sync::Arc::new(config),
             signer,
             retired: Vec::new(),
             clients: BTreeMap::new(),
@@ -139,7 +147,7 @@ impl AuthorizationServer {
 
     /// Registered clients.
     pub fn clients(&self) -> impl Iterator<Item = (&ClientId, &RegisteredClient)> {
-        self.clients.iter()
+        self.clients.iter().map(|(id, c)| (id, &**c))
     }
 
     /// Codes (by the digest of their value) and their state.
@@ -154,14 +162,14 @@ impl AuthorizationServer {
 
     /// Grants.
     pub fn grants(&self) -> impl Iterator<Item = (&u64, &Grant)> {
-        self.grants.iter()
+        self.grants.iter().map(|(id, g)| (id, &**g))
     }
 
     /// The grant an access token with this `jti` was issued under, while it is remembered
     /// (the `jti` starts with the grant's [`Grant::handle`]).
     pub fn grant_of_access_token(&self, jti: &str) -> Option<(&u64, &Grant)> {
         let (handle, _) = jti.split_once('.')?;
-        self.grants.iter().find(|(_, g)| g.handle == handle)
+        self.grants().find(|(_, g)| g.handle == handle)
     }
 
     /// Is the access token with this `jti` from a revoked grant?

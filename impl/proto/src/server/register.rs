@@ -299,7 +299,8 @@ impl AuthorizationServer {
             issued_at: now,
             ..client
         };
-        self.clients.insert(client_id.clone(), registered);
+        self.clients
+            .insert(client_id.clone(), std::sync::Arc::new(registered));
         self.touch(super::RecordKey::Client(client_id));
         Ok(response)
     }

@@ -229,7 +229,7 @@ impl AuthorizationServer {
                     return Err(Rejection::Full);
                 }
                 // One client cannot take the whole grant table (SEC-17).
-                let live = |grants: &BTreeMap<u64, Grant>| {
+                let live = |grants: &BTreeMap<u64, std::sync::Arc<Grant>>| {
                     grants
                         .values()
                         .filter(|g| &g.client_id == client_id && !g.revoked)
@@ -245,7 +245,7 @@ impl AuthorizationServer {
                 if let Some(c) = self.clients.get_mut(client_id)
                     && !c.completed
                 {
-                    c.completed = true;
+                    std::sync::Arc::make_mut(c).completed = true;
                     self.touch(RecordKey::Client(client_id.clone()));
                 }
                 let grant_id = self.next_grant;
@@ -267,7 +267,7 @@ impl AuthorizationServer {
                     handle: mint(entropy),
                     revoked: false,
                 };
-                self.grants.insert(grant_id, grant);
+                self.grants.insert(grant_id, std::sync::Arc::new(grant));
                 self.touch(RecordKey::Grant(grant_id));
                 let scopes = binding.scopes.clone();
                 if !mutated!(self.config, reusable_codes) {
@@ -363,7 +363,8 @@ impl AuthorizationServer {
         let random = mint(entropy);
         let refresh = with_refresh.then(|| mint(entropy));
         // Every caller has just found or made this grant: its absence is our bug (GEN-11).
-        let grant = self.grants.get_mut(&grant_id).ok_or(Rejection::Internal)?;
+        let grant =
+            std::sync::Arc::make_mut(self.grants.get_mut(&grant_id).ok_or(Rejection::Internal)?);
         let jti = format!("{}.{random}", grant.handle);
         let claims = AccessClaims {
             iss: self.config.issuer.as_str().to_owned(),
@@ -407,6 +408,7 @@ impl AuthorizationServer {
         if let Some(grant) = self.grants.get_mut(&grant_id)
             && !grant.revoked
         {
+            let grant = std::sync::Arc::make_mut(grant);
             grant.revoked = true;
             if let Some(current) = grant.refresh_token.take() {
                 grant.rotated.push(current);

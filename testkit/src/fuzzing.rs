@@ -3337,7 +3337,7 @@ pub fn client_document(data: &[u8]) {
 
 /// Durable records as a store hands them back (a store is input too: a damaged file, another
 /// version's rows). The input is `KIND \n ID \n VERSION \n BODY`. Properties: naming a key
-/// never panics and a key names itself back ([`RecordKey::from_parts`] of its `kind` and
+/// never panics and a key names itself back ([`mcp_auth_proto::server::RecordKey::from_parts`] of its `kind` and
 /// `id`); decoding never panics, and a record that decodes encodes to a body that decodes to
 /// the same record; restoring a server from it, or applying it to a running server, either
 /// refuses with an error or gives a server that lists that very record among its durable

@@ -32,8 +32,16 @@ enum KeysAction {
         /// The data directory (`default`: as for `serve --data default`).
         #[arg(long, value_name = "DIR", required_unless_present = "database_url")]
         data: Option<PathBuf>,
-        /// The PostgreSQL database of `serve --database-url` instead of a data directory.
-        #[arg(long, value_name = "URL", conflicts_with = "data")]
+        /// The PostgreSQL database of `serve --database-url` instead of a data directory (or
+        /// the environment variable `MCP_AUTH_DATABASE_URL`, which keeps a password out of the
+        /// process list).
+        #[arg(
+            long,
+            value_name = "URL",
+            conflicts_with = "data",
+            env = "MCP_AUTH_DATABASE_URL",
+            hide_env_values = true
+        )]
         database_url: Option<String>,
     },
 }
@@ -133,8 +141,15 @@ enum Command {
         /// (`postgres://user@host:port/db`; no TLS to the database, so loopback or a trusted
         /// network), which several `serve` processes with the same issuer may share. An
         /// unreachable database stops the start with exit status 1; one lost while serving
-        /// answers 503 until it returns.
-        #[arg(long, value_name = "URL", conflicts_with = "data")]
+        /// answers 503 until it returns. Also read from the environment variable
+        /// `MCP_AUTH_DATABASE_URL`, which keeps a password out of the process list.
+        #[arg(
+            long,
+            value_name = "URL",
+            conflicts_with = "data",
+            env = "MCP_AUTH_DATABASE_URL",
+            hide_env_values = true
+        )]
         database_url: Option<String>,
     },
     /// Manage the signing keys kept in a data directory (`serve --data DIR`).

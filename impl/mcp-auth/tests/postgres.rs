@@ -417,6 +417,23 @@ async fn serve_with_an_unreachable_database_exits_1_with_a_clear_message() {
     );
     assert!(!stderr.contains("secret-password"), "{stderr}");
     assert!(!String::from_utf8_lossy(&output.stdout).contains("Authorization server"));
+    // The same from the environment (no password in the process list): the same answer.
+    let from_env = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_mcp-auth"))
+            .args(["serve"])
+            .env("MCP_AUTH_DATABASE_URL", &url)
+            .output(),
+    )
+    .await
+    .expect("serve gives up in time")
+    .expect("runs");
+    let env_stderr = String::from_utf8_lossy(&from_env.stderr);
+    assert_eq!(from_env.status.code(), Some(1), "{env_stderr}");
+    assert!(
+        env_stderr.contains("database cannot be used") && !env_stderr.contains("secret-password"),
+        "{env_stderr}"
+    );
     // --data and --database-url together: refused.
     let both = tokio::process::Command::new(env!("CARGO_BIN_EXE_mcp-auth"))
         .args(["serve", "--data", "/nonexistent", "--database-url", &url])

@@ -1,5 +1,5 @@
-//! SIGKILL during a concurrent registration and token load (issue 13): `serve --data DIR` runs
-//! as a process; several workers register clients, complete authorizations and rotate refresh
+//! SIGKILL during a concurrent registration and token load (issue 13): `serve --data DIR` (and
+//! `serve --database-url URL`, on PostgreSQL) runs as a process; several workers register clients, complete authorizations and rotate refresh
 //! tokens as fast as it answers; the process is killed (SIGKILL) in the middle of that load and
 //! started again on the same directory and addresses. Nothing it acknowledged is lost:
 //! - every client whose registration was answered is known after the restart;
@@ -12,7 +12,7 @@
 //! The load and the kill are bounded in time (the load runs [`LOAD`], each request has a
 //! timeout).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -35,9 +35,17 @@ fn data_dir() -> PathBuf {
     dir
 }
 
-/// `serve --data DIR` at the given addresses: the child, the issuer, the MCP URL.
+/// Where `serve` keeps its state: a data directory, or a PostgreSQL database.
+#[derive(Clone, Debug)]
+enum Keep {
+    Data(PathBuf),
+    Database(String),
+}
+
+/// `serve --data DIR` (or `--database-url URL`) at the given addresses: the child, the issuer,
+/// the MCP URL.
 async fn serve(
-    data: &Path,
+    keep: &Keep,
     as_addr: &str,
     rs_addr: &str,
 ) -> (tokio::process::Child, String, String) {
@@ -50,9 +58,11 @@ async fn serve(
             as_addr,
             "--rs-addr",
             rs_addr,
-            "--data",
         ])
-        .arg(data)
+        .args(match keep {
+            Keep::Data(dir) => ["--data".into(), dir.clone().into_os_string()],
+            Keep::Database(url) => ["--database-url".into(), url.into()],
+        })
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .kill_on_drop(true)
@@ -248,6 +258,21 @@ async fn worker(issuer: String, resource: String, seen: Arc<Mutex<Acknowledged>>
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_under_registration_and_token_load_loses_nothing_acknowledged() {
     let data = data_dir();
+    sigkill_under_load(Keep::Data(data.clone())).await;
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+// spec: PF-23, RT-1, RT-2
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_sigkill_under_registration_and_token_load_loses_nothing_acknowledged() {
+    sigkill_under_load(Keep::Database(mcp_auth_testkit::postgres::database_url(
+        "sigkill",
+    )))
+    .await;
+}
+
+async fn sigkill_under_load(keep: Keep) {
+    let data = keep;
     let (mut child, issuer, mcp_url) = serve(&data, "127.0.0.1:0", "127.0.0.1:0").await;
     let seen = Arc::new(Mutex::new(Acknowledged::default()));
     let workers: Vec<_> = (0..WORKERS)
@@ -331,5 +356,4 @@ async fn sigkill_under_registration_and_token_load_loses_nothing_acknowledged() 
     );
     child.start_kill().expect("SIGKILL");
     let _ = child.wait().await;
-    let _ = std::fs::remove_dir_all(&data);
 }

@@ -19,7 +19,7 @@
 //! blocking thread (the commit waits for the disk), never on an async worker. A commit that
 //! fails answers 503 with `Retry-After` ([`Rejection::StoreUnavailable`]) and the core's
 //! durable state is **reloaded** from the store (the in-memory change is dropped; memory-only
-//! state such as pending consents and sessions is kept); while the store cannot be read, every
+//! state such as rate windows and throttles is kept); while the store cannot be read, every
 //! request gets that 503. A commit refused because another instance changed a record first
 //! (compare-and-set) reloads the core and runs the request again ([`COMMIT_ATTEMPTS`]): the
 //! core's own rules then answer it against the state that won (a refresh token or a code

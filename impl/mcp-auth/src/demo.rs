@@ -61,8 +61,9 @@ pub struct StackOptions {
     /// Development switch: client ID URLs and their documents may be on loopback hosts, over
     /// http too ([`AsConfig::cimd_allow_loopback`]). Off by default.
     pub cimd_allow_loopback: bool,
-    /// The authorization server's data directory: its durable state (clients, grants, signing
-    /// keys) is loaded from and committed to the SQLite database there
+    /// The authorization server's data directory: its durable state (clients, grants, codes,
+    /// pending authorizations, sessions, signing keys) is loaded from and committed to the
+    /// SQLite database there
     /// ([`crate::store`]). `None`: in memory only, forgotten when the stack stops.
     pub data: Option<std::path::PathBuf>,
     /// The authorization server's PostgreSQL database (`postgres://...`), shared by several

@@ -8,11 +8,19 @@
 
 use std::path::{Path, PathBuf};
 
-use mcp_auth::client::{Http, McpClient, Options, initialize_params};
+use mcp_auth::client::{McpClient, Options};
 use mcp_auth::demo::{Stack, StackOptions};
-use mcp_auth_proto::http::{HttpRequest, HttpResponse, Method};
-use mcp_auth_proto::uri::HttpPolicy;
-use serde_json::{Value, json};
+use serde_json::Value;
+
+#[path = "support/durable_http.rs"]
+mod durable_http;
+
+use durable_http::*;
+
+/// `--data DIR` for [`serve_process`].
+fn data_args(data: &Path) -> Vec<std::ffi::OsString> {
+    vec!["--data".into(), data.as_os_str().to_owned()]
+}
 
 fn data_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("mcp-auth-durable-{name}-{}", std::process::id()));
@@ -22,122 +30,14 @@ fn data_dir(name: &str) -> PathBuf {
 
 /// A stack on `data`, at the given addresses (`127.0.0.1:0` for new ones).
 async fn stack(data: &Path, as_addr: &str, rs_addr: &str) -> Stack {
-    Stack::start(
-        StackOptions::default()
-            .with_auto_approve(true)
-            .with_as_addr(as_addr)
-            .with_rs_addr(rs_addr)
-            .with_data(Some(data.to_owned())),
-    )
-    .await
-    .expect("the stack starts")
-}
-
-fn host_port(url: &str) -> String {
-    let rest = url.split_once("://").map_or(url, |(_, r)| r);
-    rest.split('/').next().unwrap_or_default().to_owned()
-}
-
-async fn send(request: &HttpRequest) -> HttpResponse {
-    Http::new(HttpPolicy::AllowLoopbackHttp)
-        .send(request)
-        .await
-        .expect("the server answers")
-}
-
-async fn initialize(url: &str, token: &str) -> u16 {
-    let body =
-        json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": initialize_params()});
-    let request = mcp_auth_proto::client::mcp_request(
-        url,
-        "initialize",
-        serde_json::to_vec(&body).unwrap_or_default(),
-        None,
-        Some(&format!("Bearer {token}")),
-    );
-    send(&request).await.status
-}
-
-async fn refresh(issuer: &str, client_id: &str, refresh_token: &str) -> (u16, Value) {
-    let request = HttpRequest::new(Method::Post, format!("{issuer}/token"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(mcp_auth_proto::form::encode([
-            ("grant_type", "refresh_token"),
-            ("refresh_token", refresh_token),
-            ("client_id", client_id),
-        ]));
-    let response = send(&request).await;
-    (
-        response.status,
-        serde_json::from_slice(&response.body).unwrap_or_default(),
-    )
-}
-
-fn refresh_token_of(answer: &(u16, Value)) -> String {
-    assert_eq!(answer.0, 200, "{}", answer.1);
-    answer.1["refresh_token"]
-        .as_str()
-        .expect("a rotated refresh token")
-        .to_owned()
+    Keeps::Data(data.to_owned()).stack(as_addr, rs_addr).await
 }
 
 // spec: RT-2, PF-23
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_on_the_same_data_directory_forgets_nothing_durable() {
     let data = data_dir("restart");
-    let s1 = stack(&data, "127.0.0.1:0", "127.0.0.1:0").await;
-    let (issuer, mcp_url) = (s1.issuer.clone(), s1.mcp_url.clone());
-    let mut c = McpClient::new(Options::headless(mcp_url.clone()), s1.transcript())
-        .await
-        .expect("client");
-    let tokens = c
-        .authorize()
-        .await
-        .expect("authorized")
-        .expect("the server asked for a token");
-    let client_id = tokens.client_id.clone();
-    let rt1 = tokens.refresh_token.clone().expect("a refresh token");
-    let second = refresh(&issuer, &client_id, &rt1).await;
-    let rt2 = refresh_token_of(&second);
-    let at2 = second.1["access_token"].as_str().expect("at").to_owned();
-    let kid_before = s1.as_state.with_server(|s| s.signer().kid().to_owned());
-    s1.stop().await;
-
-    let s2 = stack(&data, &host_port(&issuer), &host_port(&mcp_url)).await;
-    assert_eq!(s2.issuer, issuer);
-    // The client is known and the signing key is the same one.
-    assert!(
-        s2.as_state
-            .with_server(|s| s.clients().any(|(id, _)| id.0 == client_id))
-    );
-    assert_eq!(
-        s2.as_state.with_server(|s| s.signer().kid().to_owned()),
-        kid_before
-    );
-    // Access tokens issued before the restart still validate at the new MCP server.
-    assert_eq!(initialize(&mcp_url, &tokens.access_token).await, 200);
-    assert_eq!(initialize(&mcp_url, &at2).await, 200);
-    // The current refresh token works ...
-    let rt3 = refresh_token_of(&refresh(&issuer, &client_id, &rt2).await);
-    // ... a rotated-out one is refused and revokes the family, the newest token included.
-    let replay = refresh(&issuer, &client_id, &rt1).await;
-    assert_eq!(
-        (replay.0, replay.1["error"].as_str()),
-        (400, Some("invalid_grant"))
-    );
-    let after = refresh(&issuer, &client_id, &rt3).await;
-    assert_eq!(after.1["error"], "invalid_grant");
-    s2.stop().await;
-
-    // The revocation was committed too.
-    let s3 = stack(&data, &host_port(&issuer), &host_port(&mcp_url)).await;
-    let still = refresh(&issuer, &client_id, &rt3).await;
-    assert_eq!(still.1["error"], "invalid_grant");
-    assert!(
-        s3.as_state
-            .with_server(|s| s.grants().all(|(_, g)| g.revoked))
-    );
-    s3.stop().await;
+    restart_forgets_nothing(&Keeps::Data(data.clone())).await;
     let _ = std::fs::remove_dir_all(&data);
 }
 
@@ -195,15 +95,6 @@ async fn serve_refuses_a_foreign_database_with_exit_1() {
     let _ = std::fs::remove_dir_all(&data);
 }
 
-async fn register(issuer: &str) -> HttpResponse {
-    let body = json!({"redirect_uris": ["http://127.0.0.1:9/cb"],
-        "token_endpoint_auth_method": "none", "client_name": "durable"});
-    let request = HttpRequest::new(Method::Post, format!("{issuer}/register"))
-        .header("content-type", "application/json")
-        .body(serde_json::to_vec(&body).unwrap_or_default());
-    send(&request).await
-}
-
 // spec: PF-23
 /// A commit that fails (here: another writer holds the database's write lock past the busy
 /// timeout) answers 503 with Retry-After, and the change is dropped (the core reloads from
@@ -245,69 +136,8 @@ async fn a_failed_commit_answers_503_with_retry_after_and_changes_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refresh_race_between_two_servers_on_one_database_revokes_the_family() {
     let data = data_dir("race");
-    let a = stack(&data, "127.0.0.1:0", "127.0.0.1:0").await;
-    let mut c = McpClient::new(Options::headless(a.mcp_url.clone()), a.transcript())
-        .await
-        .expect("client");
-    let tokens = c.authorize().await.expect("authorized").expect("token");
-    let client_id = tokens.client_id.clone();
-    let rt1 = tokens.refresh_token.clone().expect("rt");
-    // b loads the store now: it knows the client and the family at rt1.
-    let b = stack(&data, "127.0.0.1:0", "127.0.0.1:0").await;
-    let rt2 = refresh_token_of(&refresh(&a.issuer, &client_id, &rt1).await);
-    let at_b = refresh(&b.issuer, &client_id, &rt1).await;
-    assert_eq!(
-        (at_b.0, at_b.1["error"].as_str()),
-        (400, Some("invalid_grant"))
-    );
-    let at_a = refresh(&a.issuer, &client_id, &rt2).await;
-    assert_eq!(
-        (at_a.0, at_a.1["error"].as_str()),
-        (400, Some("invalid_grant"))
-    );
-    a.stop().await;
-    b.stop().await;
+    refresh_race_revokes_the_family(&Keeps::Data(data.clone())).await;
     let _ = std::fs::remove_dir_all(&data);
-}
-
-/// `serve --data DIR` started as a process: its AS line and MCP line, and the child.
-async fn serve_process(
-    data: &Path,
-    as_addr: &str,
-    rs_addr: &str,
-) -> (tokio::process::Child, String, String) {
-    use tokio::io::AsyncBufReadExt as _;
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_mcp-auth"))
-        .args([
-            "serve",
-            "--auto-approve",
-            "--as-addr",
-            as_addr,
-            "--rs-addr",
-            rs_addr,
-            "--data",
-        ])
-        .arg(data)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("serve runs");
-    let mut lines = tokio::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let (mut mcp, mut issuer) = (None, None);
-    while mcp.is_none() || issuer.is_none() {
-        let line = tokio::time::timeout(std::time::Duration::from_secs(30), lines.next_line())
-            .await
-            .expect("serve prints its URLs in time")
-            .expect("stdout")
-            .expect("serve prints its URLs");
-        if let Some(u) = line.strip_prefix("MCP server: ") {
-            mcp = Some(u.to_owned());
-        } else if let Some(u) = line.strip_prefix("Authorization server: ") {
-            issuer = Some(u.to_owned());
-        }
-    }
-    (child, issuer.unwrap_or_default(), mcp.unwrap_or_default())
 }
 
 /// SIGKILL right after the answers: nothing that was answered is lost (the commit came first).
@@ -315,7 +145,8 @@ async fn serve_process(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_killed_with_sigkill_restarts_with_everything_it_answered() {
     let data = data_dir("sigkill");
-    let (mut child, issuer, mcp_url) = serve_process(&data, "127.0.0.1:0", "127.0.0.1:0").await;
+    let (mut child, issuer, mcp_url) =
+        serve_process(&data_args(&data), "127.0.0.1:0", "127.0.0.1:0").await;
     let mut c = McpClient::new(
         Options::headless(mcp_url.clone()),
         mcp_auth::transcript::Transcript::shared(),
@@ -328,7 +159,7 @@ async fn serve_killed_with_sigkill_restarts_with_everything_it_answered() {
     child.start_kill().expect("SIGKILL");
     child.wait().await.expect("killed");
     let (mut child, issuer2, _) =
-        serve_process(&data, &host_port(&issuer), &host_port(&mcp_url)).await;
+        serve_process(&data_args(&data), &host_port(&issuer), &host_port(&mcp_url)).await;
     assert_eq!(issuer2, issuer);
     assert_eq!(initialize(&mcp_url, &tokens.access_token).await, 200);
     let replay = refresh(&issuer, &tokens.client_id, &rt1).await;

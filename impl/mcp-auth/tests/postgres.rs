@@ -19,17 +19,19 @@
 #[path = "support/store_contract.rs"]
 mod store_contract;
 
+#[path = "support/durable_http.rs"]
+mod durable_http;
+
+use durable_http::*;
+
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Barrier};
 
-use mcp_auth::client::{Http, McpClient, Options, initialize_params};
-use mcp_auth::demo::{Stack, StackOptions};
+use mcp_auth::demo::Stack;
 use mcp_auth::store::{Store, StoreError, StoredUpdate};
-use mcp_auth_proto::http::{HttpRequest, HttpResponse, Method};
-use mcp_auth_proto::uri::HttpPolicy;
 use mcp_auth_testkit::postgres::{Cluster, database_url};
-use serde_json::{Value, json};
+use serde_json::Value;
 use store_contract::{key, put};
 
 fn connect(url: &str) -> Store {
@@ -238,125 +240,15 @@ async fn postgres_store_works_from_spawn_blocking_and_drops_on_an_async_worker()
 // --- the servers -------------------------------------------------------------------------
 
 async fn stack(url: &str, as_addr: &str, rs_addr: &str) -> Stack {
-    Stack::start(
-        StackOptions::default()
-            .with_auto_approve(true)
-            .with_as_addr(as_addr)
-            .with_rs_addr(rs_addr)
-            .with_database_url(Some(url.to_owned())),
-    )
-    .await
-    .expect("the stack starts")
-}
-
-fn host_port(url: &str) -> String {
-    let rest = url.split_once("://").map_or(url, |(_, r)| r);
-    rest.split('/').next().unwrap_or_default().to_owned()
-}
-
-async fn send(request: &HttpRequest) -> HttpResponse {
-    Http::new(HttpPolicy::AllowLoopbackHttp)
-        .send(request)
+    Keeps::Database(url.to_owned())
+        .stack(as_addr, rs_addr)
         .await
-        .expect("the server answers")
-}
-
-async fn initialize(url: &str, token: &str) -> u16 {
-    let body =
-        json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": initialize_params()});
-    let request = mcp_auth_proto::client::mcp_request(
-        url,
-        "initialize",
-        serde_json::to_vec(&body).unwrap_or_default(),
-        None,
-        Some(&format!("Bearer {token}")),
-    );
-    send(&request).await.status
-}
-
-async fn refresh(issuer: &str, client_id: &str, refresh_token: &str) -> (u16, Value) {
-    let request = HttpRequest::new(Method::Post, format!("{issuer}/token"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(mcp_auth_proto::form::encode([
-            ("grant_type", "refresh_token"),
-            ("refresh_token", refresh_token),
-            ("client_id", client_id),
-        ]));
-    let response = send(&request).await;
-    (
-        response.status,
-        serde_json::from_slice(&response.body).unwrap_or_default(),
-    )
-}
-
-fn refresh_token_of(answer: &(u16, Value)) -> String {
-    assert_eq!(answer.0, 200, "{}", answer.1);
-    answer.1["refresh_token"]
-        .as_str()
-        .expect("a rotated refresh token")
-        .to_owned()
-}
-
-async fn register(issuer: &str) -> HttpResponse {
-    let body = json!({"redirect_uris": ["http://127.0.0.1:9/cb"],
-        "token_endpoint_auth_method": "none", "client_name": "durable"});
-    let request = HttpRequest::new(Method::Post, format!("{issuer}/register"))
-        .header("content-type", "application/json")
-        .body(serde_json::to_vec(&body).unwrap_or_default());
-    send(&request).await
 }
 
 // spec: RT-2, PF-23
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_a_restart_on_the_same_database_forgets_nothing_durable() {
-    let url = database_url("restart");
-    let s1 = stack(&url, "127.0.0.1:0", "127.0.0.1:0").await;
-    let (issuer, mcp_url) = (s1.issuer.clone(), s1.mcp_url.clone());
-    let mut c = McpClient::new(Options::headless(mcp_url.clone()), s1.transcript())
-        .await
-        .expect("client");
-    let tokens = c
-        .authorize()
-        .await
-        .expect("authorized")
-        .expect("the server asked for a token");
-    let client_id = tokens.client_id.clone();
-    let rt1 = tokens.refresh_token.clone().expect("a refresh token");
-    let second = refresh(&issuer, &client_id, &rt1).await;
-    let rt2 = refresh_token_of(&second);
-    let at2 = second.1["access_token"].as_str().expect("at").to_owned();
-    let kid_before = s1.as_state.with_server(|s| s.signer().kid().to_owned());
-    s1.stop().await;
-
-    let s2 = stack(&url, &host_port(&issuer), &host_port(&mcp_url)).await;
-    assert!(
-        s2.as_state
-            .with_server(|s| s.clients().any(|(id, _)| id.0 == client_id))
-    );
-    assert_eq!(
-        s2.as_state.with_server(|s| s.signer().kid().to_owned()),
-        kid_before
-    );
-    assert_eq!(initialize(&mcp_url, &tokens.access_token).await, 200);
-    assert_eq!(initialize(&mcp_url, &at2).await, 200);
-    let rt3 = refresh_token_of(&refresh(&issuer, &client_id, &rt2).await);
-    let replay = refresh(&issuer, &client_id, &rt1).await;
-    assert_eq!(
-        (replay.0, replay.1["error"].as_str()),
-        (400, Some("invalid_grant"))
-    );
-    let after = refresh(&issuer, &client_id, &rt3).await;
-    assert_eq!(after.1["error"], "invalid_grant");
-    s2.stop().await;
-
-    let s3 = stack(&url, &host_port(&issuer), &host_port(&mcp_url)).await;
-    let still = refresh(&issuer, &client_id, &rt3).await;
-    assert_eq!(still.1["error"], "invalid_grant");
-    assert!(
-        s3.as_state
-            .with_server(|s| s.grants().all(|(_, g)| g.revoked))
-    );
-    s3.stop().await;
+    restart_forgets_nothing(&Keeps::Database(database_url("restart"))).await;
 }
 
 /// Two servers on one database: a refresh token rotated at one and presented at the other
@@ -365,28 +257,7 @@ async fn postgres_a_restart_on_the_same_database_forgets_nothing_durable() {
 // spec: RT-2, PF-23
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_a_refresh_race_between_two_servers_on_one_database_revokes_the_family() {
-    let url = database_url("race");
-    let a = stack(&url, "127.0.0.1:0", "127.0.0.1:0").await;
-    let mut c = McpClient::new(Options::headless(a.mcp_url.clone()), a.transcript())
-        .await
-        .expect("client");
-    let tokens = c.authorize().await.expect("authorized").expect("token");
-    let client_id = tokens.client_id.clone();
-    let rt1 = tokens.refresh_token.clone().expect("rt");
-    let b = stack(&url, "127.0.0.1:0", "127.0.0.1:0").await;
-    let rt2 = refresh_token_of(&refresh(&a.issuer, &client_id, &rt1).await);
-    let at_b = refresh(&b.issuer, &client_id, &rt1).await;
-    assert_eq!(
-        (at_b.0, at_b.1["error"].as_str()),
-        (400, Some("invalid_grant"))
-    );
-    let at_a = refresh(&a.issuer, &client_id, &rt2).await;
-    assert_eq!(
-        (at_a.0, at_a.1["error"].as_str()),
-        (400, Some("invalid_grant"))
-    );
-    a.stop().await;
-    b.stop().await;
+    refresh_race_revokes_the_family(&Keeps::Database(database_url("race"))).await;
 }
 
 // spec: PF-23

@@ -16,6 +16,10 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+#[path = "support/durable_http.rs"]
+mod durable_http;
+
+use durable_http::{host_port, serve_process};
 use mcp_auth::client::Http;
 use mcp_auth::net::OsEntropy;
 use mcp_auth_proto::http::{HttpRequest, HttpResponse, Method};
@@ -42,52 +46,23 @@ enum Keep {
     Database(String),
 }
 
-/// `serve --data DIR` (or `--database-url URL`) at the given addresses: the child, the issuer,
-/// the MCP URL.
+impl Keep {
+    /// The arguments of `serve` that name it.
+    fn args(&self) -> Vec<std::ffi::OsString> {
+        match self {
+            Self::Data(dir) => vec!["--data".into(), dir.clone().into_os_string()],
+            Self::Database(url) => vec!["--database-url".into(), url.into()],
+        }
+    }
+}
+
+/// `serve` on `keep` at the given addresses: the child, the issuer, the MCP URL.
 async fn serve(
     keep: &Keep,
     as_addr: &str,
     rs_addr: &str,
 ) -> (tokio::process::Child, String, String) {
-    use tokio::io::AsyncBufReadExt as _;
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_mcp-auth"))
-        .args([
-            "serve",
-            "--auto-approve",
-            "--as-addr",
-            as_addr,
-            "--rs-addr",
-            rs_addr,
-        ])
-        .args(match keep {
-            Keep::Data(dir) => ["--data".into(), dir.clone().into_os_string()],
-            Keep::Database(url) => ["--database-url".into(), url.into()],
-        })
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("serve starts");
-    let mut lines = tokio::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let (mut issuer, mut mcp) = (None, None);
-    while issuer.is_none() || mcp.is_none() {
-        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
-            .await
-            .expect("serve prints its URLs in time")
-            .expect("stdout")
-            .expect("serve prints its URLs");
-        if let Some(u) = line.strip_prefix("MCP server: ") {
-            mcp = Some(u.to_owned());
-        } else if let Some(u) = line.strip_prefix("Authorization server: ") {
-            issuer = Some(u.to_owned());
-        }
-    }
-    (child, issuer.unwrap_or_default(), mcp.unwrap_or_default())
-}
-
-fn host_port(url: &str) -> String {
-    let rest = url.split_once("://").map_or(url, |(_, r)| r);
-    rest.split('/').next().unwrap_or_default().to_owned()
+    serve_process(&keep.args(), as_addr, rs_addr).await
 }
 
 /// Send with a bounded wait; `None` when there is no answer (the process was killed).

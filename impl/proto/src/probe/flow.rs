@@ -494,15 +494,17 @@ fn no_client(ctx: &Context) -> Option<Outcome> {
     }))
 }
 
+/// The client id the flow checks use, or why they are skipped ([`no_client`]).
+fn flow_client_id(ctx: &Context) -> Result<&String, Outcome> {
+    match &ctx.flow_client {
+        Some((client_id, _)) => Ok(client_id),
+        None => Err(no_client(ctx).unwrap_or_else(|| Outcome::Skip("no client".into()))),
+    }
+}
+
 /// The first authorization of a check: step 0. Its code (or why there is none) at step 1.
 fn first_authorization(ctx: &Context, name: &str, done: &[Exchange]) -> Result<String, Box<Next>> {
-    if let Some(o) = no_client(ctx) {
-        return Err(Box::new(Next::Done(o)));
-    }
-    let (client_id, _) = ctx
-        .flow_client
-        .as_ref()
-        .ok_or_else(|| Box::new(Next::Done(Outcome::Pass)))?;
+    let client_id = flow_client_id(ctx).map_err(|o| Box::new(Next::Done(o)))?;
     let Some(e) = done.first() else {
         return Err(Box::new(send(authorize(
             ctx,
@@ -735,11 +737,9 @@ fn pkce_wrong_verifier(ctx: &Context, done: &[Exchange]) -> Next {
 }
 
 fn pkce_required(ctx: &Context, done: &[Exchange]) -> Next {
-    if let Some(o) = no_client(ctx) {
-        return Next::Done(o);
-    }
-    let Some((client_id, _)) = ctx.flow_client.as_ref() else {
-        return Next::Done(Outcome::Skip("no client".into()));
+    let client_id = match flow_client_id(ctx) {
+        Ok(id) => id,
+        Err(o) => return Next::Done(o),
     };
     let Some(e) = done.first() else {
         return send(authorize(
@@ -880,11 +880,9 @@ fn code_bound_redirect(ctx: &Context, done: &[Exchange]) -> Next {
 }
 
 fn redirect_exact(ctx: &Context, done: &[Exchange]) -> Next {
-    if let Some(o) = no_client(ctx) {
-        return Next::Done(o);
-    }
-    let Some((client_id, _)) = ctx.flow_client.as_ref() else {
-        return Next::Done(Outcome::Skip("no client".into()));
+    let client_id = match flow_client_id(ctx) {
+        Ok(id) => id,
+        Err(o) => return Next::Done(o),
     };
     let Some(e) = done.first() else {
         return send(authorize(
@@ -911,11 +909,9 @@ fn redirect_exact(ctx: &Context, done: &[Exchange]) -> Next {
 }
 
 fn resource_unknown(ctx: &Context, done: &[Exchange]) -> Next {
-    if let Some(o) = no_client(ctx) {
-        return Next::Done(o);
-    }
-    let Some((client_id, _)) = ctx.flow_client.as_ref() else {
-        return Next::Done(Outcome::Skip("no client".into()));
+    let client_id = match flow_client_id(ctx) {
+        Ok(id) => id,
+        Err(o) => return Next::Done(o),
     };
     let Some(e) = done.first() else {
         return send(authorize(
@@ -1124,11 +1120,9 @@ fn cookies(e: &Exchange) -> Option<String> {
 /// Consent CSRF: the consent form shown to browser session A, posted from session B (B's
 /// cookie, A's hidden fields). The user of A never decided: no code may come of it.
 fn consent_session_binding(ctx: &Context, done: &[Exchange]) -> Next {
-    if let Some(o) = no_client(ctx) {
-        return Next::Done(o);
-    }
-    let Some((client_id, _)) = ctx.flow_client.as_ref() else {
-        return Next::Done(Outcome::Skip("no client".into()));
+    let client_id = match flow_client_id(ctx) {
+        Ok(id) => id,
+        Err(o) => return Next::Done(o),
     };
     let page = |name: &str| {
         authorize(

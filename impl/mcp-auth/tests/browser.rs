@@ -716,3 +716,74 @@ async fn connect_with_a_browser_command_completes_through_the_real_pages() {
     b.close().await;
     s.stop().await;
 }
+
+/// The durable store seen by a real browser: alice logs in and the consent page is shown; the
+/// authorization server restarts on its data directory (same address) before she presses
+/// Approve; her press still completes the authorization (her session and the pending consent
+/// were committed), and the code is redeemed at the restarted server.
+// spec: PF-23, AZ-29, AZ-30
+#[tokio::test]
+async fn a_consent_shown_before_a_restart_is_approved_after_it_in_a_real_browser() {
+    let _one = ONE_BROWSER.lock().await;
+    let data = temp_dir("durable-consent");
+    let start = |as_addr: String, rs_addr: String| {
+        Stack::start(
+            StackOptions::default()
+                .with_users(Some(users()))
+                .with_data(Some(data.clone()))
+                .with_as_addr(as_addr)
+                .with_rs_addr(rs_addr),
+        )
+    };
+    let first = start("127.0.0.1:0".into(), "127.0.0.1:0".into())
+        .await
+        .expect("the stack starts");
+    let mut listener = listener().await;
+    let request = authorization_request(&first, &listener).await;
+    let b = browser().await;
+    let shown = async {
+        b.goto(&request.url).await?;
+        fill_login_if_shown(&b, USER, PASSWORD).await?;
+        b.wait_for(APPROVE).await.map(drop)
+    };
+    if let Err(e) = shown.await {
+        panic!("{}", b.report(&e).await);
+    }
+    let addr = |url: &str| {
+        let rest = url.split_once("://").map_or(url, |(_, r)| r);
+        rest.split('/').next().unwrap_or_default().to_owned()
+    };
+    let (as_addr, rs_addr) = (addr(&first.issuer), addr(&first.mcp_url));
+    first.stop().await;
+    let second = start(as_addr, rs_addr).await.expect("the stack restarts");
+    if let Err(e) = b.click(APPROVE).await {
+        panic!("{}", b.report(&e).await);
+    }
+    let Some(params) = listener.callback().await else {
+        panic!(
+            "{}",
+            b.report("after the restart, Approve sent nothing to the client")
+                .await
+        )
+    };
+    b.close().await;
+    assert_eq!(param(&params, "state"), Some(request.state.as_str()));
+    let code = param(&params, "code").expect("the response carries a code");
+    let body = form_urlencoded::Serializer::new(String::new())
+        .append_pair("grant_type", "authorization_code")
+        .append_pair("code", code)
+        .append_pair("redirect_uri", &request.redirect_uri)
+        .append_pair("client_id", &request.client_id)
+        .append_pair("code_verifier", request.verifier.as_str())
+        .append_pair("resource", &second.mcp_url)
+        .finish();
+    let token = send(
+        HttpRequest::new(Method::Post, &request.token_endpoint)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body),
+    )
+    .await;
+    assert_eq!(token.status, 200, "token: {}", json_body(&token));
+    second.stop().await;
+    let _ = std::fs::remove_dir_all(&data);
+}

@@ -276,15 +276,7 @@ fn a_restart_keeps_clients_grants_and_refresh_families() {
 #[test]
 fn a_code_from_before_a_restart_is_redeemed_once_after_it() {
     let (mut h, mut store) = journaled();
-    let client_id = register_client(&mut h, &[REDIRECT_URI]);
-    let verifier = CodeVerifier::generate(&mut h.entropy);
-    let query = h
-        .browse(&authorize_url(&client_id, &verifier, RESOURCE, &[]))
-        .expect("a code");
-    store
-        .commit(&h.authorization_server.take_changes())
-        .expect("commit");
-    let code = query_map(&query)["code"].clone();
+    let (client_id, code, verifier) = committed_code(&mut h, &mut store);
     h.authorization_server = restart(&h, &store);
     assert!(h.authorization_server.code_state(&code).is_some());
     let request = code_request(&client_id, &code, &verifier);
@@ -300,6 +292,20 @@ fn a_code_from_before_a_restart_is_redeemed_once_after_it() {
         (400, Some("invalid_grant"))
     );
     assert!(h.authorization_server.grants().all(|(_, g)| g.revoked));
+}
+
+/// A registered client and a code issued to it (with its verifier), all committed to `store`.
+fn committed_code(h: &mut Harness, store: &mut Store) -> (String, String, CodeVerifier) {
+    let client_id = register_client(h, &[REDIRECT_URI]);
+    let verifier = CodeVerifier::generate(&mut h.entropy);
+    let query = h
+        .browse(&authorize_url(&client_id, &verifier, RESOURCE, &[]))
+        .expect("a code");
+    store
+        .commit(&h.authorization_server.take_changes())
+        .expect("commit");
+    let code = query_map(&query)["code"].clone();
+    (client_id, code, verifier)
 }
 
 /// The token request redeeming `code`.
@@ -380,15 +386,7 @@ fn an_instance_applies_what_another_committed() {
 #[test]
 fn a_code_redeemed_on_two_instances_at_once_succeeds_once() {
     let (mut h, mut store) = journaled();
-    let client_id = register_client(&mut h, &[REDIRECT_URI]);
-    let verifier = CodeVerifier::generate(&mut h.entropy);
-    let query = h
-        .browse(&authorize_url(&client_id, &verifier, RESOURCE, &[]))
-        .expect("a code");
-    store
-        .commit(&h.authorization_server.take_changes())
-        .expect("commit");
-    let code = query_map(&query)["code"].clone();
+    let (client_id, code, verifier) = committed_code(&mut h, &mut store);
     let request = code_request(&client_id, &code, &verifier);
     let mut a = restart(&h, &store);
     let mut b = restart(&h, &store);

@@ -448,13 +448,7 @@ impl PgStore {
         self.call(|s| {
             s.run(|live, shown| {
                 let fail = |e: ::postgres::Error| unavailable(shown, &e);
-                let mut tx = live
-                    .client
-                    .build_transaction()
-                    .isolation_level(IsolationLevel::RepeatableRead)
-                    .read_only(true)
-                    .start()
-                    .map_err(fail)?;
+                let mut tx = read_snapshot(&mut live.client).map_err(fail)?;
                 let seq: i64 = tx.query_one(&live.st.sequence, &[]).map_err(fail)?.get(0);
                 let rows = tx.query(&live.st.records, &[]).map_err(fail)?;
                 tx.commit().map_err(fail)?;
@@ -478,13 +472,7 @@ impl PgStore {
         self.call(move |s| {
             s.run(|live, shown| {
                 let fail = |e: ::postgres::Error| unavailable(shown, &e);
-                let mut tx = live
-                    .client
-                    .build_transaction()
-                    .isolation_level(IsolationLevel::RepeatableRead)
-                    .read_only(true)
-                    .start()
-                    .map_err(fail)?;
+                let mut tx = read_snapshot(&mut live.client).map_err(fail)?;
                 let row = tx.query_one(&live.st.sequence, &[]).map_err(fail)?;
                 let seq = unsigned("the change sequence", row.get(0))?;
                 let horizon = unsigned("the horizon", row.get(1))?;
@@ -618,6 +606,15 @@ fn commit(
     }
     sent.set(true);
     tx.commit().map_err(fail)
+}
+
+/// A read-only transaction seeing one snapshot of the database (`load`, `changes_since`).
+fn read_snapshot(client: &mut Client) -> Result<::postgres::Transaction<'_>, ::postgres::Error> {
+    client
+        .build_transaction()
+        .isolation_level(IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
 }
 
 #[cfg(test)]

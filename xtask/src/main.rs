@@ -23,9 +23,12 @@ const NEEDED: &[(&str, &str)] = &[
 const USAGE: &str = "usage: cargo xtask install | cargo xtask test [ARGS for cargo test...]";
 
 /// The test targets with tests compiled only with the cfg `mcp_auth_mutations`, as `cargo test`
-/// arguments: the model's teeth, the replay of each mutation's counterexample on the real
-/// servers, and the probe's teeth (it names each defense turned off, and nothing else).
+/// arguments: each core switch against its check (`impl/proto/tests/mutations.rs`), the
+/// model's teeth, the replay of each mutation's counterexample on the real servers, and the
+/// probe's teeth (it names each defense turned off, and nothing else).
 const MUTATION_TESTS: &[&str] = &[
+    "-p",
+    "mcp-auth-proto",
     "-p",
     "mcp-auth-model",
     "--test",

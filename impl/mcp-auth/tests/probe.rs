@@ -212,6 +212,58 @@ mod mutations {
         caught(m, &[("consent-session-binding", "FAIL")]).await;
     }
 
+    // spec: TOK-5
+    #[tokio::test]
+    async fn skip_client_binding() {
+        let m = Mutations {
+            skip_client_binding: true,
+            ..Mutations::default()
+        };
+        caught(m, &[("code-bound-client", "FAIL")]).await;
+    }
+
+    // spec: TOK-10
+    #[tokio::test]
+    async fn skip_redirect_binding() {
+        let m = Mutations {
+            skip_redirect_binding: true,
+            ..Mutations::default()
+        };
+        caught(m, &[("code-bound-redirect", "FAIL")]).await;
+    }
+
+    // spec: PKCE-7
+    #[tokio::test]
+    async fn optional_pkce() {
+        let m = Mutations {
+            optional_pkce: true,
+            ..Mutations::default()
+        };
+        caught(m, &[("pkce-required", "FAIL")]).await;
+    }
+
+    // spec: JWT-7
+    #[tokio::test]
+    async fn skip_issuer_check() {
+        let m = Mutations {
+            skip_issuer_check: true,
+            ..Mutations::default()
+        };
+        caught(m, &[("wrong-issuer", "FAIL")]).await;
+    }
+
+    // spec: JWT-9
+    #[tokio::test]
+    async fn skip_signature_check() {
+        let m = Mutations {
+            skip_signature_check: true,
+            ..Mutations::default()
+        };
+        // alg none, HS256, embedded or remote keys and an unknown kid are refused before any
+        // signature is looked at: defenses of their own.
+        caught(m, &[("bad-signature", "FAIL")]).await;
+    }
+
     // spec: RS-2, RS-6
     #[tokio::test]
     async fn skip_audience_check() {

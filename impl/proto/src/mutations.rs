@@ -18,6 +18,25 @@ pub struct Mutations {
     pub lax_redirect: bool,
     /// AS: do not mark a redeemed code as used ([TOK-6](crate::requirements#TOK-6), [TOK-7](crate::requirements#TOK-7)).
     pub reusable_codes: bool,
+    /// AS: redeem a code presented by another client than the one it was issued to
+    /// ([TOK-5](crate::requirements#TOK-5)). The grant is the presenting client's; its user,
+    /// resource and scopes are still the code's.
+    pub skip_client_binding: bool,
+    /// AS: do not compare the token request's `redirect_uri` with the authorization
+    /// request's ([TOK-10](crate::requirements#TOK-10)).
+    pub skip_redirect_binding: bool,
+    /// AS: accept an authorization request without `code_challenge`
+    /// ([PKCE-7](crate::requirements#PKCE-7)), and redeem its code without any `code_verifier`
+    /// check ([PKCE-10](crate::requirements#PKCE-10)). A request that has a challenge, and its
+    /// code, are checked as always.
+    pub optional_pkce: bool,
+    /// AS: accept a refresh token from another client than the one it was issued to
+    /// ([RT-3](crate::requirements#RT-3)). The new tokens are still the grant's client's.
+    pub skip_refresh_client_binding: bool,
+    /// AS: do not bind a refresh to the grant's resource: a refresh request's `resource`
+    /// need not be the grant's, and a resource the server serves becomes the grant's, so the
+    /// new access token's audience ([RES-14](crate::requirements#RES-14)).
+    pub skip_refresh_resource_binding: bool,
     /// AS: accept a rotated-out refresh token as if it were the current one ([RT-1](crate::requirements#RT-1)).
     pub skip_refresh_rotation: bool,
     /// AS: do not revoke the grant when a rotated-out refresh token comes back ([RT-2](crate::requirements#RT-2)).
@@ -36,6 +55,12 @@ pub struct Mutations {
     pub lax_document_redirect: bool,
     /// RS: do not check `aud` ([RS-2](crate::requirements#RS-2)).
     pub skip_audience_check: bool,
+    /// RS: do not compare `iss` with the trusted issuer ([JWT-7](crate::requirements#JWT-7)).
+    pub skip_issuer_check: bool,
+    /// RS: do not verify the JWT's signature ([JWT-9](crate::requirements#JWT-9)), nor ask a
+    /// [`VerificationMemo`](crate::jwt::VerificationMemo); the header rules, the key
+    /// selection and every claim are still checked.
+    pub skip_signature_check: bool,
     /// Client: accept a callback whatever its `state` ([AZ-11](crate::requirements#AZ-11)).
     pub skip_state_check: bool,
     /// Client: accept a callback whatever its `iss` ([AZ-20](crate::requirements#AZ-20), RFC 9207).

@@ -65,7 +65,8 @@ pub struct CodeChallenge(String);
 pub struct PkceVerified(());
 
 impl PkceVerified {
-    /// Evidence without verification: only for the model's `skip_pkce` mutation.
+    /// Evidence without verification: only for the model's `skip_pkce` and `optional_pkce`
+    /// mutations.
     #[cfg(mcp_auth_mutations)]
     pub(crate) fn skipped() -> Self {
         Self(())
@@ -73,6 +74,21 @@ impl PkceVerified {
 }
 
 impl CodeChallenge {
+    /// No challenge: what a code is bound to when the model's `optional_pkce` mutation let an
+    /// authorization request without `code_challenge` through. Empty, so it differs from
+    /// every challenge [`CodeChallenge::from_request`] accepts (43 characters), and no
+    /// verifier matches it; only `optional_pkce` redeems such a code, without a verifier.
+    #[cfg(mcp_auth_mutations)]
+    pub(crate) fn absent() -> Self {
+        Self(String::new())
+    }
+
+    /// Is this [`CodeChallenge::absent`]?
+    #[cfg(mcp_auth_mutations)]
+    pub(crate) fn is_absent(&self) -> bool {
+        self.0.is_empty()
+    }
+
     /// Validate an authorization request's challenge and method: the method must be `S256`
     /// (an absent method means `plain`, which we refuse) and the challenge 43 base64url chars.
     // spec: PKCE-7, PKCE-8

@@ -403,7 +403,16 @@ impl AuthorizationServer {
         let challenge = CodeChallenge::from_request(
             params.one("code_challenge")?,
             params.one("code_challenge_method")?,
-        )?;
+        );
+        // The defense off: a request without a challenge gets a code bound to none.
+        #[cfg(mcp_auth_mutations)]
+        let challenge = match challenge {
+            Err(Rejection::MissingCodeChallenge) if self.config.mutations.optional_pkce => {
+                Ok(CodeChallenge::absent())
+            }
+            other => other,
+        };
+        let challenge = challenge?;
         let resource =
             self.known_resource(params.one("resource")?.ok_or(Rejection::MissingResource)?)?;
         let scopes = match params.one("scope")? {

@@ -327,12 +327,20 @@ impl BindingWire {
     }
 
     fn decode(self, config: &AsConfig) -> Result<CodeBinding, String> {
+        let challenge = CodeChallenge::from_request(Some(&self.code_challenge), Some(S256));
+        // Only the model's `optional_pkce` mutation stores a code without a challenge.
+        #[cfg(mcp_auth_mutations)]
+        let challenge = match challenge {
+            Err(_) if self.code_challenge.is_empty() && config.mutations.optional_pkce => {
+                Ok(CodeChallenge::absent())
+            }
+            other => other,
+        };
         Ok(CodeBinding {
             client_id: ClientId(self.client_id),
             redirect_uri: self.redirect_uri,
             redirect_uri_sent: self.redirect_uri_sent,
-            challenge: CodeChallenge::from_request(Some(&self.code_challenge), Some(S256))
-                .map_err(|e| format!("code_challenge: {e:?}"))?,
+            challenge: challenge.map_err(|e| format!("code_challenge: {e:?}"))?,
             resource: ResourceUri::parse(&self.resource, config.http_policy)
                 .map_err(|e| format!("resource: {e:?}"))?,
             scopes: ScopeSet::parse(&self.scopes).map_err(|e| format!("scope: {e:?}"))?,

@@ -305,7 +305,7 @@ impl AuthorizationServer {
             .grants
             .get(&grant_id)
             .ok_or(Rejection::UnknownRefreshToken)?;
-        if &grant.client_id != client_id {
+        if &grant.client_id != client_id && !mutated!(self.config, skip_refresh_client_binding) {
             return Err(Rejection::RefreshClientMismatch);
         }
         if grant.revoked {
@@ -339,8 +339,16 @@ impl AuthorizationServer {
         if let Some(resource) = params.one("resource")? {
             let asked = ResourceUri::parse(resource, self.config.http_policy)
                 .map_err(|_| Rejection::ResourceChanged)?;
-            if asked != grant.resource {
+            if asked != grant.resource && !mutated!(self.config, skip_refresh_resource_binding) {
                 return Err(Rejection::ResourceChanged);
+            }
+            #[cfg(mcp_auth_mutations)]
+            if self.config.mutations.skip_refresh_resource_binding
+                && let Ok(known) = self.known_resource(resource)
+                && let Some(grant) = self.grants.get_mut(&grant_id)
+            {
+                // The defense off: the grant, so the new token's audience, follows the request.
+                std::sync::Arc::make_mut(grant).resource = known;
             }
         }
         self.issue(now, entropy, grant_id, &scopes, true, RefreshVerified(()))
@@ -436,10 +444,11 @@ fn check_binding(
     if now >= binding.expires_at {
         return Err(Rejection::CodeExpired);
     }
-    if &binding.client_id != client_id {
+    if &binding.client_id != client_id && !mutated!(config, skip_client_binding) {
         return Err(Rejection::CodeClientMismatch);
     }
     match params.one("redirect_uri")? {
+        _ if mutated!(config, skip_redirect_binding) => {}
         Some(r) if r != binding.redirect_uri => return Err(Rejection::RedirectUriChanged),
         None if binding.redirect_uri_sent => return Err(Rejection::RedirectUriChanged),
         _ => {}
@@ -455,7 +464,9 @@ fn check_binding(
         }
     }
     #[cfg(mcp_auth_mutations)]
-    if config.mutations.skip_pkce {
+    if config.mutations.skip_pkce
+        || (config.mutations.optional_pkce && binding.challenge.is_absent())
+    {
         return Ok(PkceVerified::skipped());
     }
     binding.challenge.verify(params.one("code_verifier")?)

@@ -14,7 +14,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use mcp_auth_proto::Rejection;
 use mcp_auth_proto::client::Tokens;
 use mcp_auth_proto::http::HttpResponse;
-use mcp_auth_proto::jwt::{AccessClaims, KeySet, ValidationPolicy, VerificationMemo, validate};
+use mcp_auth_proto::jwt::{
+    Access, AccessClaims, Audience, KeySet, ValidationPolicy, VerificationMemo, validate,
+};
 use mcp_auth_proto::mutations::Mutations;
 use mcp_auth_proto::pkce::CodeVerifier;
 use mcp_auth_proto::resource::ResourceServer;
@@ -34,6 +36,13 @@ fn harness(mutations: Mutations) -> Harness {
     let signer = h.authorization_server.signer().clone();
     h.authorization_server = AuthorizationServer::journaled(config, signer);
     h
+}
+
+/// Every defense on but those `off` turns off.
+fn only(off: impl FnOnce(&mut Mutations)) -> Mutations {
+    let mut m = Mutations::default();
+    off(&mut m);
+    m
 }
 
 /// Runs `scenario` with every defense on, then with `mutations` off: the two answers.
@@ -107,10 +116,7 @@ fn refresh(h: &mut Harness, tokens: &Tokens, pairs: &[(&str, &str)]) -> HttpResp
 // spec: TOK-5
 #[test]
 fn skip_client_binding_lets_another_client_redeem_a_code() {
-    let m = Mutations {
-        skip_client_binding: true,
-        ..Mutations::default()
-    };
+    let m = only(|m| m.skip_client_binding = true);
     let (on, off) = both(m, |h| {
         let v = verifier(1);
         let (client_id, code) = obtain_code(h, &v);
@@ -147,10 +153,7 @@ fn skip_client_binding_lets_another_client_redeem_a_code() {
 // spec: TOK-10
 #[test]
 fn skip_redirect_binding_redeems_with_another_or_no_redirect_uri() {
-    let m = Mutations {
-        skip_redirect_binding: true,
-        ..Mutations::default()
-    };
+    let m = only(|m| m.skip_redirect_binding = true);
     for redirect in [Some("http://127.0.0.1:7777/other"), None] {
         let (on, off) = both(m, |h| {
             let v = verifier(1);
@@ -171,10 +174,7 @@ fn skip_redirect_binding_redeems_with_another_or_no_redirect_uri() {
 // spec: PKCE-7, PKCE-10
 #[test]
 fn optional_pkce_issues_and_redeems_a_code_without_a_challenge() {
-    let m = Mutations {
-        optional_pkce: true,
-        ..Mutations::default()
-    };
+    let m = only(|m| m.optional_pkce = true);
     let no_challenge = [("code_challenge", ""), ("code_challenge_method", "")];
     // Every defense on: an error page (invalid_request), no code.
     let mut h = harness(Mutations::default());
@@ -244,10 +244,7 @@ fn optional_pkce_issues_and_redeems_a_code_without_a_challenge() {
 // spec: RT-3
 #[test]
 fn skip_refresh_client_binding_lets_another_client_refresh() {
-    let m = Mutations {
-        skip_refresh_client_binding: true,
-        ..Mutations::default()
-    };
+    let m = only(|m| m.skip_refresh_client_binding = true);
     let (on, off) = both(m, |h| {
         let tokens = h.drive().expect("tokens");
         let other = register_client(h, &[REDIRECT_URI]);
@@ -265,10 +262,7 @@ fn skip_refresh_client_binding_lets_another_client_refresh() {
 // spec: RES-14
 #[test]
 fn skip_refresh_resource_binding_refreshes_into_another_resource() {
-    let m = Mutations {
-        skip_refresh_resource_binding: true,
-        ..Mutations::default()
-    };
+    let m = only(|m| m.skip_refresh_resource_binding = true);
     let (on, off) = both(m, |h| {
         let tokens = h.drive().expect("tokens");
         assert_eq!(claims(&tokens.access_token)["aud"], RESOURCE);
@@ -337,39 +331,48 @@ fn policy(mutations: Mutations) -> ValidationPolicy {
     p
 }
 
+/// `token` is refused (`rejection`) with every defense on and accepted with `mutations` off,
+/// by [`validate`] and by the resource server through its verified-token cache (twice: a
+/// miss, then a hit, which answers the same). The access the switch gives.
+fn refused_then_accepted(
+    h: &Harness,
+    mutations: Mutations,
+    token: &str,
+    rejection: Rejection,
+) -> Access {
+    let keys = KeySet::from_jwks(&h.authorization_server.jwks());
+    let strict_policy = policy(Mutations::default());
+    assert_eq!(
+        validate(&strict_policy, &keys, h.now, token),
+        Err(rejection)
+    );
+    let access = validate(&policy(mutations), &keys, h.now, token).expect("accepted");
+    let bearer = format!("Bearer {token}");
+    let mut strict = resource_server(h, Mutations::default());
+    let mut lax = resource_server(h, mutations);
+    for _ in 0..2 {
+        let refused = strict.authenticate_cached(h.now, [bearer.as_bytes()]);
+        assert_eq!(refused.map_err(|c| c.rejection), Err(rejection));
+        let cached = lax.authenticate_cached(h.now, [bearer.as_bytes()]);
+        assert_eq!(cached.as_ref(), Ok(&access));
+    }
+    access
+}
+
 // spec: JWT-7
 #[test]
 fn skip_issuer_check_accepts_another_issuer() {
-    let m = Mutations {
-        skip_issuer_check: true,
-        ..Mutations::default()
-    };
+    let m = only(|m| m.skip_issuer_check = true);
     let (h, tokens) = issued();
     let evil = resigned(&h, &tokens, |c| c.iss = "https://evil.example".into());
-    let keys = KeySet::from_jwks(&h.authorization_server.jwks());
-    assert_eq!(
-        validate(&policy(Mutations::default()), &keys, h.now, &evil),
-        Err(Rejection::WrongIssuer)
-    );
-    let access = validate(&policy(m), &keys, h.now, &evil).expect("accepted");
+    let access = refused_then_accepted(&h, m, &evil, Rejection::WrongIssuer);
     assert_eq!(access.issuer, "https://evil.example");
-    // The resource server, through its verified-token cache (a miss, then a hit).
-    let bearer = format!("Bearer {evil}");
-    let mut strict = resource_server(&h, Mutations::default());
-    let refused = strict.authenticate_cached(h.now, [bearer.as_bytes()]);
-    assert_eq!(
-        refused.map_err(|c| c.rejection),
-        Err(Rejection::WrongIssuer)
-    );
-    let mut lax = resource_server(&h, m);
-    for _ in 0..2 {
-        assert!(lax.authenticate_cached(h.now, [bearer.as_bytes()]).is_ok());
-    }
     // Only the issuer gives way: the audience is still checked.
     let elsewhere = resigned(&h, &tokens, |c| {
         c.iss = "https://evil.example".into();
-        c.aud = mcp_auth_proto::jwt::Audience::One(OTHER_RESOURCE.into());
+        c.aud = Audience::One(OTHER_RESOURCE.into());
     });
+    let keys = KeySet::from_jwks(&h.authorization_server.jwks());
     assert_eq!(
         validate(&policy(m), &keys, h.now, &elsewhere),
         Err(Rejection::WrongAudience)
@@ -379,21 +382,14 @@ fn skip_issuer_check_accepts_another_issuer() {
 // spec: JWT-9
 #[test]
 fn skip_signature_check_accepts_a_forged_token_and_leaves_the_memo_alone() {
-    let m = Mutations {
-        skip_signature_check: true,
-        ..Mutations::default()
-    };
+    let m = only(|m| m.skip_signature_check = true);
     let (h, tokens) = issued();
     let forged = tampered(&tokens, |c| c.sub = "mallory".into());
-    let keys = KeySet::from_jwks(&h.authorization_server.jwks());
-    assert_eq!(
-        validate(&policy(Mutations::default()), &keys, h.now, &forged),
-        Err(Rejection::BadSignature)
-    );
-    let access = validate(&policy(m), &keys, h.now, &forged).expect("accepted");
+    let access = refused_then_accepted(&h, m, &forged, Rejection::BadSignature);
     assert_eq!(access.subject, "mallory");
     // With a verification memo: the switch does not ask it, so it never learns a forged
     // signature as valid, and a strict policy sharing it still refuses the token.
+    let keys = KeySet::from_jwks(&h.authorization_server.jwks());
     let memo = Arc::new(Counting::default());
     let memoized = keys.clone().with_verification_memo(memo.clone());
     assert!(validate(&policy(m), &memoized, h.now, &forged).is_ok());
@@ -403,23 +399,6 @@ fn skip_signature_check_accepts_a_forged_token_and_leaves_the_memo_alone() {
         Err(Rejection::BadSignature)
     );
     assert_eq!(memo.0.load(Ordering::Relaxed), 1);
-    // The resource server, through its verified-token cache (a miss, then a hit).
-    let bearer = format!("Bearer {forged}");
-    let mut strict = resource_server(&h, Mutations::default());
-    for _ in 0..2 {
-        let refused = strict.authenticate_cached(h.now, [bearer.as_bytes()]);
-        assert_eq!(
-            refused.map_err(|c| c.rejection),
-            Err(Rejection::BadSignature)
-        );
-    }
-    let mut lax = resource_server(&h, m);
-    for _ in 0..2 {
-        let access = lax
-            .authenticate_cached(h.now, [bearer.as_bytes()])
-            .expect("accepted");
-        assert_eq!(access.subject, "mallory");
-    }
     // Every other check still applies: an expired forgery and one for another issuer fail.
     let expired = tampered(&tokens, |c| c.exp = 1);
     assert_eq!(

@@ -9,10 +9,11 @@ use mcp_auth_proto::guard;
 use crate::network::mcp_call;
 use crate::replay::{self, Endpoint, Observation, Role};
 use crate::url::query_map;
+use crate::world::Intent;
 use crate::{
     ALICE, ATTACKER_DOC, ATTACKER_REDIRECT, ATTACKER_VERIFIER, Action, AuthModel, EVIL_ISSUER,
     EVIL_RS, Event, HONEST_ISSUER, HONEST_RS, MALLORY, Party, SCOPE, Session, TICK_SECS, Target,
-    Whose, World, redirect_uri,
+    Whose, World, claims_of, redirect_uri,
 };
 
 impl AuthModel {
@@ -64,13 +65,31 @@ impl AuthModel {
                 if let Some(s) = w.session_mut(n) {
                     s.client.handle_unauthorized([www_authenticate]);
                 }
+                if target == Target::Evil {
+                    w.audit_mut().touched.insert(n);
+                }
                 self.run_client(w, n, prm);
+                // Client ids are public (RFC 6749 §2.2): the attacker may use the session's.
+                if let Some(id) = w.client_id_of(n).map(str::to_owned) {
+                    w.knows().client_ids.insert(id);
+                }
             }
             Action::Browse { session: n } => {
                 let Some(s) = w.session(n) else { return };
                 let ClientAction::OpenBrowser(url) = s.action() else {
                     return;
                 };
+                let challenge = crate::url::query_value(
+                    url.split_once('?').map_or("", |(_, q)| q),
+                    "code_challenge",
+                )
+                .unwrap_or_default();
+                let resource = s.target.url().to_owned();
+                w.audit_mut().intents.insert(Intent {
+                    session: n,
+                    challenge,
+                    resource,
+                });
                 if let Some(s) = w.session_mut(n) {
                     s.browsed = true;
                 }
@@ -136,6 +155,11 @@ impl AuthModel {
             Action::Tick => {
                 w.ticks += 1;
                 w.now = w.now.plus(TICK_SECS);
+                // Time may end any flow in progress (an expired code or consent).
+                let started: Vec<u8> = (0..w.sessions.len() as u8)
+                    .filter(|&n| w.session(n).is_some())
+                    .collect();
+                w.audit_mut().touched.extend(started);
             }
             Action::AttackerAuthorize { whose } => {
                 Self::bump(w, format!("{whose:?}"));
@@ -164,8 +188,72 @@ impl AuthModel {
                 };
                 let url = Self::attacker_authorize_url(id, ATTACKER_REDIRECT, s.target.url());
                 if let Some(location) = self.user_agent(w, Party::Attacker, ALICE, &url) {
+                    w.audit_mut().touched.insert(n);
                     Self::land(w, &location, Party::Session(n));
                 }
+            }
+            Action::Downgrade { session: n } => {
+                Self::bump(w, format!("downgrade{n}"));
+                let (Some(id), Some(s)) = (w.client_id_of(n), w.session(n)) else {
+                    return;
+                };
+                let query = Self::authorize_query(
+                    id,
+                    &redirect_uri(n),
+                    s.target.url(),
+                    None,
+                    "attacker-state",
+                );
+                let url = format!("{HONEST_ISSUER}/authorize?{query}");
+                if let Some(location) = self.user_agent(w, Party::Attacker, ALICE, &url) {
+                    let before = w.sessions.get(usize::from(n)).cloned().flatten();
+                    Self::land(w, &location, Party::Session(n));
+                    if w.sessions.get(usize::from(n)).cloned().flatten() != before {
+                        w.audit_mut().touched.insert(n);
+                    }
+                    let query = location.split_once('?').map_or("", |(_, q)| q);
+                    if let Some(code) = crate::url::query_value(query, "code")
+                        && let Some(seen) = w.knows().codes.get_mut(&code)
+                    {
+                        seen.without_pkce = true;
+                    }
+                }
+            }
+            Action::Phish => {
+                Self::bump(w, "phish".into());
+                let url = Self::attacker_authorize_url(
+                    &w.attacker.clients[0],
+                    ATTACKER_REDIRECT,
+                    EVIL_RS,
+                );
+                if let Some(location) = self.user_agent(w, Party::Attacker, ALICE, &url) {
+                    Self::land(w, &location, Party::Attacker);
+                }
+            }
+            Action::Steal { session: n } => {
+                Self::bump(w, format!("steal{n}"));
+                let Some(s) = w.session(n) else { return };
+                let ClientAction::Authorized(tokens) = s.action() else {
+                    return;
+                };
+                let Some(rt) = tokens.refresh_token.clone() else {
+                    return;
+                };
+                let grant = claims_of(&tokens.access_token).map(|c| (c.client_id, c.aud));
+                w.knows()
+                    .refresh_tokens
+                    .insert(rt, tokens.client_id.clone());
+                let audit = w.audit_mut();
+                audit.touched.insert(n);
+                audit.stolen.extend(grant);
+            }
+            Action::Forge => {
+                Self::bump(w, "forge".into());
+                let Some(client_id) = w.client_id_of(0).map(str::to_owned) else {
+                    return;
+                };
+                let token = Self::forged_token(w.now, &client_id);
+                Self::attacker_presents(w, &token);
             }
             Action::DocAuthorize => {
                 Self::bump(w, "doc-authorize".into());
@@ -184,11 +272,16 @@ impl AuthModel {
                     redirected: location.is_some(),
                 });
                 if let Some(location) = location {
+                    w.audit_mut().touched.insert(0);
                     Self::land(w, &location, Party::Session(0));
                 }
             }
-            Action::AttackerRedeem { code, resource } => {
-                let Some((client_id, redirect, _)) = Self::binding(w, &code) else {
+            Action::AttackerRedeem {
+                code,
+                client_id,
+                resource,
+            } => {
+                let Some(seen) = w.attacker.codes.get(&code).cloned() else {
                     return;
                 };
                 let verifier = w
@@ -197,22 +290,28 @@ impl AuthModel {
                     .get(&code)
                     .cloned()
                     .unwrap_or_else(|| ATTACKER_VERIFIER.to_owned());
-                let ok = self.attacker_token_request(
-                    w,
-                    &[
-                        ("grant_type", "authorization_code"),
-                        ("code", &code),
-                        ("redirect_uri", &redirect),
-                        ("code_verifier", &verifier),
-                        ("client_id", &client_id),
-                        ("resource", resource.url()),
-                    ],
-                );
+                let mut pairs = vec![
+                    ("grant_type", "authorization_code"),
+                    ("code", code.as_str()),
+                    ("redirect_uri", seen.redirect.as_str()),
+                    ("client_id", client_id.as_str()),
+                    ("resource", resource.url()),
+                ];
+                if !seen.without_pkce {
+                    pairs.push(("code_verifier", verifier.as_str()));
+                }
+                let before = w.honest_as.clone();
+                let ok = self.attacker_token_request(w, &pairs);
                 if ok {
-                    Self::bump(w, format!("redeem {code} {resource:?}"));
+                    Self::bump(w, Self::redeem_label(&code, &client_id, resource));
+                }
+                if *w.honest_as != *before
+                    && let Some(n) = Self::flow_session(w, &code)
+                {
+                    w.audit_mut().touched.insert(n);
                 }
             }
-            Action::AttackerRefresh { token } => {
+            Action::AttackerRefresh { token, resource } => {
                 let client_id = w
                     .attacker
                     .refresh_tokens
@@ -220,14 +319,26 @@ impl AuthModel {
                     .cloned()
                     .unwrap_or_default();
                 w.knows().refreshes += 1;
-                self.attacker_token_request(
-                    w,
-                    &[
-                        ("grant_type", "refresh_token"),
-                        ("refresh_token", &token),
-                        ("client_id", &client_id),
-                    ],
-                );
+                let mut pairs = vec![
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", token.as_str()),
+                    ("client_id", client_id.as_str()),
+                ];
+                if let Some(r) = resource {
+                    pairs.push(("resource", r.url()));
+                }
+                let before = w.honest_as.clone();
+                self.attacker_token_request(w, &pairs);
+                if *w.honest_as != *before
+                    && let Some(n) = w
+                        .audit
+                        .families
+                        .get(&token)
+                        .cloned()
+                        .and_then(|family| Self::flow_session(w, &family))
+                {
+                    w.audit_mut().touched.insert(n);
+                }
             }
             Action::ConsentCsrf => {
                 Self::bump(w, "consent-csrf".into());
@@ -236,6 +347,7 @@ impl AuthModel {
             Action::Inject { session: n, code } => {
                 let query =
                     mcp_auth_proto::form::encode([("code", code.as_str()), ("iss", HONEST_ISSUER)]);
+                let before = w.sessions.get(usize::from(n)).cloned().flatten();
                 if let Some(s) = w.session_mut(n) {
                     let result = s.client.handle_redirect(&query);
                     replay::record(|| Observation {
@@ -245,6 +357,9 @@ impl AuthModel {
                         answer: replay::callback_answer(&result),
                         minted: replay::Minted::default(),
                     });
+                }
+                if w.sessions.get(usize::from(n)).cloned().flatten() != before {
+                    w.audit_mut().touched.insert(n);
                 }
             }
         }

@@ -1,16 +1,17 @@
 //! The attacker (RFC 9700 §3, bounded): its consent CSRF, its token requests at the honest AS,
 //! what it learns, its authorization requests, and the entropy of its actions.
 
-use mcp_auth_proto::Sequential;
+use mcp_auth_proto::jwt::{Ed25519Signer, Signer};
 use mcp_auth_proto::pkce::CodeVerifier;
 use mcp_auth_proto::server::CodeState;
+use mcp_auth_proto::{Sequential, UnixTime};
 
 use crate::network::{form_request, json_field, mcp_call};
 use crate::replay::{self, Role};
 use crate::user_agent::consent_form;
 use crate::{
-    ALICE, ATTACKER_REDIRECT, ATTACKER_VERIFIER, Action, AuthModel, Event, HONEST_ISSUER,
-    HONEST_RS, MALLORY, Party, Prm, SCOPE, Target, World, claims_of,
+    ALICE, ATTACKER_REDIRECT, ATTACKER_VERIFIER, Action, AuthModel, EVIL_SEED, Event,
+    HONEST_ISSUER, HONEST_RS, MALLORY, Party, Prm, SCOPE, Target, World, claims_of,
 };
 
 impl AuthModel {
@@ -75,18 +76,64 @@ impl AuthModel {
     /// The attacker learns an access token and presents it at the honest MCP server at once
     /// (later it could only have expired).
     pub(crate) fn attacker_learns_token(w: &mut World, token: String) {
+        Self::attacker_presents(w, &token);
+        w.knows().access_tokens.insert(token);
+    }
+
+    /// The attacker presents a token at the honest MCP server; if it is served, the attacker
+    /// keeps it (a refused one changes nothing).
+    pub(crate) fn attacker_presents(w: &mut World, token: &str) {
         let header = format!("Bearer {token}");
         let result = Self::honest_mcp(w, &mcp_call(Some(&header)));
         replay::record(|| Self::mcp_observation(Role::Attacker, Target::Honest, &result));
         if result.is_ok()
-            && let Some(claims) = claims_of(&token)
+            && let Some(claims) = claims_of(token)
         {
             w.audit_mut().record(Event::Served {
                 by: Party::Attacker,
                 claims,
             });
+            w.knows().access_tokens.insert(token.to_owned());
         }
-        w.knows().access_tokens.insert(token);
+    }
+
+    /// A token minted by the attacker's AS with the attacker's key (`kid` as the honest key's),
+    /// claiming the honest issuer, the honest MCP server, alice and `client_id`.
+    pub fn forged_token(now: UnixTime, client_id: &str) -> String {
+        let header = serde_json::json!({"alg": "EdDSA", "typ": "at+jwt", "kid": "k1"});
+        let claims = serde_json::json!({
+            "iss": HONEST_ISSUER,
+            "sub": ALICE,
+            "aud": HONEST_RS,
+            "iat": now.as_secs(),
+            "exp": now.as_secs() + 300,
+            "jti": "forged",
+            "client_id": client_id,
+            "scope": SCOPE,
+        });
+        Signer::new(Ed25519Signer::from_seed("k1", [EVIL_SEED; 32]))
+            .sign_json(&header, &claims)
+            .expect("Ed25519 signs")
+    }
+
+    /// The `sent` key of a successful redemption.
+    pub(crate) fn redeem_label(code: &str, client_id: &str, resource: Target) -> String {
+        format!("redeem {code} {client_id} {resource:?}")
+    }
+
+    /// The honest session whose flow (one alice started) a code of the honest AS belongs to
+    /// (ghost: by the code's PKCE challenge).
+    pub(crate) fn flow_session(w: &World, code: &str) -> Option<u8> {
+        let challenge = w.honest_as.code_state(code).map(|s| match s {
+            CodeState::Issued(b) | CodeState::Redeemed { binding: b, .. } => {
+                b.challenge.as_str().to_owned()
+            }
+        })?;
+        w.audit
+            .intents
+            .iter()
+            .find(|i| i.challenge == challenge)
+            .map(|i| i.session)
     }
 
     /// The attacker's token request at the honest AS; learns what comes back.
@@ -125,30 +172,57 @@ impl AuthModel {
         let challenge = CodeVerifier::parse(ATTACKER_VERIFIER)
             .expect("valid verifier")
             .challenge();
-        mcp_auth_proto::form::encode([
+        Self::authorize_query(
+            client_id,
+            redirect,
+            resource,
+            Some(challenge.as_str()),
+            "attacker-state",
+        )
+    }
+
+    /// An authorization request's query; without `code_challenge` when `challenge` is `None`
+    /// (a PKCE downgrade).
+    pub fn authorize_query(
+        client_id: &str,
+        redirect: &str,
+        resource: &str,
+        challenge: Option<&str>,
+        state: &str,
+    ) -> String {
+        let mut pairs = vec![
             ("response_type", "code"),
             ("client_id", client_id),
             ("redirect_uri", redirect),
-            ("state", "attacker-state"),
-            ("code_challenge", challenge.as_str()),
-            ("code_challenge_method", "S256"),
-            ("resource", resource),
-            ("scope", SCOPE),
-        ])
+            ("state", state),
+        ];
+        if let Some(c) = challenge {
+            pairs.extend([("code_challenge", c), ("code_challenge_method", "S256")]);
+        }
+        pairs.extend([("resource", resource), ("scope", SCOPE)]);
+        mcp_auth_proto::form::encode(pairs)
     }
 
     /// The attacker's entropy for one of its actions: a stream of its own, seeded from the
     /// action and how often it was used, so that independent attacker actions commute (the
     /// attacker's stream is not part of the state between actions).
     pub(crate) fn attacker_seed(w: &World, action: &Action) -> Sequential {
-        let uses = match action {
-            Action::AttackerRedeem { code, resource } => {
-                Self::sent(w, &format!("redeem {code} {resource:?}"))
+        // Requests that differ only in what the AS ignores must lead to the same state: the
+        // label names what the answer depends on.
+        let label = match action {
+            Action::AttackerRedeem {
+                code,
+                client_id,
+                resource,
+            } => format!(
+                "redeem {code} {client_id} {resource:?}/{}",
+                Self::sent(w, &Self::redeem_label(code, client_id, *resource))
+            ),
+            Action::AttackerRefresh { token, .. } => {
+                format!("refresh {token}/{}", w.attacker.refreshes)
             }
-            Action::AttackerRefresh { .. } => w.attacker.refreshes,
-            _ => 0,
+            _ => format!("{action:?}/0"),
         };
-        let label = format!("{action:?}/{uses}");
         // FNV-1a, low 16 bits left for the counter.
         let hash = label.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
             (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)

@@ -23,8 +23,8 @@ use crate::network::{json_field, origin};
 use crate::user_agent::honest_users;
 use crate::{
     ALICE, ATTACKER_DOC, ATTACKER_LOOPBACK_DOC, ATTACKER_REDIRECT, AuthModel, EVIL_ISSUER, EVIL_RS,
-    HONEST_DOC, HONEST_ISSUER, HONEST_RS, IMPOSTOR_DOC, Party, Prm, SCOPE, Target, World,
-    redirect_uri,
+    EVIL_SEED, HONEST_DOC, HONEST_ISSUER, HONEST_RS, HONEST_SEED, IMPOSTOR_DOC, Party, Prm, SCOPE,
+    Target, World, redirect_uri,
 };
 
 /// The environment of a build that has mutations: the core's defense switches exist only with
@@ -59,6 +59,10 @@ pub struct Config {
     pub cimd: bool,
     /// The newest MCP revision the honest client speaks.
     pub revision: Revision,
+    /// The attacker may steal a lured session's refresh token (once per session).
+    pub steal: bool,
+    /// The attacker may lure alice into approving its own client for its own server (once).
+    pub phish: bool,
     /// Defenses turned off (all on by default). Only in a build with the cfg
     /// `mcp_auth_mutations` ([`MUTATIONS_BUILD_ENV`]).
     #[cfg(mcp_auth_mutations)]
@@ -78,6 +82,8 @@ impl Config {
             attacker_redemptions: 2,
             cimd: false,
             revision: Revision::V2025_06_18,
+            steal: false,
+            phish: false,
             #[cfg(mcp_auth_mutations)]
             mutations: Mutations::default(),
         }
@@ -131,8 +137,41 @@ impl Config {
         }
     }
 
+    /// `small` with the attacker stealing a session's refresh token (storage or logs leak,
+    /// RFC 9700 §4.14): a victim's grant in the attacker's hands, until the theft shows.
+    pub fn thief() -> Self {
+        Self {
+            name: "thief",
+            steal: true,
+            attacker_refreshes: 2,
+            attacker_redemptions: 1,
+            ..Self::small()
+        }
+    }
+
+    /// `small` with the attacker luring alice into approving its own client for its own
+    /// server (the worst-case user approves): a grant of hers the attacker holds by her choice,
+    /// which must stay limited to that server.
+    pub fn phish() -> Self {
+        Self {
+            name: "phish",
+            phish: true,
+            attacker_refreshes: 1,
+            attacker_redemptions: 1,
+            ..Self::small()
+        }
+    }
+
     /// The configurations, by name.
-    pub const NAMES: [&str; 5] = ["small", "standard", "timed", "cimd", "small-2026"];
+    pub const NAMES: [&str; 7] = [
+        "small",
+        "standard",
+        "timed",
+        "cimd",
+        "small-2026",
+        "thief",
+        "phish",
+    ];
 
     /// By name.
     pub fn named(name: &str) -> Option<Self> {
@@ -142,6 +181,8 @@ impl Config {
             "timed" => Some(Self::timed()),
             "cimd" => Some(Self::cimd()),
             "small-2026" => Some(Self::small_2026()),
+            "thief" => Some(Self::thief()),
+            "phish" => Some(Self::phish()),
             _ => None,
         }
     }
@@ -216,7 +257,7 @@ impl Config {
 impl AuthModel {
     /// The model for a configuration.
     pub fn new(cfg: Config) -> Self {
-        let honest = cfg.authorization_server(HONEST_ISSUER, &[HONEST_RS, EVIL_RS], 7);
+        let honest = cfg.authorization_server(HONEST_ISSUER, &[HONEST_RS, EVIL_RS], HONEST_SEED);
         Self {
             evil_rs: cfg.resource_server(EVIL_RS, &honest),
             honest_users: honest_users(),
@@ -241,7 +282,10 @@ impl AuthModel {
             entropy: (0..=u64::from(self.cfg.sessions))
                 .map(|i| Sequential((i + 1) << 40))
                 .collect(),
-            evil_as: Arc::new(self.cfg.authorization_server(EVIL_ISSUER, &[EVIL_RS], 9)),
+            evil_as: Arc::new(
+                self.cfg
+                    .authorization_server(EVIL_ISSUER, &[EVIL_RS], EVIL_SEED),
+            ),
             honest_as: Arc::new(honest_as),
             rs: Arc::new(McpGuard::new(rs, Sessions::new(&mut Sequential(11)))),
             sessions: vec![None; usize::from(self.cfg.sessions)],
@@ -262,6 +306,7 @@ impl AuthModel {
                 .body(serde_json::to_vec(&body).expect("json"));
             let response = self.route(&mut w, Party::Attacker, &request, Prm::Genuine);
             let id = json_field(&response.body, "client_id").expect("registered");
+            w.knows().client_ids.insert(id.clone());
             w.knows().clients.push(id);
         }
         if self.cfg.cimd {
@@ -270,6 +315,16 @@ impl AuthModel {
             owners.insert(HONEST_DOC.to_owned(), Party::Session(0));
             for doc in [ATTACKER_DOC, ATTACKER_LOOPBACK_DOC, IMPOSTOR_DOC] {
                 owners.insert(doc.to_owned(), Party::Attacker);
+            }
+            // Client ID URLs are public.
+            let known = &mut w.knows().client_ids;
+            for doc in [
+                HONEST_DOC,
+                ATTACKER_DOC,
+                ATTACKER_LOOPBACK_DOC,
+                IMPOSTOR_DOC,
+            ] {
+                known.insert(doc.to_owned());
             }
         }
         self.prepare_consent_csrf(&mut w);

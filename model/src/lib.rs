@@ -106,7 +106,9 @@ use stateright::{Model, Property};
 
 pub use config::{Config, MUTATIONS_BUILD_ENV};
 pub use user_agent::{consent_form, honest_users, login_form, password_of, user_record};
-pub use world::{Audit, Claims, Event, Knowledge, Party, Session, Target, Via, World};
+pub use world::{
+    Audit, Claims, CodeSeen, Event, Intent, Knowledge, Party, Session, Target, Via, World,
+};
 
 /// The honest authorization server.
 pub const HONEST_ISSUER: &str = "https://as.example";
@@ -142,6 +144,11 @@ pub const SESSION_COOKIE: &str = "__Host-mcp-auth-session";
 pub const ATTACKER_VERIFIER: &str = "attacker-verifier-0123456789-0123456789-0123456789";
 /// How far one tick moves the clock: past code, consent and access-token lifetimes.
 pub const TICK_SECS: u64 = 3_601;
+/// The seed of the attacker's AS's Ed25519 key (the honest AS's is 7); both keys have the
+/// `kid` `k1`.
+pub const EVIL_SEED: u8 = 9;
+/// The seed of the honest AS's Ed25519 key.
+pub const HONEST_SEED: u8 = 7;
 /// The scope every party asks for.
 pub const SCOPE: &str = "mcp:tools";
 
@@ -256,18 +263,44 @@ pub enum Action {
         /// The victim session.
         session: u8,
     },
-    /// The attacker redeems a code it knows, asking for `resource`.
+    /// The attacker redeems a code it knows at the honest AS, as `client_id` (a client it has
+    /// seen with the redirect URI the code arrived at), asking for `resource`.
     AttackerRedeem {
         /// The code.
         code: String,
+        /// The `client_id` it sends.
+        client_id: String,
         /// The `resource` it asks for.
         resource: Target,
     },
-    /// The attacker presents a refresh token it knows.
+    /// The attacker presents a refresh token it knows, asking for `resource` (or none).
     AttackerRefresh {
         /// The refresh token.
         token: String,
+        /// The `resource` it asks for.
+        resource: Option<Target>,
     },
+    /// The attacker steals session `session`'s current refresh token (its storage or logs
+    /// leak: RFC 9700 §4.14), once per session.
+    Steal {
+        /// The victim.
+        session: u8,
+    },
+    /// The attacker's AS mints a token that claims the honest issuer, for the honest MCP
+    /// server and alice with session 0's client, signed with the attacker's key (`kid` as the
+    /// honest key's), and presents it at the honest MCP server.
+    Forge,
+    /// PKCE downgrade: the attacker lures alice's browser to an authorization request for
+    /// session `session`'s client and redirect URI without `code_challenge`; the code lands at
+    /// the session's callback, where the attacker reads it (A3).
+    Downgrade {
+        /// The victim.
+        session: u8,
+    },
+    /// The attacker lures alice to authorize its own client (its redirect URI) for its own MCP
+    /// server; she approves (the worst-case user): that token is the attacker's by her choice,
+    /// which no server can prevent — but only for that server.
+    Phish,
     /// Consent CSRF (AZ-29): the attacker has started an authorization for its own client (its
     /// redirect URI, the honest MCP server) in its own browser, logged in as `mallory` (in the
     /// initial state: its preparation does not depend on alice, and its place in the
@@ -362,7 +395,7 @@ impl Model for AuthModel {
                     if !s.browsed {
                         actions.push(Action::Browse { session: n });
                     }
-                    for code in &w.attacker.codes {
+                    for code in w.attacker.codes.keys() {
                         actions.push(Action::Inject {
                             session: n,
                             code: code.clone(),
@@ -386,6 +419,13 @@ impl Model for AuthModel {
                     if s.refreshes < self.cfg.session_refreshes && tokens.refresh_token.is_some() {
                         actions.push(Action::Refresh { session: n });
                     }
+                    if self.cfg.steal
+                        && n < self.cfg.lured_sessions
+                        && tokens.refresh_token.is_some()
+                        && Self::sent(w, &format!("steal{n}")) == 0
+                    {
+                        actions.push(Action::Steal { session: n });
+                    }
                 }
                 ClientAction::Failed(_) | ClientAction::Idle => {}
             }
@@ -397,6 +437,9 @@ impl Model for AuthModel {
                 if Self::sent(w, &format!("lure{n}")) == 0 {
                     actions.push(Action::Lure { session: n });
                 }
+                if Self::sent(w, &format!("downgrade{n}")) == 0 {
+                    actions.push(Action::Downgrade { session: n });
+                }
             }
         }
         if w.ticks < self.cfg.ticks {
@@ -404,6 +447,12 @@ impl Model for AuthModel {
         }
         if Self::sent(w, &format!("{:?}", Whose::Own)) == 0 {
             actions.push(Action::AttackerAuthorize { whose: Whose::Own });
+        }
+        if self.cfg.phish && Self::sent(w, "phish") == 0 {
+            actions.push(Action::Phish);
+        }
+        if w.client_id_of(0).is_some() && Self::sent(w, "forge") == 0 {
+            actions.push(Action::Forge);
         }
         if self.cfg.cimd {
             if Self::sent(w, "doc-authorize") == 0 {
@@ -422,29 +471,31 @@ impl Model for AuthModel {
         {
             actions.push(Action::ConsentCsrf);
         }
-        for code in &w.attacker.codes {
-            let Some((_, _, bound)) = Self::binding(w, code) else {
-                continue;
-            };
-            for resource in [Target::Honest, Target::Evil] {
-                let limit = if resource.url() == bound {
-                    self.cfg.attacker_redemptions
-                } else {
-                    1
-                };
-                if Self::sent(w, &format!("redeem {code} {resource:?}")) < limit {
-                    actions.push(Action::AttackerRedeem {
-                        code: code.clone(),
-                        resource,
-                    });
+        // Token requests built from what the attacker knows: each code with every client id
+        // it knows (the redirect URI is where the code arrived), for either server.
+        for code in w.attacker.codes.keys() {
+            for client_id in &w.attacker.client_ids {
+                for resource in [Target::Honest, Target::Evil] {
+                    if Self::sent(w, &Self::redeem_label(code, client_id, resource))
+                        < self.cfg.attacker_redemptions
+                    {
+                        actions.push(Action::AttackerRedeem {
+                            code: code.clone(),
+                            client_id: client_id.clone(),
+                            resource,
+                        });
+                    }
                 }
             }
         }
         if w.attacker.refreshes < self.cfg.attacker_refreshes {
             for token in w.attacker.refresh_tokens.keys() {
-                actions.push(Action::AttackerRefresh {
-                    token: token.clone(),
-                });
+                for resource in [None, Some(Target::Honest), Some(Target::Evil)] {
+                    actions.push(Action::AttackerRefresh {
+                        token: token.clone(),
+                        resource,
+                    });
+                }
             }
         }
     }

@@ -10,14 +10,16 @@ use mcp_auth_proto::endpoint::Verdict;
 use mcp_auth_proto::http::{HttpRequest, HttpResponse, Method};
 use mcp_auth_proto::jwt::Access;
 use mcp_auth_proto::metadata::ProtectedResourceMetadata;
-use mcp_auth_proto::server::FetchFailure;
+use mcp_auth_proto::pkce::CodeVerifier;
 use mcp_auth_proto::server::http::{Prepared, finish_fetch, finish_login, handle, prepare};
+use mcp_auth_proto::server::{CodeState, FetchFailure};
 
 use crate::replay::{self, Endpoint, Observation, RedirectTo, Role};
 use crate::url::{query_values, split_url};
 use crate::{
-    ATTACKER_DOC, ATTACKER_LOOPBACK_DOC, ATTACKER_REDIRECT, AuthModel, EVIL_ISSUER, Event,
-    HONEST_DOC, HONEST_RS, IMPOSTOR_DOC, Party, Prm, Target, Via, World, claims_of, redirect_uri,
+    ATTACKER_DOC, ATTACKER_LOOPBACK_DOC, ATTACKER_REDIRECT, AuthModel, CodeSeen, EVIL_ISSUER,
+    Event, HONEST_DOC, HONEST_RS, IMPOSTOR_DOC, Party, Prm, Target, Via, World, claims_of,
+    redirect_uri,
 };
 
 pub(crate) fn origin(url: &str) -> String {
@@ -138,8 +140,16 @@ impl AuthModel {
         } else if origin == self.evil_as_origin {
             // The attacker's AS learns every code and verifier sent to it.
             let form = std::str::from_utf8(&local.body).unwrap_or("");
-            if let [Some(code), verifier] = query_values(form, ["code", "code_verifier"]) {
-                w.knows().codes.insert(code.clone());
+            if let [Some(code), verifier, redirect] =
+                query_values(form, ["code", "code_verifier", "redirect_uri"])
+            {
+                w.knows().codes.insert(
+                    code.clone(),
+                    CodeSeen {
+                        redirect: redirect.unwrap_or_default(),
+                        without_pkce: false,
+                    },
+                );
                 if let Some(v) = verifier {
                     w.knows().verifiers.insert(code, v);
                 }
@@ -257,11 +267,23 @@ impl AuthModel {
                     [Some(grant), _, Some(rt)] if grant == "refresh_token" => Via::Refresh(rt),
                     _ => return,
                 };
-                if let Via::Refresh(rt) = &via
-                    && w.audit.refreshed.contains(rt)
-                {
-                    let family = w.audit.families.get(rt).cloned().unwrap_or_default();
-                    w.audit_mut().record(Event::RefreshReplayed { family });
+                // A code or refresh token that already yielded a token is reused when it comes
+                // back as its holder would send it (its client, redirect URI, verifier and
+                // resource: ground truth from the code's binding) or is accepted again. A
+                // presentation with other values shows no theft (and must not revoke: TOK-9).
+                let family = match &via {
+                    Via::Code(code) => w.audit.redeemed.contains(code).then(|| code.clone()),
+                    Via::Refresh(rt) => w
+                        .audit
+                        .refreshed
+                        .contains(rt)
+                        .then(|| w.audit.families.get(rt).cloned().unwrap_or_default()),
+                };
+                let reused = family.filter(|family| {
+                    response.status == 200 || Self::as_its_holder(w, family, &via, form)
+                });
+                if let Some(family) = reused {
+                    w.audit_mut().record(Event::Reused { family });
                 }
                 if response.status != 200 {
                     return;
@@ -271,14 +293,22 @@ impl AuthModel {
                 let Some(claims) = claims_of(&access) else {
                     return;
                 };
+                if let Via::Code(code) = &via
+                    && !Self::bound_to_request(w, code, form)
+                {
+                    w.audit_mut().record(Event::Unbound { code: code.clone() });
+                }
                 let family = match &via {
-                    Via::Code(code) => code.clone(),
+                    Via::Code(code) => {
+                        w.audit_mut().redeemed.insert(code.clone());
+                        code.clone()
+                    }
                     Via::Refresh(rt) => {
                         w.audit_mut().refreshed.insert(rt.clone());
                         w.audit.families.get(rt).cloned().unwrap_or_default()
                     }
                 };
-                let after_replay = w.audit.events.contains(&Event::RefreshReplayed {
+                let after_replay = w.audit.events.contains(&Event::Reused {
                     family: family.clone(),
                 });
                 if let Some(new) = &refresh {
@@ -294,6 +324,53 @@ impl AuthModel {
             }
             _ => {}
         }
+    }
+
+    /// A token request presents a used code or refresh token (of the grant started by the
+    /// code `family`) with the values its holder would send: the grant's client, and for a
+    /// code, before it expires, its redirect URI and PKCE verifier; the resource, if named,
+    /// the grant's.
+    fn as_its_holder(w: &World, family: &str, via: &Via, form: &str) -> bool {
+        let Some(binding) = w.honest_as.code_state(family).map(|s| match s {
+            CodeState::Issued(b) | CodeState::Redeemed { binding: b, .. } => b.clone(),
+        }) else {
+            return false;
+        };
+        let [client_id, redirect, verifier, resource] = query_values(
+            form,
+            ["client_id", "redirect_uri", "code_verifier", "resource"],
+        );
+        let client = client_id.as_deref() == Some(binding.client_id.0.as_str());
+        let resource = resource.is_none_or(|r| r == binding.resource.as_str());
+        match via {
+            Via::Refresh(_) => client && resource,
+            Via::Code(_) => {
+                let challenge = verifier
+                    .as_deref()
+                    .and_then(|v| CodeVerifier::parse(v).ok())
+                    .map(|v| v.challenge().as_str().to_owned());
+                // Within the code's lifetime: the AS keeps a redeemed code (and can see it
+                // come back) only until it expires (TOK-8).
+                w.now < binding.expires_at
+                    && client
+                    && resource
+                    && redirect.as_deref() == Some(binding.redirect_uri.as_str())
+                    && challenge.as_deref() == Some(binding.challenge.as_str())
+            }
+        }
+    }
+
+    /// A code was redeemed by the client it was issued to, with the redirect URI it was
+    /// issued for (TOK-5, TOK-10; ground truth from the binding).
+    fn bound_to_request(w: &World, code: &str, form: &str) -> bool {
+        let [client_id, redirect] = query_values(form, ["client_id", "redirect_uri"]);
+        w.honest_as.code_state(code).is_none_or(|s| {
+            let b = match s {
+                CodeState::Issued(b) | CodeState::Redeemed { binding: b, .. } => b,
+            };
+            client_id.as_deref() == Some(b.client_id.0.as_str())
+                && redirect.as_deref() == Some(b.redirect_uri.as_str())
+        })
     }
 
     /// Run a session's client through every `Send` (discovery, registration) until it needs the

@@ -1,5 +1,18 @@
 //! The properties, named by invariant and requirement IDs (spec/README.md). Each reads the
 //! ghost audit and the real states; none is evaluated by the protocol.
+//!
+//! Two kinds. The **goals** ([`GOALS`]) say what alice loses: the attacker gets something of
+//! hers she did not give it ([`THEFT`]), a session of hers ends with someone else's
+//! authorization ([`SESSION`]), the honest MCP server acts for her on a token she did not
+//! mean for it or from someone she did not give it to ([`SERVED`]), a grant of hers keeps
+//! yielding tokens after its theft showed ([`REUSE`]), or a session nobody attacked does not
+//! end authorized ([`PROGRESS`]). They are stated on a ghost record of what she meant
+//! ([`Intent`](crate::Intent): she opened session n's authorization URL, for the server she
+//! pointed it at), never on the check that guards them; every mutation must break one. The
+//! **diagnostics** (the rest of [`SAFETY`]) restate single checks (a code used twice, a
+//! rotated-out refresh token accepted, PRM for another server accepted): they must hold with
+//! every defense on and say which check failed, but a mutation breaking only one of them has
+//! shown no harm.
 
 use mcp_auth_proto::client::Action as ClientAction;
 use mcp_auth_proto::uri::RedirectUri;
@@ -9,10 +22,10 @@ use mcp_auth_proto::http::{HttpRequest, Method};
 use mcp_auth_proto::pkce::CodeVerifier;
 use mcp_auth_proto::server::{CodeBinding, CodeState};
 
-use crate::world::{Event, Party, Via, World};
+use crate::world::{Claims, Event, Party, Via, World};
 use crate::{
-    ALICE, ATTACKER_DOC, ATTACKER_VERIFIER, AuthModel, Config, DocLure, HONEST_DOC, HONEST_ISSUER,
-    HONEST_RS, IMPOSTOR_DOC, Target, claims_of,
+    ALICE, ATTACKER_DOC, ATTACKER_VERIFIER, AuthModel, Config, DocLure, EVIL_RS, HONEST_DOC,
+    HONEST_ISSUER, HONEST_RS, IMPOSTOR_DOC, Target, claims_of,
 };
 
 /// AUTHZ: the AS issues alice's tokens only to the party that runs the client, and only for a
@@ -20,6 +33,13 @@ use crate::{
 /// the attacker a token for alice she never approved).
 pub const AUTHZ: &str =
     "AUTHZ (TOK-5, PKCE-9): alice's tokens go only to the client she authorized";
+/// THEFT (goal): the attacker obtains nothing of alice's she did not give it.
+pub const THEFT: &str = "THEFT (TOK-5, PKCE-9, AZ-3, AZ-20, AZ-29): the attacker gets no token and no code with its verifier from a flow alice started, and holds a token of hers only for its own server, for its own client she approved for that server, or from a grant it stole";
+/// SERVED (goal): the honest MCP server acts for alice only as she meant.
+pub const SERVED: &str = "SERVED (RS-2, RS-5, RS-8, RS-13): the honest MCP server acts for alice only on a token from its issuer, for itself, for a client she approved for it, presented by that client (or by the thief of a grant)";
+/// REUSE (goal): a grant of alice's whose code or refresh token was used twice (the sign of a
+/// theft) yields nothing more, to anyone.
+pub const REUSE: &str = "REUSE (TOK-6, TOK-8, RT-1, RT-2): once a code or refresh token of a grant of alice's honest sessions is used twice, the grant yields no token to anyone";
 /// SESSION: an honest session never ends up with someone else's authorization.
 pub const SESSION: &str =
     "SESSION (AZ-12, SEC-13): an honest session holds only alice's token for its own client";
@@ -46,6 +66,8 @@ pub const RESOURCE: &str =
     "RESOURCE (RES-14): a token's audience is a resource its user consented to for its client";
 /// DISCOVERY: PRM names the server asked about, and the AS contacted is listed there.
 pub const DISCOVERY: &str = "DISCOVERY (DISC-4, RES-3): the client acts only on PRM for the server it asked, and an AS it lists";
+/// BOUND: a code yields tokens only to its client, with its redirect URI.
+pub const BOUND: &str = "BOUND (TOK-5, TOK-10): a code yields tokens only to the client and redirect URI it was issued for";
 /// REDEEM: the attacker never redeems a code of a flow it did not start (goal level: the
 /// mix-up of RFC 9700 §4.4 ends with the attacker holding alice's code and her client's PKCE
 /// verifier).
@@ -57,8 +79,20 @@ pub const CIMD_THEFT: &str = "CIMD_THEFT (CIMD-3, AZ-3, TOK-5): the attacker get
 /// document lists.
 pub const CIMD_REDIRECT: &str = "CIMD_REDIRECT (CIMD-3): a token for a client ID URL comes only from a code for a redirect URI the document at that URL lists";
 /// PROGRESS: liveness as an invariant (see the crate docs).
-pub const PROGRESS: &str =
-    "PROGRESS (L1): every started session is finished or has its next step enabled";
+pub const PROGRESS: &str = "PROGRESS (L1): every started session is authorized or has its next step enabled; only a session an attacker step (or time) acted on may fail";
+
+/// Non-vacuity: a stolen refresh token yields tokens to the attacker (before the theft shows).
+pub const STOLEN_USED: &str =
+    "theft exercised: the attacker refreshes a refresh token stolen from a session";
+/// Non-vacuity: the reuse of a grant's code or refresh token is seen.
+pub const REUSE_SEEN: &str =
+    "reuse exercised: a code or refresh token of a session's grant comes back to the AS";
+/// Non-vacuity: alice approves the attacker's client (the worst-case user), and the attacker
+/// holds her token for its server.
+pub const PHISHED: &str =
+    "phishing exercised: the attacker holds alice's token for its client, which she approved";
+/// Non-vacuity: time ends a flow.
+pub const EXPIRED: &str = "time exercised: a session's flow fails after the clock moved";
 
 /// Non-vacuity: the honest flow completes.
 pub const HONEST_FLOW: &str = "honest flow: the honest RS serves alice's session its own token";
@@ -86,10 +120,17 @@ pub const CIMD_LURE: &str = "CIMD exercised: the lure with the honest client's U
 pub const CIMD_IMPOSTOR: &str =
     "CIMD impostor: the honest AS accepts the impostor document and issues a code for it";
 
-/// The safety properties (`always`), in report order.
-pub const SAFETY: [&str; 15] = [
-    AUTHZ,
+/// The goal-level safety properties: what alice loses (see the module docs).
+pub const GOALS: [&str; 5] = [THEFT, SESSION, SERVED, REUSE, PROGRESS];
+
+/// The safety properties (`always`), in report order: the goals, then the diagnostics.
+pub const SAFETY: [&str; 19] = [
+    THEFT,
     SESSION,
+    SERVED,
+    REUSE,
+    PROGRESS,
+    AUTHZ,
     MIXUP,
     REDIRECT,
     AUD,
@@ -100,10 +141,15 @@ pub const SAFETY: [&str; 15] = [
     RESOURCE,
     DISCOVERY,
     REDEEM,
+    BOUND,
     CIMD_THEFT,
     CIMD_REDIRECT,
-    PROGRESS,
 ];
+
+/// A goal-level property (see the module docs)?
+pub fn is_goal(name: &str) -> bool {
+    GOALS.contains(&name)
+}
 
 fn consented(w: &World, sub: &str, client: &str, aud: Option<&str>) -> bool {
     w.audit
@@ -116,11 +162,97 @@ fn owner(w: &World, client: &str) -> Option<Party> {
     w.audit.owners.get(client).copied()
 }
 
+/// The grant (client id, resource) was stolen from a session: until the theft shows (REUSE),
+/// its tokens are the thief's.
+fn stolen(w: &World, claims: &Claims) -> bool {
+    w.audit
+        .stolen
+        .contains(&(claims.client_id.clone(), claims.aud.clone()))
+}
+
+/// The code belongs to a flow alice started (its PKCE challenge is one of her flows').
+fn of_her_flow(w: &World, code: &str) -> bool {
+    code_binding(w, code).is_some_and(|b| {
+        w.audit
+            .intents
+            .iter()
+            .any(|i| i.challenge == b.challenge.as_str())
+    })
+}
+
+fn s256(verifier: &str) -> Option<String> {
+    CodeVerifier::parse(verifier)
+        .ok()
+        .map(|v| v.challenge().as_str().to_owned())
+}
+
+// spec: TOK-5, PKCE-9, AZ-3, AZ-20, AZ-29
+fn theft(_: &AuthModel, w: &World) -> bool {
+    // No token from a code of a flow she started (whoever's client it names: a mix-up's
+    // forwarded consent page is still her flow).
+    let redeemed = w.audit.events.iter().all(|e| match e {
+        Event::Issued {
+            to: Party::Attacker,
+            via: Via::Code(code),
+            ..
+        } => !of_her_flow(w, code),
+        _ => true,
+    });
+    // No code of hers together with its verifier.
+    let verifiers = w.attacker.verifiers.iter().all(|(code, verifier)| {
+        !(of_her_flow(w, code)
+            && code_binding(w, code)
+                .is_some_and(|b| s256(verifier).as_deref() == Some(b.challenge.as_str())))
+    });
+    // Every token of hers it holds, she gave it: one for its own server, one for its own
+    // client she approved for that audience, or one of a grant it stole.
+    let held = w.attacker.access_tokens.iter().all(|token| {
+        claims_of(token).is_none_or(|c| {
+            c.iss != HONEST_ISSUER
+                || c.sub != ALICE
+                || c.aud == EVIL_RS
+                || (owner(w, &c.client_id) == Some(Party::Attacker)
+                    && consented(w, ALICE, &c.client_id, Some(&c.aud)))
+                || stolen(w, &c)
+        })
+    });
+    redeemed && verifiers && held
+}
+
+// spec: RS-2, RS-5, RS-8, RS-13
+fn served(_: &AuthModel, w: &World) -> bool {
+    w.audit.events.iter().all(|e| match e {
+        Event::Served { by, claims } if claims.sub == ALICE => {
+            claims.aud == HONEST_RS
+                && claims.iss == HONEST_ISSUER
+                && consented(w, ALICE, &claims.client_id, Some(HONEST_RS))
+                && (owner(w, &claims.client_id) == Some(*by) || stolen(w, claims))
+        }
+        _ => true,
+    })
+}
+
+// spec: TOK-6, TOK-8, RT-1, RT-2
+fn reuse(_: &AuthModel, w: &World) -> bool {
+    w.audit.events.iter().all(|e| match e {
+        Event::Issued {
+            after_replay: true,
+            claims,
+            ..
+        } => {
+            !(claims.sub == ALICE && matches!(owner(w, &claims.client_id), Some(Party::Session(_))))
+        }
+        _ => true,
+    })
+}
+
 // spec: TOK-5, PKCE-9, AZ-29, AZ-30
 fn authz(_: &AuthModel, w: &World) -> bool {
     w.audit.events.iter().all(|e| match e {
         Event::Issued { to, claims, .. } if claims.sub == ALICE => {
-            owner(w, &claims.client_id) == Some(*to) && consented(w, ALICE, &claims.client_id, None)
+            (owner(w, &claims.client_id) == Some(*to)
+                && consented(w, ALICE, &claims.client_id, None))
+                || stolen(w, claims)
         }
         _ => true,
     })
@@ -174,7 +306,9 @@ fn aud(_: &AuthModel, w: &World) -> bool {
             claims.aud == HONEST_RS
                 && claims.iss == HONEST_ISSUER
                 && consented(w, &claims.sub, &claims.client_id, Some(HONEST_RS))
-                && (claims.sub != ALICE || owner(w, &claims.client_id) == Some(*by))
+                && (claims.sub != ALICE
+                    || owner(w, &claims.client_id) == Some(*by)
+                    || stolen(w, claims))
         }
         _ => true,
     })
@@ -275,6 +409,14 @@ fn redeem(_: &AuthModel, w: &World) -> bool {
     })
 }
 
+// spec: TOK-5, TOK-10
+fn bound(_: &AuthModel, w: &World) -> bool {
+    !w.audit
+        .events
+        .iter()
+        .any(|e| matches!(e, Event::Unbound { .. }))
+}
+
 /// The redirect URIs the document served at `url` lists (ground truth: what the web serves,
 /// not what the AS cached).
 fn document_redirects(url: &str) -> Vec<String> {
@@ -306,7 +448,7 @@ fn cimd_theft(_: &AuthModel, w: &World) -> bool {
     });
     // A3 gives the attacker the codes that reach the honest callback (PKCE protects them);
     // any other code of alice's for the honest client is a theft.
-    let codes = w.attacker.codes.iter().all(|code| {
+    let codes = w.attacker.codes.keys().all(|code| {
         code_binding(w, code).is_none_or(|b| {
             b.client_id.0 != HONEST_DOC || b.subject.0 != ALICE || honest.contains(&b.redirect_uri)
         })
@@ -328,11 +470,47 @@ fn cimd_redirect(_: &AuthModel, w: &World) -> bool {
 }
 
 fn progress(_: &AuthModel, w: &World) -> bool {
-    w.sessions.iter().flatten().all(|s| match s.action() {
-        ClientAction::OpenBrowser(_) => !s.browsed,
-        ClientAction::Idle => false,
-        _ => true,
+    w.sessions.iter().enumerate().all(|(n, s)| {
+        let Some(s) = s else { return true };
+        let touched = w.audit.touched.contains(&(n as u8));
+        match s.action() {
+            ClientAction::OpenBrowser(_) => !s.browsed || touched,
+            ClientAction::Failed(_) => touched,
+            ClientAction::Idle => false,
+            ClientAction::Send(_) | ClientAction::Authorized(_) => true,
+        }
     })
+}
+
+fn stolen_used(_: &AuthModel, w: &World) -> bool {
+    w.audit.events.iter().any(|e| {
+        matches!(e, Event::Issued { to: Party::Attacker, via: Via::Refresh(_), claims, .. }
+            if claims.sub == ALICE && stolen(w, claims))
+    })
+}
+
+fn reuse_seen(_: &AuthModel, w: &World) -> bool {
+    w.audit.events.iter().any(|e| {
+        matches!(e, Event::Reused { family } if crate::AuthModel::flow_session(w, family).is_some())
+    })
+}
+
+fn phished(_: &AuthModel, w: &World) -> bool {
+    w.attacker.access_tokens.iter().any(|t| {
+        claims_of(t).is_some_and(|c| {
+            c.sub == ALICE
+                && owner(w, &c.client_id) == Some(Party::Attacker)
+                && consented(w, ALICE, &c.client_id, Some(&c.aud))
+        })
+    })
+}
+
+fn expired(_: &AuthModel, w: &World) -> bool {
+    w.ticks > 0
+        && w.sessions
+            .iter()
+            .flatten()
+            .any(|s| matches!(s.action(), ClientAction::Failed(_)))
 }
 
 fn honest_flow(_: &AuthModel, w: &World) -> bool {
@@ -425,6 +603,10 @@ pub fn of(cfg: &Config) -> Vec<Property<AuthModel>> {
         .filter(|p| match p.name {
             EVIL_GETS_TOKEN | MIXUP_EXERCISED => cfg.lured_sessions > 0,
             HONEST_REFRESH => cfg.session_refreshes > 0,
+            STOLEN_USED => cfg.steal && cfg.attacker_refreshes > 0,
+            REUSE_SEEN => cfg.steal && cfg.attacker_refreshes > 0,
+            PHISHED => cfg.phish,
+            EXPIRED => cfg.ticks > 0,
             CIMD_IMPOSTOR => cfg.cimd && impostor,
             name if cimd_only.contains(&name) => cfg.cimd,
             _ => true,
@@ -435,6 +617,9 @@ pub fn of(cfg: &Config) -> Vec<Property<AuthModel>> {
 /// Every property of the model (of every configuration: [`of`] picks a configuration's).
 pub fn all() -> Vec<Property<AuthModel>> {
     vec![
+        Property::always(THEFT, theft),
+        Property::always(SERVED, served),
+        Property::always(REUSE, reuse),
         Property::always(AUTHZ, authz),
         Property::always(SESSION, session),
         Property::always(MIXUP, mixup),
@@ -447,9 +632,14 @@ pub fn all() -> Vec<Property<AuthModel>> {
         Property::always(RESOURCE, resource),
         Property::always(DISCOVERY, discovery),
         Property::always(REDEEM, redeem),
+        Property::always(BOUND, bound),
         Property::always(CIMD_THEFT, cimd_theft),
         Property::always(CIMD_REDIRECT, cimd_redirect),
         Property::always(PROGRESS, progress),
+        Property::sometimes(STOLEN_USED, stolen_used),
+        Property::sometimes(REUSE_SEEN, reuse_seen),
+        Property::sometimes(PHISHED, phished),
+        Property::sometimes(EXPIRED, expired),
         Property::sometimes(HONEST_FLOW, honest_flow),
         Property::sometimes(HONEST_REFRESH, honest_refresh),
         Property::sometimes(EVIL_GETS_TOKEN, evil_gets_token),

@@ -194,6 +194,13 @@ pub fn abbrev(value: &str) -> String {
     }
 }
 
+fn server_name(target: Target) -> &'static str {
+    match target {
+        Target::Honest => "honest",
+        Target::Evil => "malicious",
+    }
+}
+
 /// One line per action.
 pub fn format_action(action: &Action) -> String {
     match action {
@@ -246,18 +253,32 @@ pub fn format_action(action: &Action) -> String {
             "attacker lures alice to authorize session {session}'s client id with redirect_uri={}",
             crate::ATTACKER_REDIRECT
         ),
-        Action::AttackerRedeem { code, resource } => format!(
-            "attacker redeems code {} for the {} server",
+        Action::AttackerRedeem {
+            code,
+            client_id,
+            resource,
+        } => format!(
+            "attacker redeems code {} as client {} for the {} server",
             abbrev(code),
-            if *resource == Target::Honest {
-                "honest"
-            } else {
-                "malicious"
-            }
+            abbrev(client_id),
+            server_name(*resource)
         ),
-        Action::AttackerRefresh { token } => {
-            format!("attacker presents refresh token {}", abbrev(token))
+        Action::AttackerRefresh { token, resource } => format!(
+            "attacker presents refresh token {}{}",
+            abbrev(token),
+            resource.map_or(String::new(), |r| format!(
+                " for the {} server",
+                server_name(r)
+            ))
+        ),
+        Action::Steal { session } => {
+            format!("the attacker steals session {session}'s refresh token (leaked storage)")
         }
+        Action::Forge => "the attacker's AS signs a token claiming the honest issuer, for alice at the honest MCP server, and presents it there".into(),
+        Action::Downgrade { session } => format!(
+            "attacker lures alice to authorize session {session}'s client id and redirect URI without code_challenge (PKCE downgrade)"
+        ),
+        Action::Phish => "attacker lures alice to authorize its own client for the malicious MCP server; she approves".into(),
         Action::DocAuthorize => "mallory authorizes the attacker's document client (the honest AS fetches its document)".into(),
         Action::DocLure { lure } => {
             let (client_id, redirect) = lure.request();
@@ -322,6 +343,14 @@ pub fn mermaid(trace: &[(World, Option<Action>)]) -> String {
             Action::AttackerRedeem { .. } | Action::AttackerRefresh { .. } => {
                 format!("  X->>AS: {}", format_action(action))
             }
+            Action::Steal { session } => {
+                format!("  C-->>X: s{session}: refresh token leaks")
+            }
+            Action::Forge => format!("  X->>RS: {}", format_action(action)),
+            Action::Downgrade { .. } | Action::Phish => format!(
+                "  X->>U: link\n  U->>AS: {}",
+                format_action(action)
+            ),
             Action::DocAuthorize | Action::DocLure { .. } => {
                 format!("  X->>AS: {}", format_action(action))
             }

@@ -217,7 +217,11 @@ impl AuthModel {
         };
         let (target, query) = location.split_once('?').unwrap_or((location, ""));
         if let Some(code) = query_value(query, "code") {
-            w.knows().codes.insert(code);
+            let seen = crate::CodeSeen {
+                redirect: target.to_owned(),
+                without_pkce: false,
+            };
+            w.knows().codes.insert(code, seen);
         }
         if browser == Party::Attacker || target == ATTACKER_REDIRECT {
             return;

@@ -66,17 +66,35 @@ impl Session {
     }
 }
 
+/// What the attacker knows of an authorization code: where it saw it arrive, and whether the
+/// request that produced it carried a PKCE challenge (its own flows and lures: it built them).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct CodeSeen {
+    /// The redirect URI it was delivered to (empty when it arrived otherwise: a mix-up's
+    /// token request names it instead).
+    pub redirect: String,
+    /// The attacker built the authorization request without `code_challenge` (a PKCE
+    /// downgrade): it redeems the code without a verifier.
+    pub without_pkce: bool,
+}
+
 /// What the attacker knows (Dolev-Yao, bounded): only what reached one of its endpoints, what
-/// leaked from authorization responses (A3), and what its own flows produced.
+/// leaked from authorization responses (A3), what its own flows produced, and the public
+/// values of the honest clients (client ids and redirect URIs are not secrets, RFC 6749
+/// §2.2). Its requests are built from this alone.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Knowledge {
-    /// Authorization codes of the honest AS.
-    pub codes: BTreeSet<String>,
+    /// Authorization codes of the honest AS, with what it knows of each.
+    pub codes: BTreeMap<String, CodeSeen>,
+    /// Every client id it knows (its own, the honest sessions' once they registered, the
+    /// client ID URLs): the candidates for a token request's `client_id`.
+    pub client_ids: BTreeSet<String>,
     /// PKCE verifiers learned with a code (mix-up: the victim sent them to the attacker's AS).
     pub verifiers: BTreeMap<String, String>,
     /// Access tokens.
     pub access_tokens: BTreeSet<String>,
-    /// Refresh tokens, with the client id they belong to.
+    /// Refresh tokens, with the client id they were issued with (in the token response it
+    /// received, or, for a stolen one, the client it was stolen from).
     pub refresh_tokens: BTreeMap<String, String>,
     /// The attacker's clients at the honest AS: `[0]` with the attacker's redirect URI,
     /// `[1]` with the victims' loopback redirect URI (DCR lets anyone register it).
@@ -125,13 +143,15 @@ pub enum Event {
         claims: Claims,
         /// The new refresh token, if any.
         refresh: Option<String>,
-        /// The grant's refresh-token family had already been replayed (RT-2) when this was
-        /// issued (the log is a set, so order is kept in the events that need it).
+        /// A code or refresh token of the grant had already been reused (TOK-8, RT-2) when this
+        /// was issued, this request included (the log is a set, so order is kept in the events
+        /// that need it).
         after_replay: bool,
     },
-    /// A refresh token that had already been used successfully came back to the honest AS.
-    RefreshReplayed {
-        /// The code that started its family.
+    /// A code or refresh token that had already yielded a token came back to the honest AS
+    /// (reuse: RFC 9700 §4.14.2 treats it as a sign of theft).
+    Reused {
+        /// The code that started its grant (its refresh-token family).
         family: String,
     },
     /// The honest AS redirected the user agent with a code.
@@ -140,6 +160,12 @@ pub enum Event {
         client_id: String,
         /// The redirect target (without the query).
         target: String,
+    },
+    /// The honest AS issued tokens for a code presented by another client than the one it
+    /// was issued to, or with another redirect URI (possible only with TOK-5 or TOK-10 off).
+    Unbound {
+        /// The code.
+        code: String,
     },
     /// An honest session sent a code to a token endpoint.
     CodeSent {
@@ -199,6 +225,18 @@ pub enum Event {
     },
 }
 
+/// What alice meant when she opened a session's authorization URL in her browser (ghost):
+/// this session, for the server she pointed it at; the flow is known by its PKCE challenge.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Intent {
+    /// The session.
+    pub session: u8,
+    /// The flow's `code_challenge` (as sent; forwarded unchanged in a mix-up).
+    pub challenge: String,
+    /// The MCP server alice pointed the session at.
+    pub resource: String,
+}
+
 /// The ghost audit: ground truth the protocol never reads.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Audit {
@@ -210,6 +248,17 @@ pub struct Audit {
     pub families: BTreeMap<String, String>,
     /// Refresh tokens that have already yielded a token.
     pub refreshed: BTreeSet<String>,
+    /// Codes that have already yielded a token.
+    pub redeemed: BTreeSet<String>,
+    /// The flows alice started.
+    pub intents: BTreeSet<Intent>,
+    /// Grants whose refresh token the attacker stole from an honest session: (client id,
+    /// resource). A stolen grant's tokens are the attacker's until the theft is detected.
+    pub stolen: BTreeSet<(String, String)>,
+    /// Sessions an attacker step (or time) acted on: an injected or lured callback, a code or
+    /// refresh token of theirs presented by the attacker, a theft, the malicious server, a
+    /// clock tick. Only these may fail (PROGRESS).
+    pub touched: BTreeSet<u8>,
     /// Events. A set, not a list: independent steps of different parties then commute, and
     /// their interleavings meet in one state.
     pub events: BTreeSet<Event>,

@@ -10,18 +10,24 @@ use mcp_auth_model::report::{self, RunOptions};
 
 /// Unique states of the small configuration, all defenses on. A change means the model or the
 /// core changed behaviour: look at why before updating it.
-const SMALL_STATES: usize = 3_120;
+const SMALL_STATES: usize = 3_980;
 
 /// Unique states of the CIMD configuration, all defenses on (as [`SMALL_STATES`]).
 const CIMD_STATES: usize = 2_764;
 
 /// Unique states of the standard configuration (two honest sessions), all defenses on (as
 /// [`SMALL_STATES`]).
-const STANDARD_STATES: usize = 53_712;
+const STANDARD_STATES: usize = 68_563;
 
 /// Unique states of the timed configuration (one clock tick), all defenses on (as
 /// [`SMALL_STATES`]).
-const TIMED_STATES: usize = 55_564;
+const TIMED_STATES: usize = 72_700;
+
+/// Unique states of the thief configuration (as [`SMALL_STATES`]).
+const THIEF_STATES: usize = 2_216;
+
+/// Unique states of the phish configuration (as [`SMALL_STATES`]).
+const PHISH_STATES: usize = 2_530;
 
 fn full() -> RunOptions {
     RunOptions {
@@ -121,4 +127,20 @@ fn every_property_holds_with_two_sessions() {
 #[test]
 fn every_property_holds_with_a_clock_tick() {
     holds_with(Config::timed(), TIMED_STATES);
+}
+
+/// The attacker steals a session's refresh token: every goal holds (the theft is the
+/// attacker's until its reuse shows, REUSE), the stolen token is used and its reuse seen.
+// spec: RT-1, RT-2
+#[test]
+fn every_property_holds_with_a_refresh_token_thief() {
+    holds_with(Config::thief(), THIEF_STATES);
+}
+
+/// The attacker lures alice into approving its own client for its own server: every goal
+/// holds (that token stays limited to that server), and the phishing is exercised.
+// spec: RES-14, TOK-5
+#[test]
+fn every_property_holds_with_a_phished_user() {
+    holds_with(Config::phish(), PHISH_STATES);
 }

@@ -33,6 +33,59 @@ fn teeth(case: &MutationCase) {
     );
     let trace = r.trace.as_ref().expect("trace");
     assert!(trace.len() >= 2, "a counterexample has at least one step");
+    assert!(
+        p::is_goal(case.property),
+        "{}: teeth are goal-level",
+        case.name
+    );
+}
+
+/// A redundant defense: on the whole configuration with it off, every goal holds and the
+/// mutation shows itself live.
+fn redundant(name: &str) {
+    let case = mutation::case(name).expect("known mutation");
+    assert_eq!(case.expect, Teeth::Redundant);
+    let o = report::run(
+        case.configuration(&Config::small()),
+        &RunOptions {
+            threads: 1,
+            ..RunOptions::default()
+        },
+    );
+    assert!(o.complete);
+    let (failed, live) = case.redundancy(&o);
+    assert!(failed.is_empty(), "{name}: goals failed: {failed:?}");
+    assert!(live, "{name}: the mutation is live ({})", case.property);
+}
+
+/// The client's PRM `resource` check (DISC-4) is covered by RES-3: the client asks for its own
+/// server whatever PRM says, so a spoofed PRM breaks only the diagnostic DISCOVERY.
+// spec: DISC-4, RES-3
+#[test]
+fn prm_resource_check_is_redundant_given_the_clients_own_resource() {
+    redundant("prm");
+}
+
+/// Single-use codes alone (TOK-6): with PKCE enforced, no one but alice's client can present
+/// her code, so every goal holds; the `single-use` case turns PKCE off too.
+// spec: TOK-6, PKCE-9
+#[test]
+fn single_use_alone_is_redundant_given_pkce() {
+    let m = Mutations {
+        reusable_codes: true,
+        ..Mutations::default()
+    };
+    let o = report::run(
+        Config::small().with_mutations(m),
+        &RunOptions {
+            threads: 1,
+            ..RunOptions::default()
+        },
+    );
+    assert!(o.complete);
+    for goal in p::GOALS {
+        assert!(o.result(goal).is_some_and(|r| r.ok), "{goal} failed");
+    }
 }
 
 macro_rules! teeth_tests {
@@ -48,7 +101,6 @@ teeth_tests! {
     pkce_has_teeth => "pkce",
     state_has_teeth_with_pkce_off => "state",
     iss_has_teeth => "iss",
-    iss_has_teeth_at_goal_level => "iss-goal",
     document_redirect_check_has_teeth => "document-redirect",
     exact_redirect_has_teeth => "redirect",
     audience_check_has_teeth => "audience",
@@ -56,7 +108,6 @@ teeth_tests! {
     refresh_rotation_has_teeth => "rotation",
     refresh_revocation_has_teeth => "revocation",
     resource_binding_has_teeth => "resource",
-    prm_resource_check_has_teeth => "prm",
     token_target_check_has_teeth => "token-target",
     session_binding_has_teeth => "session",
 }
@@ -76,8 +127,9 @@ fn state_alone_is_redundant_given_pkce() {
     };
     let o = report::run(Config::small().with_mutations(m), &options);
     assert!(o.complete);
-    assert!(o.result(p::SESSION).is_some_and(|r| r.ok));
-    assert!(o.result(p::AUTHZ).is_some_and(|r| r.ok));
+    for goal in p::GOALS {
+        assert!(o.result(goal).is_some_and(|r| r.ok), "{goal} failed");
+    }
 }
 
 /// Every mutation case names a property of the model: a safety property it must break, or
@@ -87,10 +139,10 @@ fn mutation_table_is_consistent() {
     for case in mutation::cases() {
         match case.expect {
             Teeth::Counterexample => {
-                assert!(p::SAFETY.contains(&case.property), "{}", case.name);
+                assert!(p::is_goal(case.property), "{}", case.name);
             }
             Teeth::Redundant => {
-                assert!(!p::SAFETY.contains(&case.property), "{}", case.name);
+                assert!(!p::is_goal(case.property), "{}", case.name);
                 assert!(!case.note.is_empty(), "{}: the argument", case.name);
             }
         }
@@ -106,23 +158,7 @@ fn mutation_table_is_consistent() {
 // spec: CIMD-3
 #[test]
 fn document_client_id_check_is_redundant_given_url_keyed_documents() {
-    let case = mutation::case("document-client-id").expect("known mutation");
-    assert_eq!(case.expect, Teeth::Redundant);
-    let o = report::run(
-        case.configuration(&Config::small()),
-        &RunOptions {
-            threads: 1,
-            ..RunOptions::default()
-        },
-    );
-    assert!(o.complete);
-    assert!(
-        o.result(p::CIMD_IMPOSTOR).is_some_and(|r| r.ok),
-        "the mutation is live: the impostor document is accepted"
-    );
-    for r in &o.results {
-        assert!(r.ok, "{} failed", r.name);
-    }
+    redundant("document-client-id");
 }
 
 /// Consent CSRF (AZ-29) with the binding off: mallory's consent form posted by alice's browser
@@ -152,7 +188,7 @@ fn honest_client_lure_steals_a_code_only_without_the_document_redirect_check() {
     let step = mutated.steps.last().expect("one step");
     assert!(step.enabled && step.changed);
     assert!(
-        step.violated.contains(&p::CIMD_THEFT),
+        step.violated.contains(&p::CIMD_THEFT) && step.violated.contains(&p::THEFT),
         "{:?}",
         step.violated
     );
@@ -167,13 +203,13 @@ fn honest_client_lure_steals_a_code_only_without_the_document_redirect_check() {
 
 /// The mix-up across revisions: with the client speaking 2026-07-28 (credentials bound to
 /// their issuer, CLI-8/9), the `iss` check (AZ-20) is still what stops it: turned off, the
-/// attacker redeems alice's code with her client's verifier (REDEEM), as at 2025-06-18
-/// (`iss_has_teeth_at_goal_level`). The binding cannot help: the client registered at the
-/// attacker's AS and sends it the code believing it is that flow's issuer.
+/// attacker gets alice's code with her client's verifier (THEFT), as at 2025-06-18. The
+/// binding cannot help: the client registered at the attacker's AS and sends it the code
+/// believing it is that flow's issuer.
 // spec: AZ-20, CLI-8
 #[test]
-fn iss_has_teeth_at_goal_level_in_2026_07_28() {
-    let case = mutation::case("iss-goal").expect("known mutation");
+fn iss_has_teeth_in_2026_07_28() {
+    let case = mutation::case("iss").expect("known mutation");
     let options = RunOptions {
         threads: 1,
         stop_at: Some(case.property),
@@ -182,7 +218,7 @@ fn iss_has_teeth_at_goal_level_in_2026_07_28() {
     let o = report::run(case.configuration(&Config::small_2026()), &options);
     assert_eq!(o.config, "small-2026");
     assert!(
-        o.result(p::REDEEM)
+        o.result(p::THEFT)
             .is_some_and(|r| !r.ok && r.trace.is_some())
     );
 }

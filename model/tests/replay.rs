@@ -86,8 +86,14 @@ fn a_refused_step_is_recorded_and_changes_nothing() {
         .iter()
         .find_map(|o| o.minted.code.clone())
         .expect("a code");
+    let client_id = browsed.steps[0]
+        .observations
+        .iter()
+        .find_map(|o| o.minted.client_id.clone())
+        .expect("session 0 registered");
     let redeem = Action::AttackerRedeem {
         code,
+        client_id,
         resource: Target::Honest,
     };
     actions.push(redeem);

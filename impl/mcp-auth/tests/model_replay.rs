@@ -64,12 +64,13 @@ use mcp_auth_proto::Rejection;
 use mcp_auth_proto::client::{Action as ClientAction, Client, ClientConfig};
 use mcp_auth_proto::guard::Sessions;
 use mcp_auth_proto::http::{HttpRequest, HttpResponse, Method};
+use mcp_auth_proto::jwt::{Ed25519Signer, Signer};
 use mcp_auth_proto::metadata::ProtectedResourceMetadata;
 #[cfg(mcp_auth_mutations)]
 use mcp_auth_proto::mutations::Mutations;
 use mcp_auth_proto::resource::{ResourceServer, RsConfig};
+use mcp_auth_proto::server::AsConfig;
 use mcp_auth_proto::server::http::{UserAgentPolicy, session_cookie_name};
-use mcp_auth_proto::server::{AsConfig, CodeState};
 use mcp_auth_proto::types::ScopeSet;
 use mcp_auth_proto::uri::{HttpPolicy, Issuer, ResourceUri};
 use tokio::net::TcpListener;
@@ -175,8 +176,9 @@ async fn evil_rs_answer(
     Ok(net::to_hyper(response))
 }
 
-/// The codes (with their PKCE verifiers, if sent) that reached the attacker's AS.
-type Seen = Arc<Mutex<Vec<(String, Option<String>)>>>;
+/// The codes (with their PKCE verifiers and redirect URIs, if sent) that reached the
+/// attacker's AS.
+type Seen = Arc<Mutex<Vec<(String, Option<String>, Option<String>)>>>;
 
 /// The attacker's AS: the reference driver, and a record of every code (and verifier) that
 /// reaches its token endpoint.
@@ -193,9 +195,11 @@ async fn evil_as_answer(
         .unwrap_or_default();
     let form = query_map(std::str::from_utf8(&body).unwrap_or(""));
     if let Some(code) = form.get("code") {
-        seen.lock()
-            .unwrap()
-            .push((code.clone(), form.get("code_verifier").cloned()));
+        seen.lock().unwrap().push((
+            code.clone(),
+            form.get("code_verifier").cloned(),
+            form.get("redirect_uri").cloned(),
+        ));
     }
     as_server::handle_request(state, http::Request::from_parts(parts, Full::new(body))).await
 }
@@ -391,7 +395,9 @@ struct Real {
     /// The attacker's clients at the honest AS (as in the model: [0] with the attacker's
     /// redirect URI, [1] with session 0's loopback redirect URI).
     attacker_clients: Vec<String>,
-    codes: Vec<String>,
+    /// Codes the attacker saw: where each arrived, and whether its own request had no PKCE
+    /// challenge (a downgrade).
+    codes: BTreeMap<String, (String, bool)>,
     verifiers: BTreeMap<String, String>,
     refresh_tokens: BTreeMap<String, String>,
     /// Each browser's session cookie at the honest AS (its value), by user.
@@ -430,7 +436,7 @@ impl Real {
             sessions: (0..sessions).map(|_| None).collect(),
             client_ids: BTreeMap::new(),
             attacker_clients: Vec::new(),
-            codes: Vec::new(),
+            codes: BTreeMap::new(),
             verifiers: BTreeMap::new(),
             refresh_tokens: BTreeMap::new(),
             cookies: BTreeMap::new(),
@@ -486,8 +492,9 @@ impl Real {
             .unwrap_or_else(|e| panic!("{} {}: {e}", request.method.as_str(), request.url));
         self.observe(from, request, &response);
         let seen: Vec<_> = self.s.evil_as_seen.lock().unwrap().drain(..).collect();
-        for (code, verifier) in seen {
-            self.codes.push(code.clone());
+        for (code, verifier, redirect) in seen {
+            self.codes
+                .insert(code.clone(), (redirect.unwrap_or_default(), false));
             if let Some(v) = verifier {
                 self.verifiers.insert(code, v);
             }
@@ -645,48 +652,103 @@ impl Real {
                     self.land(&location, false);
                 }
             }
-            Action::AttackerRedeem { code, resource } => {
+            Action::AttackerRedeem {
+                code,
+                client_id,
+                resource,
+            } => {
                 // A code minted only with a defense off does not exist here, nor in the
                 // defended model (which then does nothing).
                 let Some(code) = roles.get(code) else { return };
-                // As in the model: client id and redirect URI from the code's binding (any
-                // other choice is refused by checks no mutation turns off).
-                let binding = self.s.honest_as.with_server(|s| {
-                    s.code_state(&code).map(|state| {
-                        let b = match state {
-                            CodeState::Issued(b) | CodeState::Redeemed { binding: b, .. } => b,
-                        };
-                        (b.client_id.0.clone(), b.redirect_uri.clone())
-                    })
-                });
-                let Some((client_id, redirect)) = binding else {
+                // As in the model: built from what the attacker knows (where the code
+                // arrived, a client id it knows).
+                let Some((redirect, without_pkce)) = self.codes.get(&code).cloned() else {
                     return;
                 };
+                let client_id = roles.real(client_id);
                 let verifier = self
                     .verifiers
                     .get(&code)
                     .cloned()
                     .unwrap_or_else(|| ATTACKER_VERIFIER.to_owned());
                 let resource = self.s.url(*resource).to_owned();
-                self.attacker_token_request(&[
+                let mut pairs = vec![
                     ("grant_type", "authorization_code"),
-                    ("code", &code),
-                    ("redirect_uri", &redirect),
-                    ("code_verifier", &verifier),
-                    ("client_id", &client_id),
-                    ("resource", &resource),
-                ])
-                .await;
+                    ("code", code.as_str()),
+                    ("redirect_uri", redirect.as_str()),
+                    ("client_id", client_id.as_str()),
+                    ("resource", resource.as_str()),
+                ];
+                if !without_pkce {
+                    pairs.push(("code_verifier", verifier.as_str()));
+                }
+                self.attacker_token_request(&pairs).await;
             }
-            Action::AttackerRefresh { token } => {
+            Action::AttackerRefresh { token, resource } => {
                 let token = roles.real(token);
                 let client_id = self.refresh_tokens.get(&token).cloned().unwrap_or_default();
-                self.attacker_token_request(&[
+                let resource = resource.map(|r| self.s.url(r).to_owned());
+                let mut pairs = vec![
                     ("grant_type", "refresh_token"),
-                    ("refresh_token", &token),
-                    ("client_id", &client_id),
-                ])
-                .await;
+                    ("refresh_token", token.as_str()),
+                    ("client_id", client_id.as_str()),
+                ];
+                if let Some(r) = &resource {
+                    pairs.push(("resource", r.as_str()));
+                }
+                self.attacker_token_request(&pairs).await;
+            }
+            Action::Steal { session: n } => {
+                let Some(s) = self.session(*n) else { return };
+                let ClientAction::Authorized(tokens) = s.client.poll_action() else {
+                    return;
+                };
+                if let Some(rt) = tokens.refresh_token.clone() {
+                    self.refresh_tokens.insert(rt, tokens.client_id.clone());
+                }
+            }
+            Action::Forge => {
+                let Some(client_id) = self.client_ids.get(&0).cloned() else {
+                    return;
+                };
+                let token = self.forged_token(&client_id);
+                self.attacker_learns_token(&token).await;
+            }
+            Action::Downgrade { session: n } => {
+                let (Some(id), Some(s)) = (
+                    self.client_ids.get(n).cloned(),
+                    self.sessions[usize::from(*n)].as_ref(),
+                ) else {
+                    return;
+                };
+                let resource = self.s.url(s.target).to_owned();
+                let query = mcp_auth_model::AuthModel::authorize_query(
+                    &id,
+                    &redirect_uri(*n),
+                    &resource,
+                    None,
+                    "attacker-state",
+                );
+                let url = format!("{}/authorize?{query}", self.s.issuer);
+                if let Some(location) = self.user_agent(ALICE, &url).await {
+                    self.land(&location, false);
+                    let query = location.split_once('?').map_or("", |(_, q)| q);
+                    if let Some(code) = query_map(query).get("code")
+                        && let Some(seen) = self.codes.get_mut(code)
+                    {
+                        seen.1 = true;
+                    }
+                }
+            }
+            Action::Phish => {
+                let url = self.attacker_authorize_url(
+                    &self.attacker_clients[0].clone(),
+                    ATTACKER_REDIRECT,
+                    &self.s.evil_rs_url.clone(),
+                );
+                if let Some(location) = self.user_agent(ALICE, &url).await {
+                    self.land(&location, true);
+                }
             }
             Action::ConsentCsrf => self.consent_csrf().await,
             // The CIMD configuration's attacker: the harness's AS fetches no documents.
@@ -826,7 +888,7 @@ impl Real {
     fn land(&mut self, location: &str, attackers_browser: bool) {
         let (target, query) = location.split_once('?').unwrap_or((location, ""));
         if let Some(code) = query_map(query).get("code") {
-            self.codes.push(code.clone());
+            self.codes.insert(code.clone(), (target.to_owned(), false));
         }
         if attackers_browser || target == ATTACKER_REDIRECT {
             return;
@@ -872,6 +934,37 @@ impl Real {
         for token in sent {
             self.attacker_learns_token(&token).await;
         }
+    }
+
+    /// The model's forged token on the real servers: the attacker's own Ed25519 key, under
+    /// the honest AS's `kid`, claiming the honest issuer, alice, the honest MCP server and
+    /// `client_id`.
+    fn forged_token(&self, client_id: &str) -> String {
+        let kid = self.s.honest_as.with_server(|s| {
+            s.jwks()
+                .keys
+                .first()
+                .and_then(|k| k.common.key_id.clone())
+                .expect("the honest AS publishes a kid")
+        });
+        let at = now().as_secs();
+        let header = serde_json::json!({"alg": "EdDSA", "typ": "at+jwt", "kid": kid});
+        let claims = serde_json::json!({
+            "iss": self.s.issuer,
+            "sub": ALICE,
+            "aud": self.s.honest_rs,
+            "iat": at,
+            "exp": at + 300,
+            "jti": "forged",
+            "client_id": client_id,
+            "scope": SCOPE,
+        });
+        Signer::new(Ed25519Signer::from_seed(
+            &kid,
+            [mcp_auth_model::EVIL_SEED; 32],
+        ))
+        .sign_json(&header, &claims)
+        .expect("Ed25519 signs")
     }
 
     /// The attacker presents a token it learned at the honest MCP server at once.

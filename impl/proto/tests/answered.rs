@@ -12,7 +12,7 @@ use mcp_auth_proto::server::http::{
     handle_typed, prepare, prepare_typed,
 };
 use mcp_auth_proto::server::users::hash_password;
-use mcp_auth_proto::server::{UserRecord, Users};
+use mcp_auth_proto::server::{LoginPrompt, UserRecord, Users};
 use mcp_auth_testkit::harness::{
     self, Harness, ISSUER, REDIRECT_URI, RESOURCE, authorize_url, form_post, query_map, split_url,
 };
@@ -108,6 +108,19 @@ fn data(page: &HttpResponse, attribute: &str) -> String {
     rest.split_once('<').unwrap().0.to_owned()
 }
 
+/// alice's login form for the login page `login`, with `password`.
+fn login_post(login: &LoginPrompt, password: &str) -> HttpRequest {
+    form_post(
+        &format!("{ISSUER}/login"),
+        &[
+            ("id", &login.prompt.id),
+            ("csrf", &login.prompt.csrf),
+            ("username", "alice"),
+            ("password", password),
+        ],
+    )
+}
+
 /// `name=value` of the session cookie an answer sets.
 fn set_cookie(r: &HttpResponse) -> Option<String> {
     r.header_value("set-cookie")
@@ -138,21 +151,27 @@ fn the_consent_page_is_rendered_from_the_prompt_it_names() {
     assert!(page.answered.login().is_none() && page.answered.redirect().is_none());
 }
 
-#[test]
-fn an_approval_redirects_where_the_answer_says_with_its_code() {
-    let (mut h, url) = setup(UserAgentPolicy::single("alice"));
-    let page = send(&mut h, get(&url), None);
+/// The browser opens the authorization URL and posts `decision` on the consent page it is
+/// shown, with the form's id and csrf as the answer names them: the answer to the form.
+fn decide(h: &mut Harness, url: &str, decision: &str) -> Reply {
+    let page = send(h, get(url), None);
     let cookie = set_cookie(&page.response).expect("a session");
-    let prompt = page.answered.consent().unwrap();
-    let approve = form_post(
+    let prompt = page.answered.consent().expect("the consent page");
+    let form = form_post(
         &format!("{ISSUER}/consent"),
         &[
             ("id", &prompt.id),
             ("csrf", &prompt.csrf),
-            ("decision", "approve"),
+            ("decision", decision),
         ],
     );
-    let done = send(&mut h, approve, Some(&cookie));
+    send(h, form, Some(&cookie))
+}
+
+#[test]
+fn an_approval_redirects_where_the_answer_says_with_its_code() {
+    let (mut h, url) = setup(UserAgentPolicy::single("alice"));
+    let done = decide(&mut h, &url, "approve");
     let redirect = done.answered.redirect().expect("a redirect");
     assert_eq!(done.response.status, 303);
     assert_eq!(redirect.location, location(&done.response));
@@ -167,18 +186,7 @@ fn an_approval_redirects_where_the_answer_says_with_its_code() {
 #[test]
 fn a_denial_redirects_with_the_error_the_answer_names() {
     let (mut h, url) = setup(UserAgentPolicy::single("alice"));
-    let page = send(&mut h, get(&url), None);
-    let cookie = set_cookie(&page.response).unwrap();
-    let prompt = page.answered.consent().unwrap();
-    let deny = form_post(
-        &format!("{ISSUER}/consent"),
-        &[
-            ("id", &prompt.id),
-            ("csrf", &prompt.csrf),
-            ("decision", "deny"),
-        ],
-    );
-    let done = send(&mut h, deny, Some(&cookie));
+    let done = decide(&mut h, &url, "deny");
     let redirect = done.answered.redirect().expect("a redirect");
     assert_eq!(redirect.location, location(&done.response));
     assert_eq!(redirect.result, Err(Rejection::UserDenied));
@@ -200,15 +208,7 @@ fn login_then_the_pending_page_then_consent_agree_with_their_forms_and_locations
     );
     assert!(page.answered.consent().is_none());
     let anonymous = set_cookie(&page.response).unwrap();
-    let post = form_post(
-        &format!("{ISSUER}/login"),
-        &[
-            ("id", &login.prompt.id),
-            ("csrf", &login.prompt.csrf),
-            ("username", "alice"),
-            ("password", PASSWORD),
-        ],
-    );
+    let post = login_post(login, PASSWORD);
     let logged_in = send(&mut h, post, Some(&anonymous));
     let id = logged_in
         .answered
@@ -238,15 +238,7 @@ fn a_wrong_password_shows_the_login_page_again_as_the_answer_says() {
     let page = send(&mut h, get(&url), None);
     let login = page.answered.login().unwrap().clone();
     let cookie = set_cookie(&page.response).unwrap();
-    let post = form_post(
-        &format!("{ISSUER}/login"),
-        &[
-            ("id", &login.prompt.id),
-            ("csrf", &login.prompt.csrf),
-            ("username", "alice"),
-            ("password", "guess"),
-        ],
-    );
+    let post = login_post(&login, "guess");
     // Through prepare and finish_login, as the hyper driver calls them.
     let local = HttpRequest {
         url: "/login".into(),

@@ -293,8 +293,8 @@ fn error_pages_name_the_rejection_they_show() {
     let refused = send(&mut h, forged, Some(&cookie));
     let want = Rejection::UnknownConsent;
     assert_eq!(
-        refused.answered,
-        Answered::Browser(AuthorizeOutcome::Refuse(want))
+        refused.answered.outcome(),
+        Some(&AuthorizeOutcome::Refuse(want))
     );
     assert_eq!(refused.response.status, want.status());
     assert!(html(&refused.response).contains(&format!("<code>{}</code>", want.code().as_str())));
@@ -306,8 +306,8 @@ fn error_pages_name_the_rejection_they_show() {
         None,
     );
     assert_eq!(
-        misdirected.answered,
-        Answered::Browser(AuthorizeOutcome::Refuse(Rejection::WrongHost))
+        misdirected.answered.outcome(),
+        Some(&AuthorizeOutcome::Refuse(Rejection::WrongHost))
     );
     assert_eq!(misdirected.response.status, Rejection::WrongHost.status());
 }
@@ -316,7 +316,7 @@ fn error_pages_name_the_rejection_they_show() {
 fn an_error_shown_with_a_link_back_names_the_link() {
     let (mut h, url) = setup_with(UserAgentPolicy::single("alice"), &[("scope", "mcp:nope")]);
     let page = send(&mut h, get(&url), None);
-    let Answered::Browser(AuthorizeOutcome::Inform(inform)) = &page.answered else {
+    let Some(AuthorizeOutcome::Inform(inform)) = page.answered.outcome() else {
         panic!("an error page with a link back: {:?}", page.answered);
     };
     assert_eq!(inform.redirect.result, Err(Rejection::UnknownScope));

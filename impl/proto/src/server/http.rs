@@ -227,18 +227,27 @@ fn misdirected(
 pub enum Answered {
     /// A page or a redirect for the browser (authorization, consent, login, logout, and an
     /// error page for a refused request on any route): the response is this outcome rendered.
-    Browser(AuthorizeOutcome),
+    Browser(Box<AuthorizeOutcome>),
     /// Any other answer (metadata, JWK Set, registration, token, revocation, introspection, a
     /// CORS preflight, a wrong method, not found): the response is all there is to it.
     Other,
 }
 
 impl Answered {
+    /// The outcome a page or redirect for the browser was rendered from; `None` for any other
+    /// answer.
+    pub fn outcome(&self) -> Option<&AuthorizeOutcome> {
+        match self {
+            Self::Browser(outcome) => Some(outcome),
+            Self::Other => None,
+        }
+    }
+
     /// The login page's prompt (its form's `id` and `csrf` are those of
     /// [`LoginPrompt::prompt`]), if the answer is the login page.
     pub fn login(&self) -> Option<&LoginPrompt> {
-        match self {
-            Self::Browser(AuthorizeOutcome::Login(prompt)) => Some(prompt),
+        match self.outcome()? {
+            AuthorizeOutcome::Login(prompt) => Some(prompt),
             _ => None,
         }
     }
@@ -246,8 +255,8 @@ impl Answered {
     /// The consent page's prompt (its form's `id` and `csrf`, the client, resource and scopes
     /// it shows), if the answer is the consent page.
     pub fn consent(&self) -> Option<&ConsentPrompt> {
-        match self {
-            Self::Browser(AuthorizeOutcome::Consent(prompt)) => Some(prompt),
+        match self.outcome()? {
+            AuthorizeOutcome::Consent(prompt) => Some(prompt),
             _ => None,
         }
     }
@@ -255,8 +264,8 @@ impl Answered {
     /// The redirect to the client (its `Location`, and the code or the error it carries), if
     /// the answer is one.
     pub fn redirect(&self) -> Option<&AuthorizationRedirect> {
-        match self {
-            Self::Browser(AuthorizeOutcome::Redirect(redirect)) => Some(redirect),
+        match self.outcome()? {
+            AuthorizeOutcome::Redirect(redirect) => Some(redirect),
             _ => None,
         }
     }
@@ -264,8 +273,8 @@ impl Answered {
     /// The id of the pending authorization whose page the browser is sent to (a 303 to
     /// `consent?id=…`, after a login or logout form), if the answer is that redirect.
     pub fn show_pending(&self) -> Option<&str> {
-        match self {
-            Self::Browser(AuthorizeOutcome::ShowPending(id)) => Some(id),
+        match self.outcome()? {
+            AuthorizeOutcome::ShowPending(id) => Some(id),
             _ => None,
         }
     }
@@ -826,6 +835,6 @@ fn respond(server: &AuthorizationServer, answer: Answer) -> Reply {
     };
     Reply {
         response,
-        answered: Answered::Browser(answer.outcome),
+        answered: Answered::Browser(Box::new(answer.outcome)),
     }
 }

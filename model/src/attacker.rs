@@ -8,7 +8,6 @@ use mcp_auth_proto::{Sequential, UnixTime};
 
 use crate::network::{form_request, json_field, mcp_call};
 use crate::replay::{self, Role};
-use crate::user_agent::consent_form;
 use crate::{
     ALICE, ATTACKER_REDIRECT, ATTACKER_VERIFIER, Action, AuthModel, EVIL_SEED, Event,
     HONEST_ISSUER, HONEST_RS, MALLORY, Party, Prm, SCOPE, Target, World, claims_of,
@@ -25,10 +24,12 @@ impl AuthModel {
             Self::attacker_authorize_url(&w.attacker.clients[0], ATTACKER_REDIRECT, HONEST_RS);
         let form = self
             .open_authorization(w, &mut entropy, MALLORY, &url)
-            .filter(|page| page.status == 200)
-            .and_then(|page| consent_form(std::str::from_utf8(&page.body).ok()?));
+            .and_then(|page| {
+                let prompt = page.answered.consent()?;
+                Some((prompt.id.clone(), prompt.csrf.clone()))
+            });
         *w.stream(Party::Attacker) = entropy;
-        w.knows().consent_form = form.map(|(_, _, id, csrf)| (id, csrf));
+        w.knows().consent_form = form;
     }
 
     /// Consent CSRF: alice's browser posts the consent form mallory was shown (approve), with

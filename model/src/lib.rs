@@ -105,7 +105,7 @@ use mcp_auth_proto::server::http::UserAgentPolicy;
 use stateright::{Model, Property};
 
 pub use config::{Config, MUTATIONS_BUILD_ENV};
-pub use user_agent::{consent_form, honest_users, login_form, password_of, user_record};
+pub use user_agent::{honest_users, password_of, user_record};
 pub use world::{
     Audit, Claims, CodeSeen, Event, Intent, Knowledge, Party, Session, Target, Via, World,
 };

@@ -11,7 +11,9 @@ use mcp_auth_proto::http::{HttpRequest, HttpResponse, Method};
 use mcp_auth_proto::jwt::Access;
 use mcp_auth_proto::metadata::ProtectedResourceMetadata;
 use mcp_auth_proto::pkce::CodeVerifier;
-use mcp_auth_proto::server::http::{Prepared, finish_fetch, finish_login, handle, prepare};
+use mcp_auth_proto::server::http::{
+    Prepared, Reply, finish_fetch_typed, finish_login_typed, handle, prepare_typed,
+};
 use mcp_auth_proto::server::{CodeState, FetchFailure};
 
 use crate::replay::{self, Endpoint, Observation, RedirectTo, Role};
@@ -133,7 +135,7 @@ impl AuthModel {
         };
         if origin == self.honest_as_origin {
             let mut entropy = w.stream(from).clone();
-            let response = self.honest_as_handle(w, &mut entropy, &local);
+            let response = self.honest_as_handle(w, &mut entropy, &local).response;
             *w.stream(from) = entropy;
             Self::audit_as(w, from, &local, &response);
             response
@@ -187,35 +189,38 @@ impl AuthModel {
         }
     }
 
-    /// A request to the honest AS, as the hyper driver runs it: [`prepare`], the password
-    /// verification of a login form, and the fetch of a client metadata document through the
-    /// model's network ([`AuthModel::serve_document`]) handed to [`finish_fetch`].
+    /// A request to the honest AS, as the hyper driver runs it: [`prepare_typed`], the
+    /// password verification of a login form, and the fetch of a client metadata document
+    /// through the model's network ([`AuthModel::serve_document`]) handed to
+    /// [`finish_fetch_typed`]. The response comes with what it is, which the user agent reads
+    /// instead of the HTML or the `Location`.
     pub(crate) fn honest_as_handle(
         &self,
         w: &mut World,
         entropy: &mut Sequential,
         request: &HttpRequest,
-    ) -> HttpResponse {
+    ) -> Reply {
         let now = w.now;
         let server = Arc::make_mut(&mut w.honest_as);
-        let (response, fetched) = match prepare(server, now, entropy, &self.honest_users, request) {
-            Prepared::Done(response) => (response, None),
+        let users = &self.honest_users;
+        let (reply, fetched) = match prepare_typed(server, now, entropy, users, request) {
+            Prepared::Done(reply) => (reply, None),
             Prepared::Login(attempt) => {
                 let verified = attempt.verify();
-                (finish_login(server, now, entropy, attempt, verified), None)
+                let reply = finish_login_typed(server, now, entropy, attempt, verified);
+                (reply, None)
             }
             Prepared::Fetch(pending) => {
                 let url = pending.fetch.request.url.clone();
                 let answer = Self::serve_document(&pending.fetch.request);
-                let response =
-                    finish_fetch(server, now, entropy, &self.honest_users, pending, answer);
-                (response, Some(url))
+                let reply = finish_fetch_typed(server, now, entropy, users, pending, answer);
+                (reply, Some(url))
             }
         };
         if let Some(url) = fetched {
             w.audit_mut().record(Event::DocumentFetched { url });
         }
-        response
+        reply
     }
 
     /// The documents the web serves: the honest client's at [`HONEST_DOC`] (its loopback

@@ -1,9 +1,11 @@
 //! The user agent: the honest AS's accounts, and a user's browser (its session cookie, the
-//! login and consent pages it is shown and fills in, where its redirects land).
+//! login and consent pages it is shown and fills in, where its redirects land). It reads the
+//! pages and redirects from what the core says it answered ([`Reply::answered`]), the values
+//! they were rendered from, not from their HTML or `Location`.
 
 use mcp_auth_proto::Sequential;
-use mcp_auth_proto::http::{HttpRequest, HttpResponse, Method};
-use mcp_auth_proto::server::http::UserAgentPolicy;
+use mcp_auth_proto::http::{HttpRequest, Method};
+use mcp_auth_proto::server::http::{Reply, UserAgentPolicy};
 use mcp_auth_proto::server::users::hash_password;
 use mcp_auth_proto::server::{UserRecord, Users};
 
@@ -49,34 +51,6 @@ pub fn password_of(user: &str) -> &'static str {
     }
 }
 
-/// What a consent page asks: (client id, resource, id, csrf).
-pub fn consent_form(html: &str) -> Option<(String, String, String, String)> {
-    let client = between(html, "<code data-client-id>", "</code>")?;
-    let resource = between(html, "<code data-resource>", "</code>")?;
-    let id = between(html, "name=\"id\" value=\"", "\"")?;
-    let csrf = between(html, "name=\"csrf\" value=\"", "\"")?;
-    Some((
-        replay::unescape_html(client),
-        replay::unescape_html(resource),
-        replay::unescape_html(id),
-        replay::unescape_html(csrf),
-    ))
-}
-
-/// What a login page asks: (id, csrf) of its form, if the page is the login page.
-pub fn login_form(html: &str) -> Option<(String, String)> {
-    let form = &html[html.find("action=\"login\"")?..];
-    let id = between(form, "name=\"id\" value=\"", "\"")?;
-    let csrf = between(form, "name=\"csrf\" value=\"", "\"")?;
-    Some((replay::unescape_html(id), replay::unescape_html(csrf)))
-}
-
-fn between<'a>(text: &'a str, start: &str, end: &str) -> Option<&'a str> {
-    let from = text.find(start)? + start.len();
-    let len = text[from..].find(end)?;
-    Some(&text[from..from + len])
-}
-
 impl AuthModel {
     /// A request of `user`'s browser to the honest AS: with the browser's session cookie, if
     /// it has one, keeping the one the AS sets (recorded as that browser's).
@@ -86,13 +60,14 @@ impl AuthModel {
         entropy: &mut Sequential,
         user: &str,
         request: HttpRequest,
-    ) -> HttpResponse {
+    ) -> Reply {
         let request = match w.cookies.get(user) {
             Some(value) => request.header("cookie", format!("{SESSION_COOKIE}={value}")),
             None => request,
         };
-        let response = self.honest_as_handle(w, entropy, &request);
-        if let Some(value) = response
+        let reply = self.honest_as_handle(w, entropy, &request);
+        if let Some(value) = reply
+            .response
             .header_value("set-cookie")
             .and_then(|c| c.split(';').next())
             .and_then(|pair| pair.strip_prefix(SESSION_COOKIE))
@@ -105,10 +80,10 @@ impl AuthModel {
                 Role::Browser(user.to_owned()),
                 Endpoint::HonestAs,
                 &request,
-                &response,
+                &reply.response,
             )
         });
-        response
+        reply
     }
 
     /// `user`'s browser opens an authorization URL at the honest AS, and logs in as `user` if
@@ -121,51 +96,50 @@ impl AuthModel {
         entropy: &mut Sequential,
         user: &str,
         url: &str,
-    ) -> Option<HttpResponse> {
+    ) -> Option<Reply> {
         let (_, path, query) = split_url(url)?;
         let get = HttpRequest {
             query,
             ..HttpRequest::new(Method::Get, path)
         };
         let page = self.browser_request(w, entropy, user, get);
-        let login = (page.status == 200)
-            .then(|| std::str::from_utf8(&page.body).ok().and_then(login_form))
-            .flatten();
-        let Some((id, csrf)) = login else {
+        let Some(login) = page.answered.login() else {
             return Some(page);
         };
         let post = form_request(
             "/login",
             &[
-                ("id", &id),
-                ("csrf", &csrf),
+                ("id", &login.prompt.id),
+                ("csrf", &login.prompt.csrf),
                 ("username", user),
                 ("password", password_of(user)),
             ],
         );
         let answer = self.browser_request(w, entropy, user, post);
-        let location = answer.header_value("location")?;
-        let (_, query) = location.split_once('?')?;
+        let id = answer.answered.show_pending()?;
         let get = HttpRequest {
-            query: Some(query.to_owned()),
+            query: Some(mcp_auth_proto::form::encode([("id", id)])),
             ..HttpRequest::new(Method::Get, "/consent")
         };
         Some(self.browser_request(w, entropy, user, get))
     }
 
     /// The redirect an answer of the honest AS sends the browser to, recording a code in it.
-    pub(crate) fn redirect_of(w: &mut World, response: &HttpResponse) -> Option<String> {
-        let location = response.header_value("location")?.to_owned();
-        let (target, query) = location.split_once('?').unwrap_or((&location, ""));
-        if let Some(code) = query_value(query, "code")
-            && let Some(client_id) = Self::binding(w, &code).map(|b| b.0)
+    pub(crate) fn redirect_of(w: &mut World, reply: &Reply) -> Option<String> {
+        let redirect = reply.answered.redirect()?;
+        let location = &redirect.location;
+        if let Ok(code) = &redirect.result
+            && let Some(client_id) = Self::binding(w, code).map(|b| b.0)
         {
+            let target = location
+                .split_once('?')
+                .map_or(location.as_str(), |(t, _)| t);
             w.audit_mut().record(Event::CodeRedirect {
                 client_id,
                 target: target.to_owned(),
             });
         }
-        Some(location)
+        Some(location.clone())
     }
 
     /// `user`'s browser opens an authorization URL at the honest AS (logging in if asked) and
@@ -191,21 +165,27 @@ impl AuthModel {
         url: &str,
     ) -> Option<String> {
         let page = self.open_authorization(w, entropy, user, url)?;
-        let response = if page.status == 200 {
-            let html = std::str::from_utf8(&page.body).ok()?;
-            let (client, resource, id, csrf) = consent_form(html)?;
-            w.audit_mut()
-                .consents
-                .insert((user.to_owned(), client, resource));
-            let post = form_request(
-                "/consent",
-                &[("id", &id), ("csrf", &csrf), ("decision", "approve")],
-            );
-            self.browser_request(w, entropy, user, post)
-        } else {
-            page
+        let reply = match page.answered.consent() {
+            Some(prompt) => {
+                let (client, resource) = (&prompt.client_id.0, prompt.resource.as_str());
+                w.audit_mut().consents.insert((
+                    user.to_owned(),
+                    client.clone(),
+                    resource.to_owned(),
+                ));
+                let post = form_request(
+                    "/consent",
+                    &[
+                        ("id", &prompt.id),
+                        ("csrf", &prompt.csrf),
+                        ("decision", "approve"),
+                    ],
+                );
+                self.browser_request(w, entropy, user, post)
+            }
+            None => page,
         };
-        Self::redirect_of(w, &response)
+        Self::redirect_of(w, &reply)
     }
 
     /// Where a redirect lands: an honest session's callback (read by the attacker too: A3),

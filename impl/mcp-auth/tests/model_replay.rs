@@ -47,7 +47,7 @@ use std::sync::{Arc, Mutex};
 
 use http_body_util::{BodyExt, Full};
 use mcp_auth::as_server::{self, AsState};
-use mcp_auth::client::{Http, initialize_params};
+use mcp_auth::client::{ConsentForm, Http, initialize_params};
 use mcp_auth::mcp;
 use mcp_auth::net::{self, OsEntropy, now};
 use mcp_auth_layer::{AuthLayer, McpGuard};
@@ -425,6 +425,16 @@ fn form_request(url: &str, pairs: &[(&str, &str)]) -> HttpRequest {
     HttpRequest::new(Method::Post, url)
         .header("content-type", "application/x-www-form-urlencoded")
         .body(mcp_auth_proto::form::encode(pairs.iter().copied()))
+}
+
+/// The form of a page the AS shows (200) whose `action` is `action` (`login`, `consent`), read
+/// from the HTML as a browser reads it: the `id` and `csrf` it posts.
+fn page_form(page: &HttpResponse, action: &str) -> Option<ConsentForm> {
+    if page.status != 200 {
+        return None;
+    }
+    let form = ConsentForm::parse(std::str::from_utf8(&page.body).ok()?)?;
+    (form.action == action).then_some(form)
 }
 
 impl Real {
@@ -807,14 +817,7 @@ impl Real {
         assert_eq!(self.s.endpoint_of(url), Endpoint::HonestAs, "{url}");
         let get = HttpRequest::new(Method::Get, url).header("accept", "text/html");
         let page = self.browser_send(user, get).await;
-        let login = (page.status == 200)
-            .then(|| {
-                std::str::from_utf8(&page.body)
-                    .ok()
-                    .and_then(mcp_auth_model::login_form)
-            })
-            .flatten();
-        let Some((id, csrf)) = login else {
+        let Some(ConsentForm { id, csrf, .. }) = page_form(&page, "login") else {
             return Some(page);
         };
         let post = form_request(
@@ -845,9 +848,8 @@ impl Real {
     async fn user_agent(&mut self, user: &str, url: &str) -> Option<String> {
         let page = self.open_authorization(user, url).await?;
         let response = if page.status == 200 {
-            let (_, _, id, csrf) =
-                mcp_auth_model::consent_form(std::str::from_utf8(&page.body).ok()?)?;
-            let post = self.approval(&id, &csrf);
+            let form = page_form(&page, "consent")?;
+            let post = self.approval(&form.id, &form.csrf);
             self.browser_send(user, post).await
         } else {
             page
@@ -865,9 +867,8 @@ impl Real {
         );
         let page = self.open_authorization(MALLORY, &url).await;
         self.consent_form = page
-            .filter(|page| page.status == 200)
-            .and_then(|page| mcp_auth_model::consent_form(std::str::from_utf8(&page.body).ok()?))
-            .map(|(_, _, id, csrf)| (id, csrf));
+            .and_then(|page| page_form(&page, "consent"))
+            .map(|form| (form.id, form.csrf));
     }
 
     /// Consent CSRF, as in the model: alice's browser posts mallory's consent form (approve)

@@ -10,9 +10,9 @@ use base64::engine::general_purpose::STANDARD;
 use super::pages;
 pub use super::pages::escape;
 use super::{
-    Accounts, Answer, AuthorizationServer, AuthorizeOutcome, Browser, ClientCredentials,
-    ClientMetadata, ConsentDecision, DocumentFetch, FetchFailure, LoginAttempt, LoginForm,
-    RateRoute, TokenError, TokenRequest, Users, paths,
+    Accounts, Answer, AuthorizationRedirect, AuthorizationServer, AuthorizeOutcome, Browser,
+    ClientCredentials, ClientMetadata, ConsentDecision, ConsentPrompt, DocumentFetch, FetchFailure,
+    LoginAttempt, LoginForm, LoginPrompt, RateRoute, TokenError, TokenRequest, Users, paths,
 };
 use crate::entropy::Entropy;
 use crate::error::Rejection;
@@ -218,16 +218,98 @@ fn misdirected(
     None
 }
 
-/// What [`prepare`] leaves to do.
+/// What an answer of the authorization server is, in the server's own terms: the value its
+/// page or redirect was rendered from, for a caller that acts on the answer (a test, the model
+/// checker) without reading it back from the HTML or the headers. A driver that only sends the
+/// response does not need it: [`handle`], [`prepare`], [`finish_login`] and [`finish_fetch`]
+/// leave it out; their `_typed` twins return it beside the response ([`Reply`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Answered {
+    /// A page or a redirect for the browser (authorization, consent, login, logout, and an
+    /// error page for a refused request on any route): the response is this outcome rendered.
+    Browser(Box<AuthorizeOutcome>),
+    /// Any other answer (metadata, JWK Set, registration, token, revocation, introspection, a
+    /// CORS preflight, a wrong method, not found): the response is all there is to it.
+    Other,
+}
+
+impl Answered {
+    /// The outcome a page or redirect for the browser was rendered from; `None` for any other
+    /// answer.
+    pub fn outcome(&self) -> Option<&AuthorizeOutcome> {
+        match self {
+            Self::Browser(outcome) => Some(outcome),
+            Self::Other => None,
+        }
+    }
+
+    /// The login page's prompt (its form's `id` and `csrf` are those of
+    /// [`LoginPrompt::prompt`]), if the answer is the login page.
+    pub fn login(&self) -> Option<&LoginPrompt> {
+        match self.outcome()? {
+            AuthorizeOutcome::Login(prompt) => Some(prompt),
+            _ => None,
+        }
+    }
+
+    /// The consent page's prompt (its form's `id` and `csrf`, the client, resource and scopes
+    /// it shows), if the answer is the consent page.
+    pub fn consent(&self) -> Option<&ConsentPrompt> {
+        match self.outcome()? {
+            AuthorizeOutcome::Consent(prompt) => Some(prompt),
+            _ => None,
+        }
+    }
+
+    /// The redirect to the client (its `Location`, and the code or the error it carries), if
+    /// the answer is one.
+    pub fn redirect(&self) -> Option<&AuthorizationRedirect> {
+        match self.outcome()? {
+            AuthorizeOutcome::Redirect(redirect) => Some(redirect),
+            _ => None,
+        }
+    }
+
+    /// The id of the pending authorization whose page the browser is sent to (a 303 to
+    /// `consent?id=…`, after a login or logout form), if the answer is that redirect.
+    pub fn show_pending(&self) -> Option<&str> {
+        match self.outcome()? {
+            AuthorizeOutcome::ShowPending(id) => Some(id),
+            _ => None,
+        }
+    }
+}
+
+/// An HTTP answer of the authorization server with what it is: from [`handle_typed`],
+/// [`prepare_typed`], [`finish_login_typed`] and [`finish_fetch_typed`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reply {
+    /// The response, exactly as the untyped functions return it.
+    pub response: HttpResponse,
+    /// What the response is, from the values it was rendered from.
+    pub answered: Answered,
+}
+
+/// A response that is no browser answer ([`Answered::Other`]).
+fn other(response: HttpResponse) -> Reply {
+    Reply {
+        response,
+        answered: Answered::Other,
+    }
+}
+
+/// What [`prepare`] (the answer: an [`HttpResponse`]) or [`prepare_typed`] (the answer: a
+/// [`Reply`]) leaves to do.
 #[derive(Debug)]
-pub enum Prepared {
+pub enum Prepared<R = HttpResponse> {
     /// The answer.
-    Done(HttpResponse),
+    Done(R),
     /// A login form to verify: run [`LoginAttempt::verify`] (slow, outside any lock), then
-    /// [`finish_login`].
+    /// [`finish_login`] (or [`finish_login_typed`]).
     Login(LoginAttempt),
     /// An authorization request whose client's metadata document must be fetched first:
-    /// perform [`ClientFetch::fetch`] (see [`DocumentFetch`]), then [`finish_fetch`].
+    /// perform [`ClientFetch::fetch`] (see [`DocumentFetch`]), then [`finish_fetch`] (or
+    /// [`finish_fetch_typed`]).
     Fetch(ClientFetch),
 }
 
@@ -250,16 +332,27 @@ pub fn handle(
     user: &UserAgentPolicy,
     request: &HttpRequest,
 ) -> HttpResponse {
-    match prepare(server, now, entropy, user, request) {
-        Prepared::Done(response) => response,
+    handle_typed(server, now, entropy, user, request).response
+}
+
+/// [`handle`], with what was answered beside the response.
+pub fn handle_typed(
+    server: &mut AuthorizationServer,
+    now: UnixTime,
+    entropy: &mut impl Entropy,
+    user: &UserAgentPolicy,
+    request: &HttpRequest,
+) -> Reply {
+    match prepare_typed(server, now, entropy, user, request) {
+        Prepared::Done(reply) => reply,
         Prepared::Login(attempt) => {
             let verified = attempt.verify();
-            finish_login(server, now, entropy, attempt, verified)
+            finish_login_typed(server, now, entropy, attempt, verified)
         }
         // This function does no I/O: a document that needs fetching is unavailable here.
         Prepared::Fetch(pending) => {
             let failure = FetchFailure::Transport("this driver does not fetch".into());
-            finish_fetch(server, now, entropy, user, pending, Err(failure))
+            finish_fetch_typed(server, now, entropy, user, pending, Err(failure))
         }
     }
 }
@@ -276,11 +369,23 @@ pub fn finish_fetch(
     pending: ClientFetch,
     answer: Result<HttpResponse, FetchFailure>,
 ) -> HttpResponse {
+    finish_fetch_typed(server, now, entropy, user, pending, answer).response
+}
+
+/// [`finish_fetch`], with what was answered beside the response.
+pub fn finish_fetch_typed(
+    server: &mut AuthorizationServer,
+    now: UnixTime,
+    entropy: &mut impl Entropy,
+    user: &UserAgentPolicy,
+    pending: ClientFetch,
+    answer: Result<HttpResponse, FetchFailure>,
+) -> Reply {
     if let Err(r) = server.client_document_arrived(now, &pending.fetch, answer) {
         return respond(server, AuthorizeOutcome::Refuse(r).into());
     }
     match authorize(server, now, entropy, user, &pending.request, false) {
-        Prepared::Done(response) => response,
+        Prepared::Done(reply) => reply,
         // Not reached: the document is fresh now, and no fetch is asked for twice.
         Prepared::Login(_) | Prepared::Fetch(_) => respond(
             server,
@@ -297,6 +402,17 @@ pub fn finish_login(
     attempt: LoginAttempt,
     verified: bool,
 ) -> HttpResponse {
+    finish_login_typed(server, now, entropy, attempt, verified).response
+}
+
+/// [`finish_login`], with what was answered beside the response.
+pub fn finish_login_typed(
+    server: &mut AuthorizationServer,
+    now: UnixTime,
+    entropy: &mut impl Entropy,
+    attempt: LoginAttempt,
+    verified: bool,
+) -> Reply {
     let answer = server.finish_login(now, entropy, attempt, verified);
     respond(server, answer)
 }
@@ -309,26 +425,40 @@ pub fn prepare(
     user: &UserAgentPolicy,
     request: &HttpRequest,
 ) -> Prepared {
+    match prepare_typed(server, now, entropy, user, request) {
+        Prepared::Done(reply) => Prepared::Done(reply.response),
+        Prepared::Login(attempt) => Prepared::Login(attempt),
+        Prepared::Fetch(pending) => Prepared::Fetch(pending),
+    }
+}
+
+/// [`prepare`], with what was answered beside the response when it is done.
+pub fn prepare_typed(
+    server: &mut AuthorizationServer,
+    now: UnixTime,
+    entropy: &mut impl Entropy,
+    user: &UserAgentPolicy,
+    request: &HttpRequest,
+) -> Prepared<Reply> {
     let base = server.routes.0.base.as_str();
     let path = request.url.as_str();
     let route = path.strip_prefix(base).unwrap_or("");
     let is_form = matches!(route, paths::CONSENT | paths::LOGIN | paths::LOGOUT)
         && request.method == Method::Post;
     if let Some(r) = misdirected(server, request, is_form) {
-        let page = pages::error(&server.config().name, r);
-        return Prepared::Done(page);
+        return Prepared::Done(respond(server, AuthorizeOutcome::Refuse(r).into()));
     }
     let is_metadata = server.routes.0.metadata_paths.iter().any(|p| p == path);
     let cors_route =
         is_metadata || [paths::JWKS, paths::REGISTER, paths::TOKEN, paths::REVOKE].contains(&route);
     if request.method == Method::Options && cors_route {
-        return Prepared::Done(cors(HttpResponse::new(204)));
+        return Prepared::Done(other(cors(HttpResponse::new(204))));
     }
     if is_metadata {
-        return Prepared::Done(match request.method {
+        return Prepared::Done(other(match request.method {
             Method::Get => cors(HttpResponse::json(200, &server.metadata())),
             _ => cors(method_not_allowed("GET, OPTIONS")),
-        });
+        }));
     }
     let rate_route = match (route, request.method) {
         (paths::REGISTER, Method::Post) => Some(RateRoute::Register),
@@ -341,7 +471,7 @@ pub fn prepare(
     {
         return Prepared::Done(match rate_route {
             RateRoute::Authorize => respond(server, AuthorizeOutcome::Refuse(r).into()),
-            RateRoute::Register | RateRoute::Token => cors(oauth_error(r)),
+            RateRoute::Register | RateRoute::Token => other(cors(oauth_error(r))),
         });
     }
     let response = match (route, request.method) {
@@ -353,10 +483,16 @@ pub fn prepare(
         (paths::AUTHORIZE, Method::Get) => {
             return authorize(server, now, entropy, user, request, true);
         }
-        (paths::CONSENT, Method::Get) => show_pending(server, now, entropy, user, request),
-        (paths::CONSENT, Method::Post) => consent(server, now, entropy, request),
+        (paths::CONSENT, Method::Get) => {
+            return Prepared::Done(show_pending(server, now, entropy, user, request));
+        }
+        (paths::CONSENT, Method::Post) => {
+            return Prepared::Done(consent(server, now, entropy, request));
+        }
         (paths::LOGIN, Method::Post) => return login(server, now, user, request),
-        (paths::LOGOUT, Method::Post) => logout(server, now, entropy, user, request),
+        (paths::LOGOUT, Method::Post) => {
+            return Prepared::Done(logout(server, now, entropy, user, request));
+        }
         (paths::JWKS, _) => cors(method_not_allowed("GET, OPTIONS")),
         (paths::REGISTER | paths::TOKEN | paths::REVOKE, _) => {
             cors(method_not_allowed("POST, OPTIONS"))
@@ -370,7 +506,7 @@ pub fn prepare(
             .header("content-type", "text/plain")
             .with_body("not found"),
     };
-    Prepared::Done(response)
+    Prepared::Done(other(response))
 }
 
 // spec: DCR-4, DCR-6, DCR-9, TOK-12
@@ -526,7 +662,7 @@ fn authorize(
     user: &UserAgentPolicy,
     request: &HttpRequest,
     may_fetch: bool,
-) -> Prepared {
+) -> Prepared<Reply> {
     let refuse = |server: &AuthorizationServer, r| {
         Prepared::Done(respond(server, AuthorizeOutcome::Refuse(r).into()))
     };
@@ -588,7 +724,7 @@ fn show_pending(
     entropy: &mut impl Entropy,
     user: &UserAgentPolicy,
     request: &HttpRequest,
-) -> HttpResponse {
+) -> Reply {
     let params = Params::decode(request.query.as_deref().unwrap_or("").as_bytes());
     let id = params.map(|p| field(&p, "id")).unwrap_or_default();
     let browser = browser_of(server, request);
@@ -605,7 +741,7 @@ fn consent(
     now: UnixTime,
     entropy: &mut impl Entropy,
     request: &HttpRequest,
-) -> HttpResponse {
+) -> Reply {
     let params = match form_params(request) {
         Ok(p) => p,
         Err(r) => return respond(server, AuthorizeOutcome::Refuse(r).into()),
@@ -626,7 +762,7 @@ fn login(
     now: UnixTime,
     user: &UserAgentPolicy,
     request: &HttpRequest,
-) -> Prepared {
+) -> Prepared<Reply> {
     let params = match form_params(request) {
         Ok(p) => p,
         Err(r) => return Prepared::Done(respond(server, AuthorizeOutcome::Refuse(r).into())),
@@ -650,7 +786,7 @@ fn logout(
     entropy: &mut impl Entropy,
     user: &UserAgentPolicy,
     request: &HttpRequest,
-) -> HttpResponse {
+) -> Reply {
     let params = match form_params(request) {
         Ok(p) => p,
         Err(r) => return respond(server, AuthorizeOutcome::Refuse(r).into()),
@@ -668,23 +804,24 @@ fn logout(
     respond(server, answer)
 }
 
-/// Encode an answer: a page, a 303 redirect, with the new session's cookie if one began.
+/// Encode an answer: a page, a 303 redirect, with the new session's cookie if one began; the
+/// outcome it was rendered from goes beside it ([`Answered::Browser`]).
 /// After a login or logout form, the page of the pending authorization is shown by a 303 to
 /// `GET consent?id=…`, so that reloading it never re-posts the form ([AZ-19](crate::requirements#AZ-19)).
 // spec: AZ-4, AZ-19, AZ-26
-fn respond(server: &AuthorizationServer, answer: Answer) -> HttpResponse {
+fn respond(server: &AuthorizationServer, answer: Answer) -> Reply {
     let name = &server.config().name;
-    let response = match answer.outcome {
-        AuthorizeOutcome::Login(prompt) => pages::login(name, &prompt),
+    let response = match &answer.outcome {
+        AuthorizeOutcome::Login(prompt) => pages::login(name, prompt),
         AuthorizeOutcome::Consent(prompt) => {
             let descriptions = &server.config().scope_descriptions;
-            pages::consent(name, &prompt, |s| descriptions.get(s).cloned())
+            pages::consent(name, prompt, |s| descriptions.get(s).cloned())
         }
-        AuthorizeOutcome::Inform(inform) => pages::inform(name, &inform),
+        AuthorizeOutcome::Inform(inform) => pages::inform(name, inform),
         AuthorizeOutcome::Redirect(r) => HttpResponse::new(303)
-            .header("location", r.location)
+            .header("location", r.location.as_str())
             .header("cache-control", "no-store"),
-        AuthorizeOutcome::Refuse(r) => pages::error(name, r),
+        AuthorizeOutcome::Refuse(r) => pages::error(name, *r),
         AuthorizeOutcome::ShowPending(id) => HttpResponse::new(303)
             .header(
                 "location",
@@ -692,8 +829,12 @@ fn respond(server: &AuthorizationServer, answer: Answer) -> HttpResponse {
             )
             .header("cache-control", "no-store"),
     };
-    match answer.set_session {
+    let response = match answer.set_session {
         Some(cookie) => response.header("set-cookie", set_session_cookie(server, &cookie)),
         None => response,
+    };
+    Reply {
+        response,
+        answered: Answered::Browser(Box::new(answer.outcome)),
     }
 }

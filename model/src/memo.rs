@@ -5,8 +5,8 @@
 //! fingerprints and every property's verdict are those of a model without memos. Only the
 //! model attaches them; the servers sign and verify every time.
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 
 use mcp_auth_proto::jwt::{Alg, Ed25519Signer, SignError, TokenSigner, VerificationMemo};
 
@@ -113,6 +113,32 @@ impl TokenSigner for MemoSigner {
     fn public_jwk(&self) -> jsonwebtoken::jwk::Jwk {
         self.inner.public_jwk()
     }
+}
+
+/// The claims of every access token read so far (the audit, the properties and the reports
+/// read the same tokens in many states): token → what `parse` gives.
+static CLAIMS: LazyLock<Mutex<HashMap<String, Option<crate::Claims>>>> =
+    LazyLock::new(Mutex::default);
+
+/// `parse(token)`, remembered (a pure function of the token).
+pub(crate) fn claims(
+    token: &str,
+    parse: fn(&str) -> Option<crate::Claims>,
+) -> Option<crate::Claims> {
+    if let Some(claims) = CLAIMS
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .get(token)
+    {
+        return claims.clone();
+    }
+    let claims = parse(token);
+    let mut memo = CLAIMS.lock().unwrap_or_else(PoisonError::into_inner);
+    if memo.len() >= ENTRIES_MAX {
+        memo.clear();
+    }
+    memo.insert(token.to_owned(), claims.clone());
+    claims
 }
 
 #[cfg(test)]

@@ -148,11 +148,10 @@ impl AuthModel {
             Action::AttackerRefresh { .. } => w.attacker.refreshes,
             _ => 0,
         };
-        let label = format!("{action:?}/{uses}");
-        // FNV-1a, low 16 bits left for the counter.
-        let hash = label.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-        });
-        Sequential(hash & !0xFFFF)
+        // FNV-1a of the label `{action:?}/{uses}`, low 16 bits left for the counter.
+        let mut label = crate::memo::Fnv1a::default();
+        std::fmt::Write::write_fmt(&mut label, format_args!("{action:?}/{uses}"))
+            .expect("hashing cannot fail");
+        Sequential(label.0 & !0xFFFF)
     }
 }

@@ -141,6 +141,25 @@ pub(crate) fn claims(
     claims
 }
 
+/// FNV-1a of the text written to it (formatting into it allocates nothing).
+#[derive(Clone, Copy, Debug)]
+pub struct Fnv1a(pub u64);
+
+impl Default for Fnv1a {
+    fn default() -> Self {
+        Self(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl std::fmt::Write for Fnv1a {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.0 = s.bytes().fold(self.0, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -154,6 +173,18 @@ mod tests {
         }
         assert_eq!(memo.signed.lock().unwrap().len(), 2);
         assert_eq!(memo.public_jwk(), plain.public_jwk());
+    }
+
+    #[test]
+    fn fnv1a_of_pieces_is_fnv1a_of_the_whole() {
+        use std::fmt::Write as _;
+        let mut pieces = Fnv1a::default();
+        write!(pieces, "{:?}/{}", "ab", 3).unwrap();
+        let whole = "\"ab\"/3".bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+        assert_eq!(pieces.0, whole);
+        assert_eq!(Fnv1a::default().0, 0xcbf2_9ce4_8422_2325);
     }
 
     #[test]

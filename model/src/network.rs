@@ -477,7 +477,11 @@ mod tests {
                 let expected = value
                     .as_ref()
                     .and_then(|v| v.get(field)?.as_str().map(str::to_owned));
-                assert_eq!(json_field(body.as_bytes(), field), expected, "{body} {field}");
+                assert_eq!(
+                    json_field(body.as_bytes(), field),
+                    expected,
+                    "{body} {field}"
+                );
             }
         }
     }

@@ -81,9 +81,9 @@ pub const RETIRED_KEYS_MAX: usize = 2;
 /// The authorization server.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct AuthorizationServer {
-    /// Behind an `Arc`: the configuration never changes after [`AuthorizationServer::new`], so
-    /// clones share it.
-    config: std::sync::Arc<AsConfig>,
+    /// [`Shared`]: the configuration never changes after [`AuthorizationServer::new`], so
+    /// clones share it (and its hash).
+    config: Shared<AsConfig>,
     /// What the HTTP layer derives from the issuer, computed once (a function of `config`).
     routes: http::Routes,
     signer: Signer,
@@ -117,7 +117,7 @@ impl AuthorizationServer {
     pub fn new(config: AsConfig, signer: Signer) -> Self {
         Self {
             routes: http::Routes::new(&config.issuer),
-            config: std::sync::Arc::new(config),
+            config: Shared::new(config),
             signer,
             retired: Vec::new(),
             clients: Shared::default(),

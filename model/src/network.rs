@@ -285,7 +285,11 @@ impl AuthModel {
                     && w.audit.refreshed.contains(rt)
                 {
                     let family = w.audit.families.get(rt).cloned().unwrap_or_default();
-                    w.audit_mut().record(Event::RefreshReplayed { family });
+                    let replayed = Event::RefreshReplayed { family };
+                    // Copy the audit only if the event is new.
+                    if !w.audit.events.contains(&replayed) {
+                        w.audit_mut().record(replayed);
+                    }
                 }
                 if response.status != 200 {
                     return;

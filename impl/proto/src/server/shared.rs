@@ -93,7 +93,11 @@ mod tests {
         assert_ne!(a, b);
         let before = Arc::as_ptr(&a.0);
         a.push(3);
-        assert_eq!(Arc::as_ptr(&a.0), before, "an unshared table is written in place");
+        assert_eq!(
+            Arc::as_ptr(&a.0),
+            before,
+            "an unshared table is written in place"
+        );
         assert_eq!(a, b);
         assert_eq!(format!("{a:?}"), "[1, 2, 3]");
     }

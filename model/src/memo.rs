@@ -115,6 +115,10 @@ impl TokenSigner for MemoSigner {
     }
 }
 
+/// Tokens [`claims`] remembers before it starts again empty (a token and its claims take
+/// about a kilobyte).
+const CLAIMS_MAX: usize = 1 << 16;
+
 /// The claims of every access token read so far (the audit, the properties and the reports
 /// read the same tokens in many states): token → what `parse` gives.
 static CLAIMS: LazyLock<Mutex<HashMap<String, Option<crate::Claims>>>> =
@@ -134,7 +138,7 @@ pub(crate) fn claims(
     }
     let claims = parse(token);
     let mut memo = CLAIMS.lock().unwrap_or_else(PoisonError::into_inner);
-    if memo.len() >= ENTRIES_MAX {
+    if memo.len() >= CLAIMS_MAX {
         memo.clear();
     }
     memo.insert(token.to_owned(), claims.clone());

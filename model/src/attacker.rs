@@ -224,10 +224,9 @@ impl AuthModel {
             }
             _ => format!("{action:?}/0"),
         };
-        // FNV-1a, low 16 bits left for the counter.
-        let hash = label.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-        });
-        Sequential(hash & !0xFFFF)
+        // FNV-1a of the label, low 16 bits left for the counter.
+        let mut hash = crate::memo::Fnv1a::default();
+        std::fmt::Write::write_str(&mut hash, &label).expect("hashing cannot fail");
+        Sequential(hash.0 & !0xFFFF)
     }
 }

@@ -5,8 +5,8 @@
 //! fingerprints and every property's verdict are those of a model without memos. Only the
 //! model attaches them; the servers sign and verify every time.
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 
 use mcp_auth_proto::jwt::{Alg, Ed25519Signer, SignError, TokenSigner, VerificationMemo};
 
@@ -115,6 +115,55 @@ impl TokenSigner for MemoSigner {
     }
 }
 
+/// Tokens [`claims`] remembers before it starts again empty (a token and its claims take
+/// about a kilobyte).
+const CLAIMS_MAX: usize = 1 << 16;
+
+/// The claims of every access token read so far (the audit, the properties and the reports
+/// read the same tokens in many states): token → what `parse` gives.
+static CLAIMS: LazyLock<Mutex<HashMap<String, Option<crate::Claims>>>> =
+    LazyLock::new(Mutex::default);
+
+/// `parse(token)`, remembered (a pure function of the token).
+pub(crate) fn claims(
+    token: &str,
+    parse: fn(&str) -> Option<crate::Claims>,
+) -> Option<crate::Claims> {
+    if let Some(claims) = CLAIMS
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .get(token)
+    {
+        return claims.clone();
+    }
+    let claims = parse(token);
+    let mut memo = CLAIMS.lock().unwrap_or_else(PoisonError::into_inner);
+    if memo.len() >= CLAIMS_MAX {
+        memo.clear();
+    }
+    memo.insert(token.to_owned(), claims.clone());
+    claims
+}
+
+/// FNV-1a of the text written to it (formatting into it allocates nothing).
+#[derive(Clone, Copy, Debug)]
+pub struct Fnv1a(pub u64);
+
+impl Default for Fnv1a {
+    fn default() -> Self {
+        Self(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl std::fmt::Write for Fnv1a {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.0 = s.bytes().fold(self.0, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -128,6 +177,18 @@ mod tests {
         }
         assert_eq!(memo.signed.lock().unwrap().len(), 2);
         assert_eq!(memo.public_jwk(), plain.public_jwk());
+    }
+
+    #[test]
+    fn fnv1a_of_pieces_is_fnv1a_of_the_whole() {
+        use std::fmt::Write as _;
+        let mut pieces = Fnv1a::default();
+        write!(pieces, "{:?}/{}", "ab", 3).unwrap();
+        let whole = "\"ab\"/3".bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+        assert_eq!(pieces.0, whole);
+        assert_eq!(Fnv1a::default().0, 0xcbf2_9ce4_8422_2325);
     }
 
     #[test]

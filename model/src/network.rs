@@ -48,10 +48,34 @@ pub(crate) fn form_request(url: &str, pairs: &[(&str, &str)]) -> HttpRequest {
         .body(mcp_auth_proto::form::encode(pairs.iter().copied()))
 }
 
-/// Entries of a JSON object body.
+/// A string entry of a JSON object body (of a repeated name, the last), as
+/// `serde_json::Value::get(field)?.as_str()` reads it, without building the `Value`.
 pub(crate) fn json_field(body: &[u8], field: &str) -> Option<String> {
-    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
-    value.get(field)?.as_str().map(str::to_owned)
+    struct Field<'f>(&'f str);
+    impl<'de> serde::de::Visitor<'de> for Field<'_> {
+        type Value = Option<serde_json::Value>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a JSON object")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut map: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut found = None;
+            while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                if key == self.0 {
+                    found = Some(map.next_value::<serde_json::Value>()?);
+                } else {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
+            Ok(found)
+        }
+    }
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let value = serde::Deserializer::deserialize_map(&mut de, Field(field)).ok()?;
+    de.end().ok()?;
+    value?.as_str().map(str::to_owned)
 }
 
 impl AuthModel {
@@ -288,7 +312,11 @@ impl AuthModel {
                     response.status == 200 || Self::as_its_holder(w, family, &via, form)
                 });
                 if let Some(family) = reused {
-                    w.audit_mut().record(Event::Reused { family });
+                    let reused = Event::Reused { family };
+                    // Copy the audit only if the event is new.
+                    if !w.audit.events.contains(&reused) {
+                        w.audit_mut().record(reused);
+                    }
                 }
                 if response.status != 200 {
                     return;
@@ -509,6 +537,38 @@ impl AuthModel {
         *w.stream(Party::Session(n)) = entropy;
         if let Some(target) = target {
             Self::call(w, n, target);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::json_field;
+
+    #[test]
+    fn json_field_reads_as_value_get() {
+        for body in [
+            r#"{"a":"x","b":1}"#,
+            r#"{"a":1,"b":"y"}"#,
+            r#"{"a":"x","a":"z"}"#,
+            r#"{"a":"x","a":2}"#,
+            r#"{"b":{"a":"n"},"c":["a"]}"#,
+            r#"{"a":"x"} trailing"#,
+            r#"["a"]"#,
+            r#"{"a\u0062":"e","ab":"f"}"#,
+            "",
+        ] {
+            let value: Option<serde_json::Value> = serde_json::from_slice(body.as_bytes()).ok();
+            for field in ["a", "b", "ab"] {
+                let expected = value
+                    .as_ref()
+                    .and_then(|v| v.get(field)?.as_str().map(str::to_owned));
+                assert_eq!(
+                    json_field(body.as_bytes(), field),
+                    expected,
+                    "{body} {field}"
+                );
+            }
         }
     }
 }

@@ -38,15 +38,51 @@ pub fn query_value(query: &str, name: &str) -> Option<String> {
 }
 
 /// Several values of a query or form (distinct names), as [`query_value`] gives each, in one
-/// pass.
+/// pass. Only the values asked for are decoded (the model's queries and forms carry long
+/// percent-encoded values it mostly does not read); a name is decoded only if it is encoded.
 pub fn query_values<const N: usize>(query: &str, names: [&str; N]) -> [Option<String>; N] {
     let mut values = [const { None }; N];
-    for (k, v) in form_urlencoded::parse(query.as_bytes()) {
-        if let Some(i) = names.iter().position(|n| *n == k) {
-            values[i] = Some(v.into_owned());
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let i = if name.contains(['%', '+']) {
+            let name = decode(name);
+            names.iter().position(|n| *n == name)
+        } else {
+            names.iter().position(|n| *n == name)
+        };
+        if let Some(i) = i {
+            values[i] = Some(decode(value));
         }
     }
     values
+}
+
+/// A name or value of a form, decoded as [`form_urlencoded::parse`] does: `+` is a space,
+/// `%` and two hex digits a byte (any other `%` stays), then UTF-8 with replacement.
+fn decode(raw: &str) -> String {
+    let raw = raw.as_bytes();
+    let hex = |b: u8| char::from(b).to_digit(16);
+    let mut out = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while i < raw.len() {
+        let byte = match raw[i] {
+            b'+' => b' ',
+            b'%' => match (
+                raw.get(i + 1).and_then(|&b| hex(b)),
+                raw.get(i + 2).and_then(|&b| hex(b)),
+            ) {
+                (Some(hi), Some(lo)) => {
+                    i += 2;
+                    (hi * 16 + lo) as u8
+                }
+                _ => b'%',
+            },
+            b => b,
+        };
+        out.push(byte);
+        i += 1;
+    }
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 #[cfg(test)]
@@ -55,7 +91,17 @@ mod tests {
 
     #[test]
     fn query_value_is_query_map_s_entry() {
-        for query in ["a=1&b=2&a=3", "a=%20x&c", "", "b=&a", "a+b=c%3D"] {
+        for query in [
+            "a=1&b=2&a=3",
+            "a=%20x&c",
+            "",
+            "b=&a",
+            "a+b=c%3D",
+            "&&a=1&&",
+            "%61=x%2By&b=1=2",
+            "a%2=%zz&a+b=+",
+            "c=%E2%82%AC&c=%FF",
+        ] {
             let map = query_map(query);
             for name in ["a", "b", "c", "a b", "d"] {
                 assert_eq!(

@@ -2,8 +2,6 @@
 //! with the OAuth rules: a repeated parameter is an error, an empty value counts as absent
 //! (OAuth 2.1 §3.2), unknown parameters are ignored.
 
-use std::collections::BTreeMap;
-
 use crate::error::Rejection;
 
 /// Most parameters in one request.
@@ -11,9 +9,10 @@ pub const PARAMS_MAX: usize = 64;
 /// Longest encoded form accepted.
 pub const FORM_LEN_MAX: usize = 16 * 1024;
 
-/// Decoded parameters.
+/// Decoded parameters, in the order they came (a handful per request: a list is cheaper to
+/// build and to search than a map).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
-pub struct Params(BTreeMap<String, Vec<String>>);
+pub struct Params(Vec<(String, String)>);
 
 impl Params {
     /// Decode a form or query string.
@@ -21,31 +20,30 @@ impl Params {
         if input.len() > FORM_LEN_MAX {
             return Err(Rejection::TooLarge);
         }
-        let mut map: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let mut pairs = Vec::new();
         for (count, (name, value)) in form_urlencoded::parse(input).enumerate() {
             if count >= PARAMS_MAX {
                 return Err(Rejection::TooLarge);
             }
-            map.entry(name.into_owned())
-                .or_default()
-                .push(value.into_owned());
+            pairs.push((name.into_owned(), value.into_owned()));
         }
-        Ok(Self(map))
+        Ok(Self(pairs))
     }
 
     /// The parameter's value: `None` if absent or empty; an error if repeated.
     // spec: TOK-2, TOK-3
     pub fn one(&self, name: &str) -> Result<Option<&str>, Rejection> {
-        match self.0.get(name).map(Vec::as_slice) {
-            None => Ok(None),
-            Some([v]) => Ok((!v.is_empty()).then_some(v.as_str())),
-            Some(_) => Err(Rejection::DuplicateParameter),
+        let mut values = self.0.iter().filter(|(n, _)| n == name).map(|(_, v)| v);
+        match (values.next(), values.next()) {
+            (None, _) => Ok(None),
+            (Some(v), None) => Ok((!v.is_empty()).then_some(v.as_str())),
+            (Some(_), Some(_)) => Err(Rejection::DuplicateParameter),
         }
     }
 
     /// Is the parameter present at all (even empty)?
     pub fn contains(&self, name: &str) -> bool {
-        self.0.contains_key(name)
+        self.0.iter().any(|(n, _)| n == name)
     }
 }
 

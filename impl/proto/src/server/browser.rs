@@ -415,7 +415,7 @@ impl AuthorizationServer {
         // session, as this user; the one logged in for gets a fresh CSRF token.
         let csrf = mint(entropy);
         let mut moved = Vec::new();
-        for (id, p) in &mut self.pending {
+        for (id, p) in self.pending.iter_mut() {
             if p.session.ct_eq(&attempt.session) {
                 p.session = key;
                 p.subject = Some(subject.clone());
@@ -462,7 +462,7 @@ impl AuthorizationServer {
         // Every authorization of the old session moves to the new, anonymous one.
         let csrf = mint(entropy);
         let mut moved = Vec::new();
-        for (pid, p) in &mut self.pending {
+        for (pid, p) in self.pending.iter_mut() {
             if p.session.ct_eq(&old) {
                 p.session = key;
                 p.subject = None;

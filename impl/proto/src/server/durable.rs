@@ -56,7 +56,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{AsConfig, AuthorizationServer, BrowserSession, ClientMetadata, CodeBinding};
 use super::{CodeState, ConsentPrompt, Grant, Pending, RegisteredClient, SessionKey};
-use super::{ROTATED_MAX, TokenAuthMethod};
+use super::{ROTATED_MAX, Shared, TokenAuthMethod};
 use crate::jwt::Signer;
 use crate::pkce::{CodeChallenge, S256};
 use crate::time::UnixTime;
@@ -660,21 +660,22 @@ impl AuthorizationServer {
     fn replace_durable(&mut self, d: Decoded, at_start: bool) {
         let highest = d.grants.keys().next_back().map_or(0, |id| id + 1);
         self.next_grant = d.sequence.unwrap_or(0).max(highest);
-        self.refresh_index = d
-            .grants
-            .iter()
-            .flat_map(|(id, g): (&u64, &Arc<Grant>)| {
-                g.refresh_token
-                    .iter()
-                    .chain(g.rotated.iter())
-                    .map(move |d| (*d, *id))
-            })
-            .collect();
-        self.clients = d.clients;
-        self.grants = d.grants;
-        self.codes = d.codes;
-        self.pending = d.pending;
-        self.sessions = d.sessions;
+        self.refresh_index = Shared::new(
+            d.grants
+                .iter()
+                .flat_map(|(id, g): (&u64, &Arc<Grant>)| {
+                    g.refresh_token
+                        .iter()
+                        .chain(g.rotated.iter())
+                        .map(move |d| (*d, *id))
+                })
+                .collect(),
+        );
+        self.clients = Shared::new(d.clients);
+        self.grants = Shared::new(d.grants);
+        self.codes = Shared::new(d.codes);
+        self.pending = Shared::new(d.pending);
+        self.sessions = Shared::new(d.sessions);
         let mut dirty = BTreeSet::new();
         match d.ring {
             Some(ring) if &ring.current == self.signer.public_jwk() => {

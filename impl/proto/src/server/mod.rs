@@ -35,11 +35,14 @@ pub mod http;
 mod pages;
 mod register;
 mod revoke;
+mod shared;
 mod token;
 pub mod users;
 mod window;
 
 use std::collections::BTreeMap;
+
+use shared::Shared;
 
 pub use authorize::{
     AuthorizationRedirect, AuthorizeOutcome, CodeBinding, ConsentDecision, ConsentPrompt, Inform,
@@ -78,30 +81,31 @@ pub const RETIRED_KEYS_MAX: usize = 2;
 /// The authorization server.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct AuthorizationServer {
-    /// Behind an `Arc`: the configuration never changes after [`AuthorizationServer::new`], so
-    /// clones share it.
-    config: std::sync::Arc<AsConfig>,
+    /// [`Shared`]: the configuration never changes after [`AuthorizationServer::new`], so
+    /// clones share it (and its hash).
+    config: Shared<AsConfig>,
     /// What the HTTP layer derives from the issuer, computed once (a function of `config`).
     routes: http::Routes,
     signer: Signer,
     /// Public keys of earlier signers, newest first (at most [`RETIRED_KEYS_MAX`]).
     retired: Vec<jsonwebtoken::jwk::Jwk>,
-    /// Behind an `Arc`: a server is cloned for every model state and a client is rarely
-    /// changed after registration, so clones share the records.
-    clients: BTreeMap<ClientId, std::sync::Arc<RegisteredClient>>,
+    /// Each table is [`Shared`]: a server is cloned for every model state, and a clone copies
+    /// only the tables it writes. Behind an `Arc` too, a client is rarely changed after
+    /// registration, so a copied table shares the records.
+    clients: Shared<BTreeMap<ClientId, std::sync::Arc<RegisteredClient>>>,
     /// Client metadata documents, by client ID URL (bounded: [`CimdLimits::entries`]).
-    documents: BTreeMap<ClientId, CachedDocument>,
-    pending: BTreeMap<String, Pending>,
+    documents: Shared<BTreeMap<ClientId, CachedDocument>>,
+    pending: Shared<BTreeMap<String, Pending>>,
     /// Codes by the digest of their value.
-    codes: BTreeMap<SecretDigest, CodeState>,
-    /// Behind an `Arc`, like `clients`: a server clone shares the grants it does not change.
-    grants: BTreeMap<u64, std::sync::Arc<Grant>>,
+    codes: Shared<BTreeMap<SecretDigest, CodeState>>,
+    /// Behind an `Arc`, like the clients: a copied table shares the grants it does not change.
+    grants: Shared<BTreeMap<u64, std::sync::Arc<Grant>>>,
     /// Grants by the digest of a current or rotated refresh token.
-    refresh_index: BTreeMap<SecretDigest, u64>,
+    refresh_index: Shared<BTreeMap<SecretDigest, u64>>,
     next_grant: u64,
-    sessions: BTreeMap<SessionKey, BrowserSession>,
-    throttle: window::Windows<browser::ThrottleKey>,
-    rates: window::Windows<(RateRoute, std::net::IpAddr)>,
+    sessions: Shared<BTreeMap<SessionKey, BrowserSession>>,
+    throttle: Shared<window::Windows<browser::ThrottleKey>>,
+    rates: Shared<window::Windows<(RateRoute, std::net::IpAddr)>>,
     /// The durable records changed since the last [`AuthorizationServer::take_changes`], and
     /// their stored versions; `None` for a server that reports nothing
     /// ([`AuthorizationServer::new`]).
@@ -113,19 +117,19 @@ impl AuthorizationServer {
     pub fn new(config: AsConfig, signer: Signer) -> Self {
         Self {
             routes: http::Routes::new(&config.issuer),
-            config: std::sync::Arc::new(config),
+            config: Shared::new(config),
             signer,
             retired: Vec::new(),
-            clients: BTreeMap::new(),
-            documents: BTreeMap::new(),
-            pending: BTreeMap::new(),
-            codes: BTreeMap::new(),
-            grants: BTreeMap::new(),
-            refresh_index: BTreeMap::new(),
+            clients: Shared::default(),
+            documents: Shared::default(),
+            pending: Shared::default(),
+            codes: Shared::default(),
+            grants: Shared::default(),
+            refresh_index: Shared::default(),
             next_grant: 0,
-            sessions: BTreeMap::new(),
-            throttle: window::Windows::new(),
-            rates: window::Windows::new(),
+            sessions: Shared::default(),
+            throttle: Shared::new(window::Windows::new()),
+            rates: Shared::new(window::Windows::new()),
             journal: None,
         }
     }

@@ -63,6 +63,10 @@ pub fn form_action_for(redirect_uri: &str) -> String {
     }
 }
 
+/// The CSP hash of `CSS` (a constant: computed once, not for every page).
+static STYLE_HASH: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| STANDARD.encode(Sha256::digest(CSS.as_bytes())));
+
 /// A complete page with its security headers. `form_action` is the CSP `form-action` value.
 // spec: AZ-26, PF-14
 pub fn page(
@@ -72,7 +76,7 @@ pub fn page(
     body: &str,
     form_action: &str,
 ) -> HttpResponse {
-    let style_hash = STANDARD.encode(Sha256::digest(CSS.as_bytes()));
+    let style_hash = &*STYLE_HASH;
     let html = format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\

@@ -279,6 +279,7 @@ impl AuthModel {
             Action::AttackerRedeem {
                 code,
                 client_id,
+                redirect,
                 resource,
             } => {
                 let Some(seen) = w.attacker.codes.get(&code).cloned() else {
@@ -293,7 +294,7 @@ impl AuthModel {
                 let mut pairs = vec![
                     ("grant_type", "authorization_code"),
                     ("code", code.as_str()),
-                    ("redirect_uri", seen.redirect.as_str()),
+                    ("redirect_uri", redirect.as_str()),
                     ("client_id", client_id.as_str()),
                     ("resource", resource.url()),
                 ];

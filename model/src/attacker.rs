@@ -214,9 +214,10 @@ impl AuthModel {
             Action::AttackerRedeem {
                 code,
                 client_id,
+                redirect,
                 resource,
             } => format!(
-                "redeem {code} {client_id} {resource:?}/{}",
+                "redeem {code} {client_id} {redirect} {resource:?}/{}",
                 Self::sent(w, &Self::redeem_label(code, client_id, *resource))
             ),
             Action::AttackerRefresh { token, .. } => {

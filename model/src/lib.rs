@@ -58,10 +58,32 @@
 //!   redirect URI), and lures alice ([`DocLure`]) with each, and with [`HONEST_DOC`] and its
 //!   own redirect URI. Who runs a client ID URL is whoever writes the document there.
 //!
-//! Templates are filled from the attacker's knowledge. Token requests take the client id and
-//! redirect URI from the code's binding: any other choice is refused by checks no mutation turns
-//! off (TOK-5, TOK-10), so it could only add no-op transitions. A transition that changes
-//! nothing is not a transition.
+//! - **steals a refresh token** from a lured session's storage (configuration `thief`,
+//!   RFC 9700 §4.14): the grant is the thief's until its reuse shows;
+//! - **phishes**: lures alice into approving its own client for its own server (configuration
+//!   `phish`; the worst-case user approves): a token of hers it holds by her choice, which must
+//!   stay limited to that server;
+//! - **downgrades PKCE**: lures alice to an authorization request for her session's client and
+//!   redirect URI without `code_challenge`, and reads the code at her callback (A3);
+//! - **forges**: its AS signs a token claiming the honest issuer (under the honest key's
+//!   `kid`), for alice at the honest MCP server, and presents it there.
+//!
+//! **Knowledge-based requests.** The attacker builds every token request from what it knows
+//! ([`Knowledge`]): a code it saw (where it arrived), a client id it knows (its own, the
+//! honest sessions' — client ids are public, RFC 6749 §2.2 — and the client ID URLs), the
+//! redirect URI where the code arrived or its own, a verifier it learned (else its own), and
+//! either server as `resource`; refresh requests name either server or none. Nothing is read
+//! from the AS's tables: the token endpoint's client, redirect, PKCE and resource bindings are
+//! checked, not presumed (each has a switch and a mutation case). A request the AS refuses
+//! changes nothing, so it is no transition: the attempts cost time, not states.
+//!
+//! ## Properties: what alice loses
+//!
+//! A ghost record of what alice meant ([`Intent`]: she opened session n's authorization URL,
+//! for the server she pointed it at; the flow is known by its PKCE challenge) states the goals
+//! ([`properties::GOALS`]): THEFT, SESSION, SERVED, REUSE and PROGRESS. Every mutation's
+//! counterexample breaks one of them; the properties that restate a single check stay as
+//! diagnostics ([`properties`]).
 //!
 //! ## Liveness
 //!
@@ -71,7 +93,9 @@
 //! acyclic (every transition grows a monotone component: entropy, time, the audit log, the
 //! attacker's knowledge, bounded counters, or a client's lifecycle), so every path ends in a
 //! terminal state, and `PROGRESS` says every started session is finished or has its next step
-//! enabled — hence in every terminal state every session is finished.
+//! enabled — hence in every terminal state every session is finished. A session may end
+//! failed only if an attacker step (or a clock tick) acted on it (the audit's `touched`): a
+//! session nobody attacked ends authorized.
 //!
 //! [`handle`]: mcp_auth_proto::server::http::handle
 //! [`McpGuard::handle_request`]: mcp_auth_proto::endpoint::McpGuard::handle_request
@@ -263,13 +287,16 @@ pub enum Action {
         /// The victim session.
         session: u8,
     },
-    /// The attacker redeems a code it knows at the honest AS, as `client_id` (a client it has
-    /// seen with the redirect URI the code arrived at), asking for `resource`.
+    /// The attacker redeems a code it knows at the honest AS, as `client_id` (a client id it
+    /// knows), with `redirect_uri` (where the code arrived, or its own), asking for
+    /// `resource`.
     AttackerRedeem {
         /// The code.
         code: String,
         /// The `client_id` it sends.
         client_id: String,
+        /// The `redirect_uri` it sends.
+        redirect: String,
         /// The `resource` it asks for.
         resource: Target,
     },
@@ -477,15 +504,24 @@ impl Model for AuthModel {
         }
         // Token requests built from what the attacker knows: each code with every client id
         // it knows (the redirect URI is where the code arrived), for either server.
-        for code in w.attacker.codes.keys() {
+        for (code, seen) in &w.attacker.codes {
+            let redirects: &[&str] = if seen.redirect == ATTACKER_REDIRECT {
+                &[ATTACKER_REDIRECT]
+            } else {
+                &[seen.redirect.as_str(), ATTACKER_REDIRECT]
+            };
             for client_id in &w.attacker.client_ids {
                 for resource in [Target::Honest, Target::Evil] {
                     if Self::sent(w, &Self::redeem_label(code, client_id, resource))
-                        < self.cfg.attacker_redemptions
+                        >= self.cfg.attacker_redemptions
                     {
+                        continue;
+                    }
+                    for redirect in redirects {
                         actions.push(Action::AttackerRedeem {
                             code: code.clone(),
                             client_id: client_id.clone(),
+                            redirect: (*redirect).to_owned(),
                             resource,
                         });
                     }

@@ -256,9 +256,10 @@ pub fn format_action(action: &Action) -> String {
         Action::AttackerRedeem {
             code,
             client_id,
+            redirect,
             resource,
         } => format!(
-            "attacker redeems code {} as client {} for the {} server",
+            "attacker redeems code {} as client {} with redirect_uri={redirect} for the {} server",
             abbrev(code),
             abbrev(client_id),
             server_name(*resource)

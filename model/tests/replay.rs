@@ -94,6 +94,7 @@ fn a_refused_step_is_recorded_and_changes_nothing() {
     let redeem = Action::AttackerRedeem {
         code,
         client_id,
+        redirect: mcp_auth_model::redirect_uri(0),
         resource: Target::Honest,
     };
     actions.push(redeem);

@@ -58,7 +58,7 @@ use mcp_auth_model::replay::{
     self, Endpoint, Minted, ModelPath, Observation, Observed, RedirectTo, Role,
 };
 use mcp_auth_model::url::query_map;
-use mcp_auth_model::{ALICE, ATTACKER_REDIRECT, ATTACKER_VERIFIER, Action, Config, MALLORY, Prm};
+use mcp_auth_model::{ALICE, ATTACKER_REDIRECT, ATTACKER_VERIFIER, Action, MALLORY, Prm};
 use mcp_auth_model::{SCOPE, Target, Whose, redirect_uri};
 use mcp_auth_proto::Rejection;
 use mcp_auth_proto::client::{Action as ClientAction, Client, ClientConfig};

@@ -59,9 +59,11 @@ impl MutationCase {
         (failed, live)
     }
 
-    /// The configuration it is checked on, with its switches off (`small` cases: `base`).
+    /// The configuration it is checked on, with its switches off (`small` counterexample
+    /// cases: `base`). A redundant case explores its whole configuration, so it keeps its own
+    /// (on `standard` that would be a million states for no further argument).
     pub fn configuration(&self, base: &Config) -> Config {
-        let cfg = if self.config == "small" {
+        let cfg = if self.config == "small" && self.expect == Teeth::Counterexample {
             base.clone()
         } else {
             Config::named(self.config).expect("known configuration")

@@ -173,6 +173,27 @@ struct AuthorizationRequest {
     token_endpoint: String,
 }
 
+impl AuthorizationRequest {
+    /// The token request a client sends with the code its callback received (its verifier,
+    /// client id and redirect URI), for `resource`.
+    async fn redeem(&self, code: &str, resource: &str) -> HttpResponse {
+        let body = form_urlencoded::Serializer::new(String::new())
+            .append_pair("grant_type", "authorization_code")
+            .append_pair("code", code)
+            .append_pair("redirect_uri", &self.redirect_uri)
+            .append_pair("client_id", &self.client_id)
+            .append_pair("code_verifier", self.verifier.as_str())
+            .append_pair("resource", resource)
+            .finish();
+        send(
+            HttpRequest::new(Method::Post, &self.token_endpoint)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(body),
+        )
+        .await
+    }
+}
+
 /// Register a public client over HTTP (RFC 7591) with the listener's redirect URI, and build
 /// its authorization URL: code, PKCE S256, state, resource, scope.
 async fn authorization_request(stack: &Stack, listener: &Listener) -> AuthorizationRequest {
@@ -400,20 +421,7 @@ async fn login_and_approve_in_a_real_browser_delivers_the_code() {
     let code = param(&params, "code").expect("the response carries a code");
 
     // The flow completes: the code and the verifier give a token.
-    let body = form_urlencoded::Serializer::new(String::new())
-        .append_pair("grant_type", "authorization_code")
-        .append_pair("code", code)
-        .append_pair("redirect_uri", &request.redirect_uri)
-        .append_pair("client_id", &request.client_id)
-        .append_pair("code_verifier", request.verifier.as_str())
-        .append_pair("resource", &s.mcp_url)
-        .finish();
-    let token = send(
-        HttpRequest::new(Method::Post, &request.token_endpoint)
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(body),
-    )
-    .await;
+    let token = request.redeem(code, &s.mcp_url).await;
     let tokens = json_body(&token);
     assert_eq!(token.status, 200, "token: {tokens}");
     assert!(
@@ -769,20 +777,7 @@ async fn a_consent_shown_before_a_restart_is_approved_after_it_in_a_real_browser
     b.close().await;
     assert_eq!(param(&params, "state"), Some(request.state.as_str()));
     let code = param(&params, "code").expect("the response carries a code");
-    let body = form_urlencoded::Serializer::new(String::new())
-        .append_pair("grant_type", "authorization_code")
-        .append_pair("code", code)
-        .append_pair("redirect_uri", &request.redirect_uri)
-        .append_pair("client_id", &request.client_id)
-        .append_pair("code_verifier", request.verifier.as_str())
-        .append_pair("resource", &second.mcp_url)
-        .finish();
-    let token = send(
-        HttpRequest::new(Method::Post, &request.token_endpoint)
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(body),
-    )
-    .await;
+    let token = request.redeem(code, &second.mcp_url).await;
     assert_eq!(token.status, 200, "token: {}", json_body(&token));
     second.stop().await;
     let _ = std::fs::remove_dir_all(&data);

@@ -306,8 +306,9 @@ impl AuthModel {
                 if ok {
                     Self::bump(w, Self::redeem_label(&code, &client_id, resource));
                 }
-                if *w.honest_as != *before
-                    && let Some(n) = Self::flow_session(w, &code)
+                // The ghost lookup first: comparing the whole AS is the costly part.
+                if let Some(n) = Self::flow_session(w, &code)
+                    && *w.honest_as != *before
                 {
                     w.audit_mut().touched.insert(n);
                 }
@@ -330,13 +331,12 @@ impl AuthModel {
                 }
                 let before = w.honest_as.clone();
                 self.attacker_token_request(w, &pairs);
-                if *w.honest_as != *before
-                    && let Some(n) = w
-                        .audit
-                        .families
-                        .get(&token)
-                        .cloned()
-                        .and_then(|family| Self::flow_session(w, &family))
+                if let Some(n) = w
+                    .audit
+                    .families
+                    .get(&token)
+                    .and_then(|family| Self::flow_session(w, family))
+                    && *w.honest_as != *before
                 {
                     w.audit_mut().touched.insert(n);
                 }
